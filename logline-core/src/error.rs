@@ -1,0 +1,287 @@
+//! The one error type of `logline-core`, with a portable [`ErrorKind`].
+
+use std::fmt;
+
+/// Boxed source error carried by backend failures.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Portable classification of an [`Error`], read by retry logic and HTTP mappings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The thing asked for does not exist.
+    NotFound,
+    /// A concurrent change won (optimistic concurrency, duplicate id, lost lease).
+    Conflict,
+    /// The caller's input is wrong (schema, workflow definition, arguments).
+    InvalidInput,
+    /// A policy denied the operation.
+    PolicyDenied,
+    /// A per-run budget (cost, LLM calls, latency) ran out.
+    BudgetExceeded,
+    /// A remote service asked us to slow down.
+    RateLimited,
+    /// A backend is unreachable or failed in a way that may pass.
+    Unavailable,
+    /// An operation took longer than its deadline.
+    Timeout,
+    /// The operation was cancelled.
+    Cancelled,
+    /// An LLM produced output that does not parse or fit the requested schema.
+    ModelOutput,
+    /// A tool ran and reported failure.
+    ToolFailed,
+    /// Credentials are missing or rejected.
+    Unauthorized,
+    /// A bug or broken invariant.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Stable snake_case name, used in events and HTTP bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::PolicyDenied => "policy_denied",
+            ErrorKind::BudgetExceeded => "budget_exceeded",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::ModelOutput => "model_output",
+            ErrorKind::ToolFailed => "tool_failed",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which per-run budget ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetKind {
+    /// `cost_limit_cents` was exceeded.
+    Cost,
+    /// `llm_calls_limit` was reached.
+    LlmCalls,
+    /// `latency_slo_ms` elapsed.
+    Latency,
+}
+
+impl BudgetKind {
+    /// The blueprint's reason string, e.g. `budget_exceeded: cost`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            BudgetKind::Cost => "budget_exceeded: cost",
+            BudgetKind::LlmCalls => "budget_exceeded: llm_calls",
+            BudgetKind::Latency => "budget_exceeded: latency",
+        }
+    }
+}
+
+/// One failing location in a JSON document checked against a JSON Schema.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SchemaViolation {
+    /// JSON pointer to the failing value in the instance (`""` is the root).
+    pub instance_path: String,
+    /// JSON pointer to the failing keyword in the schema.
+    pub schema_path: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// Errors of `logline-core` and of every backend behind its traits.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A record does not exist.
+    #[error("{entity} not found: {id}")]
+    NotFound {
+        /// What kind of record (`run`, `workflow`, `tool`, ...).
+        entity: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// A concurrent writer won, or a unique key already exists.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The caller's input is invalid.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A workflow definition failed validation; every problem is listed.
+    #[error("invalid workflow: {}", crate::workflow::format_issues(.0))]
+    InvalidWorkflow(Vec<crate::workflow::ValidationIssue>),
+    /// Tool arguments do not match the tool's input schema.
+    #[error("arguments of tool `{tool_id}` do not match its schema: {}", format_violations(.violations))]
+    SchemaValidation {
+        /// The tool whose schema rejected the input.
+        tool_id: String,
+        /// Every failing path.
+        violations: Vec<SchemaViolation>,
+    },
+    /// A policy denied the operation.
+    #[error("policy denied: {reason}")]
+    PolicyDenied {
+        /// The deciding policy, when one matched.
+        policy_id: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// A per-run budget ran out.
+    #[error("{}", .0.reason())]
+    BudgetExceeded(BudgetKind),
+    /// The LLM produced unusable output (invalid JSON, unknown route, schema mismatch).
+    #[error("invalid model output: {0}")]
+    ModelOutput(String),
+    /// A tool reported failure.
+    #[error("tool `{tool_id}` failed: {message}")]
+    ToolFailed {
+        /// The tool.
+        tool_id: String,
+        /// The remote or local message.
+        message: String,
+        /// Whether running it again may succeed.
+        retryable: bool,
+    },
+    /// The operation exceeded its deadline.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The operation was cancelled.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
+    /// A backend (database, HTTP service) failed.
+    #[error("{kind} error from {backend}: {message}")]
+    Backend {
+        /// Portable kind assigned by the adapter.
+        kind: ErrorKind,
+        /// Backend name (`postgres`, `openai`, ...).
+        backend: &'static str,
+        /// What happened, without secrets.
+        message: String,
+        /// Whether a retry may succeed (overrides the kind's default).
+        retryable: bool,
+        /// The underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A bug or broken invariant.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn format_violations(v: &[SchemaViolation]) -> String {
+    v.iter()
+        .map(|v| format!("{}: {}", display_path(&v.instance_path), v.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn display_path(p: &str) -> &str {
+    if p.is_empty() {
+        "/"
+    } else {
+        p
+    }
+}
+
+impl Error {
+    /// Portable classification.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::InvalidInput(_) | Error::InvalidWorkflow(_) | Error::SchemaValidation { .. } => {
+                ErrorKind::InvalidInput
+            }
+            Error::PolicyDenied { .. } => ErrorKind::PolicyDenied,
+            Error::BudgetExceeded(_) => ErrorKind::BudgetExceeded,
+            Error::ModelOutput(_) => ErrorKind::ModelOutput,
+            Error::ToolFailed { .. } => ErrorKind::ToolFailed,
+            Error::Timeout(_) => ErrorKind::Timeout,
+            Error::Cancelled(_) => ErrorKind::Cancelled,
+            Error::Backend { kind, .. } => *kind,
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Whether retrying the same operation may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Backend { retryable, .. } => *retryable,
+            Error::ToolFailed { retryable, .. } => *retryable,
+            Error::ModelOutput(_) | Error::Timeout(_) => true,
+            _ => false,
+        }
+    }
+
+    /// A not-found error for `entity` with `id`.
+    pub fn not_found(entity: &'static str, id: impl fmt::Display) -> Self {
+        Error::NotFound {
+            entity,
+            id: id.to_string(),
+        }
+    }
+
+    /// A backend error with the kind's default retryability.
+    pub fn backend(
+        backend: &'static str,
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: Option<BoxError>,
+    ) -> Self {
+        let retryable = matches!(
+            kind,
+            ErrorKind::Unavailable | ErrorKind::RateLimited | ErrorKind::Timeout
+        );
+        Error::Backend {
+            kind,
+            backend,
+            message: message.into(),
+            retryable,
+            source,
+        }
+    }
+
+    /// A JSON value describing the error for events and API bodies.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "kind": self.kind().as_str(),
+            "message": self.to_string(),
+            "retryable": self.is_retryable(),
+        });
+        match self {
+            Error::SchemaValidation { tool_id, violations } => {
+                v["tool_id"] = tool_id.clone().into();
+                v["violations"] = serde_json::to_value(violations).unwrap_or_default();
+            }
+            Error::InvalidWorkflow(issues) => {
+                v["issues"] = serde_json::to_value(issues).unwrap_or_default();
+            }
+            Error::PolicyDenied { policy_id, .. } => {
+                v["policy_id"] = serde_json::to_value(policy_id).unwrap_or_default();
+            }
+            Error::BudgetExceeded(b) => {
+                v["budget"] = serde_json::to_value(b).unwrap_or_default();
+            }
+            _ => {}
+        }
+        v
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::InvalidInput(format!("json: {e}"))
+    }
+}

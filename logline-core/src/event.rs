@@ -1,0 +1,166 @@
+//! The append-only event trace of a run (blueprint §4.1, §3.6).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::run::RunId;
+
+/// Version of the event payload layout, stored with every event.
+pub const EVENT_SCHEMA_VERSION: u16 = 1;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The run was created and accepted.
+    RunStarted,
+    /// A node began.
+    StepStarted,
+    /// A node finished with output.
+    StepCompleted,
+    /// A node failed.
+    StepFailed,
+    /// A tool was executed.
+    ToolCall,
+    /// An LLM was called.
+    LlmCall,
+    /// A policy decision was taken.
+    PolicyEval,
+    /// An error happened.
+    Error,
+    /// The run paused at a human gate.
+    RunPaused,
+    /// The run resumed after approval.
+    RunResumed,
+    /// The run finished with a result.
+    RunCompleted,
+    /// The run failed.
+    RunFailed,
+    /// The run was cancelled.
+    RunCancelled,
+    /// A router or edge condition chose the next node.
+    RouteSelected,
+}
+
+impl EventKind {
+    /// Stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::RunStarted => "run_started",
+            EventKind::StepStarted => "step_started",
+            EventKind::StepCompleted => "step_completed",
+            EventKind::StepFailed => "step_failed",
+            EventKind::ToolCall => "tool_call",
+            EventKind::LlmCall => "llm_call",
+            EventKind::PolicyEval => "policy_eval",
+            EventKind::Error => "error",
+            EventKind::RunPaused => "run_paused",
+            EventKind::RunResumed => "run_resumed",
+            EventKind::RunCompleted => "run_completed",
+            EventKind::RunFailed => "run_failed",
+            EventKind::RunCancelled => "run_cancelled",
+            EventKind::RouteSelected => "route_selected",
+        }
+    }
+
+    /// Parses [`EventKind::as_str`] output.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "run_started" => EventKind::RunStarted,
+            "step_started" => EventKind::StepStarted,
+            "step_completed" => EventKind::StepCompleted,
+            "step_failed" => EventKind::StepFailed,
+            "tool_call" => EventKind::ToolCall,
+            "llm_call" => EventKind::LlmCall,
+            "policy_eval" => EventKind::PolicyEval,
+            "error" => EventKind::Error,
+            "run_paused" => EventKind::RunPaused,
+            "run_resumed" => EventKind::RunResumed,
+            "run_completed" => EventKind::RunCompleted,
+            "run_failed" => EventKind::RunFailed,
+            "run_cancelled" => EventKind::RunCancelled,
+            "route_selected" => EventKind::RouteSelected,
+            _ => return None,
+        })
+    }
+
+    /// Whether this event ends the run's trace.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            EventKind::RunCompleted | EventKind::RunFailed | EventKind::RunCancelled
+        )
+    }
+}
+
+/// An event not yet appended (the store assigns its sequence number).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// Step it belongs to, if any.
+    pub step_id: Option<Uuid>,
+    /// Kind.
+    pub kind: EventKind,
+    /// JSON payload (already redacted).
+    pub payload: Value,
+    /// When it happened.
+    pub ts: DateTime<Utc>,
+}
+
+impl NewEvent {
+    /// A run-level event.
+    pub fn run(kind: EventKind, payload: Value) -> Self {
+        NewEvent {
+            step_id: None,
+            kind,
+            payload,
+            ts: Utc::now(),
+        }
+    }
+
+    /// A step-level event.
+    pub fn step(step_id: Uuid, kind: EventKind, payload: Value) -> Self {
+        NewEvent {
+            step_id: Some(step_id),
+            kind,
+            payload,
+            ts: Utc::now(),
+        }
+    }
+}
+
+/// An appended event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Run.
+    pub run_id: RunId,
+    /// Per-run sequence number: 1, 2, 3, ... without gaps.
+    pub seq: u64,
+    /// Step, if any.
+    pub step_id: Option<Uuid>,
+    /// Kind.
+    pub kind: EventKind,
+    /// Payload.
+    pub payload: Value,
+    /// When it happened.
+    pub ts: DateTime<Utc>,
+    /// Payload layout version ([`EVENT_SCHEMA_VERSION`]).
+    pub schema_version: u16,
+}
+
+impl Event {
+    /// Builds the stored form of `e` at `seq`.
+    pub fn from_new(run_id: RunId, seq: u64, e: NewEvent) -> Self {
+        Event {
+            run_id,
+            seq,
+            step_id: e.step_id,
+            kind: e.kind,
+            payload: e.payload,
+            ts: e.ts,
+            schema_version: EVENT_SCHEMA_VERSION,
+        }
+    }
+}

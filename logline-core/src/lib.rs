@@ -1,0 +1,16 @@
+#![doc = include_str!("../README.md")]
+
+pub mod agent;
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod llm;
+pub mod policy;
+pub mod queue;
+pub mod run;
+pub mod search;
+pub mod store;
+pub mod tool;
+pub mod workflow;
+
+pub use error::{BudgetKind, Error, ErrorKind, Result};

@@ -1,0 +1,288 @@
+//! The work queue contract: idempotent enqueue, leased claims, heartbeats, backoff, dead letters.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::Result;
+
+/// Identifier of a job.
+pub type JobId = Uuid;
+
+/// A job to enqueue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewJob {
+    /// Queue name (e.g. [`crate::engine::RUN_QUEUE`]).
+    pub queue: String,
+    /// Payload.
+    pub payload: Value,
+    /// Enqueueing twice with the same key while the first job is live (queued or running)
+    /// yields the first job.
+    pub idempotency_key: Option<String>,
+    /// Not claimable before this time.
+    pub run_at: Option<DateTime<Utc>>,
+    /// Higher first.
+    pub priority: i32,
+    /// Tenant, for fairness and inspection.
+    pub tenant_id: Option<String>,
+    /// Attempts before dead-lettering (default 5).
+    pub max_attempts: u32,
+}
+
+impl NewJob {
+    /// A job on `queue` with `payload` and defaults.
+    pub fn new(queue: impl Into<String>, payload: Value) -> Self {
+        NewJob {
+            queue: queue.into(),
+            payload,
+            idempotency_key: None,
+            run_at: None,
+            priority: 0,
+            tenant_id: None,
+            max_attempts: 5,
+        }
+    }
+
+    /// Sets the idempotency key.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Sets the earliest start.
+    pub fn run_at(mut self, at: DateTime<Utc>) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+
+    /// Sets the priority.
+    pub fn priority(mut self, p: i32) -> Self {
+        self.priority = p;
+        self
+    }
+
+    /// Sets max attempts.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+}
+
+/// State of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting (possibly until `run_at`).
+    Queued,
+    /// Claimed under a lease.
+    Running,
+    /// Done.
+    Completed,
+    /// Out of attempts.
+    DeadLettered,
+}
+
+/// A claimed job. The `lease_token` proves ownership to heartbeat, complete and fail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Id.
+    pub id: JobId,
+    /// Queue.
+    pub queue: String,
+    /// Payload.
+    pub payload: Value,
+    /// Attempt number of this claim (1 for the first).
+    pub attempt: u32,
+    /// Attempt cap.
+    pub max_attempts: u32,
+    /// Priority.
+    pub priority: i32,
+    /// Token of this claim; a reclaimed job gets a new one.
+    pub lease_token: Uuid,
+    /// Lease expiry (on the backend's clock).
+    pub lease_until: DateTime<Utc>,
+    /// Last error of a previous attempt.
+    pub last_error: Option<String>,
+}
+
+/// A job's full record, for inspection and dead-letter handling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Id.
+    pub id: JobId,
+    /// Queue.
+    pub queue: String,
+    /// Payload.
+    pub payload: Value,
+    /// State.
+    pub state: JobState,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Attempt cap.
+    pub max_attempts: u32,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Next eligible time.
+    pub run_at: DateTime<Utc>,
+}
+
+/// Exponential backoff with full jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Backoff {
+    /// Delay before the second attempt.
+    pub base: Duration,
+    /// Upper bound.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Backoff {
+    /// Delay after `attempt` failed attempts: uniform in [cap/2, cap], cap = min(max, base·2^(attempt-1)).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        let cap = exp.min(self.max);
+        let half = cap / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// What `fail` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailOutcome {
+    /// Requeued; eligible again at this time.
+    Retrying {
+        /// Next eligible time.
+        at: DateTime<Utc>,
+    },
+    /// Out of attempts (or not retryable): moved to the dead letters.
+    DeadLettered,
+}
+
+/// A durable work queue shared by workers in one or many processes.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Enqueues a job (idempotent on `idempotency_key` among live jobs).
+    async fn enqueue(&self, job: NewJob) -> Result<JobId>;
+
+    /// Enqueues many jobs; the default loops over [`Queue::enqueue`].
+    async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        let mut ids = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            ids.push(self.enqueue(j).await?);
+        }
+        Ok(ids)
+    }
+
+    /// Claims up to `max` eligible jobs of `queue` for `lease`; jobs whose lease expired
+    /// are eligible again. Highest priority first, then oldest `run_at`.
+    async fn claim(&self, queue: &str, worker: &str, max: usize, lease: Duration)
+        -> Result<Vec<Job>>;
+
+    /// Extends the lease; `Conflict` when the lease was lost (expired and reclaimed, or done).
+    async fn heartbeat(&self, job: &Job, lease: Duration) -> Result<DateTime<Utc>>;
+
+    /// Marks the job done; `Conflict` when the lease was lost.
+    async fn complete(&self, job: &Job) -> Result<()>;
+
+    /// Completes several jobs; the default loops.
+    async fn complete_batch(&self, jobs: &[Job]) -> Result<()> {
+        for j in jobs {
+            self.complete(j).await?;
+        }
+        Ok(())
+    }
+
+    /// Records a failure: retried after `backoff` while attempts remain and `retryable`,
+    /// otherwise dead-lettered with the error kept.
+    async fn fail(&self, job: &Job, error: &str, retryable: bool, backoff: Backoff)
+        -> Result<FailOutcome>;
+
+    /// Dead-lettered jobs of `queue`, newest first.
+    async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>>;
+
+    /// Puts a dead-lettered job back in the queue with fresh attempts.
+    async fn retry_dead_letter(&self, id: JobId) -> Result<()>;
+
+    /// The record of a job.
+    async fn job(&self, id: JobId) -> Result<JobRecord>;
+
+    /// Waits until work may be available on `queue` or `timeout` passes.
+    async fn wait_for_work(&self, queue: &str, timeout: Duration) -> Result<()>;
+}
+
+#[async_trait]
+impl<T: Queue + ?Sized> Queue for Arc<T> {
+    async fn enqueue(&self, job: NewJob) -> Result<JobId> {
+        (**self).enqueue(job).await
+    }
+    async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        (**self).enqueue_batch(jobs).await
+    }
+    async fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>> {
+        (**self).claim(queue, worker, max, lease).await
+    }
+    async fn heartbeat(&self, job: &Job, lease: Duration) -> Result<DateTime<Utc>> {
+        (**self).heartbeat(job, lease).await
+    }
+    async fn complete(&self, job: &Job) -> Result<()> {
+        (**self).complete(job).await
+    }
+    async fn complete_batch(&self, jobs: &[Job]) -> Result<()> {
+        (**self).complete_batch(jobs).await
+    }
+    async fn fail(
+        &self,
+        job: &Job,
+        error: &str,
+        retryable: bool,
+        backoff: Backoff,
+    ) -> Result<FailOutcome> {
+        (**self).fail(job, error, retryable, backoff).await
+    }
+    async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>> {
+        (**self).dead_letters(queue, limit).await
+    }
+    async fn retry_dead_letter(&self, id: JobId) -> Result<()> {
+        (**self).retry_dead_letter(id).await
+    }
+    async fn job(&self, id: JobId) -> Result<JobRecord> {
+        (**self).job(id).await
+    }
+    async fn wait_for_work(&self, queue: &str, timeout: Duration) -> Result<()> {
+        (**self).wait_for_work(queue, timeout).await
+    }
+}
+
+/// Processes jobs of one queue; workers call it for each claimed job.
+///
+/// Return `Ok` to complete the job; an error fails it (retried with backoff when
+/// [`crate::Error::is_retryable`], else dead-lettered).
+#[async_trait]
+pub trait JobHandler: Send + Sync {
+    /// Handles one job. `cancel` fires when the lease is lost or the worker shuts down.
+    async fn handle(&self, job: &Job, cancel: tokio_util::sync::CancellationToken) -> Result<()>;
+}

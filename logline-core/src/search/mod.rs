@@ -1,0 +1,1 @@
+//! Tool search over large catalogs: policy gate first, then Top-N ranking.

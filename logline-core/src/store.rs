@@ -1,0 +1,178 @@
+//! The storage contract: definitions (workflows, tools, agents, policies) and execution
+//! (runs, steps, events, effect ledger), with one atomic checkpoint per step.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::agent::Agent;
+use crate::error::Result;
+use crate::event::{Event, NewEvent};
+use crate::policy::Policy;
+use crate::run::{Run, RunId, RunStatus, Step};
+use crate::tool::ToolSpec;
+use crate::workflow::Workflow;
+
+/// Offset pagination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// Items to skip.
+    pub offset: u64,
+    /// Items to return.
+    pub limit: u64,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page {
+            offset: 0,
+            limit: 100,
+        }
+    }
+}
+
+impl Page {
+    /// The first `limit` items.
+    pub fn first(limit: u64) -> Self {
+        Page { offset: 0, limit }
+    }
+}
+
+/// Filter for the tool catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolQuery {
+    /// Only this toolkit.
+    pub toolkit: Option<String>,
+    /// Only this hub.
+    pub hub: Option<String>,
+    /// Pagination (ordered by id).
+    pub page: Page,
+}
+
+/// Filter for runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only this tenant.
+    pub tenant_id: Option<String>,
+    /// Only this workflow.
+    pub workflow_id: Option<String>,
+    /// Only this status.
+    pub status: Option<RunStatus>,
+    /// Pagination (newest first).
+    pub page: Page,
+}
+
+/// Definitions: what exists (control plane).
+#[async_trait]
+pub trait DefinitionStore: Send + Sync {
+    /// Stores a workflow version. Re-storing an identical version is a no-op; a different
+    /// definition under an existing id+version is a `Conflict`.
+    async fn put_workflow(&self, workflow: &Workflow) -> Result<()>;
+    /// A workflow version; `None` = the most recently registered version.
+    async fn get_workflow(&self, id: &str, version: Option<&str>) -> Result<Workflow>;
+    /// Latest version of each workflow, ordered by id.
+    async fn list_workflows(&self, page: Page) -> Result<Vec<Workflow>>;
+    /// Deletes every version of a workflow.
+    async fn delete_workflow(&self, id: &str) -> Result<()>;
+
+    /// Inserts or replaces tools (catalog sync writes in batches).
+    async fn put_tools(&self, tools: &[ToolSpec]) -> Result<()>;
+    /// A tool.
+    async fn get_tool(&self, id: &str) -> Result<ToolSpec>;
+    /// Tools, ordered by id.
+    async fn list_tools(&self, query: &ToolQuery) -> Result<Vec<ToolSpec>>;
+    /// Removes a tool.
+    async fn delete_tool(&self, id: &str) -> Result<()>;
+
+    /// Inserts or replaces an agent.
+    async fn put_agent(&self, agent: &Agent) -> Result<()>;
+    /// An agent.
+    async fn get_agent(&self, id: &str) -> Result<Agent>;
+    /// Agents, ordered by id.
+    async fn list_agents(&self, page: Page) -> Result<Vec<Agent>>;
+
+    /// Inserts or replaces a policy.
+    async fn put_policy(&self, policy: &Policy) -> Result<()>;
+    /// Policies, ordered by id.
+    async fn list_policies(&self) -> Result<Vec<Policy>>;
+    /// Removes a policy.
+    async fn delete_policy(&self, id: &str) -> Result<()>;
+}
+
+/// One atomic unit of progress: the run's new state, the finished step (if any) and the
+/// events produced since the last checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// New run state. `run.version` is the version it was read at; the store rejects the
+    /// checkpoint with `Conflict` when the stored version differs, else stores version + 1.
+    pub run: Run,
+    /// Step row to insert or replace.
+    pub step: Option<Step>,
+    /// Events to append, in order.
+    pub events: Vec<NewEvent>,
+}
+
+/// What a checkpoint committed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    /// The run's new version.
+    pub version: i64,
+    /// Sequence number of the last appended event (0 when the run has none).
+    pub last_seq: u64,
+}
+
+/// A recorded effect (LLM or tool result) inside a step, replayed instead of re-executed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffectRecord {
+    /// Run.
+    pub run_id: RunId,
+    /// Step index.
+    pub step_index: u32,
+    /// Position of the effect inside the step.
+    pub seq: u32,
+    /// `llm` or `tool`.
+    pub kind: String,
+    /// Tool or agent id.
+    pub key: String,
+    /// The result (JSON).
+    pub output: Value,
+    /// The recorded failure, when the effect failed (JSON error).
+    pub error: Option<Value>,
+    /// When recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Execution: runs, steps, events and the effect ledger.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Creates a run (version 0 → stored as 1) with its first events. `Conflict` if it exists.
+    async fn create_run(&self, run: &Run, events: Vec<NewEvent>) -> Result<Committed>;
+    /// A run.
+    async fn get_run(&self, id: RunId) -> Result<Run>;
+    /// Runs, newest first.
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
+    /// Commits a checkpoint atomically with optimistic concurrency on the run version.
+    async fn commit(&self, checkpoint: Checkpoint) -> Result<Committed>;
+    /// Events with `seq > after_seq`, ascending, at most `limit`.
+    async fn events(&self, run_id: RunId, after_seq: u64, limit: usize) -> Result<Vec<Event>>;
+    /// Steps of a run by index.
+    async fn steps(&self, run_id: RunId) -> Result<Vec<Step>>;
+    /// Records an effect unless one exists at (run, step, seq); returns the stored record.
+    async fn record_effect(&self, effect: &EffectRecord) -> Result<EffectRecord>;
+    /// Effects of one step, by seq.
+    async fn effects(&self, run_id: RunId, step_index: u32) -> Result<Vec<EffectRecord>>;
+    /// Waits until the run may have events after `after_seq` or `timeout` passes.
+    async fn wait_for_events(&self, run_id: RunId, after_seq: u64, timeout: Duration)
+        -> Result<()>;
+    /// Deletes up to `limit` terminal runs last updated before `cutoff`, with their steps,
+    /// events and effects. Returns how many runs were deleted; call again until 0.
+    async fn purge_runs(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64>;
+}
+
+/// Everything the engine stores.
+pub trait Store: DefinitionStore + RunStore {}
+
+impl<T: DefinitionStore + RunStore + ?Sized> Store for T {}

@@ -1,0 +1,2 @@
+//! LogLine facade.
+pub use logline_core as core;
