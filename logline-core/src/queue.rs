@@ -285,4 +285,10 @@ impl<T: Queue + ?Sized> Queue for Arc<T> {
 pub trait JobHandler: Send + Sync {
     /// Handles one job. `cancel` fires when the lease is lost or the worker shuts down.
     async fn handle(&self, job: &Job, cancel: tokio_util::sync::CancellationToken) -> Result<()>;
+
+    /// Called once when a job of this handler was dead-lettered (attempts exhausted or a
+    /// non-retryable error). The default does nothing.
+    async fn dead_lettered(&self, _job: &Job, _error: &crate::Error) -> Result<()> {
+        Ok(())
+    }
 }

@@ -104,15 +104,15 @@ pub trait DefinitionStore: Send + Sync {
 
 /// One atomic unit of progress: the run's new state, the finished step (if any) and the
 /// events produced since the last checkpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Checkpoint {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Checkpoint<'a> {
     /// New run state. `run.version` is the version it was read at; the store rejects the
     /// checkpoint with `Conflict` when the stored version differs, else stores version + 1.
-    pub run: Run,
-    /// Step row to insert or replace.
-    pub step: Option<Step>,
+    pub run: &'a Run,
+    /// Step row to insert or replace (keyed by run and index).
+    pub step: Option<&'a Step>,
     /// Events to append, in order.
-    pub events: Vec<NewEvent>,
+    pub events: &'a [NewEvent],
 }
 
 /// What a checkpoint committed.
@@ -149,13 +149,13 @@ pub struct EffectRecord {
 #[async_trait]
 pub trait RunStore: Send + Sync {
     /// Creates a run (version 0 → stored as 1) with its first events. `Conflict` if it exists.
-    async fn create_run(&self, run: &Run, events: Vec<NewEvent>) -> Result<Committed>;
+    async fn create_run(&self, run: &Run, events: &[NewEvent]) -> Result<Committed>;
     /// A run.
     async fn get_run(&self, id: RunId) -> Result<Run>;
     /// Runs, newest first.
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
     /// Commits a checkpoint atomically with optimistic concurrency on the run version.
-    async fn commit(&self, checkpoint: Checkpoint) -> Result<Committed>;
+    async fn commit(&self, checkpoint: Checkpoint<'_>) -> Result<Committed>;
     /// Events with `seq > after_seq`, ascending, at most `limit`.
     async fn events(&self, run_id: RunId, after_seq: u64, limit: usize) -> Result<Vec<Event>>;
     /// Steps of a run by index.

@@ -297,3 +297,17 @@ impl ToolHub for LocalToolHub {
         h(arguments, ctx.clone()).await
     }
 }
+
+/// An LLM function name for a tool id: characters outside `[A-Za-z0-9_-]` become `_`,
+/// at most 64 characters.
+pub fn function_name(tool_id: &str) -> String {
+    let mut s: String = tool_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .collect();
+    if s.is_empty() {
+        s.push('_');
+    }
+    s.truncate(64);
+    s
+}

@@ -1,0 +1,146 @@
+//! Assembling an engine from backends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+
+use super::{Engine, EngineConfig, Inner, StaticHandler, StorePolicySource, DEFAULT_PROVIDER};
+use crate::error::{Error, Result};
+use crate::llm::{LlmProvider, PriceTable};
+use crate::memory::{MemoryQueue, MemoryStore};
+use crate::policy::{PolicyEngine, RulePolicyEngine};
+use crate::queue::Queue;
+use crate::redact::Redactor;
+use crate::schema::SchemaCache;
+use crate::store::Store;
+use crate::tool::{LocalToolHub, ToolHandler, ToolHub, ToolSpec};
+
+/// Builds an [`Engine`]. Defaults: in-memory store and queue, the rule policy engine over the
+/// store's policies, default redaction, no LLM providers.
+#[derive(Default)]
+pub struct EngineBuilder {
+    store: Option<Arc<dyn Store>>,
+    queue: Option<Arc<dyn Queue>>,
+    llms: HashMap<String, Arc<dyn LlmProvider>>,
+    hubs: Vec<Arc<dyn ToolHub>>,
+    local: LocalToolHub,
+    policy: Option<Arc<dyn PolicyEngine>>,
+    statics: HashMap<String, StaticHandler>,
+    prices: PriceTable,
+    redactor: Option<Redactor>,
+    config: EngineConfig,
+}
+
+impl EngineBuilder {
+    /// Uses `store` for definitions and execution state.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Uses `queue` for run jobs.
+    pub fn queue(mut self, queue: Arc<dyn Queue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// Registers an LLM provider under `name` (agents pick it by `model_profile.provider`).
+    pub fn llm(mut self, name: impl Into<String>, provider: Arc<dyn LlmProvider>) -> Self {
+        self.llms.insert(name.into(), provider);
+        self
+    }
+
+    /// Registers the provider named [`DEFAULT_PROVIDER`].
+    pub fn default_llm(self, provider: Arc<dyn LlmProvider>) -> Self {
+        self.llm(DEFAULT_PROVIDER, provider)
+    }
+
+    /// Adds a tool hub (its tools run when their spec's `hub` equals the hub's name).
+    pub fn tool_hub(mut self, hub: Arc<dyn ToolHub>) -> Self {
+        self.hubs.push(hub);
+        self
+    }
+
+    /// Registers a local Rust tool; its spec is written to the store's catalog at build.
+    pub fn tool(mut self, spec: ToolSpec, handler: ToolHandler) -> Self {
+        self.local.register(spec, handler);
+        self
+    }
+
+    /// Registers a named handler for `static` nodes (`config.handler`).
+    pub fn static_handler<F>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(&serde_json::Value, &serde_json::Value) -> Result<serde_json::Value> + Send + Sync + 'static,
+    {
+        self.statics.insert(name.into(), Arc::new(f));
+        self
+    }
+
+    /// Replaces the policy engine.
+    pub fn policy_engine(mut self, policy: Arc<dyn PolicyEngine>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Sets the per-model price table used for cost budgets.
+    pub fn prices(mut self, prices: PriceTable) -> Self {
+        self.prices = prices;
+        self
+    }
+
+    /// Replaces the redactor applied to every event payload.
+    pub fn redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = Some(redactor);
+        self
+    }
+
+    /// Sets tunables.
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Builds the engine and writes the local tools' specs to the store.
+    pub async fn build(self) -> Result<Engine> {
+        let store: Arc<dyn Store> = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let queue: Arc<dyn Queue> = self.queue.unwrap_or_else(|| Arc::new(MemoryQueue::new()));
+        let local_specs = self.local.specs();
+        store.put_tools(&local_specs).await?;
+        let mut hubs: HashMap<String, Arc<dyn ToolHub>> = HashMap::new();
+        hubs.insert(crate::tool::LOCAL_HUB.to_string(), Arc::new(self.local));
+        for h in self.hubs {
+            let name = h.name().to_string();
+            if hubs.insert(name.clone(), h).is_some() && name != crate::tool::LOCAL_HUB {
+                return Err(Error::InvalidInput(format!("two tool hubs are named `{name}`")));
+            }
+        }
+        let (policy, policy_source) = match self.policy {
+            Some(p) => (p, None),
+            None => {
+                let src = Arc::new(StorePolicySource::new(store.clone()));
+                let engine: Arc<dyn PolicyEngine> = Arc::new(RulePolicyEngine::new(src.clone()));
+                (engine, Some(src))
+            }
+        };
+        let (progress, _) = broadcast::channel(1024);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                store,
+                queue,
+                llms: self.llms,
+                hubs,
+                policy,
+                policy_source,
+                statics: self.statics,
+                prices: self.prices,
+                redactor: self.redactor.unwrap_or_default(),
+                config: self.config,
+                schemas: SchemaCache::new(),
+                workflows: Mutex::new(HashMap::new()),
+                running: Mutex::new(HashMap::new()),
+                progress,
+            }),
+        })
+    }
+}

@@ -1,0 +1,191 @@
+//! Workers: claim jobs with a lease, keep the lease alive, run the handler, complete or fail.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ErrorKind;
+use crate::queue::{Backoff, FailOutcome, Job, JobHandler, Queue};
+
+/// How a worker pool claims and runs jobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerOptions {
+    /// Identity shown in the queue (host:pid by default).
+    pub worker_id: String,
+    /// Jobs executed at once.
+    pub concurrency: usize,
+    /// Jobs claimed per round trip.
+    pub batch: usize,
+    /// Lease length; a worker that stops heartbeating loses its jobs after this.
+    pub lease: Duration,
+    /// Heartbeat interval (keep well below `lease`).
+    pub heartbeat: Duration,
+    /// Longest sleep between claims when idle (wake-ups usually come sooner).
+    pub poll: Duration,
+    /// Backoff of failed jobs.
+    pub backoff: Backoff,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            worker_id: format!("worker-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            concurrency: 8,
+            batch: 8,
+            lease: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(10),
+            poll: Duration::from_secs(1),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+impl WorkerOptions {
+    /// Sets the lease and a heartbeat of a third of it.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self.heartbeat = lease / 3;
+        self
+    }
+
+    /// Sets the concurrency (and batch size).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self.batch = self.batch.min(self.concurrency).max(1);
+        self
+    }
+}
+
+/// A running pool of workers for one queue.
+pub struct WorkerPool {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WorkerPool {
+    /// Stops claiming, lets in-flight jobs finish, then returns (graceful drain).
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Stops at once, abandoning in-flight jobs without completing them (their leases expire
+    /// and other workers reclaim them) — what a crash looks like to the rest of the system.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// Spawns a worker pool that feeds jobs of `queue_name` to `handler`.
+pub fn spawn_worker(
+    queue: Arc<dyn Queue>,
+    queue_name: &str,
+    handler: Arc<dyn JobHandler>,
+    options: WorkerOptions,
+) -> WorkerPool {
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(claim_loop(queue, queue_name.to_string(), handler, options, shutdown.clone()));
+    WorkerPool { shutdown, task }
+}
+
+async fn claim_loop(
+    queue: Arc<dyn Queue>,
+    queue_name: String,
+    handler: Arc<dyn JobHandler>,
+    opts: WorkerOptions,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(opts.concurrency));
+    let mut running = JoinSet::new();
+    while !shutdown.is_cancelled() {
+        while running.try_join_next().is_some() {}
+        let free = slots.available_permits();
+        if free == 0 {
+            tokio::select! {
+                _ = running.join_next() => {}
+                _ = shutdown.cancelled() => break,
+            }
+            continue;
+        }
+        let jobs = match queue
+            .claim(&queue_name, &opts.worker_id, free.min(opts.batch), opts.lease)
+            .await
+        {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::warn!(queue = %queue_name, error = %e, "claim failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(opts.poll) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+        };
+        if jobs.is_empty() {
+            tokio::select! {
+                _ = queue.wait_for_work(&queue_name, opts.poll) => {}
+                _ = shutdown.cancelled() => break,
+            }
+            continue;
+        }
+        for job in jobs {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let (queue, handler, opts) = (queue.clone(), handler.clone(), opts.clone());
+            running.spawn(async move {
+                process(queue, handler, &opts, job).await;
+                drop(permit);
+            });
+        }
+    }
+    while running.join_next().await.is_some() {}
+}
+
+async fn process(queue: Arc<dyn Queue>, handler: Arc<dyn JobHandler>, opts: &WorkerOptions, job: Job) {
+    let lost = CancellationToken::new();
+    let heartbeat = {
+        let (queue, job, lost, opts) = (queue.clone(), job.clone(), lost.clone(), opts.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(opts.heartbeat).await;
+                match queue.heartbeat(&job, opts.lease).await {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::Conflict || e.kind() == ErrorKind::NotFound => {
+                        tracing::warn!(job = %job.id, "lease lost; abandoning job");
+                        lost.cancel();
+                        return;
+                    }
+                    Err(e) => tracing::warn!(job = %job.id, error = %e, "heartbeat failed"),
+                }
+            }
+        })
+    };
+    let result = handler.handle(&job, lost.clone()).await;
+    heartbeat.abort();
+    if lost.is_cancelled() {
+        return;
+    }
+    match result {
+        Ok(()) => {
+            if let Err(e) = queue.complete(&job).await {
+                tracing::warn!(job = %job.id, error = %e, "complete failed");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(job = %job.id, attempt = job.attempt, error = %e, "job failed");
+            match queue.fail(&job, &e.to_string(), e.is_retryable(), opts.backoff).await {
+                Ok(FailOutcome::DeadLettered) => {
+                    if let Err(e2) = handler.dead_lettered(&job, &e).await {
+                        tracing::warn!(job = %job.id, error = %e2, "dead-letter hook failed");
+                    }
+                }
+                Ok(FailOutcome::Retrying { .. }) => {}
+                Err(e2) => tracing::warn!(job = %job.id, error = %e2, "fail failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,364 @@
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::agent::Agent;
+use crate::error::{Error, Result};
+use crate::event::{Event, NewEvent};
+use crate::policy::{Policy, PolicySource};
+use crate::run::{Run, RunId, Step};
+use crate::store::{
+    Checkpoint, Committed, DefinitionStore, EffectRecord, Page, RunFilter, RunStore, ToolQuery,
+};
+use crate::tool::ToolSpec;
+use crate::workflow::Workflow;
+
+/// A [`crate::store::Store`] in process memory. Cheap to clone (shared state).
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    defs: RwLock<Definitions>,
+    runs: Mutex<HashMap<RunId, RunEntry>>,
+}
+
+#[derive(Default)]
+struct Definitions {
+    workflows: BTreeMap<String, Vec<Workflow>>,
+    tools: BTreeMap<String, ToolSpec>,
+    agents: BTreeMap<String, Agent>,
+    policies: BTreeMap<String, Policy>,
+    policy_snapshot: Option<Arc<Vec<Policy>>>,
+}
+
+struct RunEntry {
+    run: Run,
+    steps: BTreeMap<u32, Step>,
+    events: Vec<Event>,
+    effects: BTreeMap<(u32, u32), EffectRecord>,
+    last_seq: watch::Sender<u64>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn runs(&self) -> Result<MutexGuard<'_, HashMap<RunId, RunEntry>>> {
+        self.inner
+            .runs
+            .lock()
+            .map_err(|_| Error::Internal("memory store lock poisoned".into()))
+    }
+
+    fn defs_read(&self) -> Result<std::sync::RwLockReadGuard<'_, Definitions>> {
+        self.inner
+            .defs
+            .read()
+            .map_err(|_| Error::Internal("memory store lock poisoned".into()))
+    }
+
+    fn defs_write(&self) -> Result<std::sync::RwLockWriteGuard<'_, Definitions>> {
+        self.inner
+            .defs
+            .write()
+            .map_err(|_| Error::Internal("memory store lock poisoned".into()))
+    }
+}
+
+fn paginate<T: Clone>(items: impl Iterator<Item = T>, page: Page) -> Vec<T> {
+    items
+        .skip(page.offset as usize)
+        .take(page.limit as usize)
+        .collect()
+}
+
+#[async_trait]
+impl DefinitionStore for MemoryStore {
+    async fn put_workflow(&self, workflow: &Workflow) -> Result<()> {
+        let mut d = self.defs_write()?;
+        let versions = d.workflows.entry(workflow.id.clone()).or_default();
+        if let Some(existing) = versions.iter().find(|w| w.version == workflow.version) {
+            if existing.definition == workflow.definition {
+                return Ok(());
+            }
+            return Err(Error::Conflict(format!(
+                "workflow {} version {} already exists with another definition",
+                workflow.id, workflow.version
+            )));
+        }
+        versions.push(workflow.clone());
+        Ok(())
+    }
+
+    async fn get_workflow(&self, id: &str, version: Option<&str>) -> Result<Workflow> {
+        let d = self.defs_read()?;
+        let versions = d
+            .workflows
+            .get(id)
+            .ok_or_else(|| Error::not_found("workflow", id))?;
+        let found = match version {
+            Some(v) => versions.iter().find(|w| w.version == v),
+            None => versions.last(),
+        };
+        found
+            .cloned()
+            .ok_or_else(|| Error::not_found("workflow", format!("{id}@{}", version.unwrap_or("latest"))))
+    }
+
+    async fn list_workflows(&self, page: Page) -> Result<Vec<Workflow>> {
+        let d = self.defs_read()?;
+        Ok(paginate(
+            d.workflows.values().filter_map(|v| v.last().cloned()),
+            page,
+        ))
+    }
+
+    async fn delete_workflow(&self, id: &str) -> Result<()> {
+        self.defs_write()?
+            .workflows
+            .remove(id)
+            .map(|_| ())
+            .ok_or_else(|| Error::not_found("workflow", id))
+    }
+
+    async fn put_tools(&self, tools: &[ToolSpec]) -> Result<()> {
+        let mut d = self.defs_write()?;
+        for t in tools {
+            d.tools.insert(t.id.clone(), t.clone());
+        }
+        Ok(())
+    }
+
+    async fn get_tool(&self, id: &str) -> Result<ToolSpec> {
+        self.defs_read()?
+            .tools
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("tool", id))
+    }
+
+    async fn list_tools(&self, query: &ToolQuery) -> Result<Vec<ToolSpec>> {
+        let d = self.defs_read()?;
+        Ok(paginate(
+            d.tools
+                .values()
+                .filter(|t| query.toolkit.is_none() || t.toolkit == query.toolkit)
+                .filter(|t| query.hub.as_ref().is_none_or(|h| &t.hub == h))
+                .cloned(),
+            query.page,
+        ))
+    }
+
+    async fn delete_tool(&self, id: &str) -> Result<()> {
+        self.defs_write()?
+            .tools
+            .remove(id)
+            .map(|_| ())
+            .ok_or_else(|| Error::not_found("tool", id))
+    }
+
+    async fn put_agent(&self, agent: &Agent) -> Result<()> {
+        self.defs_write()?
+            .agents
+            .insert(agent.id.clone(), agent.clone());
+        Ok(())
+    }
+
+    async fn get_agent(&self, id: &str) -> Result<Agent> {
+        self.defs_read()?
+            .agents
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("agent", id))
+    }
+
+    async fn list_agents(&self, page: Page) -> Result<Vec<Agent>> {
+        Ok(paginate(self.defs_read()?.agents.values().cloned(), page))
+    }
+
+    async fn put_policy(&self, policy: &Policy) -> Result<()> {
+        let mut d = self.defs_write()?;
+        d.policies.insert(policy.id.clone(), policy.clone());
+        d.policy_snapshot = None;
+        Ok(())
+    }
+
+    async fn list_policies(&self) -> Result<Vec<Policy>> {
+        Ok(self.defs_read()?.policies.values().cloned().collect())
+    }
+
+    async fn delete_policy(&self, id: &str) -> Result<()> {
+        let mut d = self.defs_write()?;
+        d.policy_snapshot = None;
+        d.policies
+            .remove(id)
+            .map(|_| ())
+            .ok_or_else(|| Error::not_found("policy", id))
+    }
+}
+
+#[async_trait]
+impl PolicySource for MemoryStore {
+    async fn policies(&self) -> Result<Arc<Vec<Policy>>> {
+        if let Some(s) = &self.defs_read()?.policy_snapshot {
+            return Ok(s.clone());
+        }
+        let mut d = self.defs_write()?;
+        let snap = Arc::new(d.policies.values().filter(|p| p.enabled).cloned().collect());
+        d.policy_snapshot = Some(Arc::clone(&snap));
+        Ok(snap)
+    }
+}
+
+fn append_events(entry: &mut RunEntry, events: &[NewEvent]) -> u64 {
+    let mut seq = entry.events.last().map_or(0, |e| e.seq);
+    let run_id = entry.run.id;
+    for e in events {
+        seq += 1;
+        entry.events.push(Event::from_new(run_id, seq, e.clone()));
+    }
+    seq
+}
+
+#[async_trait]
+impl RunStore for MemoryStore {
+    async fn create_run(&self, run: &Run, events: &[NewEvent]) -> Result<Committed> {
+        let mut runs = self.runs()?;
+        if runs.contains_key(&run.id) {
+            return Err(Error::Conflict(format!("run {} already exists", run.id)));
+        }
+        let mut stored = run.clone();
+        stored.version = 1;
+        let (tx, _) = watch::channel(0);
+        let mut entry = RunEntry {
+            run: stored,
+            steps: BTreeMap::new(),
+            events: Vec::with_capacity(events.len() + 8),
+            effects: BTreeMap::new(),
+            last_seq: tx,
+        };
+        let last_seq = append_events(&mut entry, events);
+        entry.last_seq.send_replace(last_seq);
+        runs.insert(run.id, entry);
+        Ok(Committed {
+            version: 1,
+            last_seq,
+        })
+    }
+
+    async fn get_run(&self, id: RunId) -> Result<Run> {
+        self.runs()?
+            .get(&id)
+            .map(|e| e.run.clone())
+            .ok_or_else(|| Error::not_found("run", id))
+    }
+
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
+        let runs = self.runs()?;
+        let mut v: Vec<&Run> = runs
+            .values()
+            .map(|e| &e.run)
+            .filter(|r| filter.tenant_id.as_ref().is_none_or(|t| &r.subject.tenant_id == t))
+            .filter(|r| filter.workflow_id.as_ref().is_none_or(|w| &r.workflow_id == w))
+            .filter(|r| filter.status.is_none_or(|s| r.status == s))
+            .collect();
+        v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(paginate(v.into_iter().cloned(), filter.page))
+    }
+
+    async fn commit(&self, checkpoint: Checkpoint<'_>) -> Result<Committed> {
+        let Checkpoint { run, step, events } = checkpoint;
+        let mut runs = self.runs()?;
+        let entry = runs
+            .get_mut(&run.id)
+            .ok_or_else(|| Error::not_found("run", run.id))?;
+        if entry.run.version != run.version {
+            return Err(Error::Conflict(format!(
+                "run {} is at version {}, checkpoint was built on {}",
+                run.id, entry.run.version, run.version
+            )));
+        }
+        let mut run = run.clone();
+        run.version += 1;
+        run.updated_at = Utc::now();
+        let version = run.version;
+        entry.run = run;
+        if let Some(step) = step {
+            entry.steps.insert(step.index, step.clone());
+        }
+        let last_seq = append_events(entry, events);
+        entry.last_seq.send_replace(last_seq);
+        Ok(Committed { version, last_seq })
+    }
+
+    async fn events(&self, run_id: RunId, after_seq: u64, limit: usize) -> Result<Vec<Event>> {
+        let runs = self.runs()?;
+        let entry = runs.get(&run_id).ok_or_else(|| Error::not_found("run", run_id))?;
+        // seq n lives at index n - 1.
+        let start = (after_seq as usize).min(entry.events.len());
+        Ok(entry.events[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn steps(&self, run_id: RunId) -> Result<Vec<Step>> {
+        let runs = self.runs()?;
+        let entry = runs.get(&run_id).ok_or_else(|| Error::not_found("run", run_id))?;
+        Ok(entry.steps.values().cloned().collect())
+    }
+
+    async fn record_effect(&self, effect: &EffectRecord) -> Result<EffectRecord> {
+        let mut runs = self.runs()?;
+        let entry = runs
+            .get_mut(&effect.run_id)
+            .ok_or_else(|| Error::not_found("run", effect.run_id))?;
+        Ok(entry
+            .effects
+            .entry((effect.step_index, effect.seq))
+            .or_insert_with(|| effect.clone())
+            .clone())
+    }
+
+    async fn effects(&self, run_id: RunId, step_index: u32) -> Result<Vec<EffectRecord>> {
+        let runs = self.runs()?;
+        let entry = runs.get(&run_id).ok_or_else(|| Error::not_found("run", run_id))?;
+        Ok(entry
+            .effects
+            .range((step_index, 0)..=(step_index, u32::MAX))
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    async fn wait_for_events(&self, run_id: RunId, after_seq: u64, timeout: Duration) -> Result<()> {
+        let mut rx = {
+            let runs = self.runs()?;
+            let entry = runs.get(&run_id).ok_or_else(|| Error::not_found("run", run_id))?;
+            entry.last_seq.subscribe()
+        };
+        let wait = rx.wait_for(|seq| *seq > after_seq);
+        // A timeout is a normal outcome: the caller reads again and decides.
+        let _ = tokio::time::timeout(timeout, wait).await;
+        Ok(())
+    }
+
+    async fn purge_runs(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
+        let mut runs = self.runs()?;
+        let victims: Vec<RunId> = runs
+            .values()
+            .filter(|e| e.run.status.is_terminal() && e.run.updated_at < cutoff)
+            .map(|e| e.run.id)
+            .take(limit as usize)
+            .collect();
+        for id in &victims {
+            runs.remove(id);
+        }
+        Ok(victims.len() as u64)
+    }
+}

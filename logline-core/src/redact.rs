@@ -1,0 +1,166 @@
+//! Redaction of secrets from event payloads and logs.
+
+use regex::{Regex, RegexSet};
+use serde_json::Value;
+
+/// Replacement text for redacted values.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Removes secrets from JSON payloads: values under sensitive keys, strings matching secret
+/// patterns, and configured literal secret values.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    keys: Vec<String>,
+    key_suffixes: Vec<String>,
+    patterns: Vec<Regex>,
+    set: RegexSet,
+    literals: Vec<String>,
+}
+
+const DEFAULT_KEYS: &[&str] = &[
+    "api_key",
+    "apikey",
+    "authorization",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "access_token",
+    "refresh_token",
+    "client_secret",
+    "private_key",
+    "x_api_key",
+    "cookie",
+    "set_cookie",
+];
+
+const DEFAULT_SUFFIXES: &[&str] = &["_api_key", "_secret", "_password", "_token"];
+
+const DEFAULT_PATTERNS: &[&str] = &[
+    r"sk-[A-Za-z0-9_\-]{16,}",
+    r"(?i)bearer\s+[A-Za-z0-9._~+/=\-]{8,}",
+    r"AKIA[0-9A-Z]{16}",
+    r"gh[pousr]_[A-Za-z0-9]{20,}",
+    r"xox[abprs]-[A-Za-z0-9\-]{10,}",
+];
+
+impl Default for Redactor {
+    fn default() -> Self {
+        let mut r = Redactor {
+            keys: DEFAULT_KEYS.iter().map(|s| s.to_string()).collect(),
+            key_suffixes: DEFAULT_SUFFIXES.iter().map(|s| s.to_string()).collect(),
+            patterns: Vec::new(),
+            set: RegexSet::empty(),
+            literals: Vec::new(),
+        };
+        for p in DEFAULT_PATTERNS {
+            if let Ok(re) = Regex::new(p) {
+                r.patterns.push(re);
+            }
+        }
+        r.rebuild();
+        r
+    }
+}
+
+fn normalize_key(k: &str) -> String {
+    k.to_ascii_lowercase().replace('-', "_")
+}
+
+impl Redactor {
+    /// A redactor with no rules.
+    pub fn none() -> Self {
+        Redactor {
+            keys: Vec::new(),
+            key_suffixes: Vec::new(),
+            patterns: Vec::new(),
+            set: RegexSet::empty(),
+            literals: Vec::new(),
+        }
+    }
+
+    fn rebuild(&mut self) {
+        self.set = RegexSet::new(self.patterns.iter().map(|r| r.as_str())).unwrap_or_else(|_| RegexSet::empty());
+    }
+
+    /// Also redacts values under `key` (case-insensitive, `-` = `_`).
+    pub fn key(mut self, key: &str) -> Self {
+        self.keys.push(normalize_key(key));
+        self
+    }
+
+    /// Also redacts substrings matching `pattern`.
+    pub fn pattern(mut self, pattern: &str) -> crate::Result<Self> {
+        let re = Regex::new(pattern)
+            .map_err(|e| crate::Error::InvalidInput(format!("redaction pattern: {e}")))?;
+        self.patterns.push(re);
+        self.rebuild();
+        Ok(self)
+    }
+
+    /// Also redacts this exact secret value wherever it appears (e.g. an API key).
+    pub fn secret(mut self, value: impl Into<String>) -> Self {
+        let v = value.into();
+        if v.len() >= 4 {
+            self.literals.push(v);
+        }
+        self
+    }
+
+    fn sensitive_key(&self, key: &str) -> bool {
+        if self.keys.is_empty() && self.key_suffixes.is_empty() {
+            return false;
+        }
+        let k = normalize_key(key);
+        self.keys.iter().any(|s| *s == k) || self.key_suffixes.iter().any(|s| k.ends_with(s.as_str()))
+    }
+
+    /// Redacts a string.
+    pub fn redact_str(&self, s: &str) -> Option<String> {
+        let literal = self.literals.iter().any(|l| s.contains(l.as_str()));
+        if !literal && !self.set.is_match(s) {
+            return None;
+        }
+        let mut out = s.to_string();
+        for l in &self.literals {
+            if out.contains(l.as_str()) {
+                out = out.replace(l.as_str(), REDACTED);
+            }
+        }
+        for re in &self.patterns {
+            if re.is_match(&out) {
+                out = re.replace_all(&out, REDACTED).into_owned();
+            }
+        }
+        Some(out)
+    }
+
+    /// Redacts a JSON value in place.
+    pub fn redact(&self, v: &mut Value) {
+        match v {
+            Value::String(s) => {
+                if let Some(r) = self.redact_str(s) {
+                    *s = r;
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| self.redact(x)),
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if self.sensitive_key(k) && !x.is_null() {
+                        *x = Value::String(REDACTED.into());
+                    } else {
+                        self.redact(x);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A redacted copy.
+    pub fn redacted(&self, v: &Value) -> Value {
+        let mut c = v.clone();
+        self.redact(&mut c);
+        c
+    }
+}

@@ -1,0 +1,86 @@
+//! JSON Schema validation of tool inputs and structured outputs (the `jsonschema` crate).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result, SchemaViolation};
+
+/// Compiled validators, cached by schema content.
+#[derive(Default)]
+pub struct SchemaCache {
+    compiled: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
+}
+
+impl SchemaCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn validator(&self, schema: &Value) -> Result<Arc<jsonschema::Validator>> {
+        let key = schema.to_string();
+        if let Ok(map) = self.compiled.lock() {
+            if let Some(v) = map.get(&key) {
+                return Ok(v.clone());
+            }
+        }
+        let v = Arc::new(
+            jsonschema::validator_for(schema)
+                .map_err(|e| Error::InvalidInput(format!("invalid JSON Schema: {e}")))?,
+        );
+        if let Ok(mut map) = self.compiled.lock() {
+            if map.len() > 4096 {
+                map.clear();
+            }
+            map.insert(key, v.clone());
+        }
+        Ok(v)
+    }
+
+    /// Every violation of `instance` against `schema` (empty when valid).
+    pub fn violations(&self, schema: &Value, instance: &Value) -> Result<Vec<SchemaViolation>> {
+        let v = self.validator(schema)?;
+        Ok(v.iter_errors(instance)
+            .map(|e| SchemaViolation {
+                instance_path: e.instance_path.to_string(),
+                schema_path: e.schema_path.to_string(),
+                message: e.to_string(),
+            })
+            .collect())
+    }
+
+    /// `Ok` when `instance` matches; else a [`Error::SchemaValidation`] naming `subject`.
+    pub fn validate(&self, subject: &str, schema: &Value, instance: &Value) -> Result<()> {
+        let violations = self.violations(schema, instance)?;
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::SchemaValidation {
+                tool_id: subject.to_string(),
+                violations,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_every_failing_path() {
+        let schema = json!({"type": "object", "required": ["a"],
+            "properties": {"a": {"type": "integer"}, "b": {"type": "array", "items": {"type": "string"}}}});
+        let c = SchemaCache::new();
+        assert!(c.validate("t", &schema, &json!({"a": 1, "b": ["x"]})).is_ok());
+        let err = c.validate("t", &schema, &json!({"a": "x", "b": ["ok", 3]})).unwrap_err();
+        let Error::SchemaValidation { violations, .. } = &err else { panic!("{err}") };
+        let paths: Vec<_> = violations.iter().map(|v| v.instance_path.as_str()).collect();
+        assert!(paths.contains(&"/a"), "{paths:?}");
+        assert!(paths.contains(&"/b/1"), "{paths:?}");
+        assert!(err.to_string().contains("/b/1"));
+    }
+}

@@ -1,0 +1,287 @@
+//! Optional second stage: re-order the lexical candidates by embedding similarity.
+//!
+//! The query and each candidate tool are embedded with an [`Embedder`]; tool vectors are
+//! cached by tool id and content fingerprint, so each tool is embedded once per change. The
+//! lexical and semantic orders are fused with Reciprocal Rank Fusion (Cormack, Clarke &
+//! Büttcher 2009, `k = 60`) by default, or a convex combination of min-max normalised scores.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::index::{fingerprint, ScoredTool};
+use crate::error::{Error, Result};
+use crate::llm::Embedder;
+use crate::tool::ToolSpec;
+
+/// How lexical and semantic evidence combine.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum Fusion {
+    /// Reciprocal Rank Fusion: `1/(k + lexical rank) + 1/(k + semantic rank)`.
+    Rrf {
+        /// Rank offset (60 in the original paper).
+        k: f32,
+    },
+    /// `(1 − w) · lexical + w · semantic`, each min-max normalised over the candidates.
+    Convex {
+        /// Weight of the semantic score.
+        semantic_weight: f32,
+    },
+    /// Semantic similarity alone (lexical stage only picks the candidates).
+    Semantic,
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Fusion::Rrf { k: 60.0 }
+    }
+}
+
+/// Settings of the rerank stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RerankConfig {
+    /// Lexical candidates re-ordered (the rest keep their lexical order after them).
+    pub pool: usize,
+    /// Prefix of query texts (E5 models expect `query: `).
+    pub query_prefix: String,
+    /// Prefix of tool texts (E5 models expect `passage: `).
+    pub document_prefix: String,
+    /// Fusion method.
+    pub fusion: Fusion,
+    /// Texts per embedding call.
+    pub batch_size: usize,
+}
+
+impl Default for RerankConfig {
+    fn default() -> Self {
+        RerankConfig {
+            pool: 30,
+            query_prefix: String::new(),
+            document_prefix: String::new(),
+            fusion: Fusion::default(),
+            batch_size: 64,
+        }
+    }
+}
+
+impl RerankConfig {
+    /// Settings for E5-family models (`query: ` / `passage: ` prefixes).
+    pub fn e5() -> Self {
+        RerankConfig {
+            query_prefix: "query: ".into(),
+            document_prefix: "passage: ".into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A candidate after the rerank stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    /// The tool.
+    pub tool: Arc<ToolSpec>,
+    /// Final score (higher is better; comparable within one result only).
+    pub score: f32,
+    /// Lexical (BM25F) score.
+    pub lexical: f32,
+    /// Cosine similarity to the query, when reranked.
+    pub semantic: Option<f32>,
+}
+
+impl From<ScoredTool> for Ranked {
+    fn from(s: ScoredTool) -> Self {
+        Ranked {
+            tool: s.tool,
+            score: s.score,
+            lexical: s.lexical,
+            semantic: None,
+        }
+    }
+}
+
+/// The embedding reranker.
+pub struct EmbeddingReranker {
+    embedder: Arc<dyn Embedder>,
+    config: RerankConfig,
+    cache: Mutex<HashMap<String, (u64, Arc<Vec<f32>>)>>,
+}
+
+impl std::fmt::Debug for EmbeddingReranker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddingReranker")
+            .field("model", &self.embedder.model())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl EmbeddingReranker {
+    /// A reranker over `embedder`.
+    pub fn new(embedder: Arc<dyn Embedder>, config: RerankConfig) -> Self {
+        EmbeddingReranker {
+            embedder,
+            config,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RerankConfig {
+        &self.config
+    }
+
+    /// The text embedded for a tool.
+    pub fn document_text(tool: &ToolSpec) -> String {
+        let mut s = String::new();
+        if let Some(k) = &tool.toolkit {
+            s.push_str(k);
+            s.push_str(": ");
+        }
+        s.push_str(&tool.name);
+        if !tool.description.trim().is_empty() {
+            s.push_str(". ");
+            s.push_str(tool.description.trim());
+        }
+        s
+    }
+
+    /// Number of cached tool vectors.
+    pub fn cached(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Drops a tool's cached vector.
+    pub fn forget(&self, tool_id: &str) {
+        self.lock().remove(tool_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Arc<Vec<f32>>)>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Embeds every tool whose vector is missing or stale; returns how many were embedded.
+    pub async fn warm(&self, tools: &[Arc<ToolSpec>]) -> Result<usize> {
+        let missing: Vec<(Arc<ToolSpec>, u64)> = {
+            let cache = self.lock();
+            tools
+                .iter()
+                .map(|t| (t.clone(), fingerprint(t)))
+                .filter(|(t, fp)| cache.get(&t.id).map_or(true, |(have, _)| have != fp))
+                .collect()
+        };
+        for chunk in missing.chunks(self.config.batch_size.max(1)) {
+            let texts: Vec<String> = chunk
+                .iter()
+                .map(|(t, _)| format!("{}{}", self.config.document_prefix, Self::document_text(t)))
+                .collect();
+            let vectors = self.embedder.embed(&texts).await?;
+            if vectors.len() != texts.len() {
+                return Err(Error::Internal(format!(
+                    "embedder returned {} vectors for {} texts",
+                    vectors.len(),
+                    texts.len()
+                )));
+            }
+            let mut cache = self.lock();
+            for ((tool, fp), v) in chunk.iter().zip(vectors) {
+                cache.insert(tool.id.clone(), (*fp, Arc::new(normalized(v))));
+            }
+        }
+        Ok(missing.len())
+    }
+
+    /// Re-orders the first [`RerankConfig::pool`] candidates (already in lexical order).
+    pub async fn rerank(&self, query: &str, candidates: Vec<Ranked>) -> Result<Vec<Ranked>> {
+        let pool = self.config.pool.min(candidates.len());
+        if pool < 2 {
+            return Ok(candidates);
+        }
+        let mut head = candidates;
+        let tail = head.split_off(pool);
+        let tools: Vec<Arc<ToolSpec>> = head.iter().map(|c| c.tool.clone()).collect();
+        self.warm(&tools).await?;
+        let q = self
+            .embedder
+            .embed(&[format!("{}{}", self.config.query_prefix, query)])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Internal("embedder returned no vector for the query".into()))?;
+        let q = normalized(q);
+        {
+            let cache = self.lock();
+            for c in &mut head {
+                c.semantic = cache.get(&c.tool.id).map(|(_, v)| dot(&q, v));
+            }
+        }
+        fuse(&mut head, self.config.fusion);
+        head.extend(tail);
+        Ok(head)
+    }
+}
+
+/// Re-scores `head` (in lexical order) with `fusion` and sorts it, best first.
+pub fn fuse(head: &mut [Ranked], fusion: Fusion) {
+    let n = head.len();
+    let mut sem_order: Vec<usize> = (0..n).collect();
+    let sem = |c: &Ranked| c.semantic.unwrap_or(f32::NEG_INFINITY);
+    sem_order.sort_by(|&a, &b| sem(&head[b]).total_cmp(&sem(&head[a])));
+    let mut sem_rank = vec![0usize; n];
+    for (rank, &i) in sem_order.iter().enumerate() {
+        sem_rank[i] = rank + 1;
+    }
+    match fusion {
+        Fusion::Rrf { k } => {
+            for (i, c) in head.iter_mut().enumerate() {
+                c.score = 1.0 / (k + (i + 1) as f32) + 1.0 / (k + sem_rank[i] as f32);
+            }
+        }
+        Fusion::Convex { semantic_weight: w } => {
+            let (lmin, lmax) = min_max(head.iter().map(|c| c.score));
+            let (smin, smax) = min_max(head.iter().filter_map(|c| c.semantic));
+            for c in head.iter_mut() {
+                let l = scale(c.score, lmin, lmax);
+                let s = c.semantic.map_or(0.0, |s| scale(s, smin, smax));
+                c.score = (1.0 - w) * l + w * s;
+            }
+        }
+        Fusion::Semantic => {
+            for c in head.iter_mut() {
+                c.score = sem(c);
+            }
+        }
+    }
+    head.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.tool.id.cmp(&b.tool.id))
+    });
+}
+
+fn min_max(it: impl Iterator<Item = f32>) -> (f32, f32) {
+    it.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), x| {
+        (lo.min(x), hi.max(x))
+    })
+}
+
+fn scale(x: f32, lo: f32, hi: f32) -> f32 {
+    if hi > lo {
+        (x - lo) / (hi - lo)
+    } else {
+        1.0
+    }
+}
+
+fn normalized(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
