@@ -1,6 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 pub mod agent;
+#[cfg(feature = "testing")]
+#[allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
+pub mod conformance;
 pub mod engine;
 pub mod error;
 pub mod event;
@@ -14,6 +17,8 @@ pub mod run;
 pub mod schema;
 pub mod search;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tool;
 pub mod workflow;
 
