@@ -98,6 +98,13 @@ pub struct NodeConfig {
     pub timeout_ms: Option<u64>,
 }
 
+impl NodeConfig {
+    /// Whether no field is set.
+    pub fn is_empty(&self) -> bool {
+        *self == NodeConfig::default()
+    }
+}
+
 /// A node of the graph.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowNode {
@@ -107,7 +114,7 @@ pub struct WorkflowNode {
     #[serde(rename = "type")]
     pub node_type: NodeType,
     /// Configuration.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "NodeConfig::is_empty")]
     pub config: NodeConfig,
 }
 

@@ -147,25 +147,18 @@ async fn claim_loop(
 
 async fn process(queue: Arc<dyn Queue>, handler: Arc<dyn JobHandler>, opts: &WorkerOptions, job: Job) {
     let lost = CancellationToken::new();
-    let heartbeat = {
-        let (queue, job, lost, opts) = (queue.clone(), job.clone(), lost.clone(), opts.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(opts.heartbeat).await;
-                match queue.heartbeat(&job, opts.lease).await {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == ErrorKind::Conflict || e.kind() == ErrorKind::NotFound => {
-                        tracing::warn!(job = %job.id, "lease lost; abandoning job");
-                        lost.cancel();
-                        return;
-                    }
-                    Err(e) => tracing::warn!(job = %job.id, error = %e, "heartbeat failed"),
-                }
-            }
-        })
+    // Heartbeats run inside this task, so aborting the task (a crash) stops them too and the
+    // lease expires for other workers to reclaim.
+    let heartbeat = keep_lease(queue.as_ref(), &job, opts, &lost);
+    let work = handler.handle(&job, lost.clone());
+    tokio::pin!(heartbeat, work);
+    let mut beating = true;
+    let result = loop {
+        tokio::select! {
+            r = &mut work => break r,
+            _ = &mut heartbeat, if beating => beating = false,
+        }
     };
-    let result = handler.handle(&job, lost.clone()).await;
-    heartbeat.abort();
     if lost.is_cancelled() {
         return;
     }
@@ -186,6 +179,22 @@ async fn process(queue: Arc<dyn Queue>, handler: Arc<dyn JobHandler>, opts: &Wor
                 Ok(FailOutcome::Retrying { .. }) => {}
                 Err(e2) => tracing::warn!(job = %job.id, error = %e2, "fail failed"),
             }
+        }
+    }
+}
+
+/// Extends the lease every `heartbeat`; returns (after cancelling `lost`) once it is lost.
+async fn keep_lease(queue: &dyn Queue, job: &Job, opts: &WorkerOptions, lost: &CancellationToken) {
+    loop {
+        tokio::time::sleep(opts.heartbeat).await;
+        match queue.heartbeat(job, opts.lease).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Conflict || e.kind() == ErrorKind::NotFound => {
+                tracing::warn!(job = %job.id, "lease lost; abandoning job");
+                lost.cancel();
+                return;
+            }
+            Err(e) => tracing::warn!(job = %job.id, error = %e, "heartbeat failed"),
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct FakeToolHub {
     behaviours: HashMap<String, Behaviour>,
     executions: Mutex<Vec<(String, Value, ToolContext)>>,
     count: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
     connections: HashMap<String, Vec<Connection>>,
     delay: Duration,
     page_size: usize,
@@ -34,6 +36,8 @@ impl FakeToolHub {
             behaviours: HashMap::new(),
             executions: Mutex::new(Vec::new()),
             count: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
             connections: HashMap::new(),
             delay: Duration::ZERO,
             page_size: 100,
@@ -86,6 +90,11 @@ impl FakeToolHub {
         self.count.load(Ordering::SeqCst)
     }
 
+    /// The most executions that were in progress at the same time.
+    pub fn max_concurrency(&self) -> usize {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
+
     /// Executions of one tool.
     pub fn executions_of(&self, tool_id: &str) -> usize {
         self.executions
@@ -123,6 +132,7 @@ impl ToolHub for FakeToolHub {
             .get(tool_id)
             .ok_or_else(|| Error::not_found("tool", tool_id))?
             .clone();
+        let _in_flight = InFlight::enter(&self.in_flight, &self.max_in_flight);
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
@@ -140,5 +150,22 @@ impl ToolHub for FakeToolHub {
             .and_then(|u| self.connections.get(u))
             .cloned()
             .unwrap_or_default())
+    }
+}
+
+/// Counts an execution as in flight until dropped (also when a timeout drops the future).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize, max: &AtomicUsize) -> Self {
+        let now = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        max.fetch_max(now, Ordering::SeqCst);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
