@@ -109,7 +109,7 @@ impl Message {
 }
 
 /// A request to a model.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlmRequest {
     /// Model name (from the agent's model profile).
     pub model: String,
@@ -143,6 +143,23 @@ pub struct LlmRequest {
 
 fn yes() -> bool {
     true
+}
+
+impl Default for LlmRequest {
+    fn default() -> Self {
+        LlmRequest {
+            model: String::new(),
+            instructions: None,
+            messages: Vec::new(),
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
+            parallel_tool_calls: true,
+            output_schema: None,
+            temperature: None,
+            max_output_tokens: None,
+            metadata: HashMap::new(),
+        }
+    }
 }
 
 /// Token usage of one call.

@@ -336,6 +336,12 @@ impl RulePolicyEngine {
 
     /// Pure evaluation over `policies` (no I/O).
     pub fn decide(&self, policies: &[Policy], request: &PolicyRequest) -> Decision {
+        if policies.is_empty() {
+            return Decision {
+                effect: self.default_effect,
+                ..Decision::allow_default()
+            };
+        }
         let doc = request.document();
         let mut matching: Vec<&Policy> = policies
             .iter()

@@ -15,6 +15,8 @@ pub struct Redactor {
     patterns: Vec<Regex>,
     set: RegexSet,
     literals: Vec<String>,
+    min_literal: usize,
+    min_pattern: usize,
 }
 
 const DEFAULT_KEYS: &[&str] = &[
@@ -52,6 +54,8 @@ impl Default for Redactor {
             patterns: Vec::new(),
             set: RegexSet::empty(),
             literals: Vec::new(),
+            min_literal: usize::MAX,
+            min_pattern: MIN_PATTERN_LEN,
         };
         for p in DEFAULT_PATTERNS {
             if let Ok(re) = Regex::new(p) {
@@ -67,6 +71,28 @@ fn normalize_key(k: &str) -> String {
     k.to_ascii_lowercase().replace('-', "_")
 }
 
+/// Shortest string any default pattern can match; shorter strings skip the regex scan.
+const MIN_PATTERN_LEN: usize = 10;
+
+fn same_key_byte(a: u8, b: u8) -> bool {
+    let norm = |c: u8| if c == b'-' { b'_' } else { c.to_ascii_lowercase() };
+    norm(a) == norm(b)
+}
+
+/// `key` equals `norm` (already normalized) ignoring ASCII case and `-`/`_`.
+fn key_eq(key: &str, norm: &str) -> bool {
+    key.len() == norm.len() && key.bytes().zip(norm.bytes()).all(|(a, b)| same_key_byte(a, b))
+}
+
+/// `key` ends with `norm` ignoring ASCII case and `-`/`_`.
+fn key_ends_with(key: &str, norm: &str) -> bool {
+    key.len() >= norm.len()
+        && key.as_bytes()[key.len() - norm.len()..]
+            .iter()
+            .zip(norm.bytes())
+            .all(|(a, b)| same_key_byte(*a, b))
+}
+
 impl Redactor {
     /// A redactor with no rules.
     pub fn none() -> Self {
@@ -76,6 +102,8 @@ impl Redactor {
             patterns: Vec::new(),
             set: RegexSet::empty(),
             literals: Vec::new(),
+            min_literal: usize::MAX,
+            min_pattern: usize::MAX,
         }
     }
 
@@ -94,6 +122,8 @@ impl Redactor {
         let re = Regex::new(pattern)
             .map_err(|e| crate::Error::InvalidInput(format!("redaction pattern: {e}")))?;
         self.patterns.push(re);
+        // A custom pattern may match short strings: scan every string from now on.
+        self.min_pattern = 0;
         self.rebuild();
         Ok(self)
     }
@@ -102,6 +132,7 @@ impl Redactor {
     pub fn secret(mut self, value: impl Into<String>) -> Self {
         let v = value.into();
         if v.len() >= 4 {
+            self.min_literal = self.min_literal.min(v.len());
             self.literals.push(v);
         }
         self
@@ -111,14 +142,15 @@ impl Redactor {
         if self.keys.is_empty() && self.key_suffixes.is_empty() {
             return false;
         }
-        let k = normalize_key(key);
-        self.keys.iter().any(|s| *s == k) || self.key_suffixes.iter().any(|s| k.ends_with(s.as_str()))
+        self.keys.iter().any(|s| key_eq(key, s))
+            || self.key_suffixes.iter().any(|s| key_ends_with(key, s))
     }
 
     /// Redacts a string.
     pub fn redact_str(&self, s: &str) -> Option<String> {
-        let literal = self.literals.iter().any(|l| s.contains(l.as_str()));
-        if !literal && !self.set.is_match(s) {
+        let literal = s.len() >= self.min_literal && self.literals.iter().any(|l| s.contains(l.as_str()));
+        let patterned = s.len() >= self.min_pattern && self.set.is_match(s);
+        if !literal && !patterned {
             return None;
         }
         let mut out = s.to_string();

@@ -73,6 +73,11 @@ pub trait DefinitionStore: Send + Sync {
     async fn put_workflow(&self, workflow: &Workflow) -> Result<()>;
     /// A workflow version; `None` = the most recently registered version.
     async fn get_workflow(&self, id: &str, version: Option<&str>) -> Result<Workflow>;
+    /// The most recently registered version of a workflow. The default reads the workflow;
+    /// backends may answer cheaper.
+    async fn latest_workflow_version(&self, id: &str) -> Result<String> {
+        Ok(self.get_workflow(id, None).await?.version)
+    }
     /// Latest version of each workflow, ordered by id.
     async fn list_workflows(&self, page: Page) -> Result<Vec<Workflow>>;
     /// Deletes every version of a workflow.
@@ -104,15 +109,19 @@ pub trait DefinitionStore: Send + Sync {
 
 /// One atomic unit of progress: the run's new state, the finished step (if any) and the
 /// events produced since the last checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// The run's identity fields (`id`, `workflow_id`, `workflow_version`, `input`, `subject`,
+/// `app_action_id`, `created_at`) are fixed when the run is created; a backend may store only
+/// the other fields on commit.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint<'a> {
     /// New run state. `run.version` is the version it was read at; the store rejects the
     /// checkpoint with `Conflict` when the stored version differs, else stores version + 1.
     pub run: &'a Run,
     /// Step row to insert or replace (keyed by run and index).
-    pub step: Option<&'a Step>,
+    pub step: Option<Step>,
     /// Events to append, in order.
-    pub events: &'a [NewEvent],
+    pub events: Vec<NewEvent>,
 }
 
 /// What a checkpoint committed.

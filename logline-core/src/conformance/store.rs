@@ -187,12 +187,12 @@ pub async fn commit_is_atomic_and_versioned(store: Arc<dyn Store>) {
     let s0 = step(&run, 0);
     let events = [ev(EventKind::StepStarted, 2), ev(EventKind::StepCompleted, 3)];
     let c = store
-        .commit(Checkpoint { run: &run, step: Some(&s0), events: &events })
+        .commit(Checkpoint { run: &run, step: Some(s0.clone()), events: events.to_vec() })
         .await
         .expect("commit");
     assert_eq!((c.version, c.last_seq), (2, 3));
     // Stale version: rejected, nothing written.
-    let stale = Checkpoint { run: &run, step: Some(&s0), events: &events };
+    let stale = Checkpoint { run: &run, step: Some(s0.clone()), events: events.to_vec() };
     assert_eq!(store.commit(stale).await.expect_err("stale").kind(), ErrorKind::Conflict);
     assert_eq!(store.events(run.id, 0, 100).await.expect("events").len(), 3);
     let got = store.get_run(run.id).await.expect("get");
@@ -204,7 +204,7 @@ pub async fn commit_is_atomic_and_versioned(store: Arc<dyn Store>) {
     let mut s0b = step(&run, 0);
     s0b.output = Some(json!({"replaced": true}));
     store
-        .commit(Checkpoint { run: &run, step: Some(&s0b), events: &[] })
+        .commit(Checkpoint { run: &run, step: Some(s0b), events: vec![] })
         .await
         .expect("commit without events");
     let steps = store.steps(run.id).await.expect("steps");
@@ -220,7 +220,7 @@ pub async fn events_page_by_sequence(store: Arc<dyn Store>) {
     for batch in 0..5u64 {
         let events: Vec<_> = (0..4).map(|i| ev(EventKind::LlmCall, batch * 4 + i)).collect();
         let c = store
-            .commit(Checkpoint { run: &run, step: None, events: &events })
+            .commit(Checkpoint { run: &run, step: None, events })
             .await
             .expect("commit");
         run.version = c.version;
@@ -311,7 +311,7 @@ pub async fn wait_for_events_wakes_on_commit(store: Arc<dyn Store>) {
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     store
-        .commit(Checkpoint { run: &run, step: None, events: &[ev(EventKind::StepStarted, 2)] })
+        .commit(Checkpoint { run: &run, step: None, events: vec![ev(EventKind::StepStarted, 2)] })
         .await
         .expect("commit");
     tokio::time::timeout(Duration::from_secs(10), waiter)
@@ -364,7 +364,7 @@ pub async fn one_of_racing_commits_wins(store: Arc<dyn Store>) {
         let run = run.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .commit(Checkpoint { run: &run, step: None, events: &[ev(EventKind::LlmCall, i)] })
+                .commit(Checkpoint { run: &run, step: None, events: vec![ev(EventKind::LlmCall, i)] })
                 .await
         }));
     }

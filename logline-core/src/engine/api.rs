@@ -213,11 +213,11 @@ impl Engine {
         if req.subject.tenant_id.is_empty() {
             return Err(Error::InvalidInput("subject.tenant_id is required".into()));
         }
-        let wf = self
-            .inner
-            .store
-            .get_workflow(&req.workflow_id, req.version.as_deref())
-            .await?;
+        let version = match &req.version {
+            Some(v) => v.clone(),
+            None => self.inner.store.latest_workflow_version(&req.workflow_id).await?,
+        };
+        let wf = self.inner.workflow(&req.workflow_id, &version).await?;
         let decision = self
             .inner
             .policy
@@ -348,14 +348,20 @@ impl Engine {
         self.wait(run.id).await
     }
 
+    /// Executes a run in the calling task, without a worker, until it completes, fails,
+    /// pauses or is cancelled; returns it. Safe next to workers: optimistic concurrency lets
+    /// only one executor advance the run, and a queued job for a finished run is a no-op.
+    pub async fn execute(&self, run_id: RunId) -> Result<Run> {
+        self.inner.execute_run(run_id, CancellationToken::new()).await?;
+        self.inner.store.get_run(run_id).await
+    }
+
     /// Waits until the run is terminal or paused, and returns it.
     pub async fn wait(&self, run_id: RunId) -> Result<Run> {
         let mut seq = 0;
         loop {
-            let run = self.inner.store.get_run(run_id).await?;
-            if run.status.is_terminal() || run.status == RunStatus::Paused {
-                return Ok(run);
-            }
+            // Read the event cursor before the status: a run that settles after this read
+            // appends events after `seq`, which wakes the wait below.
             loop {
                 let page = self.inner.store.events(run_id, seq, 1000).await?;
                 match page.last() {
@@ -363,9 +369,13 @@ impl Engine {
                     None => break,
                 }
             }
+            let run = self.inner.store.get_run(run_id).await?;
+            if run.status.is_terminal() || run.status == RunStatus::Paused {
+                return Ok(run);
+            }
             self.inner
                 .store
-                .wait_for_events(run_id, seq, Duration::from_millis(500))
+                .wait_for_events(run_id, seq, Duration::from_secs(5))
                 .await?;
         }
     }
@@ -549,7 +559,7 @@ impl Engine {
                 .commit(Checkpoint {
                     run: &run,
                     step: None,
-                    events: &events,
+                    events,
                 })
                 .await
             {

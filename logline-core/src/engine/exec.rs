@@ -90,13 +90,16 @@ impl Inner {
                 return self.fail_run(run, None, Vec::new(), e).await;
             }
         }
+        // Without a template the node consumes the previous output; it is put back if the
+        // step does not complete.
+        let taken = node.config.input.is_none();
         let input = match &node.config.input {
             Some(t) => crate::mapping::resolve(t, &[("input", &run.input), ("prev", &run.cursor.last_output)]),
-            None => run.cursor.last_output.clone(),
+            None => std::mem::take(&mut run.cursor.last_output),
         };
         let started_at = Utc::now();
         let (result, emitted, mut events, usage, step_id) = {
-            let mut sc = StepCtx::new(self, run, recorded, cancel.clone());
+            let mut sc = StepCtx::new(self, run, recorded, cancel);
             sc.emit(
                 EventKind::StepStarted,
                 json!({ "node_id": node.id, "node_type": node.node_type, "index": sc.index }),
@@ -105,7 +108,7 @@ impl Inner {
             if let Ok(out) = &result {
                 sc.emit(
                     EventKind::StepCompleted,
-                    json!({ "node_id": node.id, "output": out.output, "next": out.next }),
+                    json!({ "node_id": node.id, "next": out.next }),
                 );
             }
             let (emitted, events) = sc.take_events();
@@ -131,16 +134,21 @@ impl Inner {
                 step.finished_at = Some(Utc::now());
                 run.usage = usage;
                 run.cursor.step_index += 1;
-                run.cursor.visits.insert(node_id, visits);
+                if node.config.max_visits.is_some() || node.node_type == NodeType::HumanGate {
+                    run.cursor.visits.insert(node_id, visits);
+                }
                 run.cursor.last_output = out.carry;
                 run.cursor.committed_step_events = 0;
                 run.cursor.next_node = out.next;
                 if run.cursor.next_node.is_none() {
-                    return self.finish_run(run, Some(&step), events).await;
+                    return self.finish_run(run, Some(step), events).await;
                 }
-                Ok(self.checkpoint(run, Some(&step), &events).await?)
+                Ok(self.checkpoint(run, Some(step), events).await?)
             }
             Err(Interrupt::Pause(gate)) => {
+                if taken {
+                    run.cursor.last_output = step.input.clone();
+                }
                 run.status = RunStatus::Paused;
                 run.cursor.committed_step_events = emitted;
                 events.push(NewEvent::step(
@@ -154,12 +162,15 @@ impl Inner {
                     })),
                 ));
                 run.pending_gate = Some(gate);
-                self.checkpoint(run, Some(&step), &events).await?;
+                self.checkpoint(run, Some(step), events).await?;
                 Ok(Flow::Stop)
             }
             Err(Interrupt::Fail(e)) if is_transient(&e) => Err(e),
             Err(Interrupt::Fail(e)) if e.kind() == ErrorKind::Cancelled => Ok(Flow::Stop),
             Err(Interrupt::Fail(e)) => {
+                if taken {
+                    run.cursor.last_output = step.input.clone();
+                }
                 run.usage = usage;
                 step.status = StepStatus::Failed;
                 step.error = Some(e.to_json());
@@ -169,7 +180,7 @@ impl Inner {
                     EventKind::StepFailed,
                     json!({ "node_id": step.node_id, "error": e.to_json() }),
                 ));
-                self.fail_run(run, Some(&step), events, e).await
+                self.fail_run(run, Some(step), events, e).await
             }
         }
     }
@@ -244,7 +255,7 @@ impl Inner {
     }
 
     /// Commits a checkpoint; a lost optimistic-concurrency race stops this execution.
-    async fn checkpoint(&self, run: &mut Run, step: Option<&Step>, events: &[NewEvent]) -> Result<Flow> {
+    async fn checkpoint(&self, run: &mut Run, step: Option<Step>, events: Vec<NewEvent>) -> Result<Flow> {
         match self
             .store
             .commit(Checkpoint {
@@ -264,21 +275,21 @@ impl Inner {
         }
     }
 
-    async fn finish_run(&self, run: &mut Run, step: Option<&Step>, mut events: Vec<NewEvent>) -> Result<Flow> {
+    async fn finish_run(&self, run: &mut Run, step: Option<Step>, mut events: Vec<NewEvent>) -> Result<Flow> {
         run.status = RunStatus::Completed;
         run.result = Some(run.cursor.last_output.clone());
         run.pending_gate = None;
         let mut payload = json!({ "result": run.result, "usage": run.usage });
         self.redactor.redact(&mut payload);
         events.push(NewEvent::run(EventKind::RunCompleted, payload));
-        self.checkpoint(run, step, &events).await?;
+        self.checkpoint(run, step, events).await?;
         Ok(Flow::Stop)
     }
 
     pub(crate) async fn fail_run(
         &self,
         run: &mut Run,
-        step: Option<&Step>,
+        step: Option<Step>,
         mut events: Vec<NewEvent>,
         error: Error,
     ) -> Result<Flow> {
@@ -294,14 +305,18 @@ impl Inner {
         run.status = RunStatus::Failed;
         run.error = Some(err);
         run.pending_gate = None;
-        self.checkpoint(run, step, &events).await?;
+        self.checkpoint(run, step, events).await?;
         Ok(Flow::Stop)
     }
 
     /// The workflow version a run executes (immutable, so cached).
     pub(crate) async fn workflow(&self, id: &str, version: &str) -> Result<Arc<Workflow>> {
-        let key = (id.to_string(), version.to_string());
-        if let Some(w) = self.workflows.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        let cached = self
+            .workflows
+            .lock()
+            .ok()
+            .and_then(|m| m.get(id).and_then(|v| v.get(version)).cloned());
+        if let Some(w) = cached {
             return Ok(w);
         }
         let w = Arc::new(self.store.get_workflow(id, Some(version)).await?);
@@ -309,7 +324,7 @@ impl Inner {
             if m.len() > 1024 {
                 m.clear();
             }
-            m.insert(key, w.clone());
+            m.entry(id.to_string()).or_default().insert(version.to_string(), w.clone());
         }
         Ok(w)
     }

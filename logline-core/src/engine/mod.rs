@@ -107,7 +107,8 @@ pub(crate) struct Inner {
     pub redactor: Redactor,
     pub config: EngineConfig,
     pub schemas: SchemaCache,
-    pub workflows: Mutex<HashMap<(String, String), Arc<Workflow>>>,
+    /// Immutable workflow versions by id, then version.
+    pub workflows: Mutex<HashMap<String, HashMap<String, Arc<Workflow>>>>,
     pub running: Mutex<HashMap<RunId, CancellationToken>>,
     pub progress: broadcast::Sender<Progress>,
 }

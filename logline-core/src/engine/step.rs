@@ -42,7 +42,7 @@ pub(crate) struct StepCtx<'a> {
     pub index: u32,
     pub step_id: Uuid,
     pub usage: RunUsage,
-    pub cancel: CancellationToken,
+    pub cancel: &'a CancellationToken,
     events: Vec<NewEvent>,
     suppress: u32,
     emitted: u32,
@@ -55,7 +55,7 @@ impl<'a> StepCtx<'a> {
         inner: &'a Inner,
         run: &'a Run,
         recorded: Vec<EffectRecord>,
-        cancel: CancellationToken,
+        cancel: &'a CancellationToken,
     ) -> Self {
         let index = run.cursor.step_index;
         StepCtx {

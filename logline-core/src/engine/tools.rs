@@ -136,7 +136,7 @@ pub(crate) async fn execute(sc: &StepCtx<'_>, p: Prepared) -> (Prepared, Result<
         return (p, replay(rec), None);
     }
     let started = Instant::now();
-    let result = run_on_hub(sc.inner, sc.run, sc.step_id, sc.index, &p, &sc.cancel).await;
+    let result = run_on_hub(sc.inner, sc.run, sc.step_id, sc.index, &p, sc.cancel).await;
     // Transient failures are not recorded, so a retry of the job executes the call again.
     let durable = match &result {
         Ok(_) => true,

@@ -43,7 +43,21 @@ struct RunEntry {
     steps: BTreeMap<u32, Step>,
     events: Vec<Event>,
     effects: BTreeMap<(u32, u32), EffectRecord>,
-    last_seq: watch::Sender<u64>,
+    /// Created by the first waiter; commits only notify when someone waits.
+    watch: Option<watch::Sender<u64>>,
+}
+
+impl RunEntry {
+    fn last_seq(&self) -> u64 {
+        self.events.last().map_or(0, |e| e.seq)
+    }
+
+
+    fn notify(&self) {
+        if let Some(w) = &self.watch {
+            w.send_replace(self.last_seq());
+        }
+    }
 }
 
 impl MemoryStore {
@@ -112,6 +126,15 @@ impl DefinitionStore for MemoryStore {
         found
             .cloned()
             .ok_or_else(|| Error::not_found("workflow", format!("{id}@{}", version.unwrap_or("latest"))))
+    }
+
+    async fn latest_workflow_version(&self, id: &str) -> Result<String> {
+        self.defs_read()?
+            .workflows
+            .get(id)
+            .and_then(|v| v.last())
+            .map(|w| w.version.clone())
+            .ok_or_else(|| Error::not_found("workflow", id))
     }
 
     async fn list_workflows(&self, page: Page) -> Result<Vec<Workflow>> {
@@ -219,14 +242,39 @@ impl PolicySource for MemoryStore {
     }
 }
 
-fn append_events(entry: &mut RunEntry, events: &[NewEvent]) -> u64 {
-    let mut seq = entry.events.last().map_or(0, |e| e.seq);
+fn append_events(entry: &mut RunEntry, events: impl IntoIterator<Item = NewEvent>) -> u64 {
+    let mut seq = entry.last_seq();
     let run_id = entry.run.id;
     for e in events {
         seq += 1;
-        entry.events.push(Event::from_new(run_id, seq, e.clone()));
+        entry.events.push(Event::from_new(run_id, seq, e));
     }
     seq
+}
+
+/// Copies the fields a checkpoint may change (identity fields are fixed at creation),
+/// reusing the stored run's allocations where possible.
+fn update_mutable(stored: &mut Run, new: &Run, version: i64) {
+    stored.status = new.status;
+    stored.mode = new.mode;
+    stored.result.clone_from(&new.result);
+    stored.error.clone_from(&new.error);
+    stored.budget = new.budget;
+    stored.usage = new.usage;
+    stored.cursor.next_node.clone_from(&new.cursor.next_node);
+    stored.cursor.step_index = new.cursor.step_index;
+    stored.cursor.last_output.clone_from(&new.cursor.last_output);
+    if stored.cursor.visits != new.cursor.visits {
+        stored.cursor.visits.clone_from(&new.cursor.visits);
+    }
+    stored.cursor.committed_step_events = new.cursor.committed_step_events;
+    stored.pending_gate.clone_from(&new.pending_gate);
+    if stored.approvals != new.approvals {
+        stored.approvals.clone_from(&new.approvals);
+    }
+    stored.started_at = new.started_at;
+    stored.version = version;
+    stored.updated_at = Utc::now();
 }
 
 #[async_trait]
@@ -238,16 +286,14 @@ impl RunStore for MemoryStore {
         }
         let mut stored = run.clone();
         stored.version = 1;
-        let (tx, _) = watch::channel(0);
         let mut entry = RunEntry {
             run: stored,
             steps: BTreeMap::new(),
             events: Vec::with_capacity(events.len() + 8),
             effects: BTreeMap::new(),
-            last_seq: tx,
+            watch: None,
         };
-        let last_seq = append_events(&mut entry, events);
-        entry.last_seq.send_replace(last_seq);
+        let last_seq = append_events(&mut entry, events.iter().cloned());
         runs.insert(run.id, entry);
         Ok(Committed {
             version: 1,
@@ -287,16 +333,13 @@ impl RunStore for MemoryStore {
                 run.id, entry.run.version, run.version
             )));
         }
-        let mut run = run.clone();
-        run.version += 1;
-        run.updated_at = Utc::now();
-        let version = run.version;
-        entry.run = run;
+        let version = run.version + 1;
+        update_mutable(&mut entry.run, run, version);
         if let Some(step) = step {
-            entry.steps.insert(step.index, step.clone());
+            entry.steps.insert(step.index, step);
         }
         let last_seq = append_events(entry, events);
-        entry.last_seq.send_replace(last_seq);
+        entry.notify();
         Ok(Committed { version, last_seq })
     }
 
@@ -338,9 +381,10 @@ impl RunStore for MemoryStore {
 
     async fn wait_for_events(&self, run_id: RunId, after_seq: u64, timeout: Duration) -> Result<()> {
         let mut rx = {
-            let runs = self.runs()?;
-            let entry = runs.get(&run_id).ok_or_else(|| Error::not_found("run", run_id))?;
-            entry.last_seq.subscribe()
+            let mut runs = self.runs()?;
+            let entry = runs.get_mut(&run_id).ok_or_else(|| Error::not_found("run", run_id))?;
+            let last = entry.last_seq();
+            entry.watch.get_or_insert_with(|| watch::channel(last).0).subscribe()
         };
         let wait = rx.wait_for(|seq| *seq > after_seq);
         // A timeout is a normal outcome: the caller reads again and decides.
