@@ -1,1 +1,26 @@
-//! placeholder, replaced by its issue
+#![doc = include_str!("../README.md")]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod chat;
+mod client;
+mod common;
+mod config;
+mod embedder;
+mod error;
+mod names;
+pub mod pricing;
+mod provider;
+mod responses;
+pub mod retry;
+mod stream;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::{
+    ApiKey, ApiMode, OpenAiConfig, OpenAiConfigBuilder, DEFAULT_BASE_URL, DEFAULT_EMBEDDING_MODEL,
+    MAX_EMBEDDING_BATCH,
+};
+pub use embedder::OpenAiEmbedder;
+pub use pricing::openai_prices;
+pub use provider::OpenAiProvider;
+pub use retry::{RetryPolicy, Sleep, TokioSleep};

@@ -1,0 +1,278 @@
+//! The HTTP transport: headers, timeouts, status → error mapping and retries.
+//!
+//! Cancellation: every call here is a plain future (and a stream for SSE). Dropping it — which
+//! is how the engine cancels a run's in-flight LLM call — drops the `reqwest` request and
+//! closes the connection; nothing keeps running in the background.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use logline_core::Result;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use serde_json::Value;
+
+use crate::config::OpenAiConfig;
+use crate::error::{config_error, OpenAiError};
+use crate::retry::{parse_retry_after, parse_should_retry, retry, Verdict};
+
+/// Longest part of a non-JSON error body quoted in an error message.
+const MAX_ERROR_TEXT: usize = 500;
+
+/// A configured `reqwest` client bound to one [`OpenAiConfig`].
+#[derive(Debug, Clone)]
+pub(crate) struct HttpClient {
+    http: reqwest::Client,
+    config: Arc<OpenAiConfig>,
+}
+
+impl HttpClient {
+    pub(crate) fn new(config: Arc<OpenAiConfig>) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("logline-openai/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| config_error(format!("cannot build the HTTP client: {e}")))?;
+        Ok(HttpClient { http, config })
+    }
+
+    pub(crate) fn config(&self) -> &OpenAiConfig {
+        &self.config
+    }
+
+    fn request(&self, path: &str, body: Bytes, stream: bool) -> reqwest::RequestBuilder {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static(if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
+        );
+        if let Some(key) = &self.config.api_key {
+            if let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", key.expose())) {
+                v.set_sensitive(true);
+                headers.insert(AUTHORIZATION, v);
+            }
+        }
+        if let Some(org) = self
+            .config
+            .organization
+            .as_deref()
+            .and_then(|o| HeaderValue::from_str(o).ok())
+        {
+            headers.insert("openai-organization", org);
+        }
+        if let Some(project) = self
+            .config
+            .project
+            .as_deref()
+            .and_then(|p| HeaderValue::from_str(p).ok())
+        {
+            headers.insert("openai-project", project);
+        }
+        self.http
+            .post(self.config.url(path))
+            .headers(headers)
+            .body(body)
+    }
+
+    /// One attempt up to the response headers; a non-success status becomes an error.
+    async fn send(
+        &self,
+        path: &str,
+        body: &Bytes,
+        stream: bool,
+    ) -> Result<reqwest::Response, OpenAiError> {
+        let response = self
+            .request(path, body.clone(), stream)
+            .send()
+            .await
+            .map_err(OpenAiError::Transport)?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(error_from_response(response).await)
+    }
+
+    /// Runs `attempt` under the retry policy and converts the last error.
+    async fn with_retries<T, F, Fut>(&self, path: &str, attempt: F) -> Result<T>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<T, OpenAiError>>,
+    {
+        let classify = |e: &OpenAiError| {
+            if e.should_retry() {
+                Verdict::Retry {
+                    after: e.retry_after(),
+                }
+            } else {
+                Verdict::Fail
+            }
+        };
+        tracing::debug!(path, "openai request");
+        retry(
+            &self.config.retry,
+            self.config.sleep.as_ref(),
+            attempt,
+            classify,
+        )
+        .await
+        .map_err(|x| x.error.into_core(x.attempts))
+    }
+
+    /// POSTs `body` and returns the whole successful body.
+    pub(crate) async fn post_json(&self, path: &str, body: Bytes) -> Result<Bytes> {
+        let timeout = self.config.timeout;
+        self.with_retries(path, |_| {
+            let body = &body;
+            async move {
+                let work = async {
+                    let response = self.send(path, body, false).await?;
+                    response.bytes().await.map_err(OpenAiError::Transport)
+                };
+                tokio::time::timeout(timeout, work)
+                    .await
+                    .map_err(|_| OpenAiError::Timeout(timeout))?
+            }
+        })
+        .await
+    }
+
+    /// POSTs `body` for a stream and returns the response once its headers arrived.
+    pub(crate) async fn post_stream(&self, path: &str, body: Bytes) -> Result<reqwest::Response> {
+        let timeout = self.config.timeout;
+        self.with_retries(path, |_| {
+            let body = &body;
+            async move {
+                tokio::time::timeout(timeout, self.send(path, body, true))
+                    .await
+                    .map_err(|_| OpenAiError::Timeout(timeout))?
+            }
+        })
+        .await
+    }
+}
+
+/// Reads a failed response into [`OpenAiError::Api`].
+async fn error_from_response(response: reqwest::Response) -> OpenAiError {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap_or_default();
+    api_error(status.as_u16(), &headers, &text, SystemTime::now())
+}
+
+/// Builds the error for `status` from the headers and the (maybe non-JSON) body.
+pub(crate) fn api_error(
+    status: u16,
+    headers: &HeaderMap,
+    text: &str,
+    now: SystemTime,
+) -> OpenAiError {
+    let (message, code, error_type) = parse_error_body(text).unwrap_or_else(|| {
+        let trimmed = text.trim();
+        let message = if trimmed.is_empty() {
+            reqwest::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("error")
+                .to_string()
+        } else {
+            truncate(trimmed, MAX_ERROR_TEXT)
+        };
+        (message, None, None)
+    });
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let message = match request_id {
+        Some(id) => format!("{message} [request {id}]"),
+        None => message,
+    };
+    OpenAiError::Api {
+        status,
+        code,
+        error_type,
+        message,
+        should_retry: parse_should_retry(headers),
+        retry_after: parse_retry_after(headers, now).map(|d| d.min(Duration::from_secs(3600))),
+    }
+}
+
+/// `{"error":{"message","type","code"}}`, plus the shapes compatible servers use
+/// (`{"error":"…"}`, `{"detail":"…"}`, `{"message":"…"}`).
+fn parse_error_body(text: &str) -> Option<(String, Option<String>, Option<String>)> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let as_string = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    if let Some(err) = v.get("error") {
+        if let Some(s) = err.as_str() {
+            return Some((s.to_string(), None, None));
+        }
+        let message = err
+            .get("message")
+            .and_then(as_string)
+            .unwrap_or_else(|| truncate(&err.to_string(), MAX_ERROR_TEXT));
+        let code = err.get("code").and_then(as_string);
+        let error_type = err.get("type").and_then(as_string);
+        return Some((message, code, error_type));
+    }
+    let message = v
+        .get("detail")
+        .or_else(|| v.get("message"))
+        .and_then(as_string)?;
+    Some((truncate(&message, MAX_ERROR_TEXT), None, None))
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_openai_and_compatible_error_bodies() {
+        let h = HeaderMap::new();
+        let now = SystemTime::now();
+        let e = api_error(
+            429,
+            &h,
+            r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
+            now,
+        );
+        assert!(!e.should_retry());
+        assert!(e.to_string().contains("insufficient_quota"));
+        let e = api_error(400, &h, r#"{"detail":"bad model"}"#, now);
+        assert_eq!(e.to_string(), "HTTP 400: bad model");
+        let e = api_error(502, &h, "<html>Bad Gateway</html>", now);
+        assert!(e.should_retry());
+        assert!(e.to_string().contains("Bad Gateway"));
+        let e = api_error(503, &h, "", now);
+        assert_eq!(e.to_string(), "HTTP 503: Service Unavailable");
+        let e = api_error(500, &h, r#"{"error":"boom"}"#, now);
+        assert_eq!(e.to_string(), "HTTP 500: boom");
+    }
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        let s = "é".repeat(400);
+        let t = truncate(&s, 501);
+        assert!(t.ends_with('…'));
+        assert!(t.len() <= 504);
+    }
+}

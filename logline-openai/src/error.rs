@@ -1,0 +1,170 @@
+//! The crate's private error enum and its conversion into [`logline_core::Error`].
+
+use std::time::Duration;
+
+use logline_core::{Error, ErrorKind};
+
+/// Backend name carried by every error this crate returns.
+pub(crate) const BACKEND: &str = "openai";
+
+/// What went wrong talking to an OpenAI(-compatible) server. Never holds the API key.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OpenAiError {
+    /// The server answered with a non-success status.
+    #[error("HTTP {status}{}: {message}", code_suffix(.code.as_deref(), .error_type.as_deref()))]
+    Api {
+        status: u16,
+        /// `error.code` of the body (`rate_limit_exceeded`, `insufficient_quota`, ...).
+        code: Option<String>,
+        /// `error.type` of the body (`invalid_request_error`, `tokens`, ...).
+        error_type: Option<String>,
+        message: String,
+        /// `x-should-retry` when the server sent it.
+        should_retry: Option<bool>,
+        /// `retry-after-ms` / `retry-after` when the server sent one.
+        retry_after: Option<Duration>,
+    },
+    /// Connecting, sending or reading failed.
+    #[error("transport: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// No complete answer within the configured timeout.
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    /// A stream went silent for longer than the timeout.
+    #[error("stream idle for more than {0:?}")]
+    StreamIdle(Duration),
+    /// The body is not the documented shape.
+    #[error("unexpected response body: {0}")]
+    Decode(#[source] serde_json::Error),
+    /// The SSE stream broke or ended early.
+    #[error("stream: {0}")]
+    Stream(String),
+    /// `response.failed`, a `status:"failed"` body or a mid-stream `error` event.
+    #[error("response failed{}: {message}", code_suffix(.code.as_deref(), None))]
+    Failed {
+        code: Option<String>,
+        message: String,
+    },
+    /// `response.incomplete` or a `status:"incomplete"` body.
+    #[error("response incomplete: {reason}")]
+    Incomplete { reason: String },
+    /// The response was cancelled server-side.
+    #[error("response cancelled by the server")]
+    ServerCancelled,
+}
+
+fn code_suffix(code: Option<&str>, error_type: Option<&str>) -> String {
+    match (code, error_type) {
+        (Some(c), _) => format!(" ({c})"),
+        (None, Some(t)) => format!(" ({t})"),
+        (None, None) => String::new(),
+    }
+}
+
+/// True when the error body says the account has no quota left (never retried).
+pub(crate) fn is_insufficient_quota(code: Option<&str>, error_type: Option<&str>) -> bool {
+    code == Some("insufficient_quota") || error_type == Some("insufficient_quota")
+}
+
+impl OpenAiError {
+    /// Whether the HTTP layer retries this failure (OpenAI SDK rules).
+    pub(crate) fn should_retry(&self) -> bool {
+        match self {
+            OpenAiError::Api {
+                status,
+                code,
+                error_type,
+                should_retry,
+                ..
+            } => {
+                if is_insufficient_quota(code.as_deref(), error_type.as_deref()) {
+                    return false;
+                }
+                if let Some(explicit) = should_retry {
+                    return *explicit;
+                }
+                matches!(status, 408 | 409 | 429) || *status >= 500
+            }
+            OpenAiError::Transport(e) => !e.is_builder() && !e.is_redirect(),
+            OpenAiError::Timeout(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The server's requested wait, if any.
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        match self {
+            OpenAiError::Api { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    fn kind_and_retryable(&self) -> (ErrorKind, bool) {
+        match self {
+            OpenAiError::Api {
+                status,
+                code,
+                error_type,
+                ..
+            } => {
+                let retryable = self.should_retry();
+                if is_insufficient_quota(code.as_deref(), error_type.as_deref()) {
+                    return (ErrorKind::RateLimited, false);
+                }
+                let kind = match status {
+                    400 | 413 | 422 => ErrorKind::InvalidInput,
+                    401 | 403 => ErrorKind::Unauthorized,
+                    404 => ErrorKind::NotFound,
+                    408 => ErrorKind::Timeout,
+                    409 => ErrorKind::Conflict,
+                    429 => ErrorKind::RateLimited,
+                    s if *s >= 500 => ErrorKind::Unavailable,
+                    _ => ErrorKind::InvalidInput,
+                };
+                (kind, retryable)
+            }
+            OpenAiError::Transport(e) if e.is_timeout() => (ErrorKind::Timeout, true),
+            OpenAiError::Transport(e) => (ErrorKind::Unavailable, !e.is_builder()),
+            OpenAiError::Timeout(_) | OpenAiError::StreamIdle(_) => (ErrorKind::Timeout, true),
+            OpenAiError::Decode(_) => (ErrorKind::Unavailable, false),
+            OpenAiError::Stream(_) => (ErrorKind::Unavailable, true),
+            OpenAiError::Failed { code, .. } => match code.as_deref() {
+                Some("rate_limit_exceeded") => (ErrorKind::RateLimited, true),
+                Some("insufficient_quota") => (ErrorKind::RateLimited, false),
+                Some("invalid_prompt") | Some("context_length_exceeded") => {
+                    (ErrorKind::InvalidInput, false)
+                }
+                _ => (ErrorKind::Unavailable, true),
+            },
+            OpenAiError::Incomplete { .. } => (ErrorKind::ModelOutput, false),
+            OpenAiError::ServerCancelled => (ErrorKind::Cancelled, false),
+        }
+    }
+
+    /// Converts into the core error, noting how many HTTP attempts were made.
+    pub(crate) fn into_core(self, attempts: u32) -> Error {
+        let (kind, retryable) = self.kind_and_retryable();
+        let mut message = self.to_string();
+        if attempts > 1 {
+            message.push_str(&format!(" (after {attempts} attempts)"));
+        }
+        Error::Backend {
+            kind,
+            backend: BACKEND,
+            message,
+            retryable,
+            source: Some(Box::new(self)),
+        }
+    }
+}
+
+impl From<OpenAiError> for Error {
+    fn from(e: OpenAiError) -> Self {
+        e.into_core(1)
+    }
+}
+
+/// A configuration problem (bad base URL, missing key, ...).
+pub(crate) fn config_error(message: impl Into<String>) -> Error {
+    Error::InvalidInput(format!("openai config: {}", message.into()))
+}
