@@ -18,7 +18,9 @@ fn linear() -> Workflow {
 }
 
 fn chain(id: &str, n: usize) -> Workflow {
-    let nodes: Vec<_> = (0..n).map(|i| json!({"id": format!("n{i}"), "type": "static"})).collect();
+    let nodes: Vec<_> = (0..n)
+        .map(|i| json!({"id": format!("n{i}"), "type": "static"}))
+        .collect();
     let edges: Vec<_> = (1..n)
         .map(|i| json!({"from": format!("n{}", i - 1), "to": format!("n{i}")}))
         .collect();
@@ -33,8 +35,13 @@ async fn engine() -> Engine {
         .await
         .expect("engine");
     engine.register_workflow(&linear()).await.expect("workflow");
-    engine.register_workflow(&chain("linear1", 1)).await.expect("workflow");
-    golden::install(&engine, "gpt-4o-mini").await.expect("golden");
+    engine
+        .register_workflow(&chain("linear1", 1))
+        .await
+        .expect("workflow");
+    golden::install(&engine, "gpt-4o-mini")
+        .await
+        .expect("golden");
     engine
 }
 
@@ -111,7 +118,11 @@ fn bench(c: &mut Criterion) {
             let start = Instant::now();
             for _ in 0..iters {
                 let run = engine
-                    .start_run(StartRun::new(golden::WORKFLOW_ID, json!({"hotel_id": "VV-LISBON"}), subject()))
+                    .start_run(StartRun::new(
+                        golden::WORKFLOW_ID,
+                        json!({"hotel_id": "VV-LISBON"}),
+                        subject(),
+                    ))
                     .await
                     .expect("start");
                 engine.execute(run.id).await.expect("execute");

@@ -261,7 +261,10 @@ impl Error {
             "retryable": self.is_retryable(),
         });
         match self {
-            Error::SchemaValidation { tool_id, violations } => {
+            Error::SchemaValidation {
+                tool_id,
+                violations,
+            } => {
                 v["tool_id"] = tool_id.clone().into();
                 v["violations"] = serde_json::to_value(violations).unwrap_or_default();
             }

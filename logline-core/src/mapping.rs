@@ -33,7 +33,9 @@ fn resolve_str(s: &str, scopes: &[(&str, &Value)]) -> Option<Value> {
     let (_, root) = scopes.iter().find(|(name, _)| *name == scope)?;
     Some(match path {
         None => (*root).clone(),
-        Some(p) => crate::policy::lookup(root, p).cloned().unwrap_or(Value::Null),
+        Some(p) => crate::policy::lookup(root, p)
+            .cloned()
+            .unwrap_or(Value::Null),
     })
 }
 

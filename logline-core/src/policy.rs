@@ -443,7 +443,10 @@ fn applies(p: &Policy, r: &PolicyRequest) -> bool {
         PolicyScope::Tool => r.resource.kind == "tool" && scoped(Some(&r.resource.id)),
         PolicyScope::Agent => r.resource.kind == "agent" && scoped(Some(&r.resource.id)),
         PolicyScope::Workflow => {
-            let wf = r.context.pointer("/run/workflow_id").and_then(Value::as_str);
+            let wf = r
+                .context
+                .pointer("/run/workflow_id")
+                .and_then(Value::as_str);
             let wf = if r.resource.kind == "workflow" {
                 Some(r.resource.id.as_str())
             } else {

@@ -193,8 +193,13 @@ pub trait Queue: Send + Sync {
 
     /// Claims up to `max` eligible jobs of `queue` for `lease`; jobs whose lease expired
     /// are eligible again. Highest priority first, then oldest `run_at`.
-    async fn claim(&self, queue: &str, worker: &str, max: usize, lease: Duration)
-        -> Result<Vec<Job>>;
+    async fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>>;
 
     /// Extends the lease; `Conflict` when the lease was lost (expired and reclaimed, or done).
     async fn heartbeat(&self, job: &Job, lease: Duration) -> Result<DateTime<Utc>>;
@@ -212,8 +217,13 @@ pub trait Queue: Send + Sync {
 
     /// Records a failure: retried after `backoff` while attempts remain and `retryable`,
     /// otherwise dead-lettered with the error kept.
-    async fn fail(&self, job: &Job, error: &str, retryable: bool, backoff: Backoff)
-        -> Result<FailOutcome>;
+    async fn fail(
+        &self,
+        job: &Job,
+        error: &str,
+        retryable: bool,
+        backoff: Backoff,
+    ) -> Result<FailOutcome>;
 
     /// Dead-lettered jobs of `queue`, newest first.
     async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>>;

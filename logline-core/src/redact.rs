@@ -75,13 +75,23 @@ fn normalize_key(k: &str) -> String {
 const MIN_PATTERN_LEN: usize = 10;
 
 fn same_key_byte(a: u8, b: u8) -> bool {
-    let norm = |c: u8| if c == b'-' { b'_' } else { c.to_ascii_lowercase() };
+    let norm = |c: u8| {
+        if c == b'-' {
+            b'_'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
     norm(a) == norm(b)
 }
 
 /// `key` equals `norm` (already normalized) ignoring ASCII case and `-`/`_`.
 fn key_eq(key: &str, norm: &str) -> bool {
-    key.len() == norm.len() && key.bytes().zip(norm.bytes()).all(|(a, b)| same_key_byte(a, b))
+    key.len() == norm.len()
+        && key
+            .bytes()
+            .zip(norm.bytes())
+            .all(|(a, b)| same_key_byte(a, b))
 }
 
 /// `key` ends with `norm` ignoring ASCII case and `-`/`_`.
@@ -108,7 +118,8 @@ impl Redactor {
     }
 
     fn rebuild(&mut self) {
-        self.set = RegexSet::new(self.patterns.iter().map(|r| r.as_str())).unwrap_or_else(|_| RegexSet::empty());
+        self.set = RegexSet::new(self.patterns.iter().map(|r| r.as_str()))
+            .unwrap_or_else(|_| RegexSet::empty());
     }
 
     /// Also redacts values under `key` (case-insensitive, `-` = `_`).
@@ -148,7 +159,8 @@ impl Redactor {
 
     /// Redacts a string.
     pub fn redact_str(&self, s: &str) -> Option<String> {
-        let literal = s.len() >= self.min_literal && self.literals.iter().any(|l| s.contains(l.as_str()));
+        let literal =
+            s.len() >= self.min_literal && self.literals.iter().any(|l| s.contains(l.as_str()));
         let patterned = s.len() >= self.min_pattern && self.set.is_match(s);
         if !literal && !patterned {
             return None;

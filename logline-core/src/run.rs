@@ -357,5 +357,8 @@ pub struct Step {
 pub fn step_id(run_id: RunId, index: u32) -> Uuid {
     let (hi, lo) = run_id.as_u64_pair();
     // Mix the index into the low half; keeps ids unique per (run, index) and cheap to compute.
-    Uuid::from_u64_pair(hi ^ 0x5354_4550_0000_0000, lo ^ (u64::from(index) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    Uuid::from_u64_pair(
+        hi ^ 0x5354_4550_0000_0000,
+        lo ^ (u64::from(index) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    )
 }

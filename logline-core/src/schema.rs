@@ -75,10 +75,19 @@ mod tests {
         let schema = json!({"type": "object", "required": ["a"],
             "properties": {"a": {"type": "integer"}, "b": {"type": "array", "items": {"type": "string"}}}});
         let c = SchemaCache::new();
-        assert!(c.validate("t", &schema, &json!({"a": 1, "b": ["x"]})).is_ok());
-        let err = c.validate("t", &schema, &json!({"a": "x", "b": ["ok", 3]})).unwrap_err();
-        let Error::SchemaValidation { violations, .. } = &err else { panic!("{err}") };
-        let paths: Vec<_> = violations.iter().map(|v| v.instance_path.as_str()).collect();
+        assert!(c
+            .validate("t", &schema, &json!({"a": 1, "b": ["x"]}))
+            .is_ok());
+        let err = c
+            .validate("t", &schema, &json!({"a": "x", "b": ["ok", 3]}))
+            .unwrap_err();
+        let Error::SchemaValidation { violations, .. } = &err else {
+            panic!("{err}")
+        };
+        let paths: Vec<_> = violations
+            .iter()
+            .map(|v| v.instance_path.as_str())
+            .collect();
         assert!(paths.contains(&"/a"), "{paths:?}");
         assert!(paths.contains(&"/b/1"), "{paths:?}");
         assert!(err.to_string().contains("/b/1"));

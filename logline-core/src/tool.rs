@@ -14,7 +14,9 @@ use crate::error::{Error, Result};
 use crate::run::{RunMode, Subject};
 
 /// How dangerous a tool is; policies compare against it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskLevel {
     /// Reads only.
@@ -303,7 +305,13 @@ impl ToolHub for LocalToolHub {
 pub fn function_name(tool_id: &str) -> String {
     let mut s: String = tool_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.is_empty() {
         s.push('_');

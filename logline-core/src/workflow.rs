@@ -164,7 +164,11 @@ pub struct Workflow {
 
 impl Workflow {
     /// A workflow at version `1.0.0`.
-    pub fn new(id: impl Into<String>, name: impl Into<String>, definition: WorkflowDefinition) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        definition: WorkflowDefinition,
+    ) -> Self {
         Workflow {
             id: id.into(),
             name: name.into(),

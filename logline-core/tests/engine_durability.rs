@@ -33,7 +33,11 @@ impl LlmProvider for HangsAfterToolCall {
     async fn complete(&self, _r: &LlmRequest) -> logline_core::Result<LlmResponse> {
         if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
             return Ok(LlmResponse {
-                tool_calls: vec![ToolCallRequest { id: "c1".into(), name: "count_b".into(), arguments: json!({"n": 1}) }],
+                tool_calls: vec![ToolCallRequest {
+                    id: "c1".into(),
+                    name: "count_b".into(),
+                    arguments: json!({"n": 1}),
+                }],
                 ..Default::default()
             });
         }
@@ -44,12 +48,23 @@ impl LlmProvider for HangsAfterToolCall {
 fn counting_hub() -> Arc<FakeToolHub> {
     Arc::new(
         FakeToolHub::new("fake")
-            .tool(ToolSpec::new("count.a", "Side effect A.", json!({"type": "object"})), |_| Ok(json!({"a": 1})))
-            .tool(ToolSpec::new("count.b", "Side effect B.", json!({"type": "object"})), |_| Ok(json!({"b": 1}))),
+            .tool(
+                ToolSpec::new("count.a", "Side effect A.", json!({"type": "object"})),
+                |_| Ok(json!({"a": 1})),
+            )
+            .tool(
+                ToolSpec::new("count.b", "Side effect B.", json!({"type": "object"})),
+                |_| Ok(json!({"b": 1})),
+            ),
     )
 }
 
-async fn build(store: &MemoryStore, queue: &MemoryQueue, llm: Arc<dyn LlmProvider>, hub: Arc<FakeToolHub>) -> Engine {
+async fn build(
+    store: &MemoryStore,
+    queue: &MemoryQueue,
+    llm: Arc<dyn LlmProvider>,
+    hub: Arc<FakeToolHub>,
+) -> Engine {
     let engine = Engine::builder()
         .store(Arc::new(store.clone()))
         .queue(Arc::new(queue.clone()))
@@ -65,27 +80,46 @@ async fn build(store: &MemoryStore, queue: &MemoryQueue, llm: Arc<dyn LlmProvide
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_worker_is_resumed_elsewhere_without_repeating_effects() {
     let (store, queue, hub) = (MemoryStore::new(), MemoryQueue::new(), counting_hub());
-    let hanging = Arc::new(HangsAfterToolCall { calls: AtomicUsize::new(0) });
+    let hanging = Arc::new(HangsAfterToolCall {
+        calls: AtomicUsize::new(0),
+    });
     let first = build(&store, &queue, hanging.clone(), hub.clone()).await;
     first
-        .register_agent(&Agent::new("agent.b", "Call count.b, then answer.", ModelProfile::new("m")).with_tools(["count.b"]))
+        .register_agent(
+            &Agent::new(
+                "agent.b",
+                "Call count.b, then answer.",
+                ModelProfile::new("m"),
+            )
+            .with_tools(["count.b"]),
+        )
         .await
         .unwrap();
     first
-        .register_workflow(&workflow("durable", json!({
-            "entry": "a",
-            "nodes": [
-                {"id": "a", "type": "tool_node", "config": {"tool_id": "count.a"}},
-                {"id": "b", "type": "agent_node", "config": {"agent_id": "agent.b"}},
-                {"id": "c", "type": "static", "config": {"output": {"done": true}}}
-            ],
-            "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}]
-        })))
+        .register_workflow(&workflow(
+            "durable",
+            json!({
+                "entry": "a",
+                "nodes": [
+                    {"id": "a", "type": "tool_node", "config": {"tool_id": "count.a"}},
+                    {"id": "b", "type": "agent_node", "config": {"agent_id": "agent.b"}},
+                    {"id": "c", "type": "static", "config": {"output": {"done": true}}}
+                ],
+                "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}]
+            }),
+        ))
         .await
         .unwrap();
-    let lease = WorkerOptions { poll: Duration::from_millis(20), ..WorkerOptions::default() }.lease(Duration::from_millis(600));
+    let lease = WorkerOptions {
+        poll: Duration::from_millis(20),
+        ..WorkerOptions::default()
+    }
+    .lease(Duration::from_millis(600));
     let pool = first.spawn_workers(lease.clone());
-    let run = first.start_run(StartRun::new("durable", json!({}), subject())).await.unwrap();
+    let run = first
+        .start_run(StartRun::new("durable", json!({}), subject()))
+        .await
+        .unwrap();
     // Wait until the agent step is in flight: A done and checkpointed, B executed, LLM hung.
     for _ in 0..200 {
         if hub.executions_of("count.b") == 1 && hanging.calls.load(Ordering::SeqCst) == 2 {
@@ -93,8 +127,16 @@ async fn a_crashed_worker_is_resumed_elsewhere_without_repeating_effects() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(hub.executions_of("count.b"), 1, "the agent step reached its tool call");
-    assert_eq!(first.steps(run.id).await.unwrap().len(), 1, "step A is checkpointed");
+    assert_eq!(
+        hub.executions_of("count.b"),
+        1,
+        "the agent step reached its tool call"
+    );
+    assert_eq!(
+        first.steps(run.id).await.unwrap().len(),
+        1,
+        "step A is checkpointed"
+    );
 
     // Crash: the worker dies without completing its job; the engine is dropped.
     pool.abort();
@@ -103,19 +145,44 @@ async fn a_crashed_worker_is_resumed_elsewhere_without_repeating_effects() {
     let llm = Arc::new(ScriptedLlm::new().reply_text("counted"));
     let second = build(&store, &queue, llm.clone(), hub.clone()).await;
     let pool2 = second.spawn_workers(lease);
-    let done = tokio::time::timeout(Duration::from_secs(20), second.wait(run.id)).await.unwrap().unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(20), second.wait(run.id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
     assert_eq!(done.result, Some(json!({"done": true})));
-    assert_eq!(hub.executions_of("count.a"), 1, "a checkpointed step is never re-executed");
-    assert_eq!(hub.executions_of("count.b"), 1, "a recorded tool call is replayed, not repeated");
-    assert_eq!(llm.calls(), 1, "the recorded LLM turn is replayed; only the missing turn is asked");
+    assert_eq!(
+        hub.executions_of("count.a"),
+        1,
+        "a checkpointed step is never re-executed"
+    );
+    assert_eq!(
+        hub.executions_of("count.b"),
+        1,
+        "a recorded tool call is replayed, not repeated"
+    );
+    assert_eq!(
+        llm.calls(),
+        1,
+        "the recorded LLM turn is replayed; only the missing turn is asked"
+    );
     let events = second.events(run.id).await.unwrap();
     assert!(events.windows(2).all(|w| w[1].seq == w[0].seq + 1));
-    let started_a = events.iter().filter(|e| e.kind.as_str() == "step_started" && e.payload["node_id"] == "a").count();
+    let started_a = events
+        .iter()
+        .filter(|e| e.kind.as_str() == "step_started" && e.payload["node_id"] == "a")
+        .count();
     assert_eq!(started_a, 1);
-    let tool_calls = events.iter().filter(|e| e.kind.as_str() == "tool_call").count();
+    let tool_calls = events
+        .iter()
+        .filter(|e| e.kind.as_str() == "tool_call")
+        .count();
     assert_eq!(tool_calls, 2, "one trace entry per real call");
-    let job_attempts = second.queue().dead_letters(logline_core::engine::RUN_QUEUE, 10).await.unwrap();
+    let job_attempts = second
+        .queue()
+        .dead_letters(logline_core::engine::RUN_QUEUE, 10)
+        .await
+        .unwrap();
     assert!(job_attempts.is_empty());
     pool2.shutdown().await;
 }
@@ -125,15 +192,24 @@ async fn cancel_stops_a_running_run() {
     let hub = Arc::new(
         FakeToolHub::new("fake")
             .with_delay(Duration::from_secs(30))
-            .tool(ToolSpec::new("slow", "Slow.", json!({"type": "object"})), |_| Ok(json!({})))
-            .tool(ToolSpec::new("after", "After.", json!({"type": "object"})), |_| Ok(json!({}))),
+            .tool(
+                ToolSpec::new("slow", "Slow.", json!({"type": "object"})),
+                |_| Ok(json!({})),
+            )
+            .tool(
+                ToolSpec::new("after", "After.", json!({"type": "object"})),
+                |_| Ok(json!({})),
+            ),
     );
     let h = harness(None, Some(hub.clone())).await;
     h.engine
-        .register_workflow(&workflow("cancel", json!({"entry": "s", "nodes": [
+        .register_workflow(&workflow(
+            "cancel",
+            json!({"entry": "s", "nodes": [
             {"id": "s", "type": "tool_node", "config": {"tool_id": "slow", "timeout_ms": 60000}},
             {"id": "t", "type": "tool_node", "config": {"tool_id": "after"}}],
-            "edges": [{"from": "s", "to": "t"}]})))
+            "edges": [{"from": "s", "to": "t"}]}),
+        ))
         .await
         .unwrap();
     let run = h.start(StartRun::new("cancel", json!({}), subject())).await;
@@ -151,22 +227,36 @@ async fn cancel_stops_a_running_run() {
     assert_eq!(hub.executions_of("after"), 0);
     let kinds = h.kinds(&run).await;
     assert_eq!(kinds.last().unwrap(), "run_cancelled");
-    assert_eq!(h.engine.cancel(run.id, "again").await.unwrap_err().kind(), ErrorKind::Conflict);
+    assert_eq!(
+        h.engine.cancel(run.id, "again").await.unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
 }
 
 #[tokio::test]
 async fn subscribers_see_every_event_once_in_order() {
     let h = harness(None, Some(counting_hub())).await;
     let nodes: Vec<_> = (0..6).map(|i| json!({"id": format!("n{i}"), "type": "tool_node", "config": {"tool_id": "count.a"}})).collect();
-    let edges: Vec<_> = (1..6).map(|i| json!({"from": format!("n{}", i - 1), "to": format!("n{i}")})).collect();
-    h.engine.register_workflow(&workflow("chain", json!({"entry": "n0", "nodes": nodes, "edges": edges}))).await.unwrap();
-    let run = h.start(StartRun::new("chain", json!({}), subject())).await;
-    let streamed: Vec<_> = tokio::time::timeout(Duration::from_secs(20), h.engine.subscribe(run.id, 0).collect::<Vec<_>>())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.unwrap())
+    let edges: Vec<_> = (1..6)
+        .map(|i| json!({"from": format!("n{}", i - 1), "to": format!("n{i}")}))
         .collect();
+    h.engine
+        .register_workflow(&workflow(
+            "chain",
+            json!({"entry": "n0", "nodes": nodes, "edges": edges}),
+        ))
+        .await
+        .unwrap();
+    let run = h.start(StartRun::new("chain", json!({}), subject())).await;
+    let streamed: Vec<_> = tokio::time::timeout(
+        Duration::from_secs(20),
+        h.engine.subscribe(run.id, 0).collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|e| e.unwrap())
+    .collect();
     let stored = h.events(&run).await;
     assert_eq!(streamed, stored);
     assert_eq!(streamed.last().unwrap().kind.as_str(), "run_completed");
@@ -180,35 +270,64 @@ async fn subscribers_see_every_event_once_in_order() {
 async fn transient_provider_errors_retry_the_job_from_the_checkpoint() {
     let llm = Arc::new(
         ScriptedLlm::new()
-            .fail(Error::backend("openai", ErrorKind::Unavailable, "503", None))
+            .fail(Error::backend(
+                "openai",
+                ErrorKind::Unavailable,
+                "503",
+                None,
+            ))
             .reply_text("recovered"),
     );
     let hub = counting_hub();
     let mut opts = worker_options();
-    opts.backoff = logline_core::queue::Backoff { base: Duration::from_millis(20), max: Duration::from_millis(40) };
-    let engine = Engine::builder().default_llm(llm.clone()).tool_hub(hub.clone()).build().await.unwrap();
+    opts.backoff = logline_core::queue::Backoff {
+        base: Duration::from_millis(20),
+        max: Duration::from_millis(40),
+    };
+    let engine = Engine::builder()
+        .default_llm(llm.clone())
+        .tool_hub(hub.clone())
+        .build()
+        .await
+        .unwrap();
     engine.register_tools(&hub.specs()).await.unwrap();
-    engine.register_agent(&Agent::new("agent.x", "x", ModelProfile::new("m"))).await.unwrap();
     engine
-        .register_workflow(&workflow("flaky", json!({"entry": "a", "nodes": [
+        .register_agent(&Agent::new("agent.x", "x", ModelProfile::new("m")))
+        .await
+        .unwrap();
+    engine
+        .register_workflow(&workflow(
+            "flaky",
+            json!({"entry": "a", "nodes": [
             {"id": "a", "type": "tool_node", "config": {"tool_id": "count.a"}},
             {"id": "b", "type": "agent_node", "config": {"agent_id": "agent.x"}}],
-            "edges": [{"from": "a", "to": "b"}]})))
+            "edges": [{"from": "a", "to": "b"}]}),
+        ))
         .await
         .unwrap();
     let _pool = engine.spawn_workers(opts);
-    let run = engine.run_to_completion(StartRun::new("flaky", json!({}), subject())).await.unwrap();
+    let run = engine
+        .run_to_completion(StartRun::new("flaky", json!({}), subject()))
+        .await
+        .unwrap();
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
     assert_eq!(run.result, Some(json!({"text": "recovered"})));
     assert_eq!(llm.calls(), 2);
-    assert_eq!(hub.executions_of("count.a"), 1, "the retry resumed after the checkpoint");
+    assert_eq!(
+        hub.executions_of("count.a"),
+        1,
+        "the retry resumed after the checkpoint"
+    );
 }
 
 #[tokio::test]
 async fn llm_text_streams_to_progress_subscribers() {
     let llm = Arc::new(ScriptedLlm::new().reply_text("streamed words"));
     let h = harness(Some(llm), None).await;
-    h.engine.register_agent(&Agent::new("agent.s", "Say it.", ModelProfile::new("m"))).await.unwrap();
+    h.engine
+        .register_agent(&Agent::new("agent.s", "Say it.", ModelProfile::new("m")))
+        .await
+        .unwrap();
     h.engine
         .register_workflow(&workflow("say", json!({"entry": "a", "nodes": [{"id": "a", "type": "agent_node", "config": {"agent_id": "agent.s"}}]})))
         .await
@@ -216,5 +335,8 @@ async fn llm_text_streams_to_progress_subscribers() {
     let mut progress = h.engine.progress();
     let run = h.run("say", json!({})).await;
     let p = progress.try_recv().expect("a delta was broadcast");
-    assert_eq!((p.run_id, p.agent_id.as_str(), p.delta.as_str()), (run.id, "agent.s", "streamed words"));
+    assert_eq!(
+        (p.run_id, p.agent_id.as_str(), p.delta.as_str()),
+        (run.id, "agent.s", "streamed words")
+    );
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::*;
 use logline_core::agent::{Agent, ModelProfile};
 use logline_core::engine::{Engine, EngineConfig, StartRun};
-use logline_core::queue::Backoff;
 use logline_core::llm::{LlmRequest, LlmResponse, Message};
+use logline_core::queue::Backoff;
 use logline_core::run::{GateSubject, RunStatus};
 use logline_core::testing::{golden, FakeToolHub, ScriptedLlm};
 use logline_core::tool::ToolSpec;
@@ -41,11 +41,23 @@ async fn static_nodes_pass_through_apply_templates_and_handlers() {
     assert_eq!(run.result, Some(json!({ "n": 42 })));
     let steps = h.engine.steps(run.id).await.unwrap();
     assert_eq!(steps.len(), 3);
-    assert_eq!(steps[1].output, Some(json!({ "n": 21, "hotel": "VV", "fixed": 1 })));
+    assert_eq!(
+        steps[1].output,
+        Some(json!({ "n": 21, "hotel": "VV", "fixed": 1 }))
+    );
     assert_eq!(
         h.kinds(&run).await,
-        ["run_started", "policy_eval", "step_started", "step_completed", "step_started", "step_completed",
-         "step_started", "step_completed", "run_completed"]
+        [
+            "run_started",
+            "policy_eval",
+            "step_started",
+            "step_completed",
+            "step_started",
+            "step_completed",
+            "step_started",
+            "step_completed",
+            "run_completed"
+        ]
     );
 }
 
@@ -66,7 +78,10 @@ async fn tool_node_validates_input_and_executes() {
     assert_eq!(ok.status, RunStatus::Completed);
     assert_eq!(ok.result, Some(json!({ "stored": "a" })));
     let events = h.events(&ok).await;
-    let call = events.iter().find(|e| e.kind.as_str() == "tool_call").expect("tool_call event");
+    let call = events
+        .iter()
+        .find(|e| e.kind.as_str() == "tool_call")
+        .expect("tool_call event");
     assert_eq!(call.payload["tool_id"], "kv.put");
     assert_eq!(call.payload["input"], json!({ "key": "a", "value": "b" }));
 
@@ -75,8 +90,19 @@ async fn tool_node_validates_input_and_executes() {
     assert_eq!(bad.status, RunStatus::Failed);
     let err = bad.error.expect("error");
     assert_eq!(err["kind"], "invalid_input");
-    assert!(err["violations"].as_array().unwrap().iter().any(|v| v["instance_path"] == "/value"), "{err}");
-    assert_eq!(hub.executions_of("kv.put"), 1, "invalid input never reaches the tool");
+    assert!(
+        err["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["instance_path"] == "/value"),
+        "{err}"
+    );
+    assert_eq!(
+        hub.executions_of("kv.put"),
+        1,
+        "invalid input never reaches the tool"
+    );
 }
 
 #[tokio::test]
@@ -84,28 +110,64 @@ async fn tool_timeouts_are_retried_then_fail_the_run() {
     let hub = Arc::new(
         FakeToolHub::new("fake")
             .with_delay(Duration::from_secs(5))
-            .tool(ToolSpec::new("sleepy", "Sleeps.", json!({"type": "object"})), |_| Ok(json!({}))),
+            .tool(
+                ToolSpec::new("sleepy", "Sleeps.", json!({"type": "object"})),
+                |_| Ok(json!({})),
+            ),
     );
-    let config = EngineConfig { run_job_attempts: 2, ..EngineConfig::default() };
-    let engine = Engine::builder().config(config).tool_hub(hub.clone()).build().await.unwrap();
+    let config = EngineConfig {
+        run_job_attempts: 2,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::builder()
+        .config(config)
+        .tool_hub(hub.clone())
+        .build()
+        .await
+        .unwrap();
     engine.register_tools(&hub.specs()).await.unwrap();
     let mut opts = worker_options();
-    opts.backoff = Backoff { base: Duration::from_millis(20), max: Duration::from_millis(40) };
+    opts.backoff = Backoff {
+        base: Duration::from_millis(20),
+        max: Duration::from_millis(40),
+    };
     let _pool = engine.spawn_workers(opts);
-    let wf = workflow("slow", json!({ "entry": "s", "nodes": [ { "id": "s", "type": "tool_node",
-        "config": { "tool_id": "sleepy", "timeout_ms": 100 } } ] }));
+    let wf = workflow(
+        "slow",
+        json!({ "entry": "s", "nodes": [ { "id": "s", "type": "tool_node",
+        "config": { "tool_id": "sleepy", "timeout_ms": 100 } } ] }),
+    );
     engine.register_workflow(&wf).await.unwrap();
-    let run = engine.run_to_completion(StartRun::new("slow", json!({}), subject())).await.unwrap();
+    let run = engine
+        .run_to_completion(StartRun::new("slow", json!({}), subject()))
+        .await
+        .unwrap();
     assert_eq!(run.status, RunStatus::Failed);
     let msg = run.error.unwrap()["message"].as_str().unwrap().to_string();
-    assert!(msg.contains("after 2 attempts") && msg.contains("timed out"), "{msg}");
+    assert!(
+        msg.contains("after 2 attempts") && msg.contains("timed out"),
+        "{msg}"
+    );
     assert_eq!(hub.max_concurrency(), 1);
-    let dead = engine.queue().dead_letters(logline_core::engine::RUN_QUEUE, 10).await.unwrap();
-    assert_eq!(dead.len(), 1, "the run job was dead-lettered after its attempts");
+    let dead = engine
+        .queue()
+        .dead_letters(logline_core::engine::RUN_QUEUE, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        dead.len(),
+        1,
+        "the run job was dead-lettered after its attempts"
+    );
 }
 
 fn triage_like_agent(tools: &[&str]) -> Agent {
-    Agent::new("agent.helper", "Use tools, then answer.", ModelProfile::new("m")).with_tools(tools.iter().copied())
+    Agent::new(
+        "agent.helper",
+        "Use tools, then answer.",
+        ModelProfile::new("m"),
+    )
+    .with_tools(tools.iter().copied())
 }
 
 #[tokio::test]
@@ -113,9 +175,10 @@ async fn agent_node_runs_a_tool_loop_with_parallel_calls() {
     let hub = Arc::new(
         FakeToolHub::new("fake")
             .with_delay(Duration::from_millis(300))
-            .tool(ToolSpec::new("ticketing.get", "Get a ticket.", object_schema(&["id"])), |a| {
-                Ok(json!({ "id": a["id"], "subject": "No hot water" }))
-            }),
+            .tool(
+                ToolSpec::new("ticketing.get", "Get a ticket.", object_schema(&["id"])),
+                |a| Ok(json!({ "id": a["id"], "subject": "No hot water" })),
+            ),
     );
     let llm = Arc::new(
         ScriptedLlm::new()
@@ -127,22 +190,51 @@ async fn agent_node_runs_a_tool_loop_with_parallel_calls() {
             .reply_text("All three tickets are about hot water."),
     );
     let h = harness(Some(llm.clone()), Some(hub.clone())).await;
-    h.engine.register_agent(&triage_like_agent(&["ticketing.get"])).await.unwrap();
-    let wf = workflow("agent", json!({ "entry": "a", "nodes": [ { "id": "a", "type": "agent_node",
-        "config": { "agent_id": "agent.helper" } } ] }));
+    h.engine
+        .register_agent(&triage_like_agent(&["ticketing.get"]))
+        .await
+        .unwrap();
+    let wf = workflow(
+        "agent",
+        json!({ "entry": "a", "nodes": [ { "id": "a", "type": "agent_node",
+        "config": { "agent_id": "agent.helper" } } ] }),
+    );
     h.engine.register_workflow(&wf).await.unwrap();
-    let run = h.run("agent", json!({ "question": "what are T-1..3 about?" })).await;
+    let run = h
+        .run("agent", json!({ "question": "what are T-1..3 about?" }))
+        .await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
-    assert_eq!(run.result, Some(json!({ "text": "All three tickets are about hot water." })));
+    assert_eq!(
+        run.result,
+        Some(json!({ "text": "All three tickets are about hot water." }))
+    );
     assert_eq!(hub.executions_of("ticketing.get"), 3);
-    assert_eq!(hub.max_concurrency(), 3, "the three calls of one turn run concurrently");
+    assert_eq!(
+        hub.max_concurrency(),
+        3,
+        "the three calls of one turn run concurrently"
+    );
     let reqs = llm.requests();
     assert_eq!(reqs.len(), 2);
-    assert_eq!(reqs[0].tools[0].name, "ticketing_get", "tool ids become valid function names");
-    let results: Vec<&Message> = reqs[1].messages.iter().filter(|m| matches!(m, Message::Tool { .. })).collect();
-    assert_eq!(results.len(), 3, "every call's result goes back to the model");
+    assert_eq!(
+        reqs[0].tools[0].name, "ticketing_get",
+        "tool ids become valid function names"
+    );
+    let results: Vec<&Message> = reqs[1]
+        .messages
+        .iter()
+        .filter(|m| matches!(m, Message::Tool { .. }))
+        .collect();
+    assert_eq!(
+        results.len(),
+        3,
+        "every call's result goes back to the model"
+    );
     let events = h.events(&run).await;
-    let llm_calls: Vec<_> = events.iter().filter(|e| e.kind.as_str() == "llm_call").collect();
+    let llm_calls: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind.as_str() == "llm_call")
+        .collect();
     assert_eq!(llm_calls.len(), 2);
     assert_eq!(llm_calls[0].payload["agent_id"], "agent.helper");
     assert_eq!(llm_calls[0].payload["usage"]["input_tokens"], 100);
@@ -155,7 +247,11 @@ async fn agent_tool_loop_is_capped_by_max_steps() {
     let hub = Arc::new(hub());
     let llm = Arc::new(ScriptedLlm::from_fn(|_| {
         Ok(LlmResponse {
-            tool_calls: vec![logline_core::llm::ToolCallRequest { id: "c".into(), name: "echo".into(), arguments: json!({}) }],
+            tool_calls: vec![logline_core::llm::ToolCallRequest {
+                id: "c".into(),
+                name: "echo".into(),
+                arguments: json!({}),
+            }],
             ..Default::default()
         })
     }));
@@ -163,8 +259,14 @@ async fn agent_tool_loop_is_capped_by_max_steps() {
     let mut agent = triage_like_agent(&["echo"]);
     agent.max_steps = Some(3);
     h.engine.register_agent(&agent).await.unwrap();
-    h.engine.register_workflow(&workflow("loop", json!({ "entry": "a", "nodes": [ { "id": "a", "type": "agent_node",
-        "config": { "agent_id": "agent.helper" } } ] }))).await.unwrap();
+    h.engine
+        .register_workflow(&workflow(
+            "loop",
+            json!({ "entry": "a", "nodes": [ { "id": "a", "type": "agent_node",
+        "config": { "agent_id": "agent.helper" } } ] }),
+        ))
+        .await
+        .unwrap();
     let run = h.run("loop", json!({})).await;
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.error.unwrap()["kind"], "model_output");
@@ -182,8 +284,14 @@ async fn agent_structured_output_is_validated_and_retried() {
     let agent = Agent::new("agent.json", "Answer in JSON.", ModelProfile::new("m"))
         .with_output_schema(json!({"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}));
     h.engine.register_agent(&agent).await.unwrap();
-    h.engine.register_workflow(&workflow("json", json!({ "entry": "a", "nodes": [ { "id": "a", "type": "agent_node",
-        "config": { "agent_id": "agent.json" } } ] }))).await.unwrap();
+    h.engine
+        .register_workflow(&workflow(
+            "json",
+            json!({ "entry": "a", "nodes": [ { "id": "a", "type": "agent_node",
+        "config": { "agent_id": "agent.json" } } ] }),
+        ))
+        .await
+        .unwrap();
     let run = h.run("json", json!({})).await;
     assert_eq!(run.result, Some(json!({ "answer": 42 })));
     let reqs = llm.requests();
@@ -216,22 +324,40 @@ fn router_workflow() -> logline_core::workflow::Workflow {
 
 async fn router_harness(llm: Arc<ScriptedLlm>) -> Harness {
     let h = harness(Some(llm), None).await;
-    h.engine.register_agent(&Agent::new("agent.router", "Route tickets.", ModelProfile::new("cheap"))).await.unwrap();
-    h.engine.register_workflow(&router_workflow()).await.unwrap();
+    h.engine
+        .register_agent(&Agent::new(
+            "agent.router",
+            "Route tickets.",
+            ModelProfile::new("cheap"),
+        ))
+        .await
+        .unwrap();
+    h.engine
+        .register_workflow(&router_workflow())
+        .await
+        .unwrap();
     h
 }
 
 #[tokio::test]
 async fn router_picks_a_route_with_strict_output() {
-    let llm = Arc::new(ScriptedLlm::new().reply_json(json!({ "route": "high_priority", "reason": "urgent" })));
+    let llm = Arc::new(
+        ScriptedLlm::new().reply_json(json!({ "route": "high_priority", "reason": "urgent" })),
+    );
     let h = router_harness(llm.clone()).await;
     let run = h.run("routing", json!({ "priority": "urgent" })).await;
     assert_eq!(run.result, Some(json!({ "handled_by": "human" })));
     let req = &llm.requests()[0];
     let schema = &req.output_schema.as_ref().expect("strict schema").schema;
-    assert_eq!(schema["properties"]["route"]["enum"], json!(["high_priority", "normal"]));
+    assert_eq!(
+        schema["properties"]["route"]["enum"],
+        json!(["high_priority", "normal"])
+    );
     let events = h.events(&run).await;
-    let sel = events.iter().find(|e| e.kind.as_str() == "route_selected").unwrap();
+    let sel = events
+        .iter()
+        .find(|e| e.kind.as_str() == "route_selected")
+        .unwrap();
     assert_eq!(sel.payload["route"], "high_priority");
 }
 
@@ -251,13 +377,18 @@ async fn router_retries_invalid_choices_then_succeeds() {
 
 #[tokio::test]
 async fn router_fails_the_run_after_bounded_invalid_choices() {
-    let llm = Arc::new(ScriptedLlm::from_fn(|_| Ok(LlmResponse::text(r#"{"route": "nowhere", "reason": "x"}"#))));
+    let llm = Arc::new(ScriptedLlm::from_fn(|_| {
+        Ok(LlmResponse::text(r#"{"route": "nowhere", "reason": "x"}"#))
+    }));
     let h = router_harness(llm.clone()).await;
     let run = h.run("routing", json!({})).await;
     assert_eq!(run.status, RunStatus::Failed);
     let err = run.error.unwrap();
     assert_eq!(err["kind"], "model_output");
-    assert!(err["message"].as_str().unwrap().contains("nowhere"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("nowhere"),
+        "{err}"
+    );
     assert_eq!(llm.calls(), 3, "default bound is 3 attempts");
 }
 
@@ -265,11 +396,15 @@ async fn router_fails_the_run_after_bounded_invalid_choices() {
 async fn natural_language_edge_conditions_are_evaluated_by_an_agent() {
     let llm = Arc::new(ScriptedLlm::from_fn(|req: &LlmRequest| {
         // The evaluator sees the previous output and the numbered conditions.
-        let Message::User { content } = &req.messages[0] else { unreachable!() };
+        let Message::User { content } = &req.messages[0] else {
+            unreachable!()
+        };
         let v: serde_json::Value = serde_json::from_str(content).unwrap();
         let amount = v["output"]["amount"].as_i64().unwrap();
         let choice = if amount < 1000 { "0" } else { "1" };
-        Ok(LlmResponse::text(json!({ "choice": choice, "reason": "amount" }).to_string()))
+        Ok(LlmResponse::text(
+            json!({ "choice": choice, "reason": "amount" }).to_string(),
+        ))
     }));
     let h = harness(Some(llm), None).await;
     let wf = workflow(
@@ -288,9 +423,13 @@ async fn natural_language_edge_conditions_are_evaluated_by_an_agent() {
         }),
     );
     h.engine.register_workflow(&wf).await.unwrap();
-    let small = h.run("conds", json!({ "status": "approved", "amount": 10 })).await;
+    let small = h
+        .run("conds", json!({ "status": "approved", "amount": 10 }))
+        .await;
     assert_eq!(small.result, Some(json!({ "decision": "approved" })));
-    let big = h.run("conds", json!({ "status": "approved", "amount": 5000 })).await;
+    let big = h
+        .run("conds", json!({ "status": "approved", "amount": 5000 }))
+        .await;
     assert_eq!(big.result, Some(json!({ "decision": "rejected" })));
     let kinds = h.kinds(&big).await;
     assert!(kinds.contains(&"route_selected".to_string()));
@@ -319,12 +458,24 @@ async fn human_gate_pauses_and_approval_resumes() {
     assert_eq!(run.status, RunStatus::Paused);
     let gate = run.pending_gate.clone().expect("gate");
     assert_eq!(gate.gate_id, "node:approval:1");
-    assert_eq!(gate.subject, GateSubject::Node { node_id: "approval".into() });
+    assert_eq!(
+        gate.subject,
+        GateSubject::Node {
+            node_id: "approval".into()
+        }
+    );
     assert_eq!(gate.reason, "Refund 120 EUR?");
     // Only the exact gate opens it.
-    let wrong = h.engine.approve(run.id, "node:other:1", "boss", None).await.unwrap_err();
+    let wrong = h
+        .engine
+        .approve(run.id, "node:other:1", "boss", None)
+        .await
+        .unwrap_err();
     assert_eq!(wrong.kind(), ErrorKind::InvalidInput);
-    h.engine.approve(run.id, &gate.gate_id, "boss", Some("ok")).await.unwrap();
+    h.engine
+        .approve(run.id, &gate.gate_id, "boss", Some("ok"))
+        .await
+        .unwrap();
     let done = h.wait(&run).await;
     assert_eq!(done.status, RunStatus::Completed);
     assert_eq!(done.result, Some(json!({ "refunded": 120 })));
@@ -333,7 +484,14 @@ async fn human_gate_pauses_and_approval_resumes() {
     let resumed = kinds.iter().position(|k| k == "run_resumed").unwrap();
     assert!(paused < resumed);
     // Approving again is a conflict: the run is not paused any more.
-    assert_eq!(h.engine.approve(run.id, &gate.gate_id, "boss", None).await.unwrap_err().kind(), ErrorKind::Conflict);
+    assert_eq!(
+        h.engine
+            .approve(run.id, &gate.gate_id, "boss", None)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Conflict
+    );
 }
 
 #[tokio::test]
@@ -342,10 +500,20 @@ async fn human_gate_denial_fails_the_run_with_the_reason() {
     h.engine.register_workflow(&gate_workflow()).await.unwrap();
     let run = h.run("gated", json!({})).await;
     let gate = run.pending_gate.clone().unwrap();
-    let denied = h.engine.deny(run.id, &gate.gate_id, "boss", "too expensive").await.unwrap();
+    let denied = h
+        .engine
+        .deny(run.id, &gate.gate_id, "boss", "too expensive")
+        .await
+        .unwrap();
     assert_eq!(denied.status, RunStatus::Failed);
-    assert!(denied.error.unwrap()["message"].as_str().unwrap().contains("too expensive"));
-    assert_eq!(h.engine.get_run(run.id).await.unwrap().status, RunStatus::Failed);
+    assert!(denied.error.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .contains("too expensive"));
+    assert_eq!(
+        h.engine.get_run(run.id).await.unwrap().status,
+        RunStatus::Failed
+    );
     assert_eq!(h.kinds(&run).await.last().unwrap(), "run_failed");
 }
 
@@ -353,7 +521,9 @@ async fn human_gate_denial_fails_the_run_with_the_reason() {
 async fn confirmed_tool_calls_pause_and_approval_is_bound_to_the_arguments() {
     let hub = Arc::new(
         FakeToolHub::new("fake").tool(
-            ToolSpec::new("email.send", "Send an email.", object_schema(&["to"])).with_tags(["send"]).confirmed(),
+            ToolSpec::new("email.send", "Send an email.", object_schema(&["to"]))
+                .with_tags(["send"])
+                .confirmed(),
             |a| Ok(json!({ "sent_to": a["to"] })),
         ),
     );
@@ -363,25 +533,54 @@ async fn confirmed_tool_calls_pause_and_approval_is_bound_to_the_arguments() {
             .reply_text("Sent."),
     );
     let h = harness(Some(llm.clone()), Some(hub.clone())).await;
-    h.engine.register_agent(&triage_like_agent(&["email.send"])).await.unwrap();
-    h.engine.register_workflow(&workflow("mail", json!({ "entry": "a", "nodes": [ { "id": "a", "type": "agent_node",
-        "config": { "agent_id": "agent.helper" } } ] }))).await.unwrap();
+    h.engine
+        .register_agent(&triage_like_agent(&["email.send"]))
+        .await
+        .unwrap();
+    h.engine
+        .register_workflow(&workflow(
+            "mail",
+            json!({ "entry": "a", "nodes": [ { "id": "a", "type": "agent_node",
+        "config": { "agent_id": "agent.helper" } } ] }),
+        ))
+        .await
+        .unwrap();
     let run = h.run("mail", json!({})).await;
     assert_eq!(run.status, RunStatus::Paused);
     let gate = run.pending_gate.clone().unwrap();
-    let GateSubject::ToolCall { tool_id, args_digest, arguments } = &gate.subject else { panic!("{gate:?}") };
+    let GateSubject::ToolCall {
+        tool_id,
+        args_digest,
+        arguments,
+    } = &gate.subject
+    else {
+        panic!("{gate:?}")
+    };
     assert_eq!(tool_id, "email.send");
     assert_eq!(arguments, &json!({ "to": "guest@example.com" }));
-    assert_eq!(args_digest, &logline_core::engine::args_digest(&json!({ "to": "guest@example.com" })));
+    assert_eq!(
+        args_digest,
+        &logline_core::engine::args_digest(&json!({ "to": "guest@example.com" }))
+    );
     assert_eq!(hub.executions(), 0, "nothing is sent before approval");
-    h.engine.approve(run.id, &gate.gate_id, "dan", None).await.unwrap();
+    h.engine
+        .approve(run.id, &gate.gate_id, "dan", None)
+        .await
+        .unwrap();
     let done = h.wait(&run).await;
     assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
     assert_eq!(hub.executions(), 1);
     // The first LLM turn was replayed from the ledger, not asked again.
     assert_eq!(llm.calls(), 2);
     let events = h.events(&done).await;
-    assert_eq!(events.iter().filter(|e| e.kind.as_str() == "llm_call").count(), 2, "no duplicate trace after resume");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind.as_str() == "llm_call")
+            .count(),
+        2,
+        "no duplicate trace after resume"
+    );
     let approval = &done.approvals[0];
     assert_eq!(approval.args_digest.as_deref(), Some(args_digest.as_str()));
 }
@@ -389,19 +588,29 @@ async fn confirmed_tool_calls_pause_and_approval_is_bound_to_the_arguments() {
 #[tokio::test]
 async fn golden_run_produces_the_blueprint_result_and_events() {
     let llm = Arc::new(golden::scripted_llm());
-    let engine = golden::with_tool(Engine::builder().default_llm(llm)).build().await.unwrap();
+    let engine = golden::with_tool(Engine::builder().default_llm(llm))
+        .build()
+        .await
+        .unwrap();
     golden::install(&engine, "gpt-4o-mini").await.unwrap();
     let pool = engine.spawn_workers(worker_options());
     let run = engine
-        .run_to_completion(StartRun::new(golden::WORKFLOW_ID, json!({ "hotel_id": "VV-LISBON" }), subject()))
+        .run_to_completion(StartRun::new(
+            golden::WORKFLOW_ID,
+            json!({ "hotel_id": "VV-LISBON" }),
+            subject(),
+        ))
         .await
         .unwrap();
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
     let result = run.result.clone().unwrap();
     assert_eq!(result["summary"], "4 tickets triaged");
     let t1 = &result["tickets"][0];
-    assert_eq!(t1, &json!({ "id": "T-1", "subject": "No hot water in room 305", "status": "open",
-                             "priority": "urgent", "action": "escalate_to_human" }));
+    assert_eq!(
+        t1,
+        &json!({ "id": "T-1", "subject": "No hot water in room 305", "status": "open",
+                             "priority": "urgent", "action": "escalate_to_human" })
+    );
     for t in result["tickets"].as_array().unwrap() {
         for k in ["id", "subject", "status", "priority", "action"] {
             assert!(t.get(k).is_some(), "ticket lacks {k}: {t}");
@@ -409,6 +618,9 @@ async fn golden_run_produces_the_blueprint_result_and_events() {
     }
     let events = engine.events(run.id).await.unwrap();
     assert!(golden::has_minimum_events(&events), "{:?}", kinds(&events));
-    assert!(events.windows(2).all(|w| w[1].seq == w[0].seq + 1), "gap-free sequence");
+    assert!(
+        events.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+        "gap-free sequence"
+    );
     pool.shutdown().await;
 }

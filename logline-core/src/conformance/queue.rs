@@ -31,40 +31,103 @@ pub async fn enqueue_claim_complete(queue: Arc<dyn Queue>) {
     let jobs = queue.claim(Q, "w1", 10, LONG).await.expect("claim");
     assert_eq!(jobs.len(), 1);
     let j = &jobs[0];
-    assert_eq!((j.id, j.attempt, j.payload.clone()), (id, 1, json!({"n": 1})));
+    assert_eq!(
+        (j.id, j.attempt, j.payload.clone()),
+        (id, 1, json!({"n": 1}))
+    );
     assert!(j.lease_until > Utc::now());
-    assert_eq!(queue.job(id).await.expect("record").state, JobState::Running);
-    assert!(queue.claim(Q, "w2", 10, LONG).await.expect("claim").is_empty(), "a leased job is not claimable");
+    assert_eq!(
+        queue.job(id).await.expect("record").state,
+        JobState::Running
+    );
+    assert!(
+        queue
+            .claim(Q, "w2", 10, LONG)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "a leased job is not claimable"
+    );
     queue.complete(j).await.expect("complete");
-    assert_eq!(queue.job(id).await.expect("record").state, JobState::Completed);
-    assert_eq!(queue.complete(j).await.expect_err("twice").kind(), ErrorKind::Conflict);
-    assert!(queue.claim(Q, "w1", 10, LONG).await.expect("claim").is_empty());
-    assert!(queue.claim("other-queue", "w1", 10, LONG).await.expect("claim").is_empty());
+    assert_eq!(
+        queue.job(id).await.expect("record").state,
+        JobState::Completed
+    );
+    assert_eq!(
+        queue.complete(j).await.expect_err("twice").kind(),
+        ErrorKind::Conflict
+    );
+    assert!(queue
+        .claim(Q, "w1", 10, LONG)
+        .await
+        .expect("claim")
+        .is_empty());
+    assert!(queue
+        .claim("other-queue", "w1", 10, LONG)
+        .await
+        .expect("claim")
+        .is_empty());
 }
 
 /// The same key while the job is live gives the same job; after it finishes, a new one.
 pub async fn idempotency_key_dedupes_live_jobs(queue: Arc<dyn Queue>) {
-    let a = queue.enqueue(job(1).idempotency_key("k")).await.expect("enqueue");
-    let b = queue.enqueue(job(2).idempotency_key("k")).await.expect("enqueue");
+    let a = queue
+        .enqueue(job(1).idempotency_key("k"))
+        .await
+        .expect("enqueue");
+    let b = queue
+        .enqueue(job(2).idempotency_key("k"))
+        .await
+        .expect("enqueue");
     assert_eq!(a, b);
     let jobs = queue.claim(Q, "w", 10, LONG).await.expect("claim");
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].payload, json!({"n": 1}));
-    let c = queue.enqueue(job(3).idempotency_key("k")).await.expect("enqueue while running");
+    let c = queue
+        .enqueue(job(3).idempotency_key("k"))
+        .await
+        .expect("enqueue while running");
     assert_eq!(c, a, "a running job is live too");
     queue.complete(&jobs[0]).await.expect("complete");
-    let d = queue.enqueue(job(4).idempotency_key("k")).await.expect("enqueue after completion");
+    let d = queue
+        .enqueue(job(4).idempotency_key("k"))
+        .await
+        .expect("enqueue after completion");
     assert_ne!(d, a);
-    let other = queue.enqueue(job(5).idempotency_key("k2")).await.expect("enqueue");
+    let other = queue
+        .enqueue(job(5).idempotency_key("k2"))
+        .await
+        .expect("enqueue");
     assert_ne!(other, d);
 }
 
 /// Higher priority first, then the earlier `run_at`.
 pub async fn priority_then_run_at(queue: Arc<dyn Queue>) {
     let now = Utc::now();
-    let low = queue.enqueue(job(1).priority(0).run_at(now - chrono::Duration::seconds(10))).await.expect("enqueue");
-    let high_late = queue.enqueue(job(2).priority(5).run_at(now - chrono::Duration::seconds(1))).await.expect("enqueue");
-    let high_early = queue.enqueue(job(3).priority(5).run_at(now - chrono::Duration::seconds(5))).await.expect("enqueue");
+    let low = queue
+        .enqueue(
+            job(1)
+                .priority(0)
+                .run_at(now - chrono::Duration::seconds(10)),
+        )
+        .await
+        .expect("enqueue");
+    let high_late = queue
+        .enqueue(
+            job(2)
+                .priority(5)
+                .run_at(now - chrono::Duration::seconds(1)),
+        )
+        .await
+        .expect("enqueue");
+    let high_early = queue
+        .enqueue(
+            job(3)
+                .priority(5)
+                .run_at(now - chrono::Duration::seconds(5)),
+        )
+        .await
+        .expect("enqueue");
     let order: Vec<_> = {
         let mut v = Vec::new();
         for _ in 0..3 {
@@ -80,7 +143,11 @@ pub async fn priority_then_run_at(queue: Arc<dyn Queue>) {
 pub async fn scheduled_jobs_wait(queue: Arc<dyn Queue>) {
     let later = Utc::now() + chrono::Duration::milliseconds(700);
     let id = queue.enqueue(job(1).run_at(later)).await.expect("enqueue");
-    assert!(queue.claim(Q, "w", 10, LONG).await.expect("claim").is_empty());
+    assert!(queue
+        .claim(Q, "w", 10, LONG)
+        .await
+        .expect("claim")
+        .is_empty());
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let jobs = queue.claim(Q, "w", 10, LONG).await.expect("claim");
     assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![id]);
@@ -89,40 +156,80 @@ pub async fn scheduled_jobs_wait(queue: Arc<dyn Queue>) {
 /// An expired lease makes the job claimable again with a new token; the old holder is out.
 pub async fn expired_lease_is_reclaimed(queue: Arc<dyn Queue>) {
     let id = queue.enqueue(job(1)).await.expect("enqueue");
-    let first = queue.claim(Q, "w1", 1, Duration::from_millis(300)).await.expect("claim").remove(0);
+    let first = queue
+        .claim(Q, "w1", 1, Duration::from_millis(300))
+        .await
+        .expect("claim")
+        .remove(0);
     tokio::time::sleep(Duration::from_millis(900)).await;
     let second = queue.claim(Q, "w2", 1, LONG).await.expect("claim");
     assert_eq!(second.len(), 1, "the expired job is reclaimed");
     let second = &second[0];
     assert_eq!((second.id, second.attempt), (id, 2));
     assert_ne!(second.lease_token, first.lease_token);
-    assert_eq!(queue.heartbeat(&first, LONG).await.expect_err("stale heartbeat").kind(), ErrorKind::Conflict);
-    assert_eq!(queue.complete(&first).await.expect_err("stale complete").kind(), ErrorKind::Conflict);
+    assert_eq!(
+        queue
+            .heartbeat(&first, LONG)
+            .await
+            .expect_err("stale heartbeat")
+            .kind(),
+        ErrorKind::Conflict
+    );
+    assert_eq!(
+        queue
+            .complete(&first)
+            .await
+            .expect_err("stale complete")
+            .kind(),
+        ErrorKind::Conflict
+    );
     queue.complete(second).await.expect("owner completes");
 }
 
 /// Heartbeats extend the lease so nobody else can claim the job.
 pub async fn heartbeat_keeps_the_lease(queue: Arc<dyn Queue>) {
     queue.enqueue(job(1)).await.expect("enqueue");
-    let j = queue.claim(Q, "w1", 1, Duration::from_millis(600)).await.expect("claim").remove(0);
+    let j = queue
+        .claim(Q, "w1", 1, Duration::from_millis(600))
+        .await
+        .expect("claim")
+        .remove(0);
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let until = queue.heartbeat(&j, Duration::from_millis(600)).await.expect("heartbeat");
+        let until = queue
+            .heartbeat(&j, Duration::from_millis(600))
+            .await
+            .expect("heartbeat");
         assert!(until > Utc::now());
     }
-    assert!(queue.claim(Q, "w2", 1, LONG).await.expect("claim").is_empty());
+    assert!(queue
+        .claim(Q, "w2", 1, LONG)
+        .await
+        .expect("claim")
+        .is_empty());
     queue.complete(&j).await.expect("complete");
 }
 
 /// Retryable failures come back after a backoff until attempts run out, then dead-letter
 /// with the last error; a dead letter can be retried.
 pub async fn failures_back_off_then_dead_letter(queue: Arc<dyn Queue>) {
-    let id = queue.enqueue(job(1).max_attempts(2)).await.expect("enqueue");
+    let id = queue
+        .enqueue(job(1).max_attempts(2))
+        .await
+        .expect("enqueue");
     let j = queue.claim(Q, "w", 1, LONG).await.expect("claim").remove(0);
-    let out = queue.fail(&j, "boom 1", true, quick_backoff()).await.expect("fail");
-    let FailOutcome::Retrying { at } = out else { panic!("expected a retry, got {out:?}") };
+    let out = queue
+        .fail(&j, "boom 1", true, quick_backoff())
+        .await
+        .expect("fail");
+    let FailOutcome::Retrying { at } = out else {
+        panic!("expected a retry, got {out:?}")
+    };
     assert!(at > Utc::now() - chrono::Duration::seconds(1));
-    assert_eq!(queue.job(id).await.expect("record").last_error.as_deref(), Some("boom 1"));
+    assert_eq!(
+        queue.job(id).await.expect("record").last_error.as_deref(),
+        Some("boom 1")
+    );
     let mut again = Vec::new();
     for _ in 0..50 {
         again = queue.claim(Q, "w", 1, LONG).await.expect("claim");
@@ -131,38 +238,83 @@ pub async fn failures_back_off_then_dead_letter(queue: Arc<dyn Queue>) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let j2 = again.pop().expect("retried job is claimable after its backoff");
+    let j2 = again
+        .pop()
+        .expect("retried job is claimable after its backoff");
     assert_eq!(j2.attempt, 2);
     assert_eq!(j2.last_error.as_deref(), Some("boom 1"));
-    assert_eq!(queue.fail(&j2, "boom 2", true, quick_backoff()).await.expect("fail"), FailOutcome::DeadLettered);
+    assert_eq!(
+        queue
+            .fail(&j2, "boom 2", true, quick_backoff())
+            .await
+            .expect("fail"),
+        FailOutcome::DeadLettered
+    );
     let dead = queue.dead_letters(Q, 10).await.expect("dead letters");
     assert_eq!(dead.len(), 1);
-    assert_eq!((dead[0].id, dead[0].state, dead[0].last_error.as_deref()), (id, JobState::DeadLettered, Some("boom 2")));
-    assert!(queue.claim(Q, "w", 1, LONG).await.expect("claim").is_empty());
-    queue.retry_dead_letter(id).await.expect("retry dead letter");
+    assert_eq!(
+        (dead[0].id, dead[0].state, dead[0].last_error.as_deref()),
+        (id, JobState::DeadLettered, Some("boom 2"))
+    );
+    assert!(queue
+        .claim(Q, "w", 1, LONG)
+        .await
+        .expect("claim")
+        .is_empty());
+    queue
+        .retry_dead_letter(id)
+        .await
+        .expect("retry dead letter");
     let j3 = queue.claim(Q, "w", 1, LONG).await.expect("claim");
     assert_eq!(j3.len(), 1);
-    assert!(queue.dead_letters(Q, 10).await.expect("dead letters").is_empty());
+    assert!(queue
+        .dead_letters(Q, 10)
+        .await
+        .expect("dead letters")
+        .is_empty());
 }
 
 /// A non-retryable failure dead-letters at once.
 pub async fn non_retryable_failure_dead_letters(queue: Arc<dyn Queue>) {
-    let id = queue.enqueue(job(1).max_attempts(5)).await.expect("enqueue");
+    let id = queue
+        .enqueue(job(1).max_attempts(5))
+        .await
+        .expect("enqueue");
     let j = queue.claim(Q, "w", 1, LONG).await.expect("claim").remove(0);
-    assert_eq!(queue.fail(&j, "bad input", false, quick_backoff()).await.expect("fail"), FailOutcome::DeadLettered);
+    assert_eq!(
+        queue
+            .fail(&j, "bad input", false, quick_backoff())
+            .await
+            .expect("fail"),
+        FailOutcome::DeadLettered
+    );
     let rec = queue.job(id).await.expect("record");
     assert_eq!((rec.state, rec.attempts), (JobState::DeadLettered, 1));
-    assert_eq!(queue.retry_dead_letter(uuid::Uuid::new_v4()).await.expect_err("unknown").kind(), ErrorKind::NotFound);
+    assert_eq!(
+        queue
+            .retry_dead_letter(uuid::Uuid::new_v4())
+            .await
+            .expect_err("unknown")
+            .kind(),
+        ErrorKind::NotFound
+    );
 }
 
 /// Batches enqueue in order and claims honour `max`.
 pub async fn batch_enqueue_and_claim(queue: Arc<dyn Queue>) {
-    let ids = queue.enqueue_batch((0..25).map(job).collect()).await.expect("batch");
+    let ids = queue
+        .enqueue_batch((0..25).map(job).collect())
+        .await
+        .expect("batch");
     assert_eq!(ids.len(), 25);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 25);
     let first = queue.claim(Q, "w", 10, LONG).await.expect("claim");
     assert_eq!(first.len(), 10);
-    assert_eq!(first.iter().map(|j| j.id).collect::<Vec<_>>(), ids[..10].to_vec(), "FIFO at equal priority");
+    assert_eq!(
+        first.iter().map(|j| j.id).collect::<Vec<_>>(),
+        ids[..10].to_vec(),
+        "FIFO at equal priority"
+    );
     queue.complete_batch(&first).await.expect("complete batch");
     let rest = queue.claim(Q, "w", 100, LONG).await.expect("claim");
     assert_eq!(rest.len(), 15);
@@ -185,7 +337,10 @@ pub async fn wait_for_work_wakes_on_enqueue(queue: Arc<dyn Queue>) {
 
 /// Concurrent claimers never receive the same job.
 pub async fn concurrent_claims_are_exclusive(queue: Arc<dyn Queue>) {
-    queue.enqueue_batch((0..200).map(job).collect()).await.expect("batch");
+    queue
+        .enqueue_batch((0..200).map(job).collect())
+        .await
+        .expect("batch");
     let mut tasks = Vec::new();
     for w in 0..4 {
         let q = queue.clone();

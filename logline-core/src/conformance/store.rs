@@ -17,7 +17,9 @@ use crate::workflow::{NodeType, Workflow, WorkflowDefinition};
 use crate::ErrorKind;
 
 fn linear(n: usize) -> WorkflowDefinition {
-    let nodes: Vec<_> = (0..n).map(|i| json!({"id": format!("n{i}"), "type": "static"})).collect();
+    let nodes: Vec<_> = (0..n)
+        .map(|i| json!({"id": format!("n{i}"), "type": "static"}))
+        .collect();
     let edges: Vec<_> = (1..n)
         .map(|i| json!({"from": format!("n{}", i - 1), "to": format!("n{i}")}))
         .collect();
@@ -79,21 +81,40 @@ pub async fn workflows_are_versioned(store: Arc<dyn Store>) {
     let v1 = Workflow::new("wf", "WF", linear(2));
     let v2 = Workflow::new("wf", "WF", linear(3)).with_version("2.0.0");
     store.put_workflow(&v1).await.expect("put v1");
-    store.put_workflow(&v1).await.expect("identical re-put is a no-op");
+    store
+        .put_workflow(&v1)
+        .await
+        .expect("identical re-put is a no-op");
     store.put_workflow(&v2).await.expect("put v2");
     let changed = Workflow::new("wf", "WF", linear(4));
-    let err = store.put_workflow(&changed).await.expect_err("changed v1 must conflict");
+    let err = store
+        .put_workflow(&changed)
+        .await
+        .expect_err("changed v1 must conflict");
     assert_eq!(err.kind(), ErrorKind::Conflict);
-    assert_eq!(store.get_workflow("wf", None).await.expect("latest").version, "2.0.0");
+    assert_eq!(
+        store
+            .get_workflow("wf", None)
+            .await
+            .expect("latest")
+            .version,
+        "2.0.0"
+    );
     let got = store.get_workflow("wf", Some("1.0.0")).await.expect("v1");
     assert_eq!(got.definition, v1.definition);
     let other = Workflow::new("a_first", "A", linear(1));
     store.put_workflow(&other).await.expect("put other");
     let list = store.list_workflows(Page::default()).await.expect("list");
-    let ids: Vec<_> = list.iter().map(|w| (w.id.as_str(), w.version.as_str())).collect();
+    let ids: Vec<_> = list
+        .iter()
+        .map(|w| (w.id.as_str(), w.version.as_str()))
+        .collect();
     assert_eq!(ids, vec![("a_first", "1.0.0"), ("wf", "2.0.0")]);
     store.delete_workflow("wf").await.expect("delete");
-    let err = store.get_workflow("wf", Some("1.0.0")).await.expect_err("deleted");
+    let err = store
+        .get_workflow("wf", Some("1.0.0"))
+        .await
+        .expect_err("deleted");
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
@@ -101,37 +122,62 @@ pub async fn workflows_are_versioned(store: Arc<dyn Store>) {
 pub async fn tool_catalog_round_trips(store: Arc<dyn Store>) {
     let tools: Vec<ToolSpec> = (0..25)
         .map(|i| {
-            ToolSpec::new(format!("kit{}.tool{i:02}", i % 3), format!("tool {i}"), json!({"type": "object"}))
-                .in_toolkit(format!("kit{}", i % 3))
-                .on_hub(if i % 2 == 0 { "local" } else { "remote" })
-                .with_tags(["read"])
+            ToolSpec::new(
+                format!("kit{}.tool{i:02}", i % 3),
+                format!("tool {i}"),
+                json!({"type": "object"}),
+            )
+            .in_toolkit(format!("kit{}", i % 3))
+            .on_hub(if i % 2 == 0 { "local" } else { "remote" })
+            .with_tags(["read"])
         })
         .collect();
     store.put_tools(&tools).await.expect("put tools");
     let mut changed = tools[0].clone();
     changed.description = "changed".into();
     store.put_tools(&[changed]).await.expect("upsert");
-    assert_eq!(store.get_tool(&tools[0].id).await.expect("get").description, "changed");
+    assert_eq!(
+        store.get_tool(&tools[0].id).await.expect("get").description,
+        "changed"
+    );
     let kit1 = store
-        .list_tools(&ToolQuery { toolkit: Some("kit1".into()), ..Default::default() })
+        .list_tools(&ToolQuery {
+            toolkit: Some("kit1".into()),
+            ..Default::default()
+        })
         .await
         .expect("by toolkit");
     assert_eq!(kit1.len(), 8);
     assert!(kit1.iter().all(|t| t.toolkit.as_deref() == Some("kit1")));
     let remote = store
-        .list_tools(&ToolQuery { hub: Some("remote".into()), ..Default::default() })
+        .list_tools(&ToolQuery {
+            hub: Some("remote".into()),
+            ..Default::default()
+        })
         .await
         .expect("by hub");
     assert_eq!(remote.len(), 12);
     let page = store
-        .list_tools(&ToolQuery { page: Page { offset: 5, limit: 5 }, ..Default::default() })
+        .list_tools(&ToolQuery {
+            page: Page {
+                offset: 5,
+                limit: 5,
+            },
+            ..Default::default()
+        })
         .await
         .expect("page");
     let mut all: Vec<_> = tools.iter().map(|t| t.id.clone()).collect();
     all.sort();
-    assert_eq!(page.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), all[5..10].to_vec());
+    assert_eq!(
+        page.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+        all[5..10].to_vec()
+    );
     store.delete_tool(&tools[1].id).await.expect("delete");
-    assert_eq!(store.get_tool(&tools[1].id).await.expect_err("gone").kind(), ErrorKind::NotFound);
+    assert_eq!(
+        store.get_tool(&tools[1].id).await.expect_err("gone").kind(),
+        ErrorKind::NotFound
+    );
 }
 
 /// Agents and policies upsert, list and delete.
@@ -139,8 +185,18 @@ pub async fn agents_and_policies_round_trip(store: Arc<dyn Store>) {
     let agent = Agent::new("agent.a", "be useful", ModelProfile::new("m")).with_tools(["t1"]);
     store.put_agent(&agent).await.expect("put agent");
     assert_eq!(store.get_agent("agent.a").await.expect("get agent"), agent);
-    assert_eq!(store.list_agents(Page::default()).await.expect("list").len(), 1);
-    assert_eq!(store.get_agent("nope").await.expect_err("missing").kind(), ErrorKind::NotFound);
+    assert_eq!(
+        store
+            .list_agents(Page::default())
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.get_agent("nope").await.expect_err("missing").kind(),
+        ErrorKind::NotFound
+    );
     let p = Policy {
         id: "p1".into(),
         name: "deny".into(),
@@ -164,7 +220,10 @@ pub async fn agents_and_policies_round_trip(store: Arc<dyn Store>) {
 pub async fn runs_are_created_once(store: Arc<dyn Store>) {
     let run = sample_run("t", "wf");
     let c = store
-        .create_run(&run, &[ev(EventKind::RunStarted, 1), ev(EventKind::PolicyEval, 2)])
+        .create_run(
+            &run,
+            &[ev(EventKind::RunStarted, 1), ev(EventKind::PolicyEval, 2)],
+        )
         .await
         .expect("create");
     assert_eq!((c.version, c.last_seq), (1, 2));
@@ -174,29 +233,56 @@ pub async fn runs_are_created_once(store: Arc<dyn Store>) {
     assert_eq!(got.subject, run.subject);
     let err = store.create_run(&run, &[]).await.expect_err("duplicate");
     assert_eq!(err.kind(), ErrorKind::Conflict);
-    assert_eq!(store.get_run(Uuid::new_v4()).await.expect_err("missing").kind(), ErrorKind::NotFound);
+    assert_eq!(
+        store
+            .get_run(Uuid::new_v4())
+            .await
+            .expect_err("missing")
+            .kind(),
+        ErrorKind::NotFound
+    );
 }
 
 /// A checkpoint commits run, step and events together, or nothing on a stale version.
 pub async fn commit_is_atomic_and_versioned(store: Arc<dyn Store>) {
     let mut run = sample_run("t", "wf");
-    store.create_run(&run, &[ev(EventKind::RunStarted, 1)]).await.expect("create");
+    store
+        .create_run(&run, &[ev(EventKind::RunStarted, 1)])
+        .await
+        .expect("create");
     run.version = 1;
     run.status = RunStatus::Running;
     run.cursor.step_index = 1;
     let s0 = step(&run, 0);
-    let events = [ev(EventKind::StepStarted, 2), ev(EventKind::StepCompleted, 3)];
+    let events = [
+        ev(EventKind::StepStarted, 2),
+        ev(EventKind::StepCompleted, 3),
+    ];
     let c = store
-        .commit(Checkpoint { run: &run, step: Some(s0.clone()), events: events.to_vec() })
+        .commit(Checkpoint {
+            run: &run,
+            step: Some(s0.clone()),
+            events: events.to_vec(),
+        })
         .await
         .expect("commit");
     assert_eq!((c.version, c.last_seq), (2, 3));
     // Stale version: rejected, nothing written.
-    let stale = Checkpoint { run: &run, step: Some(s0.clone()), events: events.to_vec() };
-    assert_eq!(store.commit(stale).await.expect_err("stale").kind(), ErrorKind::Conflict);
+    let stale = Checkpoint {
+        run: &run,
+        step: Some(s0.clone()),
+        events: events.to_vec(),
+    };
+    assert_eq!(
+        store.commit(stale).await.expect_err("stale").kind(),
+        ErrorKind::Conflict
+    );
     assert_eq!(store.events(run.id, 0, 100).await.expect("events").len(), 3);
     let got = store.get_run(run.id).await.expect("get");
-    assert_eq!((got.version, got.status, got.cursor.step_index), (2, RunStatus::Running, 1));
+    assert_eq!(
+        (got.version, got.status, got.cursor.step_index),
+        (2, RunStatus::Running, 1)
+    );
     let steps = store.steps(run.id).await.expect("steps");
     assert_eq!(steps, vec![s0]);
     // Replacing a step row by index.
@@ -204,7 +290,11 @@ pub async fn commit_is_atomic_and_versioned(store: Arc<dyn Store>) {
     let mut s0b = step(&run, 0);
     s0b.output = Some(json!({"replaced": true}));
     store
-        .commit(Checkpoint { run: &run, step: Some(s0b), events: vec![] })
+        .commit(Checkpoint {
+            run: &run,
+            step: Some(s0b),
+            events: vec![],
+        })
         .await
         .expect("commit without events");
     let steps = store.steps(run.id).await.expect("steps");
@@ -215,24 +305,43 @@ pub async fn commit_is_atomic_and_versioned(store: Arc<dyn Store>) {
 /// Events are gap-free from 1 and page by `after_seq` and `limit`.
 pub async fn events_page_by_sequence(store: Arc<dyn Store>) {
     let mut run = sample_run("t", "wf");
-    store.create_run(&run, &[ev(EventKind::RunStarted, 0)]).await.expect("create");
+    store
+        .create_run(&run, &[ev(EventKind::RunStarted, 0)])
+        .await
+        .expect("create");
     run.version = 1;
     for batch in 0..5u64 {
-        let events: Vec<_> = (0..4).map(|i| ev(EventKind::LlmCall, batch * 4 + i)).collect();
+        let events: Vec<_> = (0..4)
+            .map(|i| ev(EventKind::LlmCall, batch * 4 + i))
+            .collect();
         let c = store
-            .commit(Checkpoint { run: &run, step: None, events })
+            .commit(Checkpoint {
+                run: &run,
+                step: None,
+                events,
+            })
             .await
             .expect("commit");
         run.version = c.version;
     }
     let all = store.events(run.id, 0, 1000).await.expect("all");
     assert_eq!(all.len(), 21);
-    assert!(all.iter().enumerate().all(|(i, e)| e.seq == i as u64 + 1 && e.run_id == run.id));
+    assert!(all
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.seq == i as u64 + 1 && e.run_id == run.id));
     assert_eq!(all[0].kind, EventKind::RunStarted);
     assert_eq!(all[20].payload, json!({"i": 19}));
     let page = store.events(run.id, 7, 5).await.expect("page");
-    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![8, 9, 10, 11, 12]);
-    assert!(store.events(run.id, 21, 10).await.expect("after end").is_empty());
+    assert_eq!(
+        page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![8, 9, 10, 11, 12]
+    );
+    assert!(store
+        .events(run.id, 21, 10)
+        .await
+        .expect("after end")
+        .is_empty());
 }
 
 /// The first record at (run, step, seq) wins; effects list by step in seq order.
@@ -251,7 +360,10 @@ pub async fn effect_ledger_keeps_first_record(store: Arc<dyn Store>) {
     };
     let first = store.record_effect(&rec(1, 0, 1)).await.expect("record");
     assert_eq!(first.output, json!({"v": 1}));
-    let again = store.record_effect(&rec(1, 0, 2)).await.expect("record again");
+    let again = store
+        .record_effect(&rec(1, 0, 2))
+        .await
+        .expect("record again");
     assert_eq!(again.output, json!({"v": 1}), "the first result is kept");
     store.record_effect(&rec(1, 2, 3)).await.expect("record");
     store.record_effect(&rec(1, 1, 4)).await.expect("record");
@@ -260,8 +372,14 @@ pub async fn effect_ledger_keeps_first_record(store: Arc<dyn Store>) {
     failed.error = Some(json!({"kind": "tool_failed"}));
     store.record_effect(&failed).await.expect("record failure");
     let effects = store.effects(run.id, 1).await.expect("effects");
-    assert_eq!(effects.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![0, 1, 2]);
-    assert_eq!(store.effects(run.id, 3).await.expect("effects")[0].error, failed.error);
+    assert_eq!(
+        effects.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert_eq!(
+        store.effects(run.id, 3).await.expect("effects")[0].error,
+        failed.error
+    );
     assert!(store.effects(run.id, 9).await.expect("none").is_empty());
 }
 
@@ -269,7 +387,10 @@ pub async fn effect_ledger_keeps_first_record(store: Arc<dyn Store>) {
 pub async fn runs_list_by_filter(store: Arc<dyn Store>) {
     let mut ids = Vec::new();
     for i in 0..6 {
-        let mut r = sample_run(if i % 2 == 0 { "even" } else { "odd" }, if i < 3 { "wa" } else { "wb" });
+        let mut r = sample_run(
+            if i % 2 == 0 { "even" } else { "odd" },
+            if i < 3 { "wa" } else { "wb" },
+        );
         r.created_at = Utc::now() + chrono::Duration::milliseconds(i);
         if i == 5 {
             r.status = RunStatus::Completed;
@@ -278,31 +399,55 @@ pub async fn runs_list_by_filter(store: Arc<dyn Store>) {
         ids.push(r.id);
     }
     let even = store
-        .list_runs(&RunFilter { tenant_id: Some("even".into()), ..Default::default() })
+        .list_runs(&RunFilter {
+            tenant_id: Some("even".into()),
+            ..Default::default()
+        })
         .await
         .expect("even");
-    assert_eq!(even.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ids[4], ids[2], ids[0]]);
+    assert_eq!(
+        even.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ids[4], ids[2], ids[0]]
+    );
     let wb = store
-        .list_runs(&RunFilter { workflow_id: Some("wb".into()), ..Default::default() })
+        .list_runs(&RunFilter {
+            workflow_id: Some("wb".into()),
+            ..Default::default()
+        })
         .await
         .expect("wb");
     assert_eq!(wb.len(), 3);
     let done = store
-        .list_runs(&RunFilter { status: Some(RunStatus::Completed), ..Default::default() })
+        .list_runs(&RunFilter {
+            status: Some(RunStatus::Completed),
+            ..Default::default()
+        })
         .await
         .expect("done");
     assert_eq!(done.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ids[5]]);
     let page = store
-        .list_runs(&RunFilter { page: Page { offset: 1, limit: 2 }, ..Default::default() })
+        .list_runs(&RunFilter {
+            page: Page {
+                offset: 1,
+                limit: 2,
+            },
+            ..Default::default()
+        })
         .await
         .expect("page");
-    assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), vec![ids[4], ids[3]]);
+    assert_eq!(
+        page.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ids[4], ids[3]]
+    );
 }
 
 /// A waiter for new events wakes when a commit appends some.
 pub async fn wait_for_events_wakes_on_commit(store: Arc<dyn Store>) {
     let mut run = sample_run("t", "wf");
-    let c = store.create_run(&run, &[ev(EventKind::RunStarted, 1)]).await.expect("create");
+    let c = store
+        .create_run(&run, &[ev(EventKind::RunStarted, 1)])
+        .await
+        .expect("create");
     run.version = c.version;
     let waiter = {
         let store = store.clone();
@@ -311,7 +456,11 @@ pub async fn wait_for_events_wakes_on_commit(store: Arc<dyn Store>) {
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     store
-        .commit(Checkpoint { run: &run, step: None, events: vec![ev(EventKind::StepStarted, 2)] })
+        .commit(Checkpoint {
+            run: &run,
+            step: None,
+            events: vec![ev(EventKind::StepStarted, 2)],
+        })
         .await
         .expect("commit");
     tokio::time::timeout(Duration::from_secs(10), waiter)
@@ -320,10 +469,13 @@ pub async fn wait_for_events_wakes_on_commit(store: Arc<dyn Store>) {
         .expect("join")
         .expect("wait");
     // Already-available events return at once.
-    tokio::time::timeout(Duration::from_secs(10), store.wait_for_events(run.id, 0, Duration::from_secs(60)))
-        .await
-        .expect("events after 0 exist")
-        .expect("wait");
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        store.wait_for_events(run.id, 0, Duration::from_secs(60)),
+    )
+    .await
+    .expect("events after 0 exist")
+    .expect("wait");
 }
 
 /// Purge deletes terminal runs older than the cutoff, in bounded batches.
@@ -331,8 +483,15 @@ pub async fn purge_removes_old_terminal_runs(store: Arc<dyn Store>) {
     let mut old_done = Vec::new();
     for i in 0..5 {
         let mut r = sample_run("t", "wf");
-        r.status = if i == 4 { RunStatus::Failed } else { RunStatus::Completed };
-        store.create_run(&r, &[ev(EventKind::RunStarted, 1)]).await.expect("create");
+        r.status = if i == 4 {
+            RunStatus::Failed
+        } else {
+            RunStatus::Completed
+        };
+        store
+            .create_run(&r, &[ev(EventKind::RunStarted, 1)])
+            .await
+            .expect("create");
         old_done.push(r.id);
     }
     let running = sample_run("t", "wf");
@@ -343,14 +502,24 @@ pub async fn purge_removes_old_terminal_runs(store: Arc<dyn Store>) {
     assert_eq!(store.purge_runs(cutoff, 2).await.expect("purge"), 1);
     assert_eq!(store.purge_runs(cutoff, 2).await.expect("purge"), 0);
     for id in old_done {
-        assert_eq!(store.get_run(id).await.expect_err("purged").kind(), ErrorKind::NotFound);
+        assert_eq!(
+            store.get_run(id).await.expect_err("purged").kind(),
+            ErrorKind::NotFound
+        );
     }
-    assert!(store.get_run(running.id).await.is_ok(), "non-terminal runs are kept");
+    assert!(
+        store.get_run(running.id).await.is_ok(),
+        "non-terminal runs are kept"
+    );
     let past = Utc::now() - chrono::Duration::days(1);
     let mut recent = sample_run("t", "wf");
     recent.status = RunStatus::Completed;
     store.create_run(&recent, &[]).await.expect("create");
-    assert_eq!(store.purge_runs(past, 10).await.expect("purge"), 0, "recent runs are kept");
+    assert_eq!(
+        store.purge_runs(past, 10).await.expect("purge"),
+        0,
+        "recent runs are kept"
+    );
 }
 
 /// Of many commits built on the same version, exactly one wins.
@@ -364,7 +533,11 @@ pub async fn one_of_racing_commits_wins(store: Arc<dyn Store>) {
         let run = run.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .commit(Checkpoint { run: &run, step: None, events: vec![ev(EventKind::LlmCall, i)] })
+                .commit(Checkpoint {
+                    run: &run,
+                    step: None,
+                    events: vec![ev(EventKind::LlmCall, i)],
+                })
                 .await
         }));
     }

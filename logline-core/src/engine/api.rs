@@ -183,7 +183,9 @@ impl Engine {
     /// Adds or replaces catalog entries (tools executed by a registered hub).
     pub async fn register_tools(&self, tools: &[ToolSpec]) -> Result<()> {
         for t in tools {
-            self.inner.schemas.violations(&t.input_schema, &Value::Null)?;
+            self.inner
+                .schemas
+                .violations(&t.input_schema, &Value::Null)?;
         }
         self.inner.store.put_tools(tools).await
     }
@@ -215,7 +217,12 @@ impl Engine {
         }
         let version = match &req.version {
             Some(v) => v.clone(),
-            None => self.inner.store.latest_workflow_version(&req.workflow_id).await?,
+            None => {
+                self.inner
+                    .store
+                    .latest_workflow_version(&req.workflow_id)
+                    .await?
+            }
         };
         let wf = self.inner.workflow(&req.workflow_id, &version).await?;
         let decision = self
@@ -307,8 +314,14 @@ impl Engine {
                 };
                 run.status = RunStatus::Failed;
                 run.error = Some(err.to_json());
-                events.push(NewEvent::run(EventKind::Error, json!({ "error": err.to_json() })));
-                events.push(NewEvent::run(EventKind::RunFailed, json!({ "error": err.to_json() })));
+                events.push(NewEvent::run(
+                    EventKind::Error,
+                    json!({ "error": err.to_json() }),
+                ));
+                events.push(NewEvent::run(
+                    EventKind::RunFailed,
+                    json!({ "error": err.to_json() }),
+                ));
                 self.inner.store.create_run(&run, &events).await?;
                 Err(err)
             }
@@ -352,7 +365,9 @@ impl Engine {
     /// pauses or is cancelled; returns it. Safe next to workers: optimistic concurrency lets
     /// only one executor advance the run, and a queued job for a finished run is a no-op.
     pub async fn execute(&self, run_id: RunId) -> Result<Run> {
-        self.inner.execute_run(run_id, CancellationToken::new()).await?;
+        self.inner
+            .execute_run(run_id, CancellationToken::new())
+            .await?;
         self.inner.store.get_run(run_id).await
     }
 
@@ -478,14 +493,27 @@ impl Engine {
         let run = self
             .update_run(run_id, |run| {
                 if run.status.is_terminal() {
-                    return Err(Error::Conflict(format!("run {} is already {}", run.id, run.status.as_str())));
+                    return Err(Error::Conflict(format!(
+                        "run {} is already {}",
+                        run.id,
+                        run.status.as_str()
+                    )));
                 }
                 run.status = RunStatus::Cancelled;
                 run.pending_gate = None;
-                Ok(vec![NewEvent::run(EventKind::RunCancelled, json!({ "reason": reason }))])
+                Ok(vec![NewEvent::run(
+                    EventKind::RunCancelled,
+                    json!({ "reason": reason }),
+                )])
             })
             .await?;
-        if let Some(token) = self.inner.running.lock().ok().and_then(|m| m.get(&run_id).cloned()) {
+        if let Some(token) = self
+            .inner
+            .running
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&run_id).cloned())
+        {
             token.cancel();
         }
         Ok(run)
@@ -493,7 +521,13 @@ impl Engine {
 
     /// Approves the gate the run is paused at; the run resumes on a worker.
     /// `gate_id` must name the pending gate exactly.
-    pub async fn approve(&self, run_id: RunId, gate_id: &str, approver: &str, reason: Option<&str>) -> Result<Run> {
+    pub async fn approve(
+        &self,
+        run_id: RunId,
+        gate_id: &str,
+        approver: &str,
+        reason: Option<&str>,
+    ) -> Result<Run> {
         let run = self
             .update_run(run_id, |run| {
                 let gate = pending_gate(run, gate_id)?;
@@ -524,7 +558,13 @@ impl Engine {
     }
 
     /// Denies the gate the run is paused at; the run fails with the reason.
-    pub async fn deny(&self, run_id: RunId, gate_id: &str, approver: &str, reason: &str) -> Result<Run> {
+    pub async fn deny(
+        &self,
+        run_id: RunId,
+        gate_id: &str,
+        approver: &str,
+        reason: &str,
+    ) -> Result<Run> {
         self.update_run(run_id, |run| {
             pending_gate(run, gate_id)?;
             let err = Error::PolicyDenied {
@@ -571,7 +611,9 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::Conflict(format!("run {run_id} kept changing; try again")))
+        Err(Error::Conflict(format!(
+            "run {run_id} kept changing; try again"
+        )))
     }
 
     /// The handler that executes run jobs; workers of [`RUN_QUEUE`] use it.
@@ -583,19 +625,33 @@ impl Engine {
 
     /// Spawns workers for run jobs in this process.
     pub fn spawn_workers(&self, options: super::WorkerOptions) -> super::WorkerPool {
-        super::spawn_worker(self.inner.queue.clone(), RUN_QUEUE, self.run_job_handler(), options)
+        super::spawn_worker(
+            self.inner.queue.clone(),
+            RUN_QUEUE,
+            self.run_job_handler(),
+            options,
+        )
     }
 
     /// Node types of a workflow version (helper for hosts and tests).
     pub async fn node_types(&self, workflow_id: &str) -> Result<Vec<(String, NodeType)>> {
         let wf = self.inner.store.get_workflow(workflow_id, None).await?;
-        Ok(wf.definition.nodes.iter().map(|n| (n.id.clone(), n.node_type)).collect())
+        Ok(wf
+            .definition
+            .nodes
+            .iter()
+            .map(|n| (n.id.clone(), n.node_type))
+            .collect())
     }
 }
 
 fn pending_gate<'a>(run: &'a Run, gate_id: &str) -> Result<&'a crate::run::PendingGate> {
     if run.status != RunStatus::Paused {
-        return Err(Error::Conflict(format!("run {} is {}, not paused", run.id, run.status.as_str())));
+        return Err(Error::Conflict(format!(
+            "run {} is {}, not paused",
+            run.id,
+            run.status.as_str()
+        )));
     }
     match &run.pending_gate {
         Some(g) if g.gate_id == gate_id => Ok(g),
@@ -603,7 +659,10 @@ fn pending_gate<'a>(run: &'a Run, gate_id: &str) -> Result<&'a crate::run::Pendi
             "run {} waits at gate `{}`, not `{gate_id}`",
             run.id, g.gate_id
         ))),
-        None => Err(Error::Internal(format!("run {} is paused without a gate", run.id))),
+        None => Err(Error::Internal(format!(
+            "run {} is paused without a gate",
+            run.id
+        ))),
     }
 }
 
@@ -640,7 +699,10 @@ impl JobHandler for RunJobs {
             if run.status.is_terminal() || run.status == RunStatus::Paused {
                 return Ok(());
             }
-            let e = Error::Internal(format!("run job gave up after {} attempts: {error}", job.attempt));
+            let e = Error::Internal(format!(
+                "run job gave up after {} attempts: {error}",
+                job.attempt
+            ));
             match self.inner.fail_run(&mut run, None, Vec::new(), e).await {
                 Ok(_) => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Conflict => continue,

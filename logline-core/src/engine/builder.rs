@@ -71,7 +71,10 @@ impl EngineBuilder {
     /// Registers a named handler for `static` nodes (`config.handler`).
     pub fn static_handler<F>(mut self, name: impl Into<String>, f: F) -> Self
     where
-        F: Fn(&serde_json::Value, &serde_json::Value) -> Result<serde_json::Value> + Send + Sync + 'static,
+        F: Fn(&serde_json::Value, &serde_json::Value) -> Result<serde_json::Value>
+            + Send
+            + Sync
+            + 'static,
     {
         self.statics.insert(name.into(), Arc::new(f));
         self
@@ -112,7 +115,9 @@ impl EngineBuilder {
         for h in self.hubs {
             let name = h.name().to_string();
             if hubs.insert(name.clone(), h).is_some() && name != crate::tool::LOCAL_HUB {
-                return Err(Error::InvalidInput(format!("two tool hubs are named `{name}`")));
+                return Err(Error::InvalidInput(format!(
+                    "two tool hubs are named `{name}`"
+                )));
             }
         }
         let (policy, policy_source) = match self.policy {

@@ -43,7 +43,9 @@ impl Inner {
         if run.status.is_terminal() || run.status == RunStatus::Paused {
             return Ok(());
         }
-        let wf = self.workflow(&run.workflow_id, &run.workflow_version).await?;
+        let wf = self
+            .workflow(&run.workflow_id, &run.workflow_version)
+            .await?;
         if run.status == RunStatus::Pending {
             run.status = RunStatus::Running;
         }
@@ -57,7 +59,10 @@ impl Inner {
             if cancel.is_cancelled() {
                 return Ok(());
             }
-            match self.advance(&wf, &mut run, std::mem::take(&mut recorded), &cancel).await? {
+            match self
+                .advance(&wf, &mut run, std::mem::take(&mut recorded), &cancel)
+                .await?
+            {
                 Flow::Continue => {}
                 Flow::Stop => return Ok(()),
             }
@@ -94,7 +99,10 @@ impl Inner {
         // step does not complete.
         let taken = node.config.input.is_none();
         let input = match &node.config.input {
-            Some(t) => crate::mapping::resolve(t, &[("input", &run.input), ("prev", &run.cursor.last_output)]),
+            Some(t) => crate::mapping::resolve(
+                t,
+                &[("input", &run.input), ("prev", &run.cursor.last_output)],
+            ),
             None => std::mem::take(&mut run.cursor.last_output),
         };
         let started_at = Utc::now();
@@ -255,19 +263,20 @@ impl Inner {
     }
 
     /// Commits a checkpoint; a lost optimistic-concurrency race stops this execution.
-    async fn checkpoint(&self, run: &mut Run, step: Option<Step>, events: Vec<NewEvent>) -> Result<Flow> {
-        match self
-            .store
-            .commit(Checkpoint {
-                run,
-                step,
-                events,
-            })
-            .await
-        {
+    async fn checkpoint(
+        &self,
+        run: &mut Run,
+        step: Option<Step>,
+        events: Vec<NewEvent>,
+    ) -> Result<Flow> {
+        match self.store.commit(Checkpoint { run, step, events }).await {
             Ok(c) => {
                 run.version = c.version;
-                Ok(if run.status == RunStatus::Running { Flow::Continue } else { Flow::Stop })
+                Ok(if run.status == RunStatus::Running {
+                    Flow::Continue
+                } else {
+                    Flow::Stop
+                })
             }
             // Cancelled, or another worker owns the run now: stop without side effects.
             Err(e) if e.kind() == ErrorKind::Conflict => Ok(Flow::Stop),
@@ -275,7 +284,12 @@ impl Inner {
         }
     }
 
-    async fn finish_run(&self, run: &mut Run, step: Option<Step>, mut events: Vec<NewEvent>) -> Result<Flow> {
+    async fn finish_run(
+        &self,
+        run: &mut Run,
+        step: Option<Step>,
+        mut events: Vec<NewEvent>,
+    ) -> Result<Flow> {
         run.status = RunStatus::Completed;
         run.result = Some(run.cursor.last_output.clone());
         run.pending_gate = None;
@@ -324,7 +338,9 @@ impl Inner {
             if m.len() > 1024 {
                 m.clear();
             }
-            m.entry(id.to_string()).or_default().insert(version.to_string(), w.clone());
+            m.entry(id.to_string())
+                .or_default()
+                .insert(version.to_string(), w.clone());
         }
         Ok(w)
     }

@@ -73,8 +73,10 @@ mod tests {
 
     #[test]
     fn digest_ignores_key_order_but_not_values() {
-        assert_eq!(digest(&json!({"a": 1, "b": [1, {"y": 2, "x": 1}]})),
-                   digest(&json!({"b": [1, {"x": 1, "y": 2}], "a": 1})));
+        assert_eq!(
+            digest(&json!({"a": 1, "b": [1, {"y": 2, "x": 1}]})),
+            digest(&json!({"b": [1, {"x": 1, "y": 2}], "a": 1}))
+        );
         assert_ne!(digest(&json!({"a": 1})), digest(&json!({"a": 2})));
     }
 }

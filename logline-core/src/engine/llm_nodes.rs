@@ -44,12 +44,17 @@ pub(crate) async fn call_llm(
             let r = invoke(sc, caller, &request).await?;
             let as_json = serde_json::to_value(&r)
                 .map_err(|e| Error::Internal(format!("LLM response not serializable: {e}")))?;
-            sc.record(seq, EFFECT_LLM, caller.agent_id, &Ok(as_json)).await?;
+            sc.record(seq, EFFECT_LLM, caller.agent_id, &Ok(as_json))
+                .await?;
             (r, false)
         }
     };
     let cost = sc.account_llm(&response, &request.model);
-    let tool_names: Vec<&str> = response.tool_calls.iter().map(|c| c.name.as_str()).collect();
+    let tool_names: Vec<&str> = response
+        .tool_calls
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
     sc.emit(
         EventKind::LlmCall,
         json!({
@@ -99,7 +104,9 @@ async fn invoke(
                 LlmStreamEvent::ToolCallDelta { .. } => {}
             }
         }
-        Err(Error::ModelOutput("stream ended without a completed response".into()))
+        Err(Error::ModelOutput(
+            "stream ended without a completed response".into(),
+        ))
     };
     tokio::select! {
         r = work => r,
@@ -126,7 +133,11 @@ async fn check_agent_call(sc: &mut StepCtx<'_>, agent_id: &str) -> NodeResult<()
             }),
         })
         .await?;
-    sc.emit_policy(PolicyAction::AgentCall.as_str(), json!({"type": "agent", "id": agent_id}), &decision);
+    sc.emit_policy(
+        PolicyAction::AgentCall.as_str(),
+        json!({"type": "agent", "id": agent_id}),
+        &decision,
+    );
     match decision.effect {
         Effect::Deny => {
             let e = Error::PolicyDenied {
@@ -173,7 +184,11 @@ fn as_text(v: &Value) -> String {
 }
 
 /// Runs an agent's tool loop on `input`; returns its structured output or `{"text": ...}`.
-pub(crate) async fn run_agent(sc: &mut StepCtx<'_>, agent_id: &str, input: &Value) -> NodeResult<Value> {
+pub(crate) async fn run_agent(
+    sc: &mut StepCtx<'_>,
+    agent_id: &str,
+    input: &Value,
+) -> NodeResult<Value> {
     let agent = sc.inner.store.get_agent(agent_id).await?;
     check_agent_call(sc, agent_id).await?;
     let mut tool_defs = Vec::with_capacity(agent.allowed_tools.len());
@@ -193,7 +208,10 @@ pub(crate) async fn run_agent(sc: &mut StepCtx<'_>, agent_id: &str, input: &Valu
         });
     }
     let output_schema = agent.output_schema.clone();
-    let max_steps = agent.max_steps.unwrap_or(sc.inner.config.agent_max_steps).max(1);
+    let max_steps = agent
+        .max_steps
+        .unwrap_or(sc.inner.config.agent_max_steps)
+        .max(1);
     let caller = LlmCaller {
         agent_id,
         provider: &agent.model_profile.provider,
@@ -275,7 +293,16 @@ async fn run_tool_calls(
             ))));
             continue;
         };
-        prepared.push(tools::prepare(sc, tool_id, call.arguments.clone(), Caller::Agent(agent_id), None).await?);
+        prepared.push(
+            tools::prepare(
+                sc,
+                tool_id,
+                call.arguments.clone(),
+                Caller::Agent(agent_id),
+                None,
+            )
+            .await?,
+        );
     }
     let shared: &StepCtx<'_> = sc;
     let runs = prepared.into_iter().map(|p| async move {
@@ -347,13 +374,19 @@ async fn choose(
             if !options.iter().any(|o| o == choice) {
                 return Err(Error::ModelOutput(format!("unknown {field} `{choice}`")));
             }
-            Ok((choice.to_string(), v["reason"].as_str().unwrap_or_default().to_string()))
+            Ok((
+                choice.to_string(),
+                v["reason"].as_str().unwrap_or_default().to_string(),
+            ))
         });
         match verdict {
             Ok(c) => return Ok(c),
             Err(e) => {
                 last = e.to_string();
-                sc.emit(EventKind::Error, json!({ "agent_id": caller.agent_id, "error": e.to_json(), "retrying": true }));
+                sc.emit(
+                    EventKind::Error,
+                    json!({ "agent_id": caller.agent_id, "error": e.to_json(), "retrying": true }),
+                );
                 messages.push(Message::Assistant {
                     content: resp.text.clone(),
                     tool_calls: Vec::new(),
@@ -373,12 +406,14 @@ async fn choose(
 }
 
 /// A router node: the router agent picks a route; returns the target node.
-pub(crate) async fn run_router(sc: &mut StepCtx<'_>, node: &WorkflowNode, input: &Value) -> NodeResult<(String, String)> {
-    let agent_id = node
-        .config
-        .router_agent_id
-        .as_deref()
-        .ok_or_else(|| Error::InvalidInput(format!("router `{}` has no router_agent_id", node.id)))?;
+pub(crate) async fn run_router(
+    sc: &mut StepCtx<'_>,
+    node: &WorkflowNode,
+    input: &Value,
+) -> NodeResult<(String, String)> {
+    let agent_id = node.config.router_agent_id.as_deref().ok_or_else(|| {
+        Error::InvalidInput(format!("router `{}` has no router_agent_id", node.id))
+    })?;
     let agent = sc.inner.store.get_agent(agent_id).await?;
     check_agent_call(sc, agent_id).await?;
     let routes: Vec<Value> = node
@@ -390,7 +425,9 @@ pub(crate) async fn run_router(sc: &mut StepCtx<'_>, node: &WorkflowNode, input:
     let options: Vec<String> = node.config.routes.iter().map(|r| r.id.clone()).collect();
     let mut base = request_for(
         &agent,
-        vec![Message::user(json!({ "input": input, "routes": routes }).to_string())],
+        vec![Message::user(
+            json!({ "input": input, "routes": routes }).to_string(),
+        )],
     );
     base.instructions = Some(format!(
         "{}\n\nPick exactly one route whose condition fits the input. Answer with JSON: {{\"route\": <route id>, \"reason\": <one sentence>}}.",
@@ -401,7 +438,10 @@ pub(crate) async fn run_router(sc: &mut StepCtx<'_>, node: &WorkflowNode, input:
         provider: &agent.model_profile.provider,
         purpose: "router",
     };
-    let attempts = node.config.max_attempts.unwrap_or(sc.inner.config.router_attempts);
+    let attempts = node
+        .config
+        .max_attempts
+        .unwrap_or(sc.inner.config.router_attempts);
     let (route_id, reason) = choose(sc, &caller, base, "route", &options, attempts).await?;
     let target = node
         .config
@@ -443,7 +483,12 @@ pub(crate) async fn next_node(
         Some(id) => {
             let a = sc.inner.store.get_agent(id).await?;
             check_agent_call(sc, id).await?;
-            (id.clone(), a.model_profile.provider.clone(), a.model_profile.model.clone(), a.instructions.clone())
+            (
+                id.clone(),
+                a.model_profile.provider.clone(),
+                a.model_profile.model.clone(),
+                a.instructions.clone(),
+            )
         }
         None => (
             "builtin.condition_evaluator".to_string(),

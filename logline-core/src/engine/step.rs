@@ -217,7 +217,10 @@ pub(crate) fn replay(rec: &EffectRecord) -> std::result::Result<Value, Error> {
 
 /// Rebuilds an error from [`Error::to_json`] output (kind and message survive).
 pub(crate) fn error_from_json(e: &Value) -> Error {
-    let message = e["message"].as_str().unwrap_or("recorded failure").to_string();
+    let message = e["message"]
+        .as_str()
+        .unwrap_or("recorded failure")
+        .to_string();
     match e["kind"].as_str() {
         Some("policy_denied") => Error::PolicyDenied {
             policy_id: e["policy_id"].as_str().map(String::from),

@@ -74,7 +74,9 @@ pub(crate) async fn prepare(
     let spec = match sc.inner.store.get_tool(tool_id).await {
         Ok(s) => s,
         Err(e) if e.kind() == crate::ErrorKind::NotFound => {
-            return Ok(Err(Error::InvalidInput(format!("unknown tool `{tool_id}`"))))
+            return Ok(Err(Error::InvalidInput(format!(
+                "unknown tool `{tool_id}`"
+            ))))
         }
         Err(e) => return Err(e.into()),
     };
@@ -83,13 +85,20 @@ pub(crate) async fn prepare(
         .policy
         .evaluate(&policy_request(sc.run, &spec, caller))
         .await?;
-    sc.emit_policy(PolicyAction::ToolCall.as_str(), json!({"type": "tool", "id": tool_id}), &decision);
+    sc.emit_policy(
+        PolicyAction::ToolCall.as_str(),
+        json!({"type": "tool", "id": tool_id}),
+        &decision,
+    );
     if decision.effect == Effect::Deny {
         let e = Error::PolicyDenied {
             policy_id: decision.policy_id.clone(),
             reason: decision.reason.clone(),
         };
-        sc.emit(EventKind::Error, json!({ "tool_id": tool_id, "error": e.to_json() }));
+        sc.emit(
+            EventKind::Error,
+            json!({ "tool_id": tool_id, "error": e.to_json() }),
+        );
         return Err(e.into());
     }
     if decision.effect == Effect::RequireApproval || spec.requires_confirmation {
@@ -113,8 +122,15 @@ pub(crate) async fn prepare(
             )));
         }
     }
-    if let Err(e) = sc.inner.schemas.validate(tool_id, &spec.input_schema, &arguments) {
-        sc.emit(EventKind::Error, json!({ "tool_id": tool_id, "error": e.to_json() }));
+    if let Err(e) = sc
+        .inner
+        .schemas
+        .validate(tool_id, &spec.input_schema, &arguments)
+    {
+        sc.emit(
+            EventKind::Error,
+            json!({ "tool_id": tool_id, "error": e.to_json() }),
+        );
         return Ok(Err(e));
     }
     let timeout = Duration::from_millis(
@@ -131,7 +147,10 @@ pub(crate) async fn prepare(
 }
 
 /// Executes a prepared call, or replays its recorded result.
-pub(crate) async fn execute(sc: &StepCtx<'_>, p: Prepared) -> (Prepared, Result<Value>, Option<u128>) {
+pub(crate) async fn execute(
+    sc: &StepCtx<'_>,
+    p: Prepared,
+) -> (Prepared, Result<Value>, Option<u128>) {
     if let Some(rec) = sc.recorded(p.seq) {
         return (p, replay(rec), None);
     }
@@ -159,7 +178,10 @@ async fn run_on_hub(
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Value> {
     let hub = inner.hubs.get(&p.spec.hub).ok_or_else(|| {
-        Error::InvalidInput(format!("tool `{}` names unknown hub `{}`", p.spec.id, p.spec.hub))
+        Error::InvalidInput(format!(
+            "tool `{}` names unknown hub `{}`",
+            p.spec.id, p.spec.hub
+        ))
     })?;
     let ctx = ToolContext {
         run_id: Some(run.id),
@@ -180,7 +202,12 @@ async fn run_on_hub(
 }
 
 /// Emits the `tool_call` event of a finished call and counts it.
-pub(crate) fn finish(sc: &mut StepCtx<'_>, p: Prepared, result: Result<Value>, ms: Option<u128>) -> Finished {
+pub(crate) fn finish(
+    sc: &mut StepCtx<'_>,
+    p: Prepared,
+    result: Result<Value>,
+    ms: Option<u128>,
+) -> Finished {
     sc.usage.tool_calls += 1;
     let (output, error) = match &result {
         Ok(v) => (v.clone(), Value::Null),

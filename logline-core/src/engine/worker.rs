@@ -32,7 +32,11 @@ pub struct WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
-            worker_id: format!("worker-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            worker_id: format!(
+                "worker-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            ),
             concurrency: 8,
             batch: 8,
             lease: Duration::from_secs(30),
@@ -87,7 +91,13 @@ pub fn spawn_worker(
     options: WorkerOptions,
 ) -> WorkerPool {
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(claim_loop(queue, queue_name.to_string(), handler, options, shutdown.clone()));
+    let task = tokio::spawn(claim_loop(
+        queue,
+        queue_name.to_string(),
+        handler,
+        options,
+        shutdown.clone(),
+    ));
     WorkerPool { shutdown, task }
 }
 
@@ -111,7 +121,12 @@ async fn claim_loop(
             continue;
         }
         let jobs = match queue
-            .claim(&queue_name, &opts.worker_id, free.min(opts.batch), opts.lease)
+            .claim(
+                &queue_name,
+                &opts.worker_id,
+                free.min(opts.batch),
+                opts.lease,
+            )
             .await
         {
             Ok(j) => j,
@@ -145,7 +160,12 @@ async fn claim_loop(
     while running.join_next().await.is_some() {}
 }
 
-async fn process(queue: Arc<dyn Queue>, handler: Arc<dyn JobHandler>, opts: &WorkerOptions, job: Job) {
+async fn process(
+    queue: Arc<dyn Queue>,
+    handler: Arc<dyn JobHandler>,
+    opts: &WorkerOptions,
+    job: Job,
+) {
     let lost = CancellationToken::new();
     // Heartbeats run inside this task, so aborting the task (a crash) stops them too and the
     // lease expires for other workers to reclaim.
@@ -170,7 +190,10 @@ async fn process(queue: Arc<dyn Queue>, handler: Arc<dyn JobHandler>, opts: &Wor
         }
         Err(e) => {
             tracing::warn!(job = %job.id, attempt = job.attempt, error = %e, "job failed");
-            match queue.fail(&job, &e.to_string(), e.is_retryable(), opts.backoff).await {
+            match queue
+                .fail(&job, &e.to_string(), e.is_retryable(), opts.backoff)
+                .await
+            {
                 Ok(FailOutcome::DeadLettered) => {
                     if let Err(e2) = handler.dead_lettered(&job, &e).await {
                         tracing::warn!(job = %job.id, error = %e2, "dead-letter hook failed");

@@ -47,7 +47,12 @@ struct Entry {
 
 impl Entry {
     fn ready_key(&self) -> ReadyKey {
-        (Reverse(self.priority), self.record.run_at, self.seq, self.record.id)
+        (
+            Reverse(self.priority),
+            self.record.run_at,
+            self.seq,
+            self.record.id,
+        )
     }
 }
 
@@ -59,7 +64,10 @@ impl State {
     fn push_ready(&mut self, id: JobId) {
         if let Some(e) = self.jobs.get(&id) {
             let key = e.ready_key();
-            self.ready.entry(e.record.queue.clone()).or_default().insert(key);
+            self.ready
+                .entry(e.record.queue.clone())
+                .or_default()
+                .insert(key);
         }
     }
 
@@ -198,7 +206,13 @@ impl Queue for MemoryQueue {
         Ok(ids)
     }
 
-    async fn claim(&self, queue: &str, _worker: &str, max: usize, lease: Duration) -> Result<Vec<Job>> {
+    async fn claim(
+        &self,
+        queue: &str,
+        _worker: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Job>> {
         let now = Utc::now();
         let lease_until = now + to_chrono(lease);
         let mut st = self.state()?;
@@ -206,13 +220,20 @@ impl Queue for MemoryQueue {
         let Some(ready) = st.ready.get_mut(queue) else {
             return Ok(Vec::new());
         };
-        let picked: Vec<ReadyKey> = ready.iter().filter(|k| k.1 <= now).take(max).copied().collect();
+        let picked: Vec<ReadyKey> = ready
+            .iter()
+            .filter(|k| k.1 <= now)
+            .take(max)
+            .copied()
+            .collect();
         for k in &picked {
             ready.remove(k);
         }
         let mut out = Vec::with_capacity(picked.len());
         for (_, _, _, id) in picked {
-            let Some(e) = st.jobs.get_mut(&id) else { continue };
+            let Some(e) = st.jobs.get_mut(&id) else {
+                continue;
+            };
             let token = Uuid::new_v4();
             e.record.state = JobState::Running;
             e.record.attempts += 1;
@@ -254,7 +275,13 @@ impl Queue for MemoryQueue {
         Ok(())
     }
 
-    async fn fail(&self, job: &Job, error: &str, retryable: bool, backoff: Backoff) -> Result<FailOutcome> {
+    async fn fail(
+        &self,
+        job: &Job,
+        error: &str,
+        retryable: bool,
+        backoff: Backoff,
+    ) -> Result<FailOutcome> {
         let now = Utc::now();
         let outcome = {
             let mut st = self.state()?;
@@ -285,15 +312,21 @@ impl Queue for MemoryQueue {
             .filter(|e| e.record.queue == queue && e.record.state == JobState::DeadLettered)
             .map(|e| (e, e.finished_at.unwrap_or(e.record.run_at)))
             .collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1));
-        Ok(v.into_iter().take(limit).map(|(e, _)| e.record.clone()).collect())
+        v.sort_by_key(|e| std::cmp::Reverse(e.1));
+        Ok(v.into_iter()
+            .take(limit)
+            .map(|(e, _)| e.record.clone())
+            .collect())
     }
 
     async fn retry_dead_letter(&self, id: JobId) -> Result<()> {
         let now = Utc::now();
         let queue = {
             let mut st = self.state()?;
-            let e = st.jobs.get_mut(&id).ok_or_else(|| Error::not_found("job", id))?;
+            let e = st
+                .jobs
+                .get_mut(&id)
+                .ok_or_else(|| Error::not_found("job", id))?;
             if e.record.state != JobState::DeadLettered {
                 return Err(Error::Conflict(format!("job {id} is not dead-lettered")));
             }

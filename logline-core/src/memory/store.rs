@@ -52,7 +52,6 @@ impl RunEntry {
         self.events.last().map_or(0, |e| e.seq)
     }
 
-
     fn notify(&self) {
         if let Some(w) = &self.watch {
             w.send_replace(self.last_seq());
@@ -123,9 +122,9 @@ impl DefinitionStore for MemoryStore {
             Some(v) => versions.iter().find(|w| w.version == v),
             None => versions.last(),
         };
-        found
-            .cloned()
-            .ok_or_else(|| Error::not_found("workflow", format!("{id}@{}", version.unwrap_or("latest"))))
+        found.cloned().ok_or_else(|| {
+            Error::not_found("workflow", format!("{id}@{}", version.unwrap_or("latest")))
+        })
     }
 
     async fn latest_workflow_version(&self, id: &str) -> Result<String> {
@@ -263,7 +262,10 @@ fn update_mutable(stored: &mut Run, new: &Run, version: i64) {
     stored.usage = new.usage;
     stored.cursor.next_node.clone_from(&new.cursor.next_node);
     stored.cursor.step_index = new.cursor.step_index;
-    stored.cursor.last_output.clone_from(&new.cursor.last_output);
+    stored
+        .cursor
+        .last_output
+        .clone_from(&new.cursor.last_output);
     if stored.cursor.visits != new.cursor.visits {
         stored.cursor.visits.clone_from(&new.cursor.visits);
     }
@@ -313,8 +315,18 @@ impl RunStore for MemoryStore {
         let mut v: Vec<&Run> = runs
             .values()
             .map(|e| &e.run)
-            .filter(|r| filter.tenant_id.as_ref().is_none_or(|t| &r.subject.tenant_id == t))
-            .filter(|r| filter.workflow_id.as_ref().is_none_or(|w| &r.workflow_id == w))
+            .filter(|r| {
+                filter
+                    .tenant_id
+                    .as_ref()
+                    .is_none_or(|t| &r.subject.tenant_id == t)
+            })
+            .filter(|r| {
+                filter
+                    .workflow_id
+                    .as_ref()
+                    .is_none_or(|w| &r.workflow_id == w)
+            })
             .filter(|r| filter.status.is_none_or(|s| r.status == s))
             .collect();
         v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
@@ -345,7 +357,9 @@ impl RunStore for MemoryStore {
 
     async fn events(&self, run_id: RunId, after_seq: u64, limit: usize) -> Result<Vec<Event>> {
         let runs = self.runs()?;
-        let entry = runs.get(&run_id).ok_or_else(|| Error::not_found("run", run_id))?;
+        let entry = runs
+            .get(&run_id)
+            .ok_or_else(|| Error::not_found("run", run_id))?;
         // seq n lives at index n - 1.
         let start = (after_seq as usize).min(entry.events.len());
         Ok(entry.events[start..].iter().take(limit).cloned().collect())
@@ -353,7 +367,9 @@ impl RunStore for MemoryStore {
 
     async fn steps(&self, run_id: RunId) -> Result<Vec<Step>> {
         let runs = self.runs()?;
-        let entry = runs.get(&run_id).ok_or_else(|| Error::not_found("run", run_id))?;
+        let entry = runs
+            .get(&run_id)
+            .ok_or_else(|| Error::not_found("run", run_id))?;
         Ok(entry.steps.values().cloned().collect())
     }
 
@@ -371,7 +387,9 @@ impl RunStore for MemoryStore {
 
     async fn effects(&self, run_id: RunId, step_index: u32) -> Result<Vec<EffectRecord>> {
         let runs = self.runs()?;
-        let entry = runs.get(&run_id).ok_or_else(|| Error::not_found("run", run_id))?;
+        let entry = runs
+            .get(&run_id)
+            .ok_or_else(|| Error::not_found("run", run_id))?;
         Ok(entry
             .effects
             .range((step_index, 0)..=(step_index, u32::MAX))
@@ -379,12 +397,22 @@ impl RunStore for MemoryStore {
             .collect())
     }
 
-    async fn wait_for_events(&self, run_id: RunId, after_seq: u64, timeout: Duration) -> Result<()> {
+    async fn wait_for_events(
+        &self,
+        run_id: RunId,
+        after_seq: u64,
+        timeout: Duration,
+    ) -> Result<()> {
         let mut rx = {
             let mut runs = self.runs()?;
-            let entry = runs.get_mut(&run_id).ok_or_else(|| Error::not_found("run", run_id))?;
+            let entry = runs
+                .get_mut(&run_id)
+                .ok_or_else(|| Error::not_found("run", run_id))?;
             let last = entry.last_seq();
-            entry.watch.get_or_insert_with(|| watch::channel(last).0).subscribe()
+            entry
+                .watch
+                .get_or_insert_with(|| watch::channel(last).0)
+                .subscribe()
         };
         let wait = rx.wait_for(|seq| *seq > after_seq);
         // A timeout is a normal outcome: the caller reads again and decides.

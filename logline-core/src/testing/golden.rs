@@ -113,7 +113,15 @@ pub fn triage_agent(model: &str) -> Agent {
 pub fn triage_rule(subject: &str) -> (&'static str, &'static str) {
     let s = subject.to_lowercase();
     let has = |words: &[&str]| words.iter().any(|w| s.contains(w));
-    if has(&["no hot water", "leak", "fire", "flood", "no power", "gas", "injur"]) {
+    if has(&[
+        "no hot water",
+        "leak",
+        "fire",
+        "flood",
+        "no power",
+        "gas",
+        "injur",
+    ]) {
         ("urgent", "escalate_to_human")
     } else if has(&["broken", "not working", "noise", "dirty"]) {
         ("high", "schedule_maintenance")
@@ -147,7 +155,8 @@ pub fn scripted_llm() -> ScriptedLlm {
                         "priority": priority, "action": action })
             })
             .collect();
-        let answer = json!({ "summary": format!("{} tickets triaged", triaged.len()), "tickets": triaged });
+        let answer =
+            json!({ "summary": format!("{} tickets triaged", triaged.len()), "tickets": triaged });
         Ok(LlmResponse::text(answer.to_string()))
     })
 }

@@ -105,7 +105,10 @@ impl FakeToolHub {
 
     /// Recorded `(tool, arguments, context)` of every execution.
     pub fn calls(&self) -> Vec<(String, Value, ToolContext)> {
-        self.executions.lock().map(|e| e.clone()).unwrap_or_default()
+        self.executions
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -116,7 +119,11 @@ impl ToolHub for FakeToolHub {
     }
 
     async fn list_tools(&self, page: PageRequest) -> Result<ToolPage> {
-        let start: usize = page.cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
+        let start: usize = page
+            .cursor
+            .as_deref()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         let size = page.limit.map_or(self.page_size, |l| l as usize).max(1);
         let tools: Vec<ToolSpec> = self.tools.iter().skip(start).take(size).cloned().collect();
         let end = start + tools.len();

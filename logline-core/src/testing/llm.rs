@@ -128,7 +128,9 @@ impl LlmProvider for ScriptedLlm {
             (Some(r), _) => r?,
             (None, Some(f)) => f(request)?,
             (None, None) => {
-                return Err(Error::ModelOutput("scripted LLM has no response left".into()))
+                return Err(Error::ModelOutput(
+                    "scripted LLM has no response left".into(),
+                ))
             }
         };
         if response.usage == TokenUsage::default() {

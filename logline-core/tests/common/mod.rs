@@ -26,17 +26,23 @@ pub fn workflow(id: &str, v: Value) -> Workflow {
 }
 
 pub fn object_schema(required: &[&str]) -> Value {
-    let props: serde_json::Map<String, Value> =
-        required.iter().map(|k| (k.to_string(), json!({"type": "string"}))).collect();
+    let props: serde_json::Map<String, Value> = required
+        .iter()
+        .map(|k| (k.to_string(), json!({"type": "string"})))
+        .collect();
     json!({"type": "object", "properties": props, "required": required})
 }
 
 /// A hub with `echo` (returns its arguments), `add` and `slow` (sleeps 300 ms).
 pub fn hub() -> FakeToolHub {
     FakeToolHub::new("fake")
-        .tool(ToolSpec::new("echo", "Echo the arguments.", json!({"type": "object"})), |a| Ok(json!({"echo": a})))
         .tool(
-            ToolSpec::new("kv.put", "Store a value.", object_schema(&["key", "value"])).with_tags(["write"]),
+            ToolSpec::new("echo", "Echo the arguments.", json!({"type": "object"})),
+            |a| Ok(json!({"echo": a})),
+        )
+        .tool(
+            ToolSpec::new("kv.put", "Store a value.", object_schema(&["key", "value"]))
+                .with_tags(["write"]),
             |a| Ok(json!({"stored": a["key"]})),
         )
 }
@@ -107,5 +113,8 @@ pub async fn harness_with(
     let engine = b.build().await.expect("build");
     engine.register_tools(&specs).await.expect("tools");
     let pool = engine.spawn_workers(worker_options());
-    Harness { engine, pool: Some(pool) }
+    Harness {
+        engine,
+        pool: Some(pool),
+    }
 }
