@@ -296,6 +296,12 @@ pub trait JobHandler: Send + Sync {
     /// Handles one job. `cancel` fires when the lease is lost or the worker shuts down.
     async fn handle(&self, job: &Job, cancel: tokio_util::sync::CancellationToken) -> Result<()>;
 
+    /// How a failure of this handler is written to logs and to the job's `last_error`
+    /// (override to redact secrets). The default is the error's message.
+    fn describe_error(&self, error: &crate::Error) -> String {
+        error.to_string()
+    }
+
     /// Called once when a job of this handler was dead-lettered (attempts exhausted or a
     /// non-retryable error). The default does nothing.
     async fn dead_lettered(&self, _job: &Job, _error: &crate::Error) -> Result<()> {

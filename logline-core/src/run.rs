@@ -144,6 +144,18 @@ pub struct Budget {
     pub latency_slo_ms: Option<u64>,
 }
 
+impl Budget {
+    /// The stricter of `self` and `other`, field by field (`None` = unlimited).
+    pub fn tightened(&self, other: &Budget) -> Budget {
+        use crate::policy::min_opt;
+        Budget {
+            cost_limit_cents: min_opt(self.cost_limit_cents, other.cost_limit_cents),
+            llm_calls_limit: min_opt(self.llm_calls_limit, other.llm_calls_limit),
+            latency_slo_ms: min_opt(self.latency_slo_ms, other.latency_slo_ms),
+        }
+    }
+}
+
 /// What a run has consumed so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunUsage {

@@ -545,3 +545,62 @@ async fn secrets_never_reach_events() {
         "non-secret data is kept"
     );
 }
+
+#[tokio::test]
+async fn modify_at_tool_and_agent_calls_changes_control_fields_of_the_run() {
+    // Agent call: `modify` switches the run to auto mode; the run goes on.
+    let llm = Arc::new(ScriptedLlm::new().reply_text("fine"));
+    let h = agent_harness(llm).await;
+    let mut to_auto = policy(
+        "agent-auto",
+        PolicyAction::AgentCall,
+        vec![],
+        Effect::Modify,
+    );
+    to_auto.modify = Some(ControlChanges {
+        mode: Some(RunMode::Auto),
+        ..Default::default()
+    });
+    h.engine.put_policy(&to_auto).await.unwrap();
+    let run = h.run("support", json!({})).await;
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.mode, RunMode::Auto);
+    let events = h.events(&run).await;
+    let eval = events
+        .iter()
+        .find(|e| e.kind.as_str() == "policy_eval" && e.payload["action"] == "agent_call")
+        .unwrap();
+    assert_eq!(eval.payload["changes"]["mode"], "auto");
+    assert_eq!(eval.payload["matched"], json!(["agent-auto"]));
+
+    // Tool call: `modify` tightens the LLM-call budget mid-run; the next model call is refused.
+    let llm = Arc::new(
+        ScriptedLlm::new()
+            .reply_tool_calls(&[("notes_read", json!({}))])
+            .reply_text("never reached"),
+    );
+    let h = agent_harness(llm.clone()).await;
+    let mut cap = policy(
+        "cap-after-read",
+        PolicyAction::ToolCall,
+        vec![],
+        Effect::Modify,
+    );
+    cap.modify = Some(ControlChanges {
+        budget: Some(Budget {
+            llm_calls_limit: Some(1),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    h.engine.put_policy(&cap).await.unwrap();
+    let run = h.run("support", json!({})).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.error.unwrap()["message"], "budget_exceeded: llm_calls");
+    assert_eq!(
+        run.budget.llm_calls_limit,
+        Some(1),
+        "the tightened budget is recorded on the run"
+    );
+    assert_eq!(llm.calls(), 1);
+}

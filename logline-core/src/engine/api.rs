@@ -17,7 +17,7 @@ use super::{Engine, EngineBuilder, Inner, Progress, RUN_QUEUE};
 use crate::agent::Agent;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Event, EventKind, NewEvent};
-use crate::policy::{min_opt, Effect, Policy, PolicyAction, PolicyRequest, PolicyResource};
+use crate::policy::{Effect, Policy, PolicyAction, PolicyRequest, PolicyResource};
 use crate::queue::{Job, JobHandler, NewJob, Queue};
 use crate::run::{
     Approval, Budget, Cursor, GateSubject, Run, RunId, RunMode, RunStatus, RunUsage, Step, Subject,
@@ -272,12 +272,8 @@ impl Engine {
             if let Some(mode) = c.mode {
                 run.mode = mode;
             }
-            if let Some(b) = c.budget {
-                run.budget = Budget {
-                    cost_limit_cents: min_opt(run.budget.cost_limit_cents, b.cost_limit_cents),
-                    llm_calls_limit: min_opt(run.budget.llm_calls_limit, b.llm_calls_limit),
-                    latency_slo_ms: min_opt(run.budget.latency_slo_ms, b.latency_slo_ms),
-                };
+            if let Some(b) = &c.budget {
+                run.budget = run.budget.tightened(b);
             }
         }
         let r = &self.inner.redactor;
@@ -690,6 +686,11 @@ impl JobHandler for RunJobs {
             m.remove(&run_id);
         }
         result
+    }
+
+    fn describe_error(&self, error: &Error) -> String {
+        let message = error.to_string();
+        self.inner.redactor.redact_str(&message).unwrap_or(message)
     }
 
     async fn dead_lettered(&self, job: &Job, error: &Error) -> Result<()> {

@@ -76,7 +76,7 @@ impl Inner {
         recorded: Vec<crate::store::EffectRecord>,
         cancel: &CancellationToken,
     ) -> Result<Flow> {
-        if let Err(e) = check_latency(run) {
+        if let Err(e) = check_latency(run.started_at, &run.budget) {
             return self.fail_run(run, None, Vec::new(), e).await;
         }
         let Some(node_id) = run.cursor.next_node.clone() else {
@@ -106,7 +106,7 @@ impl Inner {
             None => std::mem::take(&mut run.cursor.last_output),
         };
         let started_at = Utc::now();
-        let (result, emitted, mut events, usage, step_id) = {
+        let (result, emitted, mut events, usage, control, step_id) = {
             let mut sc = StepCtx::new(self, run, recorded, cancel);
             sc.emit(
                 EventKind::StepStarted,
@@ -120,7 +120,14 @@ impl Inner {
                 );
             }
             let (emitted, events) = sc.take_events();
-            (result, emitted, events, sc.usage, sc.step_id)
+            (
+                result,
+                emitted,
+                events,
+                sc.usage,
+                (sc.budget, sc.mode),
+                sc.step_id,
+            )
         };
         let mut step = Step {
             id: step_id,
@@ -141,6 +148,7 @@ impl Inner {
                 step.output = Some(out.output);
                 step.finished_at = Some(Utc::now());
                 run.usage = usage;
+                (run.budget, run.mode) = control;
                 run.cursor.step_index += 1;
                 if node.config.max_visits.is_some() || node.node_type == NodeType::HumanGate {
                     run.cursor.visits.insert(node_id, visits);
@@ -180,6 +188,7 @@ impl Inner {
                     run.cursor.last_output = step.input.clone();
                 }
                 run.usage = usage;
+                (run.budget, run.mode) = control;
                 step.status = StepStatus::Failed;
                 step.error = Some(e.to_json());
                 step.finished_at = Some(Utc::now());

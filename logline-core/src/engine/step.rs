@@ -11,7 +11,7 @@ use super::Inner;
 use crate::error::{BudgetKind, Error, Result};
 use crate::event::{EventKind, NewEvent};
 use crate::llm::LlmResponse;
-use crate::run::{PendingGate, Run, RunUsage};
+use crate::run::{Budget, PendingGate, Run, RunMode, RunUsage};
 use crate::store::EffectRecord;
 
 /// Why a node stopped without output.
@@ -42,6 +42,10 @@ pub(crate) struct StepCtx<'a> {
     pub index: u32,
     pub step_id: Uuid,
     pub usage: RunUsage,
+    /// The run's budget, tightened by `modify` policies during this step.
+    pub budget: Budget,
+    /// The run's mode, as `modify` policies set it during this step.
+    pub mode: RunMode,
     pub cancel: &'a CancellationToken,
     events: Vec<NewEvent>,
     suppress: u32,
@@ -64,6 +68,8 @@ impl<'a> StepCtx<'a> {
             index,
             step_id: crate::run::step_id(run.id, index),
             usage: run.usage,
+            budget: run.budget,
+            mode: run.mode,
             cancel,
             events: Vec::with_capacity(4),
             suppress: run.cursor.committed_step_events,
@@ -108,7 +114,7 @@ impl<'a> StepCtx<'a> {
 
     /// Fails with the exceeded budget, if any (cost and LLM calls; latency separately).
     pub fn check_usage(&self) -> Result<()> {
-        match self.usage.exceeded(&self.run.budget) {
+        match self.usage.exceeded(&self.budget) {
             Some(kind) => Err(Error::BudgetExceeded(kind)),
             None => Ok(()),
         }
@@ -119,13 +125,13 @@ impl<'a> StepCtx<'a> {
         if self.cancel.is_cancelled() {
             return Err(Error::Cancelled("run execution interrupted".into()));
         }
-        check_latency(self.run)
+        check_latency(self.run.started_at, &self.budget)
     }
 
     /// Fails when one more LLM call would exceed the call budget.
     pub fn check_llm_call_allowed(&self) -> Result<()> {
         self.check_live()?;
-        if let Some(limit) = self.run.budget.llm_calls_limit {
+        if let Some(limit) = self.budget.llm_calls_limit {
             if self.usage.llm_calls >= limit {
                 return Err(Error::BudgetExceeded(BudgetKind::LlmCalls));
             }
@@ -160,8 +166,16 @@ impl<'a> StepCtx<'a> {
         record_effect(self.inner, self.run.id, self.index, seq, kind, key, output).await
     }
 
-    /// A policy_eval event.
+    /// A policy_eval event; control changes of `modify` policies apply to the rest of the run.
     pub fn emit_policy(&mut self, action: &str, resource: Value, d: &crate::policy::Decision) {
+        if let Some(c) = &d.changes {
+            if let Some(mode) = c.mode {
+                self.mode = mode;
+            }
+            if let Some(b) = &c.budget {
+                self.budget = self.budget.tightened(b);
+            }
+        }
         self.emit(
             EventKind::PolicyEval,
             json!({
@@ -238,9 +252,12 @@ pub(crate) fn error_from_json(e: &Value) -> Error {
     }
 }
 
-/// Fails when the run's latency SLO has elapsed.
-pub(crate) fn check_latency(run: &Run) -> Result<()> {
-    if let (Some(slo), Some(started)) = (run.budget.latency_slo_ms, run.started_at) {
+/// Fails when the latency SLO of `budget` has elapsed since `started_at`.
+pub(crate) fn check_latency(
+    started_at: Option<chrono::DateTime<Utc>>,
+    budget: &Budget,
+) -> Result<()> {
+    if let (Some(slo), Some(started)) = (budget.latency_slo_ms, started_at) {
         let elapsed = (Utc::now() - started).num_milliseconds();
         if elapsed > slo as i64 {
             return Err(Error::BudgetExceeded(BudgetKind::Latency));

@@ -10,7 +10,7 @@ use super::{gate, Inner};
 use crate::error::{Error, Result};
 use crate::event::EventKind;
 use crate::policy::{Effect, PolicyAction, PolicyRequest, PolicyResource};
-use crate::run::{GateSubject, Run};
+use crate::run::{GateSubject, Run, RunMode};
 use crate::tool::{ToolContext, ToolSpec};
 
 /// A tool call that passed policy, approval and validation.
@@ -34,7 +34,7 @@ pub(crate) enum Caller<'a> {
 }
 
 /// Policy context of a tool call.
-fn policy_request(run: &Run, spec: &ToolSpec, caller: Caller<'_>) -> PolicyRequest {
+fn policy_request(run: &Run, mode: RunMode, spec: &ToolSpec, caller: Caller<'_>) -> PolicyRequest {
     let agent = match caller {
         Caller::Agent(id) => json!({ "id": id }),
         Caller::Node => Value::Null,
@@ -47,7 +47,7 @@ fn policy_request(run: &Run, spec: &ToolSpec, caller: Caller<'_>) -> PolicyReque
             id: spec.id.clone(),
         },
         context: json!({
-            "run": { "id": run.id, "mode": run.mode.as_str(), "workflow_id": run.workflow_id },
+            "run": { "id": run.id, "mode": mode.as_str(), "workflow_id": run.workflow_id },
             "tool": {
                 "id": spec.id,
                 "risk_level": spec.risk_level.as_str(),
@@ -83,7 +83,7 @@ pub(crate) async fn prepare(
     let decision = sc
         .inner
         .policy
-        .evaluate(&policy_request(sc.run, &spec, caller))
+        .evaluate(&policy_request(sc.run, sc.mode, &spec, caller))
         .await?;
     sc.emit_policy(
         PolicyAction::ToolCall.as_str(),

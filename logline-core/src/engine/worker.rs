@@ -185,6 +185,7 @@ async fn process(
     match result {
         Ok(()) => {
             if let Err(e) = queue.complete(&job).await {
+                let e = handler.describe_error(&e);
                 tracing::warn!(job = %job.id, error = %e, "complete failed");
             }
         }
@@ -196,11 +197,15 @@ async fn process(
             {
                 Ok(FailOutcome::DeadLettered) => {
                     if let Err(e2) = handler.dead_lettered(&job, &e).await {
+                        let e2 = handler.describe_error(&e2);
                         tracing::warn!(job = %job.id, error = %e2, "dead-letter hook failed");
                     }
                 }
                 Ok(FailOutcome::Retrying { .. }) => {}
-                Err(e2) => tracing::warn!(job = %job.id, error = %e2, "fail failed"),
+                Err(e2) => {
+                    let e2 = handler.describe_error(&e2);
+                    tracing::warn!(job = %job.id, error = %e2, "fail failed")
+                }
             }
         }
     }
