@@ -309,6 +309,45 @@ pub struct Run {
     pub started_at: Option<DateTime<Utc>>,
 }
 
+impl Run {
+    /// A pending draft run of `workflow_id` at `workflow_version`, positioned at `entry`,
+    /// with a fresh time-ordered id; the entry node receives `input`.
+    pub fn new(
+        workflow_id: impl Into<String>,
+        workflow_version: impl Into<String>,
+        entry: impl Into<String>,
+        input: Value,
+        subject: Subject,
+    ) -> Run {
+        let now = Utc::now();
+        Run {
+            id: Uuid::now_v7(),
+            workflow_id: workflow_id.into(),
+            workflow_version: workflow_version.into(),
+            status: RunStatus::Pending,
+            mode: RunMode::Draft,
+            input: input.clone(),
+            result: None,
+            error: None,
+            subject,
+            app_action_id: None,
+            budget: Budget::default(),
+            usage: RunUsage::default(),
+            cursor: Cursor {
+                next_node: Some(entry.into()),
+                last_output: input,
+                ..Default::default()
+            },
+            pending_gate: None,
+            approvals: Vec::new(),
+            version: 0,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+        }
+    }
+}
+
 /// Node type recorded on a step.
 pub use crate::workflow::NodeType;
 

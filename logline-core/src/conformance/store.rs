@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::agent::{Agent, ModelProfile};
 use crate::event::{EventKind, NewEvent};
 use crate::policy::{Effect, Policy, PolicyScope, RuleExpr};
-use crate::run::{Budget, Cursor, Run, RunMode, RunStatus, RunUsage, Step, StepStatus, Subject};
+use crate::run::{Run, RunStatus, Step, StepStatus, Subject};
 use crate::store::{Checkpoint, EffectRecord, Page, RunFilter, Store, ToolQuery};
 use crate::tool::ToolSpec;
 use crate::workflow::{NodeType, Workflow, WorkflowDefinition};
@@ -29,31 +29,13 @@ fn linear(n: usize) -> WorkflowDefinition {
 
 /// A pending run of `tenant` for `workflow_id`.
 pub fn sample_run(tenant: &str, workflow_id: &str) -> Run {
-    let now = Utc::now();
-    Run {
-        id: Uuid::now_v7(),
-        workflow_id: workflow_id.into(),
-        workflow_version: "1.0.0".into(),
-        status: RunStatus::Pending,
-        mode: RunMode::Draft,
-        input: json!({"hotel_id": "VV-LISBON"}),
-        result: None,
-        error: None,
-        subject: Subject::tenant(tenant).with_user("u1"),
-        app_action_id: None,
-        budget: Budget::default(),
-        usage: RunUsage::default(),
-        cursor: Cursor {
-            next_node: Some("n0".into()),
-            ..Default::default()
-        },
-        pending_gate: None,
-        approvals: Vec::new(),
-        version: 0,
-        created_at: now,
-        updated_at: now,
-        started_at: None,
-    }
+    Run::new(
+        workflow_id,
+        "1.0.0",
+        "n0",
+        json!({"hotel_id": "VV-LISBON"}),
+        Subject::tenant(tenant).with_user("u1"),
+    )
 }
 
 fn ev(kind: EventKind, i: u64) -> NewEvent {

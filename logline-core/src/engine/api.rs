@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::{Engine, EngineBuilder, Inner, Progress, RUN_QUEUE};
 use crate::agent::Agent;
@@ -19,9 +18,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Event, EventKind, NewEvent};
 use crate::policy::{Effect, Policy, PolicyAction, PolicyRequest, PolicyResource};
 use crate::queue::{Job, JobHandler, NewJob, Queue};
-use crate::run::{
-    Approval, Budget, Cursor, GateSubject, Run, RunId, RunMode, RunStatus, RunUsage, Step, Subject,
-};
+use crate::run::{Approval, Budget, GateSubject, Run, RunId, RunMode, RunStatus, Step, Subject};
 use crate::store::{Checkpoint, Store};
 use crate::tool::ToolSpec;
 use crate::workflow::{NodeType, Registry, Workflow};
@@ -241,33 +238,16 @@ impl Engine {
                 }),
             })
             .await?;
-        let now = Utc::now();
-        let mut run = Run {
-            id: Uuid::now_v7(),
-            workflow_id: wf.id.clone(),
-            workflow_version: wf.version.clone(),
-            status: RunStatus::Pending,
-            mode: req.mode,
-            input: req.input.clone(),
-            result: None,
-            error: None,
-            subject: req.subject,
-            app_action_id: req.app_action_id,
-            budget: req.budget,
-            usage: RunUsage::default(),
-            cursor: Cursor {
-                next_node: Some(wf.definition.entry.clone()),
-                step_index: 0,
-                last_output: req.input,
-                ..Default::default()
-            },
-            pending_gate: None,
-            approvals: Vec::new(),
-            version: 0,
-            created_at: now,
-            updated_at: now,
-            started_at: None,
-        };
+        let mut run = Run::new(
+            &wf.id,
+            &wf.version,
+            &wf.definition.entry,
+            req.input,
+            req.subject,
+        );
+        run.mode = req.mode;
+        run.budget = req.budget;
+        run.app_action_id = req.app_action_id;
         if let Some(c) = &decision.changes {
             if let Some(mode) = c.mode {
                 run.mode = mode;
