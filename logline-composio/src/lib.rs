@@ -1,1 +1,18 @@
-//! placeholder, replaced by its issue
+#![doc = include_str!("../README.md")]
+
+mod catalog;
+mod client;
+mod config;
+mod connections;
+mod error;
+mod hub;
+pub mod risk;
+mod sync;
+
+pub use catalog::{CatalogSnapshot, Toolkit};
+pub use config::{
+    ComposioConfig, ComposioConfigBuilder, DEFAULT_API_PREFIX, DEFAULT_BASE_URL, DEFAULT_HUB_NAME,
+};
+pub use hub::ComposioToolHub;
+pub use risk::{CategoryEffect, RiskAssessment, RiskCategory, RiskInput, RiskOverride, RiskRules};
+pub use sync::{sync_job, CatalogSync, CatalogSyncJob, SyncMode, SyncReport, CATALOG_SYNC_QUEUE};

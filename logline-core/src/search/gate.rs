@@ -149,7 +149,7 @@ impl Connected {
 
 /// Why a tool was kept from a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reason", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DenyReason {
     /// Needs a connection the user does not have.
     NotConnected {

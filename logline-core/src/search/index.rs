@@ -2,22 +2,27 @@
 //!
 //! Documents live in slots; an update or removal tombstones the old slot and the postings
 //! that point at it are dropped by a compaction once they make up a quarter of all postings,
-//! so an upsert costs the size of the tool, not the size of the catalog.
+//! so an upsert costs the size of the tool, not the size of the catalog. What ranking and the
+//! gate read per tool (lengths, risk, toolkit, tag bits) sits in dense arrays, so a search
+//! touches little memory besides the posting lists.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
 use super::gate::{toolkit_key, Connected, ToolGate};
-use super::rank::{Bm25Params, BoostParams, Field, FIELDS};
+use super::rank::{Bm25Params, BoostParams, Field, FIELD_COUNT};
 use super::tokenize::Analyzer;
 use crate::tool::{RiskLevel, ToolSpec};
 
+const F: usize = FIELD_COUNT;
+const NO_KIT: u32 = u32::MAX;
+
 /// Settings of a [`ToolIndex`].
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IndexConfig {
     /// Text analysis.
     pub analyzer: Analyzer,
@@ -25,6 +30,19 @@ pub struct IndexConfig {
     pub bm25: Bm25Params,
     /// Router boosts.
     pub boosts: BoostParams,
+    /// Fuse toolkit-level evidence into tool scores (see [`super::rank`]).
+    pub toolkit_evidence: bool,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            analyzer: Analyzer::default(),
+            bm25: Bm25Params::default(),
+            boosts: BoostParams::default(),
+            toolkit_evidence: true,
+        }
+    }
 }
 
 /// A tool with its score.
@@ -34,7 +52,7 @@ pub struct ScoredTool {
     pub tool: Arc<ToolSpec>,
     /// Final score (lexical with boosts).
     pub score: f32,
-    /// BM25F score alone.
+    /// Lexical score (tool and toolkit evidence, before boosts).
     pub lexical: f32,
 }
 
@@ -50,26 +68,39 @@ pub struct RankHints {
 #[derive(Debug, Clone, Copy)]
 struct Posting {
     doc: u32,
-    tf: [u16; FIELDS],
+    tf: [u16; F],
 }
 
+/// Cold per-tool data.
 #[derive(Debug)]
 struct Doc {
     tool: Arc<ToolSpec>,
     fingerprint: u64,
     terms: Vec<u32>,
-    toolkit: Option<u32>,
     tags: Vec<u32>,
 }
 
-const NO_LEN: [u32; FIELDS] = [0; FIELDS];
+/// Hot per-tool data read by every search.
+#[derive(Debug, Clone, Copy, Default)]
+struct Meta {
+    alive: bool,
+    risk: u8,
+    needs_connection: bool,
+    /// Some tag has an id ≥ 64: the tag check falls back to `Doc::tags`.
+    tag_overflow: bool,
+    toolkit: u32,
+    tag_bits: u64,
+    /// Hash of the tool id: breaks score ties independently of insertion order.
+    id_hash: u64,
+}
 
 /// The index. Not synchronised: share it behind a lock (as [`super::ToolSearch`] does).
 #[derive(Debug, Default)]
 pub struct ToolIndex {
     config: IndexConfig,
     docs: Vec<Option<Doc>>,
-    lens: Vec<[u32; FIELDS]>,
+    meta: Vec<Meta>,
+    lens: Vec<[f32; F]>,
     by_id: HashMap<String, u32>,
     free: Vec<u32>,
     tombstoned: Vec<u32>,
@@ -78,10 +109,32 @@ pub struct ToolIndex {
     df: Vec<u32>,
     live_postings: usize,
     dead_postings: usize,
-    len_sum: [u64; FIELDS],
+    len_sum: [f64; F],
     toolkits: HashMap<String, u32>,
-    toolkit_docs: Vec<Vec<u32>>,
+    kit_docs: Vec<Vec<u32>>,
+    /// Per toolkit, the field-weighted length of all its members.
+    kit_len: Vec<f32>,
+    kit_len_sum: f64,
+    live_kits: usize,
     tags: HashMap<String, u32>,
+    /// Bumped by every change; the cached length norms are valid for one generation.
+    generation: u64,
+    norm_cache: RwLock<NormCache>,
+}
+
+/// Per tool and field, `weight / ((1 − b) + b · len / avglen)` for one index generation.
+#[derive(Debug, Default)]
+struct NormCache {
+    generation: u64,
+    inv: Arc<Vec<[f32; F]>>,
+}
+
+fn risk_rank(r: RiskLevel) -> u8 {
+    match r {
+        RiskLevel::Low => 0,
+        RiskLevel::Medium => 1,
+        RiskLevel::High => 2,
+    }
 }
 
 impl ToolIndex {
@@ -174,19 +227,31 @@ impl ToolIndex {
         let Some(doc) = self.docs.get_mut(slot as usize).and_then(Option::take) else {
             return false;
         };
+        self.generation += 1;
+        let s = slot as usize;
         for &t in &doc.terms {
             self.df[t as usize] = self.df[t as usize].saturating_sub(1);
         }
         self.live_postings -= doc.terms.len();
         self.dead_postings += doc.terms.len();
-        let lens = std::mem::replace(&mut self.lens[slot as usize], NO_LEN);
-        for f in 0..FIELDS {
-            self.len_sum[f] -= u64::from(lens[f]);
+        let lens = std::mem::replace(&mut self.lens[s], [0.0; F]);
+        for (sum, len) in self.len_sum.iter_mut().zip(lens) {
+            *sum -= f64::from(len);
         }
-        if let Some(k) = doc.toolkit {
-            let members = &mut self.toolkit_docs[k as usize];
-            if let Some(pos) = members.iter().position(|&s| s == slot) {
+        let kit = self.meta[s].toolkit;
+        self.meta[s] = Meta::default();
+        if kit != NO_KIT {
+            let k = kit as usize;
+            let wlen = self.weighted_len(&lens);
+            let members = &mut self.kit_docs[k];
+            if let Some(pos) = members.iter().position(|&m| m == slot) {
                 members.swap_remove(pos);
+            }
+            self.kit_len[k] -= wlen;
+            self.kit_len_sum -= f64::from(wlen);
+            if members.is_empty() {
+                self.live_kits -= 1;
+                self.kit_len[k] = 0.0;
             }
         }
         self.tombstoned.push(slot);
@@ -198,26 +263,27 @@ impl ToolIndex {
 
     /// Drops postings of removed tools and makes their slots reusable.
     pub fn compact(&mut self) {
-        let docs = &self.docs;
+        let meta = &self.meta;
         for list in &mut self.postings {
-            list.retain(|p| docs[p.doc as usize].is_some());
+            list.retain(|p| meta[p.doc as usize].alive);
         }
         self.dead_postings = 0;
         self.free.append(&mut self.tombstoned);
     }
 
     fn insert(&mut self, tool: Arc<ToolSpec>, fingerprint: u64) {
+        self.generation += 1;
         let fields = field_texts(&tool);
-        let mut counts: HashMap<u32, [u16; FIELDS]> = HashMap::new();
-        let mut lens = NO_LEN;
+        let mut counts: HashMap<u32, [u16; F]> = HashMap::new();
+        let mut lens = [0f32; F];
         let mut buf = Vec::new();
         for (f, text) in fields.iter().enumerate() {
             buf.clear();
             self.config.analyzer.terms_into(text, &mut buf);
-            lens[f] = buf.len() as u32;
+            lens[f] = buf.len() as f32;
             for term in buf.drain(..) {
                 let id = self.term_id(term);
-                let tf = &mut counts.entry(id).or_insert([0; FIELDS])[f];
+                let tf = &mut counts.entry(id).or_insert([0; F])[f];
                 *tf = tf.saturating_add(1);
             }
         }
@@ -225,36 +291,75 @@ impl ToolIndex {
             Some(s) => s,
             None => {
                 self.docs.push(None);
-                self.lens.push(NO_LEN);
+                self.meta.push(Meta::default());
+                self.lens.push([0.0; F]);
                 (self.docs.len() - 1) as u32
             }
         };
+        let s = slot as usize;
         let mut terms: Vec<u32> = counts.keys().copied().collect();
         terms.sort_unstable();
         for &t in &terms {
-            let tf = counts[&t];
-            self.postings[t as usize].push(Posting { doc: slot, tf });
+            self.postings[t as usize].push(Posting {
+                doc: slot,
+                tf: counts[&t],
+            });
             self.df[t as usize] += 1;
         }
         self.live_postings += terms.len();
-        for f in 0..FIELDS {
-            self.len_sum[f] += u64::from(lens[f]);
+        for (sum, len) in self.len_sum.iter_mut().zip(lens) {
+            *sum += f64::from(len);
         }
-        let toolkit = tool.toolkit.as_deref().map(|t| {
-            let k = self.toolkit_id(t);
-            self.toolkit_docs[k as usize].push(slot);
-            k
-        });
-        let tags = tool.tags.iter().map(|t| self.tag_id(t)).collect();
-        self.lens[slot as usize] = lens;
+        let wlen = self.weighted_len(&lens);
+        let kit = match tool.toolkit.as_deref() {
+            Some(t) => {
+                let k = self.toolkit_id(t);
+                let ku = k as usize;
+                if self.kit_docs[ku].is_empty() {
+                    self.live_kits += 1;
+                }
+                self.kit_docs[ku].push(slot);
+                self.kit_len[ku] += wlen;
+                self.kit_len_sum += f64::from(wlen);
+                k
+            }
+            None => NO_KIT,
+        };
+        let tags: Vec<u32> = tool.tags.iter().map(|t| self.tag_id(t)).collect();
+        let mut h = DefaultHasher::new();
+        tool.id.hash(&mut h);
+        let mut meta = Meta {
+            id_hash: h.finish(),
+            alive: true,
+            risk: risk_rank(tool.risk_level),
+            needs_connection: tool.requires_connection,
+            tag_overflow: false,
+            toolkit: kit,
+            tag_bits: 0,
+        };
+        for &t in &tags {
+            if t < 64 {
+                meta.tag_bits |= 1 << t;
+            } else {
+                meta.tag_overflow = true;
+            }
+        }
+        self.meta[s] = meta;
+        self.lens[s] = lens;
         self.by_id.insert(tool.id.clone(), slot);
-        self.docs[slot as usize] = Some(Doc {
+        self.docs[s] = Some(Doc {
             tool,
             fingerprint,
             terms,
-            toolkit,
             tags,
         });
+    }
+
+    fn weighted_len(&self, lens: &[f32; F]) -> f32 {
+        lens.iter()
+            .zip(&self.config.bm25.field_weight)
+            .map(|(l, w)| l * w)
+            .sum()
     }
 
     fn term_id(&mut self, term: String) -> u32 {
@@ -273,9 +378,10 @@ impl ToolIndex {
         if let Some(&id) = self.toolkits.get(&key) {
             return id;
         }
-        let id = self.toolkit_docs.len() as u32;
+        let id = self.kit_docs.len() as u32;
         self.toolkits.insert(key, id);
-        self.toolkit_docs.push(Vec::new());
+        self.kit_docs.push(Vec::new());
+        self.kit_len.push(0.0);
         id
     }
 
@@ -286,60 +392,145 @@ impl ToolIndex {
     }
 
     /// The `k` best tools for `query` that pass `gate`, best first.
-    pub fn search(&self, query: &str, gate: &ToolGate, hints: &RankHints, k: usize) -> Vec<ScoredTool> {
+    pub fn search(
+        &self,
+        query: &str,
+        gate: &ToolGate,
+        hints: &RankHints,
+        k: usize,
+    ) -> Vec<ScoredTool> {
         if k == 0 || self.is_empty() {
             return Vec::new();
         }
-        let compiled = self.compile_gate(gate);
-        let mut acc = vec![0f32; self.docs.len()];
-        let mut touched: Vec<u32> = Vec::new();
-        self.accumulate(query, &mut acc, &mut touched);
+        // Per-thread scratch buffers: a search allocates (and page-faults) almost nothing.
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => self.search_in(query, gate, hints, k, &mut scratch),
+            Err(_) => self.search_in(query, gate, hints, k, &mut Scratch::default()),
+        })
+    }
 
+    fn search_in(
+        &self,
+        query: &str,
+        gate: &ToolGate,
+        hints: &RankHints,
+        k: usize,
+        scratch: &mut Scratch,
+    ) -> Vec<ScoredTool> {
+        let gate_ids = self.compile_gate(gate);
+        let use_kits = self.config.toolkit_evidence && self.live_kits > 0;
+        let Scratch {
+            acc,
+            kit_acc,
+            kit_wtf,
+            touched,
+            kit_touched,
+        } = scratch;
+        zeroed(acc, self.docs.len());
+        zeroed(kit_acc, if use_kits { self.kit_docs.len() } else { 0 });
+        zeroed(kit_wtf, if use_kits { self.kit_docs.len() } else { 0 });
+        touched.clear();
+        kit_touched.clear();
+        self.accumulate(query, acc, touched, kit_acc, kit_wtf, kit_touched);
+
+        // Candidate apps and the members of the best toolkits enter with their tool score.
         let apps: HashSet<u32> = hints
             .candidate_apps
             .iter()
             .filter_map(|a| self.toolkits.get(&toolkit_key(a)).copied())
             .collect();
-        for &app in &apps {
-            for &slot in &self.toolkit_docs[app as usize] {
+        let mut extra: Vec<u32> = apps.iter().copied().collect();
+        if use_kits {
+            let mut kits: Vec<(f32, u32)> = kit_acc
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| **s > 0.0)
+                .map(|(i, s)| (*s, i as u32))
+                .collect();
+            let top = k.min(kits.len());
+            if top > 0 {
+                kits.select_nth_unstable_by(top - 1, |a, b| {
+                    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+                });
+                extra.extend(kits[..top].iter().map(|(_, i)| *i));
+            }
+        }
+        for kit in extra {
+            for &slot in &self.kit_docs[kit as usize] {
                 if acc[slot as usize] == 0.0 {
-                    touched.push(slot);
                     acc[slot as usize] = f32::MIN_POSITIVE;
+                    touched.push(slot);
                 }
             }
         }
-        let intent: Vec<u32> = hints
+
+        // Gate, then fuse: tool / max(tool) + toolkit / max(toolkit) over the allowed tools.
+        // Tools that entered only through their toolkit carry MIN_POSITIVE: no own score.
+        let mut tool_max = 0f32;
+        let mut kit_max = 0f32;
+        touched.retain(|&slot| {
+            if !gate_ids.allows(self, slot) {
+                return false;
+            }
+            let s = slot as usize;
+            if acc[s] > f32::MIN_POSITIVE && acc[s] > tool_max {
+                tool_max = acc[s];
+            }
+            let kit = self.meta[s].toolkit;
+            if use_kits && kit != NO_KIT && kit_acc[kit as usize] > kit_max {
+                kit_max = kit_acc[kit as usize];
+            }
+            true
+        });
+        let tool_scale = if tool_max > 0.0 { 1.0 / tool_max } else { 0.0 };
+        let kit_scale = if kit_max > 0.0 { 1.0 / kit_max } else { 0.0 };
+        let intent_ids: Vec<u32> = hints
             .intent_tags
             .iter()
             .filter_map(|t| self.tags.get(&t.to_lowercase()).copied())
             .collect();
+        let intent: u64 = intent_ids
+            .iter()
+            .filter(|&&id| id < 64)
+            .fold(0, |bits, &id| bits | 1 << id);
+        let intent_high: Vec<u32> = intent_ids.into_iter().filter(|&id| id >= 64).collect();
+        let app_mask: Option<Vec<bool>> = (!apps.is_empty()).then(|| {
+            let mut m = vec![false; self.kit_docs.len()];
+            for &a in &apps {
+                m[a as usize] = true;
+            }
+            m
+        });
         let boosts = self.config.boosts;
-
-        let mut scored: Vec<(f32, f32, u32)> = Vec::with_capacity(touched.len());
-        for slot in touched {
-            let Some(doc) = self.doc(slot) else { continue };
-            if !compiled.allows(doc) {
-                continue;
+        let mut top = TopK::new(k);
+        for &slot in touched.iter() {
+            let s = slot as usize;
+            let m = &self.meta[s];
+            let own = if acc[s] > f32::MIN_POSITIVE {
+                acc[s]
+            } else {
+                0.0
+            };
+            let mut lexical = own * tool_scale;
+            if m.toolkit != NO_KIT && use_kits {
+                lexical += kit_acc[m.toolkit as usize] * kit_scale;
             }
-            let lexical = acc[slot as usize];
             let mut score = lexical;
-            if doc.toolkit.is_some_and(|t| apps.contains(&t)) {
-                score = score * (1.0 + boosts.candidate_app) + boosts.candidate_app_floor;
+            if let Some(mask) = &app_mask {
+                if m.toolkit != NO_KIT && mask[m.toolkit as usize] {
+                    score = score * (1.0 + boosts.candidate_app) + boosts.candidate_app_floor;
+                }
             }
-            if !intent.is_empty() && doc.tags.iter().any(|t| intent.contains(t)) {
+            let high = || {
+                self.doc(slot)
+                    .is_some_and(|d| d.tags.iter().any(|t| intent_high.contains(t)))
+            };
+            if m.tag_bits & intent != 0 || (m.tag_overflow && !intent_high.is_empty() && high()) {
                 score *= 1.0 + boosts.intent_tag;
             }
-            scored.push((score, lexical, slot));
+            top.offer(score, lexical, slot, self);
         }
-        let by_rank = |a: &(f32, f32, u32), b: &(f32, f32, u32)| {
-            b.0.total_cmp(&a.0).then_with(|| self.id_of(a.2).cmp(self.id_of(b.2)))
-        };
-        if scored.len() > k {
-            scored.select_nth_unstable_by(k - 1, by_rank);
-            scored.truncate(k);
-        }
-        scored.sort_by(by_rank);
-        scored
+        top.into_sorted(self)
             .into_iter()
             .filter_map(|(score, lexical, slot)| {
                 let doc = self.doc(slot)?;
@@ -348,7 +539,7 @@ impl ToolIndex {
                 Some(ScoredTool {
                     tool: doc.tool.clone(),
                     score,
-                    lexical: if lexical == f32::MIN_POSITIVE { 0.0 } else { lexical },
+                    lexical,
                 })
             })
             .collect()
@@ -358,60 +549,144 @@ impl ToolIndex {
         self.doc(slot).map(|d| d.tool.id.as_str()).unwrap_or("")
     }
 
-    /// Adds the BM25F score of every tool matching `query` into `acc`.
-    fn accumulate(&self, query: &str, acc: &mut [f32], touched: &mut Vec<u32>) {
+    /// Adds the BM25F score of every tool matching `query` into `acc` and, when `kit_acc`
+    /// is not empty, the toolkit-level BM25F score into `kit_acc`.
+    fn accumulate(
+        &self,
+        query: &str,
+        acc: &mut [f32],
+        touched: &mut Vec<u32>,
+        kit_acc: &mut [f32],
+        kit_wtf: &mut [f32],
+        kit_touched: &mut Vec<u32>,
+    ) {
         let mut qtf: HashMap<u32, u32> = HashMap::new();
         for term in self.config.analyzer.terms(query) {
             if let Some(&t) = self.terms.get(&term) {
                 *qtf.entry(t).or_insert(0) += 1;
             }
         }
-        let n = self.len() as f32;
+        let mut qterms: Vec<(u32, u32)> = qtf.into_iter().collect();
+        qterms.sort_unstable();
         let p = &self.config.bm25;
-        let mut base = [0f32; FIELDS];
-        let mut scale = [0f32; FIELDS];
-        for f in 0..FIELDS {
-            let avg = (self.len_sum[f] as f32 / n).max(1.0);
-            base[f] = 1.0 - p.field_b[f];
-            scale[f] = p.field_b[f] / avg;
-        }
-        for (t, q) in qtf {
+        let n = self.len() as f32;
+        let inv = self.inverse_norms();
+        let w = p.field_weight;
+        let kits = !kit_acc.is_empty();
+        let nk = self.live_kits as f32;
+        let kb = p.field_b[Field::Description as usize];
+        let kit_avg = if nk > 0.0 {
+            (self.kit_len_sum as f32 / nk).max(1.0)
+        } else {
+            1.0
+        };
+        // Per toolkit (`kit_wtf`), the field-weighted term frequency of all its members for
+        // the current term.
+        for (t, q) in qterms {
             let df = self.df[t as usize] as f32;
             if df == 0.0 {
                 continue;
             }
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
             let qf = q as f32;
-            let qw = qf * (p.k3 + 1.0) / (p.k3 + qf);
-            let weight = qw * idf * (p.k1 + 1.0);
+            let qw = qf * (p.k3 + 1.0) / (p.k3 + qf) * (p.k1 + 1.0);
+            let weight = qw * (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
             for post in &self.postings[t as usize] {
                 let slot = post.doc as usize;
-                let lens = &self.lens[slot];
-                if self.docs[slot].is_none() {
+                let m = &self.meta[slot];
+                if !m.alive {
                     continue;
                 }
+                let inv = &inv[slot];
                 let mut tfw = 0f32;
-                for f in 0..FIELDS {
-                    if post.tf[f] != 0 {
-                        let norm = base[f] + scale[f] * lens[f] as f32;
-                        tfw += p.field_weight[f] * f32::from(post.tf[f]) / norm;
-                    }
+                let mut wtf = 0f32;
+                for f in 0..F {
+                    let tf = f32::from(post.tf[f]);
+                    wtf += w[f] * tf;
+                    tfw += inv[f] * tf;
                 }
                 if acc[slot] == 0.0 {
                     touched.push(post.doc);
                 }
                 acc[slot] += weight * tfw / (p.k1 + tfw);
+                if kits && m.toolkit != NO_KIT {
+                    let k = m.toolkit as usize;
+                    if kit_wtf[k] == 0.0 {
+                        kit_touched.push(m.toolkit);
+                    }
+                    kit_wtf[k] += wtf;
+                }
+            }
+            if kits && !kit_touched.is_empty() {
+                let dfk = kit_touched.len() as f32;
+                let kweight = qw * (1.0 + (nk - dfk + 0.5) / (dfk + 0.5)).ln();
+                for &k in kit_touched.iter() {
+                    let ku = k as usize;
+                    let wtf = std::mem::take(&mut kit_wtf[ku]);
+                    let tfn = wtf / ((1.0 - kb) + kb * self.kit_len[ku] / kit_avg);
+                    kit_acc[ku] += kweight * tfn / (p.k1 + tfn);
+                }
+                kit_touched.clear();
             }
         }
     }
 
+    /// How many postings a search for `query` scans (its cost driver), and the number of
+    /// distinct indexed query terms.
+    pub fn query_cost(&self, query: &str) -> (usize, usize) {
+        let terms: HashSet<u32> = self
+            .config
+            .analyzer
+            .terms(query)
+            .iter()
+            .filter_map(|t| self.terms.get(t).copied())
+            .collect();
+        let postings = terms.iter().map(|&t| self.postings[t as usize].len()).sum();
+        (postings, terms.len())
+    }
+
+    /// The length norms of the current generation (computed once per change, O(tools)).
+    fn inverse_norms(&self) -> Arc<Vec<[f32; F]>> {
+        {
+            let c = self.norm_cache.read().unwrap_or_else(|e| e.into_inner());
+            if c.generation == self.generation && c.inv.len() == self.lens.len() {
+                return c.inv.clone();
+            }
+        }
+        let p = &self.config.bm25;
+        let (base, scale) = norms(p, &self.len_sum, self.len() as f32);
+        let inv: Vec<[f32; F]> = self
+            .lens
+            .iter()
+            .map(|l| {
+                let mut o = [0f32; F];
+                for (f, v) in o.iter_mut().enumerate() {
+                    *v = p.field_weight[f] / (base[f] + scale[f] * l[f]);
+                }
+                o
+            })
+            .collect();
+        let inv = Arc::new(inv);
+        *self.norm_cache.write().unwrap_or_else(|e| e.into_inner()) = NormCache {
+            generation: self.generation,
+            inv: inv.clone(),
+        };
+        inv
+    }
+
     fn compile_gate<'g>(&self, gate: &'g ToolGate) -> CompiledGate<'g> {
-        let mut blocked = vec![false; self.tags.len()];
+        let mut blocked_bits = 0u64;
+        let mut blocked_high = HashSet::new();
         for (tag, &id) in &self.tags {
-            blocked[id as usize] = gate.is_blocked_tag(tag);
+            if gate.is_blocked_tag(tag) {
+                if id < 64 {
+                    blocked_bits |= 1 << id;
+                } else {
+                    blocked_high.insert(id);
+                }
+            }
         }
         let kit_mask = |keys: &HashSet<String>| {
-            let mut mask = vec![false; self.toolkit_docs.len()];
+            let mut mask = vec![false; self.kit_docs.len()];
             for k in keys {
                 if let Some(&id) = self.toolkits.get(k) {
                     mask[id as usize] = true;
@@ -426,58 +701,166 @@ impl ToolIndex {
         let rules = gate.rules();
         CompiledGate {
             gate,
-            max_risk: rules.max_risk,
-            blocked,
+            max_risk: risk_rank(rules.max_risk),
+            blocked_bits,
+            blocked_high,
             connected,
             allow_no_auth: rules.allow_no_auth_tools,
             scoped: gate.scope_toolkits().is_some() || rules.allowed_tools.is_some(),
             scope_kits: gate.scope_toolkits().map(kit_mask),
-            by_id: !rules.denied_tools.is_empty() || rules.allowed_tools.is_some(),
-            by_hub: rules.hubs.is_some(),
+            slow: !rules.denied_tools.is_empty()
+                || rules.allowed_tools.is_some()
+                || rules.hubs.is_some(),
         }
+    }
+}
+
+/// Reusable buffers of one search.
+#[derive(Default)]
+struct Scratch {
+    acc: Vec<f32>,
+    kit_acc: Vec<f32>,
+    kit_wtf: Vec<f32>,
+    touched: Vec<u32>,
+    kit_touched: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+fn zeroed(v: &mut Vec<f32>, len: usize) {
+    v.clear();
+    v.resize(len, 0.0);
+}
+
+fn norms(p: &Bm25Params, len_sum: &[f64; F], n: f32) -> ([f32; F], [f32; F]) {
+    let mut base = [0f32; F];
+    let mut scale = [0f32; F];
+    for f in 0..F {
+        let avg = if n > 0.0 {
+            (len_sum[f] as f32 / n).max(1.0)
+        } else {
+            1.0
+        };
+        base[f] = 1.0 - p.field_b[f];
+        scale[f] = p.field_b[f] / avg;
+    }
+    (base, scale)
+}
+
+/// The `k` best of a stream, ties broken by tool id. Most offers lose to the current worst
+/// kept item, which is cached, so an offer usually costs one comparison.
+struct TopK {
+    k: usize,
+    items: Vec<(f32, f32, u32)>,
+    worst: usize,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        TopK {
+            k,
+            items: Vec::with_capacity(k),
+            worst: 0,
+        }
+    }
+
+    fn better(idx: &ToolIndex, a: &(f32, f32, u32), b: &(f32, f32, u32)) -> bool {
+        match a.0.total_cmp(&b.0) {
+            std::cmp::Ordering::Equal => {
+                let (ha, hb) = (
+                    idx.meta[a.2 as usize].id_hash,
+                    idx.meta[b.2 as usize].id_hash,
+                );
+                ha < hb || (ha == hb && idx.id_of(a.2) < idx.id_of(b.2))
+            }
+            o => o.is_gt(),
+        }
+    }
+
+    fn find_worst(&mut self, idx: &ToolIndex) {
+        let mut w = 0;
+        for i in 1..self.items.len() {
+            if Self::better(idx, &self.items[w], &self.items[i]) {
+                w = i;
+            }
+        }
+        self.worst = w;
+    }
+
+    fn offer(&mut self, score: f32, lexical: f32, slot: u32, idx: &ToolIndex) {
+        let item = (score, lexical, slot);
+        if self.items.len() < self.k {
+            self.items.push(item);
+            if self.items.len() == self.k {
+                self.find_worst(idx);
+            }
+            return;
+        }
+        let worst = self.items[self.worst];
+        if score < worst.0 || !Self::better(idx, &item, &worst) {
+            return;
+        }
+        self.items[self.worst] = item;
+        self.find_worst(idx);
+    }
+
+    fn into_sorted(mut self, idx: &ToolIndex) -> Vec<(f32, f32, u32)> {
+        self.items.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| idx.id_of(a.2).cmp(idx.id_of(b.2)))
+        });
+        self.items
     }
 }
 
 /// A [`ToolGate`] resolved to index ids, so the common rules cost no string work.
 struct CompiledGate<'g> {
     gate: &'g ToolGate,
-    max_risk: RiskLevel,
-    blocked: Vec<bool>,
+    max_risk: u8,
+    blocked_bits: u64,
+    blocked_high: HashSet<u32>,
     connected: Option<Vec<bool>>,
     allow_no_auth: bool,
     scoped: bool,
     scope_kits: Option<Vec<bool>>,
-    by_id: bool,
-    by_hub: bool,
+    slow: bool,
 }
 
 impl CompiledGate<'_> {
-    fn allows(&self, doc: &Doc) -> bool {
-        let kit = |mask: &Vec<bool>| doc.toolkit.is_some_and(|t| mask[t as usize]);
-        if doc.tool.risk_level > self.max_risk || doc.tags.iter().any(|&t| self.blocked[t as usize]) {
+    fn allows(&self, idx: &ToolIndex, slot: u32) -> bool {
+        let m = &idx.meta[slot as usize];
+        if !m.alive || m.risk > self.max_risk || m.tag_bits & self.blocked_bits != 0 {
             return false;
         }
-        let connected = if doc.tool.requires_connection {
-            self.connected.as_ref().map_or(true, kit) && doc.tool.toolkit.is_some()
+        if m.tag_overflow && !self.blocked_high.is_empty() {
+            let doc_tags = idx.doc(slot).map(|d| d.tags.as_slice()).unwrap_or(&[]);
+            if doc_tags.iter().any(|t| self.blocked_high.contains(t)) {
+                return false;
+            }
+        }
+        let in_kit = |mask: &Vec<bool>| m.toolkit != NO_KIT && mask[m.toolkit as usize];
+        let connected = if m.needs_connection {
+            m.toolkit != NO_KIT && self.connected.as_ref().is_none_or(in_kit)
         } else {
             self.allow_no_auth
         };
         if !connected {
             return false;
         }
-        if self.scoped && !self.scope_kits.as_ref().is_some_and(kit) && !self.by_id {
-            return false;
+        if self.slow {
+            // Id, hub and scope-by-id rules: the full check (rare).
+            return idx
+                .doc(slot)
+                .is_some_and(|d| self.gate.check(&d.tool).is_ok());
         }
-        if self.by_id || self.by_hub {
-            // Id and hub rules: the full check (rare).
-            return self.gate.check(&doc.tool).is_ok();
-        }
-        true
+        !self.scoped || self.scope_kits.as_ref().is_some_and(in_kit)
     }
 }
 
 /// The text of each [`Field`] of a tool.
-pub fn field_texts(tool: &ToolSpec) -> [String; FIELDS] {
+pub fn field_texts(tool: &ToolSpec) -> [String; FIELD_COUNT] {
     let kit = tool.toolkit.clone().unwrap_or_default();
     let analyzer = Analyzer {
         stem: false,
@@ -498,16 +881,21 @@ pub fn field_texts(tool: &ToolSpec) -> [String; FIELDS] {
         }
     }
     let mut params = String::new();
-    schema_text(&tool.input_schema, 0, &mut params);
-    let mut out: [String; FIELDS] = Default::default();
+    schema_text(&tool.input_schema, 0, true, &mut params);
+    let mut returns = String::new();
+    if let Some(out) = &tool.output_schema {
+        schema_text(out, 0, false, &mut returns);
+    }
+    let mut out: [String; FIELD_COUNT] = Default::default();
     out[Field::Name as usize] = name;
     out[Field::Toolkit as usize] = kit;
     out[Field::Description as usize] = tool.description.clone();
     out[Field::Parameters as usize] = params;
+    out[Field::Returns as usize] = returns;
     out
 }
 
-fn schema_text(schema: &Value, depth: usize, out: &mut String) {
+fn schema_text(schema: &Value, depth: usize, descriptions: bool, out: &mut String) {
     if depth > 2 {
         return;
     }
@@ -515,15 +903,17 @@ fn schema_text(schema: &Value, depth: usize, out: &mut String) {
         for (name, prop) in props {
             out.push_str(name);
             out.push(' ');
-            if let Some(d) = prop.get("description").and_then(Value::as_str) {
-                out.push_str(d);
-                out.push(' ');
+            if descriptions {
+                if let Some(d) = prop.get("description").and_then(Value::as_str) {
+                    out.push_str(d);
+                    out.push(' ');
+                }
             }
-            schema_text(prop, depth + 1, out);
+            schema_text(prop, depth + 1, descriptions, out);
         }
     }
     if let Some(items) = schema.get("items") {
-        schema_text(items, depth + 1, out);
+        schema_text(items, depth + 1, descriptions, out);
     }
 }
 
@@ -535,7 +925,10 @@ pub fn fingerprint(tool: &ToolSpec) -> u64 {
     tool.description.hash(&mut h);
     tool.toolkit.hash(&mut h);
     tool.input_schema.to_string().hash(&mut h);
-    tool.output_schema.as_ref().map(Value::to_string).hash(&mut h);
+    tool.output_schema
+        .as_ref()
+        .map(Value::to_string)
+        .hash(&mut h);
     tool.risk_level.hash(&mut h);
     tool.side_effects.hash(&mut h);
     tool.tags.hash(&mut h);

@@ -1,1 +1,64 @@
 //! Tool search over large catalogs: policy gate first, then Top-N ranking.
+//!
+//! The system "has all the tools" (thousands of hub actions) yet shows a model only the few
+//! that fit the request (chat MVP plan §0, §5 step C). [`ToolSearch::search`]:
+//!
+//! 1. **gate** ([`gate`]): only toolkits the user has connected (plus tools that need no
+//!    connection), no blocked tag (`delete`, `money`, `admin` by default), risk at most the
+//!    allowed level, inside the app's scope; then the [`crate::policy::PolicyEngine`] is asked
+//!    (`ToolExposure`) per candidate. A denied tool is never returned;
+//! 2. **rank** ([`index`], [`rank`]): BM25F over the tool name, toolkit, description and
+//!    parameters, with a tokeniser that splits `snake_case` and `CamelCase` slugs and stems
+//!    ([`tokenize`], [`stem`]); the router's candidate apps and intent tags boost;
+//! 3. **rerank** ([`rerank`], optional): candidates re-ordered by embedding similarity;
+//! 4. the Top-N (default [`DEFAULT_TOP_N`]) come back as LLM function definitions whose
+//!    names fit `^[a-zA-Z0-9_-]{1,64}$`, with a map back to tool ids ([`names`]).
+//!
+//! The index updates tool by tool ([`ToolIndex::upsert`], [`ToolIndex::remove`]); a catalog
+//! sync reports changes through [`CatalogObserver`], and [`ToolSearch::refresh_from_store`]
+//! catches up from the store.
+//!
+//! ```
+//! # use logline_core::search::*;
+//! # use logline_core::tool::{ToolSpec, Connection};
+//! # use logline_core::run::Subject;
+//! # use serde_json::json;
+//! # tokio_test_block(async {
+//! let mut send = ToolSpec::new("GMAIL_SEND_EMAIL", "Send an email", json!({"type": "object"}))
+//!     .in_toolkit("gmail");
+//! send.requires_connection = true;
+//! let search = ToolSearch::new(ToolIndex::from_tools([send]));
+//! let request = SearchRequest::new("email my boss", Subject::tenant("t"))
+//!     .gate(GateRules::default().max_risk(logline_core::tool::RiskLevel::High))
+//!     .connections(vec![Connection { toolkit: "gmail".into(), account_id: "ca_1".into(), active: true }]);
+//! let result = search.search(&request).await.unwrap();
+//! assert_eq!(result.tool_ids(), ["GMAIL_SEND_EMAIL"]);
+//! assert_eq!(result.tool_id(&result.hits[0].definition.name), Some("GMAIL_SEND_EMAIL"));
+//! # });
+//! # fn tokio_test_block<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+pub mod gate;
+pub mod index;
+pub mod names;
+pub mod rank;
+pub mod rerank;
+mod service;
+pub mod stem;
+pub mod tokenize;
+
+#[cfg(test)]
+mod tests;
+
+pub use gate::{toolkit_key, Connected, DenyReason, GateRules, ToolGate, DEFAULT_BLOCKED_TAGS};
+pub use index::{IndexConfig, RankHints, ScoredTool, ToolIndex};
+pub use names::{function_name, tool_definition, ToolNameMap};
+pub use rank::{intent_tags, Bm25Params, BoostParams, Field};
+pub use rerank::{EmbeddingReranker, Fusion, Ranked, RerankConfig};
+pub use service::{
+    exposure_request, CatalogObserver, ConnectionScope, RefreshReport, SearchHit, SearchRequest,
+    SearchResult, ToolSearch, DEFAULT_TOP_N,
+};
+pub use tokenize::Analyzer;

@@ -12,15 +12,22 @@
 //!
 //! with the standard `k1 = 1.2`, `b = 0.75` and `k3 = 8`. Field weights follow the usual
 //! practice of weighting short, descriptive fields (titles) above the body: the tool name
-//! counts three times, the toolkit twice, the description once and parameter names and
-//! descriptions half.
+//! counts three times, the toolkit twice, the description once, parameter names and
+//! descriptions and the output's property names half.
+//!
+//! Tools are also scored as members of their toolkit: the toolkit is one document made of all
+//! its tools (BM25 over the members' summed field-weighted term frequencies, normalised by the
+//! toolkit's field-weighted length, with a toolkit-level idf), because a request usually names
+//! or describes an app and the tools it needs come from the same app (cluster-based
+//! retrieval, Liu & Croft 2004). The two scores are fused by CombSUM over max-normalised scores (Fox &
+//! Shaw 1994): `score = tool / max(tool) + toolkit / max(toolkit)`, so neither needs a weight.
 
 use serde::{Deserialize, Serialize};
 
 use super::tokenize::split_words;
 
 /// Number of indexed fields.
-pub const FIELDS: usize = 4;
+pub const FIELD_COUNT: usize = 5;
 
 /// The indexed fields of a tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -34,6 +41,8 @@ pub enum Field {
     Description = 2,
     /// Parameter names and descriptions from the input schema.
     Parameters = 3,
+    /// Property names of the output schema (what the tool returns).
+    Returns = 4,
 }
 
 /// BM25F parameters.
@@ -44,9 +53,9 @@ pub struct Bm25Params {
     /// Query term-frequency saturation.
     pub k3: f32,
     /// Weight of each [`Field`], by its discriminant.
-    pub field_weight: [f32; FIELDS],
+    pub field_weight: [f32; FIELD_COUNT],
     /// Length normalisation of each field.
-    pub field_b: [f32; FIELDS],
+    pub field_b: [f32; FIELD_COUNT],
 }
 
 impl Default for Bm25Params {
@@ -54,8 +63,8 @@ impl Default for Bm25Params {
         Bm25Params {
             k1: 1.2,
             k3: 8.0,
-            field_weight: [3.0, 2.0, 1.0, 0.5],
-            field_b: [0.75; FIELDS],
+            field_weight: [3.0, 2.0, 1.0, 0.5, 0.5],
+            field_b: [0.75; FIELD_COUNT],
         }
     }
 }
@@ -87,12 +96,68 @@ impl Default for BoostParams {
 /// directly pass through.
 pub fn intent_tags(intent: &str) -> Vec<String> {
     const TABLE: &[(&str, &[&str])] = &[
-        ("read", &["read", "get", "list", "search", "find", "fetch", "show", "lookup", "view", "retrieve", "query", "check", "count", "download", "export", "summarize", "analyze"]),
-        ("write", &["write", "create", "update", "add", "edit", "modify", "set", "insert", "upload", "save", "rename", "move", "copy", "assign", "schedule", "book", "enable", "disable", "star", "archive", "draft"]),
-        ("send", &["send", "post", "reply", "forward", "share", "publish", "notify", "message", "invite", "email", "tweet", "dm"]),
-        ("delete", &["delete", "remove", "destroy", "purge", "erase", "trash", "drop", "cancel"]),
-        ("money", &["pay", "payment", "charge", "refund", "payout", "purchase", "buy", "transfer", "invoice", "checkout"]),
-        ("admin", &["admin", "permission", "role", "grant", "revoke", "ban", "suspend"]),
+        (
+            "read",
+            &[
+                "read",
+                "get",
+                "list",
+                "search",
+                "find",
+                "fetch",
+                "show",
+                "lookup",
+                "view",
+                "retrieve",
+                "query",
+                "check",
+                "count",
+                "download",
+                "export",
+                "summarize",
+                "analyze",
+            ],
+        ),
+        (
+            "write",
+            &[
+                "write", "create", "update", "add", "edit", "modify", "set", "insert", "upload",
+                "save", "rename", "move", "copy", "assign", "schedule", "book", "enable",
+                "disable", "star", "archive", "draft",
+            ],
+        ),
+        (
+            "send",
+            &[
+                "send", "post", "reply", "forward", "share", "publish", "notify", "message",
+                "invite", "email", "tweet", "dm",
+            ],
+        ),
+        (
+            "delete",
+            &[
+                "delete", "remove", "destroy", "purge", "erase", "trash", "drop", "cancel",
+            ],
+        ),
+        (
+            "money",
+            &[
+                "pay", "payment", "charge", "refund", "payout", "purchase", "buy", "transfer",
+                "invoice", "checkout",
+            ],
+        ),
+        (
+            "admin",
+            &[
+                "admin",
+                "permission",
+                "role",
+                "grant",
+                "revoke",
+                "ban",
+                "suspend",
+            ],
+        ),
     ];
     let mut out: Vec<String> = Vec::new();
     for w in split_words(intent) {

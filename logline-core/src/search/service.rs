@@ -1,0 +1,487 @@
+//! [`ToolSearch`]: the gate, the ranking and the rerank behind one call.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use serde_json::json;
+
+use super::gate::{Connected, DenyReason, GateRules, ToolGate};
+use super::index::{RankHints, ToolIndex};
+use super::names::{tool_definition, ToolNameMap};
+use super::rank::intent_tags;
+use super::rerank::{EmbeddingReranker, Ranked};
+use crate::error::Result;
+use crate::llm::ToolDefinition;
+use crate::policy::{Effect, PolicyAction, PolicyEngine, PolicyRequest, PolicyResource};
+use crate::run::Subject;
+use crate::store::{DefinitionStore, Page, ToolQuery};
+use crate::tool::{Connection, ToolHub, ToolSpec};
+
+/// Tools returned when a request does not say (chat MVP plan §0: 5-8).
+pub const DEFAULT_TOP_N: usize = 8;
+
+/// Where the user's connections come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ConnectionScope {
+    /// Ask every hub registered with [`ToolSearch::with_hub`] (a failing hub counts as none).
+    #[default]
+    FromHubs,
+    /// These connections (inactive ones are ignored).
+    Given(Vec<Connection>),
+    /// Every toolkit counts as connected (trusted offline use only: evaluation, admin tools).
+    Unrestricted,
+}
+
+/// One tool search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    /// The user's words (or the router's rewrite of them).
+    pub query: String,
+    /// Who asks (connections and policies are about this subject).
+    pub subject: Subject,
+    /// How many tools to return.
+    pub top_n: usize,
+    /// Router output: candidate apps and intent tags.
+    pub hints: RankHints,
+    /// Exposure rules.
+    pub gate: GateRules,
+    /// Where connections come from.
+    pub connections: ConnectionScope,
+    /// Use the embedding rerank when one is configured.
+    pub rerank: bool,
+}
+
+impl SearchRequest {
+    /// A request with the defaults: Top-8, default gate, connections from the hubs, rerank on.
+    pub fn new(query: impl Into<String>, subject: Subject) -> Self {
+        SearchRequest {
+            query: query.into(),
+            subject,
+            top_n: DEFAULT_TOP_N,
+            hints: RankHints::default(),
+            gate: GateRules::default(),
+            connections: ConnectionScope::FromHubs,
+            rerank: true,
+        }
+    }
+
+    /// Sets how many tools to return.
+    pub fn top_n(mut self, n: usize) -> Self {
+        self.top_n = n;
+        self
+    }
+
+    /// Sets the router's candidate apps.
+    pub fn candidate_apps<I: IntoIterator<Item = S>, S: Into<String>>(mut self, apps: I) -> Self {
+        self.hints.candidate_apps = apps.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds the tags of a router intent (`send_email` → `send`).
+    pub fn intent(mut self, intent: &str) -> Self {
+        for t in intent_tags(intent) {
+            if !self.hints.intent_tags.contains(&t) {
+                self.hints.intent_tags.push(t);
+            }
+        }
+        self
+    }
+
+    /// Sets the exposure rules.
+    pub fn gate(mut self, rules: GateRules) -> Self {
+        self.gate = rules;
+        self
+    }
+
+    /// Uses these connections instead of asking the hubs.
+    pub fn connections(mut self, connections: Vec<Connection>) -> Self {
+        self.connections = ConnectionScope::Given(connections);
+        self
+    }
+
+    /// Treats every toolkit as connected (trusted offline use only).
+    pub fn unrestricted_connections(mut self) -> Self {
+        self.connections = ConnectionScope::Unrestricted;
+        self
+    }
+
+    /// Skips the embedding rerank.
+    pub fn without_rerank(mut self) -> Self {
+        self.rerank = false;
+        self
+    }
+}
+
+/// One tool offered to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    /// The catalog entry.
+    pub tool: Arc<ToolSpec>,
+    /// The function definition (its name is unique within the result).
+    pub definition: ToolDefinition,
+    /// Final score.
+    pub score: f32,
+    /// Lexical score.
+    pub lexical: f32,
+    /// Embedding similarity, when reranked.
+    pub semantic: Option<f32>,
+    /// A policy asked for approval before this tool runs.
+    pub requires_approval: bool,
+}
+
+/// The Top-N tools of a request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchResult {
+    /// Best first.
+    pub hits: Vec<SearchHit>,
+    /// Function name → tool id.
+    pub names: ToolNameMap,
+    /// Candidates the policy engine denied (never in `hits`).
+    pub policy_denied: Vec<String>,
+    /// Whether the embedding rerank ran.
+    pub reranked: bool,
+}
+
+impl SearchResult {
+    /// The definitions to send to the model.
+    pub fn definitions(&self) -> Vec<ToolDefinition> {
+        self.hits.iter().map(|h| h.definition.clone()).collect()
+    }
+
+    /// The tool id behind a function name the model called.
+    pub fn tool_id(&self, function_name: &str) -> Option<&str> {
+        self.names.tool_id(function_name)
+    }
+
+    /// Ids of the hits, best first.
+    pub fn tool_ids(&self) -> Vec<&str> {
+        self.hits.iter().map(|h| h.tool.id.as_str()).collect()
+    }
+}
+
+/// Told when a catalog changes (a sync job calls it after writing the store).
+pub trait CatalogObserver: Send + Sync {
+    /// `upserted` tools were inserted or replaced; `removed` ids are gone.
+    fn catalog_changed(&self, upserted: &[ToolSpec], removed: &[String]);
+}
+
+/// What [`ToolSearch::refresh_from_store`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RefreshReport {
+    /// Tools in the store.
+    pub total: usize,
+    /// Tools (re)indexed because they were new or changed.
+    pub upserted: usize,
+    /// Tools dropped because the store no longer has them.
+    pub removed: usize,
+}
+
+/// Tool search over a catalog: policy gate, BM25F Top-N, optional embedding rerank.
+pub struct ToolSearch {
+    index: RwLock<ToolIndex>,
+    hubs: Vec<Arc<dyn ToolHub>>,
+    policy: Option<Arc<dyn PolicyEngine>>,
+    reranker: Option<Arc<EmbeddingReranker>>,
+    policy_slack: usize,
+}
+
+impl std::fmt::Debug for ToolSearch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolSearch")
+            .field("tools", &self.read().len())
+            .field(
+                "hubs",
+                &self.hubs.iter().map(|h| h.name()).collect::<Vec<_>>(),
+            )
+            .field("policy", &self.policy.is_some())
+            .field("reranker", &self.reranker)
+            .finish()
+    }
+}
+
+impl ToolSearch {
+    /// A search over `index`.
+    pub fn new(index: ToolIndex) -> Self {
+        ToolSearch {
+            index: RwLock::new(index),
+            hubs: Vec::new(),
+            policy: None,
+            reranker: None,
+            policy_slack: 16,
+        }
+    }
+
+    /// Adds a hub asked for user connections.
+    pub fn with_hub(mut self, hub: Arc<dyn ToolHub>) -> Self {
+        self.hubs.push(hub);
+        self
+    }
+
+    /// Asks `policy` (`PolicyAction::ToolExposure`) about every candidate.
+    pub fn with_policy(mut self, policy: Arc<dyn PolicyEngine>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Reranks with embeddings.
+    pub fn with_reranker(mut self, reranker: Arc<EmbeddingReranker>) -> Self {
+        self.reranker = Some(reranker);
+        self
+    }
+
+    /// The reranker, if any.
+    pub fn reranker(&self) -> Option<&Arc<EmbeddingReranker>> {
+        self.reranker.as_ref()
+    }
+
+    /// Read access to the index.
+    pub fn read(&self) -> RwLockReadGuard<'_, ToolIndex> {
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, ToolIndex> {
+        self.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Inserts or replaces tools; returns how many changed.
+    pub fn upsert(&self, tools: &[ToolSpec]) -> usize {
+        let mut idx = self.write();
+        tools.iter().filter(|t| idx.upsert((*t).clone())).count()
+    }
+
+    /// Removes tools; returns how many were indexed.
+    pub fn remove(&self, ids: &[String]) -> usize {
+        let mut idx = self.write();
+        let n = ids.iter().filter(|id| idx.remove(id)).count();
+        drop(idx);
+        if let Some(r) = &self.reranker {
+            ids.iter().for_each(|id| r.forget(id));
+        }
+        n
+    }
+
+    /// Brings the index in line with the store's catalog: new and changed tools are
+    /// (re)indexed, tools gone from the store are dropped, unchanged ones cost a hash.
+    pub async fn refresh_from_store(&self, store: &dyn DefinitionStore) -> Result<RefreshReport> {
+        const PAGE: u64 = 1000;
+        let mut report = RefreshReport::default();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut offset = 0;
+        loop {
+            let query = ToolQuery {
+                page: Page {
+                    offset,
+                    limit: PAGE,
+                },
+                ..Default::default()
+            };
+            let tools = store.list_tools(&query).await?;
+            let n = tools.len() as u64;
+            report.total += tools.len();
+            seen.extend(tools.iter().map(|t| t.id.clone()));
+            report.upserted += self.upsert(&tools);
+            if n < PAGE {
+                break;
+            }
+            offset += n;
+        }
+        let gone: Vec<String> = self
+            .read()
+            .ids()
+            .filter(|id| !seen.contains(*id))
+            .map(str::to_string)
+            .collect();
+        report.removed = self.remove(&gone);
+        Ok(report)
+    }
+
+    /// The connected toolkits of `subject` according to the hubs.
+    pub async fn hub_connections(&self, subject: &Subject) -> Vec<Connection> {
+        let mut all = Vec::new();
+        for hub in &self.hubs {
+            match hub.connections(subject).await {
+                Ok(c) => all.extend(c),
+                Err(e) => tracing::warn!(
+                    hub = hub.name(),
+                    error = %e,
+                    "tool search: connections unavailable; treating the hub's toolkits as not connected"
+                ),
+            }
+        }
+        all
+    }
+
+    /// The Top-N tools for `request`. Every returned tool passed the gate and the policy
+    /// engine; nothing else is ever returned.
+    pub async fn search(&self, request: &SearchRequest) -> Result<SearchResult> {
+        let connected = match &request.connections {
+            ConnectionScope::FromHubs => {
+                Connected::from_connections(&self.hub_connections(&request.subject).await)
+            }
+            ConnectionScope::Given(c) => Connected::from_connections(c),
+            ConnectionScope::Unrestricted => Connected::Unrestricted,
+        };
+        let gate = ToolGate::new(request.gate.clone(), connected);
+        let reranker = self.reranker.as_ref().filter(|_| request.rerank);
+        let want = match reranker {
+            Some(r) => r.config().pool.max(request.top_n),
+            None => request.top_n,
+        };
+        if want == 0 {
+            return Ok(SearchResult::default());
+        }
+        let mut decisions: HashMap<String, Option<bool>> = HashMap::new();
+        let mut k = want
+            + if self.policy.is_some() {
+                self.policy_slack
+            } else {
+                0
+            };
+        let (mut allowed, mut denied) = (Vec::new(), Vec::new());
+        loop {
+            let candidates = self.read().search(&request.query, &gate, &request.hints, k);
+            let exhausted = candidates.len() < k;
+            allowed.clear();
+            denied.clear();
+            for c in candidates {
+                if allowed.len() == want {
+                    break;
+                }
+                let decision = match decisions.get(&c.tool.id) {
+                    Some(d) => *d,
+                    None => {
+                        let d = self.expose(&request.subject, &c.tool).await?;
+                        decisions.insert(c.tool.id.clone(), d);
+                        d
+                    }
+                };
+                match decision {
+                    None => denied.push(c.tool.id.clone()),
+                    Some(approval) => allowed.push((Ranked::from(c), approval)),
+                }
+            }
+            if allowed.len() >= want || exhausted {
+                break;
+            }
+            k *= 2;
+        }
+
+        let approvals: HashMap<String, bool> = allowed
+            .iter()
+            .map(|(r, a)| (r.tool.id.clone(), *a))
+            .collect();
+        let mut ranked: Vec<Ranked> = allowed.into_iter().map(|(r, _)| r).collect();
+        let mut reranked = false;
+        if let Some(r) = reranker {
+            match r.rerank(&request.query, ranked.clone()).await {
+                Ok(v) => {
+                    ranked = v;
+                    reranked = true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "tool search: rerank failed; lexical order kept")
+                }
+            }
+        }
+        ranked.truncate(request.top_n);
+
+        let mut names = ToolNameMap::new();
+        let hits = ranked
+            .into_iter()
+            .filter(|r| gate.check(&r.tool).is_ok())
+            .map(|r| SearchHit {
+                definition: tool_definition(&r.tool, names.insert(&r.tool.id)),
+                requires_approval: approvals.get(&r.tool.id).copied().unwrap_or(false),
+                score: r.score,
+                lexical: r.lexical,
+                semantic: r.semantic,
+                tool: r.tool,
+            })
+            .collect();
+        Ok(SearchResult {
+            hits,
+            names,
+            policy_denied: denied,
+            reranked,
+        })
+    }
+
+    /// Why `tool_id` would not be shown to `subject` under `rules` and `connections`
+    /// (`Ok(())` when it would pass the gate and the policy engine).
+    pub async fn explain(
+        &self,
+        tool_id: &str,
+        subject: &Subject,
+        rules: GateRules,
+        connections: &[Connection],
+    ) -> Result<std::result::Result<(), DenyReason>> {
+        let tool = self
+            .read()
+            .get(tool_id)
+            .ok_or_else(|| crate::Error::not_found("tool", tool_id))?;
+        let gate = ToolGate::new(rules, Connected::from_connections(connections));
+        if let Err(r) = gate.check(&tool) {
+            return Ok(Err(r));
+        }
+        if let Some(p) = &self.policy {
+            let d = p.evaluate(&exposure_request(subject, &tool)).await?;
+            if d.effect == Effect::Deny {
+                return Ok(Err(DenyReason::Policy {
+                    policy_id: d.policy_id,
+                    reason: d.reason,
+                }));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// `None` when the policy engine denies exposure, else whether it asks for approval.
+    async fn expose(&self, subject: &Subject, tool: &ToolSpec) -> Result<Option<bool>> {
+        let Some(p) = &self.policy else {
+            return Ok(Some(false));
+        };
+        let d = p.evaluate(&exposure_request(subject, tool)).await?;
+        Ok(match d.effect {
+            Effect::Deny => None,
+            Effect::RequireApproval => Some(true),
+            Effect::Allow | Effect::Modify => Some(false),
+        })
+    }
+}
+
+/// The `PolicyAction::ToolExposure` question about `tool`.
+pub fn exposure_request(subject: &Subject, tool: &ToolSpec) -> PolicyRequest {
+    PolicyRequest {
+        action: PolicyAction::ToolExposure,
+        subject: subject.clone(),
+        resource: PolicyResource {
+            kind: "tool".into(),
+            id: tool.id.clone(),
+        },
+        context: json!({
+            "tool": {
+                "id": tool.id,
+                "name": tool.name,
+                "toolkit": tool.toolkit,
+                "hub": tool.hub,
+                "risk_level": tool.risk_level.as_str(),
+                "tags": tool.tags,
+                "side_effects": tool.side_effects,
+                "requires_confirmation": tool.requires_confirmation,
+            }
+        }),
+    }
+}
+
+impl CatalogObserver for ToolSearch {
+    fn catalog_changed(&self, upserted: &[ToolSpec], removed: &[String]) {
+        self.upsert(upserted);
+        self.remove(removed);
+    }
+}
+
+impl<T: CatalogObserver + ?Sized> CatalogObserver for Arc<T> {
+    fn catalog_changed(&self, upserted: &[ToolSpec], removed: &[String]) {
+        (**self).catalog_changed(upserted, removed)
+    }
+}

@@ -1,0 +1,539 @@
+//! Tests of the index and the search service.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::agent::Agent;
+use crate::error::{Error, Result};
+use crate::llm::Embedder;
+use crate::policy::{
+    Condition, Effect, Operator, Policy, PolicyAction, PolicyScope, RuleExpr, RuleNode,
+    RulePolicyEngine,
+};
+use crate::run::Subject;
+use crate::store::{DefinitionStore, Page, ToolQuery};
+use crate::tool::{Connection, PageRequest, RiskLevel, ToolContext, ToolHub, ToolPage, ToolSpec};
+use crate::workflow::Workflow;
+
+fn tool(id: &str, kit: &str, desc: &str) -> ToolSpec {
+    let mut t =
+        ToolSpec::new(id, desc, json!({"type": "object", "properties": {}})).in_toolkit(kit);
+    t.requires_connection = true;
+    t.hub = "remote".into();
+    t
+}
+
+fn conn(kit: &str) -> Connection {
+    Connection {
+        toolkit: kit.into(),
+        account_id: format!("ca_{kit}"),
+        active: true,
+    }
+}
+
+fn subject() -> Subject {
+    Subject::tenant("t1").with_user("u1")
+}
+
+fn catalog() -> Vec<ToolSpec> {
+    vec![
+        tool("GMAIL_SEND_EMAIL", "gmail", "Send an email to recipients").with_tags(["send"]),
+        tool("GMAIL_LIST_EMAILS", "gmail", "List emails in the inbox").with_tags(["read"]),
+        tool("GMAIL_DELETE_EMAIL", "gmail", "Delete an email permanently")
+            .with_tags(["delete"])
+            .with_risk(RiskLevel::High),
+        tool("SLACK_POST_MESSAGE", "slack", "Post a message to a channel").with_tags(["send"]),
+        tool(
+            "GITHUB_CREATE_ISSUE",
+            "github",
+            "Create an issue in a repository",
+        )
+        .with_tags(["write"])
+        .with_risk(RiskLevel::Medium),
+        tool("STRIPE_CREATE_REFUND", "stripe", "Refund a charge")
+            .with_tags(["money"])
+            .with_risk(RiskLevel::High),
+        ToolSpec::new("notes.create", "Create a note", json!({"type": "object"})),
+    ]
+}
+
+fn all_connected() -> Vec<Connection> {
+    ["gmail", "slack", "github", "stripe"].map(conn).to_vec()
+}
+
+#[test]
+fn slug_words_match_queries() {
+    let idx = ToolIndex::from_tools(catalog());
+    let gate = ToolGate::new(GateRules::permissive(), Connected::Unrestricted);
+    let hits = idx.search(
+        "please send an e-mail via gmail",
+        &gate,
+        &RankHints::default(),
+        3,
+    );
+    assert_eq!(hits[0].tool.id, "GMAIL_SEND_EMAIL");
+    let hits = idx.search("createIssue on GitHub", &gate, &RankHints::default(), 1);
+    assert_eq!(hits[0].tool.id, "GITHUB_CREATE_ISSUE");
+    assert!(hits[0].lexical > 0.0);
+}
+
+#[test]
+fn upserts_and_removals_are_incremental() {
+    let mut idx = ToolIndex::from_tools(catalog());
+    let gate = ToolGate::new(GateRules::permissive(), Connected::Unrestricted);
+    assert!(
+        !idx.upsert(catalog()[0].clone()),
+        "identical tool is a no-op"
+    );
+    let mut changed = catalog()[0].clone();
+    changed.description = "Dispatch a telegram".into();
+    assert!(idx.upsert(changed));
+    let hits = idx.search("telegram", &gate, &RankHints::default(), 5);
+    assert_eq!(hits[0].tool.id, "GMAIL_SEND_EMAIL");
+    // Its toolkit siblings follow on toolkit evidence alone.
+    assert!(hits[1..]
+        .iter()
+        .all(|h| h.tool.toolkit.as_deref() == Some("gmail")));
+    assert!(hits[1..].iter().all(|h| h.lexical < hits[0].lexical));
+    assert!(idx.remove("GMAIL_SEND_EMAIL"));
+    assert!(!idx.remove("GMAIL_SEND_EMAIL"));
+    assert!(idx
+        .search("telegram", &gate, &RankHints::default(), 5)
+        .is_empty());
+    assert_eq!(idx.len(), catalog().len() - 1);
+}
+
+#[test]
+fn compaction_keeps_results_exact() {
+    let mut idx = ToolIndex::new();
+    for i in 0..3000 {
+        idx.upsert(tool(
+            &format!("KIT{}_FETCH_WIDGET_{i}", i % 30),
+            &format!("kit{}", i % 30),
+            "fetch widget",
+        ));
+    }
+    for i in 0..3000 {
+        if i % 3 != 0 {
+            assert!(idx.remove(&format!("KIT{}_FETCH_WIDGET_{i}", i % 30)));
+        }
+    }
+    // Slots freed by compaction are reused without resurrecting old postings.
+    for i in 0..500 {
+        idx.upsert(tool(&format!("NEW_GADGET_{i}"), "gadgets", "gadget maker"));
+    }
+    let gate = ToolGate::new(GateRules::permissive(), Connected::Unrestricted);
+    let widgets = idx.search("fetch widget", &gate, &RankHints::default(), 5000);
+    assert_eq!(widgets.len(), 1000);
+    assert!(widgets.iter().all(|h| h.tool.id.contains("WIDGET")));
+    let gadgets = idx.search("gadget", &gate, &RankHints::default(), 5000);
+    assert_eq!(gadgets.len(), 500);
+    assert_eq!(idx.len(), 1500);
+}
+
+#[test]
+fn boosts_follow_the_router() {
+    let idx = ToolIndex::from_tools(catalog());
+    let rules = GateRules::default().max_risk(RiskLevel::High);
+    let gate = ToolGate::new(rules, Connected::Unrestricted);
+    // "emails" matches both gmail tools; the send intent lifts the send tool.
+    let plain = idx.search("gmail emails", &gate, &RankHints::default(), 2);
+    assert_eq!(plain[0].tool.id, "GMAIL_LIST_EMAILS");
+    let hints = RankHints {
+        intent_tags: intent_tags("send_email"),
+        ..Default::default()
+    };
+    let boosted = idx.search("gmail emails", &gate, &hints, 2);
+    assert_eq!(boosted[0].tool.id, "GMAIL_SEND_EMAIL");
+    // A candidate app shows its tools even when no word matches.
+    let hints = RankHints {
+        candidate_apps: vec!["Slack".into()],
+        ..Default::default()
+    };
+    let hits = idx.search("tell the team", &gate, &hints, 3);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].tool.id, "SLACK_POST_MESSAGE");
+    assert_eq!(hits[0].lexical, 0.0);
+}
+
+#[test]
+fn many_distinct_tags_still_gate_and_boost() {
+    // 100 tools with their own tags first, so the category tags get ids past 64.
+    let mut tools: Vec<ToolSpec> = (0..100)
+        .map(|i| tool(&format!("K_NOISE_{i}"), "noise", "noise").with_tags([format!("t{i}")]))
+        .collect();
+    tools.push(tool("K_SEND_REPORT", "k", "report").with_tags(["send"]));
+    tools.push(tool("K_LIST_REPORT", "k", "report").with_tags(["read"]));
+    tools.push(
+        tool("K_PURGE_REPORT", "k", "report report report")
+            .with_tags(["delete"])
+            .with_risk(RiskLevel::Low),
+    );
+    let idx = ToolIndex::from_tools(tools);
+    let gate = ToolGate::new(
+        GateRules::default().max_risk(RiskLevel::High),
+        Connected::Unrestricted,
+    );
+    let hints = RankHints {
+        intent_tags: vec!["send".into()],
+        ..Default::default()
+    };
+    let hits = idx.search("report", &gate, &hints, 5);
+    assert_eq!(hits[0].tool.id, "K_SEND_REPORT");
+    assert!(hits.iter().all(|h| h.tool.id != "K_PURGE_REPORT"));
+}
+
+#[tokio::test]
+async fn gate_and_definitions() {
+    let search = ToolSearch::new(ToolIndex::from_tools(catalog()));
+    let req = SearchRequest::new("email message issue refund note delete", subject())
+        .connections(vec![conn("gmail"), conn("github")]);
+    let res = search.search(&req).await.unwrap();
+    let ids = res.tool_ids();
+    // Default gate: connected toolkits + no-auth tools, no delete/money/admin, risk ≤ medium.
+    assert!(ids.contains(&"GMAIL_LIST_EMAILS"));
+    assert!(ids.contains(&"GITHUB_CREATE_ISSUE"));
+    assert!(ids.contains(&"notes.create"));
+    for banned in [
+        "SLACK_POST_MESSAGE",
+        "GMAIL_DELETE_EMAIL",
+        "STRIPE_CREATE_REFUND",
+    ] {
+        assert!(!ids.contains(&banned), "{banned} leaked: {ids:?}");
+    }
+    for h in &res.hits {
+        assert_eq!(res.tool_id(&h.definition.name), Some(h.tool.id.as_str()));
+        assert_eq!(h.definition.parameters["type"], "object");
+    }
+    let note = res.hits.iter().find(|h| h.tool.id == "notes.create");
+    assert!(note.is_some_and(|h| h.definition.name != "notes.create"));
+}
+
+fn deny_policy(field: &str, value: Value, effect: Effect) -> Policy {
+    Policy {
+        id: format!("p-{field}"),
+        name: "p".into(),
+        description: String::new(),
+        scope: PolicyScope::Global,
+        scope_id: None,
+        actions: vec![PolicyAction::ToolExposure],
+        rule_expr: RuleExpr {
+            conditions: vec![RuleNode::Condition(Condition {
+                field: field.into(),
+                operator: Operator::Equals,
+                value,
+            })],
+            logic: Default::default(),
+        },
+        effect,
+        modify: None,
+        priority: 10,
+        enabled: true,
+    }
+}
+
+#[tokio::test]
+async fn policy_engine_denials_are_never_exposed() {
+    let policies = vec![
+        deny_policy("tool.toolkit", json!("gmail"), Effect::Deny),
+        deny_policy(
+            "tool.id",
+            json!("GITHUB_CREATE_ISSUE"),
+            Effect::RequireApproval,
+        ),
+    ];
+    let search = ToolSearch::new(ToolIndex::from_tools(catalog()))
+        .with_policy(Arc::new(RulePolicyEngine::with_policies(policies)));
+    let req = SearchRequest::new("gmail email issue", subject())
+        .gate(GateRules::permissive())
+        .connections(all_connected())
+        .top_n(3);
+    let res = search.search(&req).await.unwrap();
+    assert!(res
+        .hits
+        .iter()
+        .all(|h| h.tool.toolkit.as_deref() != Some("gmail")));
+    assert!(res.policy_denied.iter().any(|id| id.starts_with("GMAIL")));
+    let issue = res.hits.iter().find(|h| h.tool.id == "GITHUB_CREATE_ISSUE");
+    assert!(issue.is_some_and(|h| h.requires_approval));
+    let why = search
+        .explain(
+            "GMAIL_SEND_EMAIL",
+            &subject(),
+            GateRules::permissive(),
+            &all_connected(),
+        )
+        .await;
+    assert!(matches!(why, Ok(Err(DenyReason::Policy { .. }))));
+}
+
+struct Hub {
+    conns: Option<Vec<Connection>>,
+}
+
+#[async_trait]
+impl ToolHub for Hub {
+    fn name(&self) -> &str {
+        "remote"
+    }
+    async fn list_tools(&self, _page: PageRequest) -> Result<ToolPage> {
+        Ok(ToolPage::default())
+    }
+    async fn execute(&self, id: &str, _a: Value, _c: &ToolContext) -> Result<Value> {
+        Err(Error::not_found("tool", id))
+    }
+    async fn connections(&self, _s: &Subject) -> Result<Vec<Connection>> {
+        self.conns
+            .clone()
+            .ok_or_else(|| Error::backend("remote", crate::ErrorKind::Unavailable, "down", None))
+    }
+}
+
+#[tokio::test]
+async fn connections_come_from_hubs() {
+    let mut inactive = conn("github");
+    inactive.active = false;
+    let search = ToolSearch::new(ToolIndex::from_tools(catalog())).with_hub(Arc::new(Hub {
+        conns: Some(vec![conn("slack"), inactive]),
+    }));
+    let req = SearchRequest::new("message issue", subject()).gate(GateRules::permissive());
+    let res = search.search(&req).await.unwrap();
+    assert_eq!(res.tool_ids(), ["SLACK_POST_MESSAGE"]);
+
+    let down =
+        ToolSearch::new(ToolIndex::from_tools(catalog())).with_hub(Arc::new(Hub { conns: None }));
+    let res = down
+        .search(&SearchRequest::new("message issue note", subject()))
+        .await
+        .unwrap();
+    assert_eq!(
+        res.tool_ids(),
+        ["notes.create"],
+        "a failing hub connects nothing"
+    );
+}
+
+/// Embeds a text as counts of a few marker words.
+struct Markers {
+    fail: bool,
+    calls: Mutex<usize>,
+}
+
+#[async_trait]
+impl Embedder for Markers {
+    fn model(&self) -> &str {
+        "markers"
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        *self.calls.lock().unwrap_or_else(|e| e.into_inner()) += texts.len();
+        if self.fail {
+            return Err(Error::backend(
+                "emb",
+                crate::ErrorKind::Unavailable,
+                "down",
+                None,
+            ));
+        }
+        let words = ["inbox", "repository", "channel"];
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let t = t.to_lowercase();
+                words
+                    .iter()
+                    .map(|w| t.matches(w).count() as f32 + 0.01)
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+#[tokio::test]
+async fn rerank_reorders_and_degrades_gracefully() {
+    let emb = Arc::new(Markers {
+        fail: false,
+        calls: Mutex::new(0),
+    });
+    let reranker = Arc::new(EmbeddingReranker::new(
+        emb.clone(),
+        RerankConfig {
+            fusion: Fusion::Semantic,
+            ..RerankConfig::e5()
+        },
+    ));
+    let search = ToolSearch::new(ToolIndex::from_tools(catalog())).with_reranker(reranker.clone());
+    let req = SearchRequest::new("gmail email inbox", subject())
+        .gate(GateRules::permissive())
+        .unrestricted_connections()
+        .top_n(2);
+    let res = search.search(&req).await.unwrap();
+    assert!(res.reranked);
+    assert_eq!(res.hits[0].tool.id, "GMAIL_LIST_EMAILS");
+    assert!(res.hits[0].semantic.is_some());
+    let calls = *emb.calls.lock().unwrap_or_else(|e| e.into_inner());
+    // Tool vectors are cached: a second search embeds only the query.
+    search.search(&req).await.unwrap();
+    assert_eq!(
+        *emb.calls.lock().unwrap_or_else(|e| e.into_inner()),
+        calls + 1
+    );
+    assert!(reranker.cached() >= 2);
+
+    let failing = ToolSearch::new(ToolIndex::from_tools(catalog())).with_reranker(Arc::new(
+        EmbeddingReranker::new(
+            Arc::new(Markers {
+                fail: true,
+                calls: Mutex::new(0),
+            }),
+            RerankConfig::default(),
+        ),
+    ));
+    let res = failing.search(&req).await.unwrap();
+    assert!(!res.reranked);
+    assert_eq!(res.hits.len(), 2);
+}
+
+#[test]
+fn fusion_methods() {
+    let mk = |id: &str, lex: f32, sem: f32| Ranked {
+        tool: Arc::new(tool(id, "k", "")),
+        score: lex,
+        lexical: lex,
+        semantic: Some(sem),
+    };
+    let base = vec![mk("a", 3.0, 0.1), mk("b", 2.0, 0.9), mk("c", 1.0, 0.5)];
+    let mut rrf = base.clone();
+    rerank::fuse(&mut rrf, Fusion::default());
+    // a: 1/61 + 1/63, b: 1/62 + 1/61 → b first.
+    assert_eq!(rrf[0].tool.id, "b");
+    let mut convex = base.clone();
+    rerank::fuse(
+        &mut convex,
+        Fusion::Convex {
+            semantic_weight: 0.2,
+        },
+    );
+    assert_eq!(convex[0].tool.id, "a");
+}
+
+/// The tool catalog part of a store (the other methods are not used by tool search).
+#[derive(Default)]
+struct ToolStore {
+    tools: Mutex<BTreeMap<String, ToolSpec>>,
+}
+
+#[async_trait]
+impl DefinitionStore for ToolStore {
+    async fn put_workflow(&self, _w: &Workflow) -> Result<()> {
+        Err(Error::Internal("unused".into()))
+    }
+    async fn get_workflow(&self, id: &str, _v: Option<&str>) -> Result<Workflow> {
+        Err(Error::not_found("workflow", id))
+    }
+    async fn list_workflows(&self, _p: Page) -> Result<Vec<Workflow>> {
+        Ok(Vec::new())
+    }
+    async fn delete_workflow(&self, _id: &str) -> Result<()> {
+        Ok(())
+    }
+    async fn put_tools(&self, tools: &[ToolSpec]) -> Result<()> {
+        let mut m = self.tools.lock().unwrap_or_else(|e| e.into_inner());
+        for t in tools {
+            m.insert(t.id.clone(), t.clone());
+        }
+        Ok(())
+    }
+    async fn get_tool(&self, id: &str) -> Result<ToolSpec> {
+        let m = self.tools.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("tool", id))
+    }
+    async fn list_tools(&self, q: &ToolQuery) -> Result<Vec<ToolSpec>> {
+        let m = self.tools.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(m.values()
+            .skip(q.page.offset as usize)
+            .take(q.page.limit as usize)
+            .cloned()
+            .collect())
+    }
+    async fn delete_tool(&self, id: &str) -> Result<()> {
+        self.tools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        Ok(())
+    }
+    async fn put_agent(&self, _a: &Agent) -> Result<()> {
+        Ok(())
+    }
+    async fn get_agent(&self, id: &str) -> Result<Agent> {
+        Err(Error::not_found("agent", id))
+    }
+    async fn list_agents(&self, _p: Page) -> Result<Vec<Agent>> {
+        Ok(Vec::new())
+    }
+    async fn put_policy(&self, _p: &Policy) -> Result<()> {
+        Ok(())
+    }
+    async fn list_policies(&self) -> Result<Vec<Policy>> {
+        Ok(Vec::new())
+    }
+    async fn delete_policy(&self, _id: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn refresh_from_store_is_incremental() {
+    let store = ToolStore::default();
+    let many: Vec<ToolSpec> = (0..2500)
+        .map(|i| {
+            tool(
+                &format!("K{}_T{i}", i % 50),
+                &format!("k{}", i % 50),
+                "thing",
+            )
+        })
+        .collect();
+    store.put_tools(&many).await.unwrap();
+    let search = ToolSearch::new(ToolIndex::new());
+    let first = search.refresh_from_store(&store).await.unwrap();
+    assert_eq!(
+        (first.total, first.upserted, first.removed),
+        (2500, 2500, 0)
+    );
+    let again = search.refresh_from_store(&store).await.unwrap();
+    assert_eq!((again.total, again.upserted, again.removed), (2500, 0, 0));
+
+    let mut changed = many[7].clone();
+    changed.description = "renamed".into();
+    store.put_tools(&[changed]).await.unwrap();
+    store.delete_tool(&many[8].id).await.unwrap();
+    let delta = search.refresh_from_store(&store).await.unwrap();
+    assert_eq!((delta.total, delta.upserted, delta.removed), (2499, 1, 1));
+    assert!(!search.read().contains(&many[8].id));
+
+    // The observer path: a sync reports its changes directly.
+    search.catalog_changed(&[tool("NEW_ONE", "k1", "fresh")], &[many[9].id.clone()]);
+    assert!(search.read().contains("NEW_ONE"));
+    assert!(!search.read().contains(&many[9].id));
+}
+
+#[tokio::test]
+async fn default_top_n_and_zero() {
+    let many: Vec<ToolSpec> = (0..40)
+        .map(|i| tool(&format!("K_REPORT_{i}"), "k", "monthly report"))
+        .collect();
+    let search = ToolSearch::new(ToolIndex::from_tools(many));
+    let req = SearchRequest::new("report", subject()).connections(vec![conn("k")]);
+    let res = search.search(&req).await.unwrap();
+    assert_eq!(res.hits.len(), DEFAULT_TOP_N);
+    let res = search.search(&req.clone().top_n(0)).await.unwrap();
+    assert!(res.hits.is_empty());
+}
