@@ -87,10 +87,12 @@ impl MemoryStore {
     }
 }
 
-fn paginate<T: Clone>(items: impl Iterator<Item = T>, page: Page) -> Vec<T> {
+/// The page of `items` (references, so skipped items are never cloned), cloned.
+fn paginate<'a, T: Clone + 'a>(items: impl Iterator<Item = &'a T>, page: Page) -> Vec<T> {
     items
-        .skip(page.offset as usize)
-        .take(page.limit as usize)
+        .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
+        .cloned()
         .collect()
 }
 
@@ -139,7 +141,7 @@ impl DefinitionStore for MemoryStore {
     async fn list_workflows(&self, page: Page) -> Result<Vec<Workflow>> {
         let d = self.defs_read()?;
         Ok(paginate(
-            d.workflows.values().filter_map(|v| v.last().cloned()),
+            d.workflows.values().filter_map(|v| v.last()),
             page,
         ))
     }
@@ -174,8 +176,7 @@ impl DefinitionStore for MemoryStore {
             d.tools
                 .values()
                 .filter(|t| query.toolkit.is_none() || t.toolkit == query.toolkit)
-                .filter(|t| query.hub.as_ref().is_none_or(|h| &t.hub == h))
-                .cloned(),
+                .filter(|t| query.hub.as_ref().is_none_or(|h| &t.hub == h)),
             query.page,
         ))
     }
@@ -204,7 +205,7 @@ impl DefinitionStore for MemoryStore {
     }
 
     async fn list_agents(&self, page: Page) -> Result<Vec<Agent>> {
-        Ok(paginate(self.defs_read()?.agents.values().cloned(), page))
+        Ok(paginate(self.defs_read()?.agents.values(), page))
     }
 
     async fn put_policy(&self, policy: &Policy) -> Result<()> {
@@ -330,7 +331,7 @@ impl RunStore for MemoryStore {
             .filter(|r| filter.status.is_none_or(|s| r.status == s))
             .collect();
         v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        Ok(paginate(v.into_iter().cloned(), filter.page))
+        Ok(paginate(v.into_iter(), filter.page))
     }
 
     async fn commit(&self, checkpoint: Checkpoint<'_>) -> Result<Committed> {
