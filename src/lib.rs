@@ -1,2 +1,22 @@
-//! LogLine facade.
+//! LogLine: an embeddable agent OS.
+//!
+//! This facade re-exports the workspace's crates so a host can depend on one crate and pick
+//! adapters by feature:
+//!
+//! | feature | module | crate |
+//! |---|---|---|
+//! | (always) | [`core`] | `logline-core`: types, traits, engine, in-memory backends, tool search |
+//! | `postgres` | `postgres` | `logline-postgres`: `PgStore`, `PgQueue` |
+//! | `openai` | `openai` | `logline-openai`: `OpenAiProvider`, `OpenAiEmbedder` |
+//! | `composio` | `composio` | `logline-composio`: `ComposioToolHub` |
+
 pub use logline_core as core;
+pub use logline_core::engine::{Engine, EngineBuilder, StartRun, WorkerOptions};
+pub use logline_core::{Error, ErrorKind, Result};
+
+#[cfg(feature = "composio")]
+pub use logline_composio as composio;
+#[cfg(feature = "openai")]
+pub use logline_openai as openai;
+#[cfg(feature = "postgres")]
+pub use logline_postgres as postgres;
