@@ -45,7 +45,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         let store = logline_postgres::PgStore::from_env().await?;
         store.migrate().await?;
         let queue = store.queue();
-        builder = builder.store(Arc::new(store)).queue(Arc::new(queue));
+        builder = builder
+            .store(Arc::new(store.clone()))
+            .queue(Arc::new(queue))
+            .run_starter(Arc::new(store));
         "postgres"
     } else {
         "in-memory (set DATABASE_URL for PostgreSQL)"

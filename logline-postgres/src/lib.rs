@@ -1,1 +1,20 @@
-//! placeholder, replaced by its issue
+#![doc = include_str!("../README.md")]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod codec;
+mod config;
+mod db;
+mod error;
+mod notify;
+mod queue;
+mod store;
+
+pub use config::{PgConfig, ENV_DATABASE_URL, ENV_MAX_CONNECTIONS, ENV_SCHEMA, MAX_SCHEMA_LEN};
+pub use queue::PgQueue;
+pub use store::PgStore;
+
+/// The embedded migrations, for tools that manage schema changes themselves
+/// ([`PgStore::migrate`] runs them).
+pub fn migrator() -> &'static sqlx::migrate::Migrator {
+    &db::MIGRATOR
+}

@@ -88,9 +88,10 @@ impl Registry for KnownIds {
     }
 }
 
-fn run_job(run: &Run, max_attempts: u32) -> NewJob {
+/// The job that executes `run` from its stored `version` on.
+fn run_job(run: &Run, version: i64, max_attempts: u32) -> NewJob {
     let mut job = NewJob::new(RUN_QUEUE, json!({ "run_id": run.id }))
-        .idempotency_key(format!("run:{}:{}", run.id, run.version))
+        .idempotency_key(format!("run:{}:{}", run.id, version))
         .max_attempts(max_attempts);
     job.tenant_id = Some(run.subject.tenant_id.clone());
     job
@@ -319,12 +320,14 @@ impl Engine {
                 Ok(run)
             }
             Effect::Allow | Effect::Modify => {
-                let c = self.inner.store.create_run(&run, &events).await?;
-                run.version = c.version;
-                self.inner
-                    .queue
-                    .enqueue(run_job(&run, self.inner.config.run_job_attempts))
+                // A new run is stored at version 1.
+                let job = run_job(&run, 1, self.inner.config.run_job_attempts);
+                let (c, _job) = self
+                    .inner
+                    .starter
+                    .create_run_and_enqueue(&run, &events, job)
                     .await?;
+                run.version = c.version;
                 Ok(run)
             }
         }
@@ -342,7 +345,7 @@ impl Engine {
     /// only one executor advance the run, and a queued job for a finished run is a no-op.
     pub async fn execute(&self, run_id: RunId) -> Result<Run> {
         self.inner
-            .execute_run(run_id, CancellationToken::new())
+            .execute_run(run_id, CancellationToken::new(), false)
             .await?;
         self.inner.store.get_run(run_id).await
     }
@@ -528,7 +531,11 @@ impl Engine {
             .await?;
         self.inner
             .queue
-            .enqueue(run_job(&run, self.inner.config.run_job_attempts))
+            .enqueue(run_job(
+                &run,
+                run.version,
+                self.inner.config.run_job_attempts,
+            ))
             .await?;
         Ok(run)
     }
@@ -661,7 +668,10 @@ impl JobHandler for RunJobs {
         if let Ok(mut m) = self.inner.running.lock() {
             m.insert(run_id, token.clone());
         }
-        let result = self.inner.execute_run(run_id, token).await;
+        let result = self
+            .inner
+            .execute_run(run_id, token, job.attempt == 1)
+            .await;
         if let Ok(mut m) = self.inner.running.lock() {
             m.remove(&run_id);
         }

@@ -22,6 +22,7 @@ use crate::tool::{LocalToolHub, ToolHandler, ToolHub, ToolSpec};
 pub struct EngineBuilder {
     store: Option<Arc<dyn Store>>,
     queue: Option<Arc<dyn Queue>>,
+    starter: Option<Arc<dyn super::RunStarter>>,
     llms: HashMap<String, Arc<dyn LlmProvider>>,
     hubs: Vec<Arc<dyn ToolHub>>,
     local: LocalToolHub,
@@ -42,6 +43,12 @@ impl EngineBuilder {
     /// Uses `queue` for run jobs.
     pub fn queue(mut self, queue: Arc<dyn Queue>) -> Self {
         self.queue = Some(queue);
+        self
+    }
+
+    /// Creates runs and their jobs through `starter` (atomically, when the backend can).
+    pub fn run_starter(mut self, starter: Arc<dyn super::RunStarter>) -> Self {
+        self.starter = Some(starter);
         self
     }
 
@@ -128,11 +135,18 @@ impl EngineBuilder {
                 (engine, Some(src))
             }
         };
+        let starter = self.starter.unwrap_or_else(|| {
+            Arc::new(super::StoreThenQueue {
+                store: store.clone(),
+                queue: queue.clone(),
+            })
+        });
         let (progress, _) = broadcast::channel(1024);
         Ok(Engine {
             inner: Arc::new(Inner {
                 store,
                 queue,
+                starter,
                 llms: self.llms,
                 hubs,
                 policy,

@@ -38,7 +38,14 @@ fn is_transient(e: &Error) -> bool {
 
 impl Inner {
     /// Executes `run_id` until it completes, fails, pauses, is cancelled or `cancel` fires.
-    pub(crate) async fn execute_run(&self, run_id: RunId, cancel: CancellationToken) -> Result<()> {
+    /// `first_attempt` says the caller is the first job ever to execute this run, so a run
+    /// that never ran cannot have recorded effects yet.
+    pub(crate) async fn execute_run(
+        &self,
+        run_id: RunId,
+        cancel: CancellationToken,
+        first_attempt: bool,
+    ) -> Result<()> {
         let mut run = self.store.get_run(run_id).await?;
         if run.status.is_terminal() || run.status == RunStatus::Paused {
             return Ok(());
@@ -46,6 +53,10 @@ impl Inner {
         let wf = self
             .workflow(&run.workflow_id, &run.workflow_version)
             .await?;
+        // A run that never ran, executed by its first job attempt, has no recorded effects:
+        // skip the ledger read.
+        let fresh =
+            first_attempt && run.status == RunStatus::Pending && run.cursor.step_index == 0;
         if run.status == RunStatus::Pending {
             run.status = RunStatus::Running;
         }
@@ -54,7 +65,11 @@ impl Inner {
         }
         // Only the step that was in flight when this job was picked up can have recorded
         // effects; later steps of this execution start fresh.
-        let mut recorded = self.store.effects(run.id, run.cursor.step_index).await?;
+        let mut recorded = if fresh {
+            Vec::new()
+        } else {
+            self.store.effects(run.id, run.cursor.step_index).await?
+        };
         loop {
             if cancel.is_cancelled() {
                 return Ok(());

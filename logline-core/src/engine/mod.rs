@@ -14,6 +14,7 @@ mod exec;
 mod gate;
 mod llm_nodes;
 mod policies;
+mod starter;
 mod step;
 mod tools;
 mod worker;
@@ -32,6 +33,7 @@ pub use api::StartRun;
 pub use builder::EngineBuilder;
 pub use gate::digest as args_digest;
 pub use policies::StorePolicySource;
+pub use starter::{RunStarter, StoreThenQueue};
 pub use worker::{spawn_worker, WorkerOptions, WorkerPool};
 
 use crate::llm::{LlmProvider, PriceTable};
@@ -98,6 +100,7 @@ pub type StaticHandler = Arc<dyn Fn(&Value, &Value) -> crate::Result<Value> + Se
 pub(crate) struct Inner {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
+    pub starter: Arc<dyn RunStarter>,
     pub llms: HashMap<String, Arc<dyn LlmProvider>>,
     pub hubs: HashMap<String, Arc<dyn ToolHub>>,
     pub policy: Arc<dyn PolicyEngine>,

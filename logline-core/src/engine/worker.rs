@@ -39,8 +39,8 @@ impl Default for WorkerOptions {
             ),
             concurrency: 8,
             batch: 8,
-            lease: Duration::from_secs(30),
-            heartbeat: Duration::from_secs(10),
+            lease: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(3),
             poll: Duration::from_secs(1),
             backoff: Backoff::default(),
         }

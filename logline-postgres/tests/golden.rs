@@ -1,0 +1,60 @@
+//! The golden run (blueprint §3.6) on PostgreSQL, with workers on the shared queue.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+
+use logline_core::engine::{StartRun, WorkerOptions};
+use logline_core::run::{RunStatus, Subject};
+use logline_core::testing::golden;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_run_on_postgres() {
+    let (store, _g) = support::guarded_store().await;
+    let llm = Arc::new(golden::scripted_llm());
+    let engine = golden::with_tool(store.engine_builder().default_llm(llm))
+        .build()
+        .await
+        .unwrap();
+    golden::install(&engine, "gpt-4o-mini").await.unwrap();
+    let workers = engine.spawn_workers(WorkerOptions::default());
+    let run = engine
+        .run_to_completion(StartRun::new(
+            golden::WORKFLOW_ID,
+            json!({ "hotel_id": "VV-LISBON" }),
+            Subject::tenant("hotel-group"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    let result = run.result.clone().unwrap();
+    assert_eq!(result["summary"], "4 tickets triaged");
+    assert_eq!(
+        result["tickets"][0],
+        json!({ "id": "T-1", "subject": "No hot water in room 305", "status": "open",
+                "priority": "urgent", "action": "escalate_to_human" })
+    );
+    let events = engine.events(run.id).await.unwrap();
+    assert!(
+        golden::has_minimum_events(&events),
+        "{:?}",
+        events.iter().map(|e| e.kind).collect::<Vec<_>>()
+    );
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.seq == i as u64 + 1),
+        "gap-free from 1"
+    );
+    // What a fresh reader (another process) sees is the same run.
+    let again = support::fresh_store_in(store.config().schema_name()).await;
+    let stored = logline_core::store::RunStore::get_run(&again, run.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.result, run.result);
+    assert_eq!(engine.steps(run.id).await.unwrap().len(), 3);
+    workers.shutdown().await;
+}
