@@ -1,6 +1,8 @@
 //! Engine overhead on the in-memory backends: a 10-node linear static workflow and the
 //! golden run. `cargo bench --bench engine`; per-node figures = time / 10.
 
+#![allow(clippy::expect_used, missing_docs)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
