@@ -207,12 +207,26 @@ pub trait Queue: Send + Sync {
     /// Marks the job done; `Conflict` when the lease was lost.
     async fn complete(&self, job: &Job) -> Result<()>;
 
-    /// Completes several jobs; the default loops.
+    /// Completes every job of `jobs` whose lease is still held; `Conflict` names the others.
+    /// The default loops over [`Queue::complete`].
     async fn complete_batch(&self, jobs: &[Job]) -> Result<()> {
+        let mut lost = Vec::new();
         for j in jobs {
-            self.complete(j).await?;
+            match self.complete(j).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == crate::ErrorKind::Conflict => lost.push(j.id.to_string()),
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
+        if lost.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::Error::Conflict(format!(
+                "leases were lost for {} job(s) (the others completed): {}",
+                lost.len(),
+                lost.join(", ")
+            )))
+        }
     }
 
     /// Records a failure: retried after `backoff` while attempts remain and `retryable`,

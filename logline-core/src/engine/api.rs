@@ -74,6 +74,10 @@ impl StartRun {
     }
 }
 
+/// How long a workflow's latest version, once read, is reused by `start_run` without a
+/// version (versions registered in other processes are seen after at most this long).
+pub(crate) const LATEST_VERSION_TTL: Duration = Duration::from_secs(1);
+
 struct KnownIds {
     tools: HashSet<String>,
     agents: HashSet<String>,
@@ -146,7 +150,11 @@ impl Engine {
         if !issues.is_empty() {
             return Err(Error::InvalidWorkflow(issues));
         }
-        self.inner.store.put_workflow(workflow).await
+        self.inner.store.put_workflow(workflow).await?;
+        if let Ok(mut m) = self.inner.latest.lock() {
+            m.remove(&workflow.id);
+        }
+        Ok(())
     }
 
     fn exists<T>(&self, r: Result<T>) -> Result<bool> {
@@ -215,12 +223,7 @@ impl Engine {
         }
         let version = match &req.version {
             Some(v) => v.clone(),
-            None => {
-                self.inner
-                    .store
-                    .latest_workflow_version(&req.workflow_id)
-                    .await?
-            }
+            None => self.latest_version(&req.workflow_id).await?,
         };
         let wf = self.inner.workflow(&req.workflow_id, &version).await?;
         let decision = self
@@ -331,6 +334,30 @@ impl Engine {
                 Ok(run)
             }
         }
+    }
+
+    /// The latest version of a workflow, read from the store at most once per
+    /// 1 s (registrations through this engine refresh it at once).
+    async fn latest_version(&self, workflow_id: &str) -> Result<String> {
+        if let Ok(m) = self.inner.latest.lock() {
+            if let Some((at, v)) = m.get(workflow_id) {
+                if at.elapsed() < LATEST_VERSION_TTL {
+                    return Ok(v.clone());
+                }
+            }
+        }
+        let v = self
+            .inner
+            .store
+            .latest_workflow_version(workflow_id)
+            .await?;
+        if let Ok(mut m) = self.inner.latest.lock() {
+            m.insert(
+                workflow_id.to_string(),
+                (std::time::Instant::now(), v.clone()),
+            );
+        }
+        Ok(v)
     }
 
     /// Starts a run and waits until it completes, fails, is cancelled or pauses.

@@ -158,6 +158,7 @@ impl EngineBuilder {
                 schemas: SchemaCache::new(),
                 workflows: Mutex::new(HashMap::new()),
                 running: Mutex::new(HashMap::new()),
+                latest: Mutex::new(HashMap::new()),
                 progress,
             }),
         })

@@ -55,8 +55,7 @@ impl Inner {
             .await?;
         // A run that never ran, executed by its first job attempt, has no recorded effects:
         // skip the ledger read.
-        let fresh =
-            first_attempt && run.status == RunStatus::Pending && run.cursor.step_index == 0;
+        let fresh = first_attempt && run.status == RunStatus::Pending && run.cursor.step_index == 0;
         if run.status == RunStatus::Pending {
             run.status = RunStatus::Running;
         }

@@ -113,6 +113,8 @@ pub(crate) struct Inner {
     /// Immutable workflow versions by id, then version.
     pub workflows: Mutex<HashMap<String, HashMap<String, Arc<Workflow>>>>,
     pub running: Mutex<HashMap<RunId, CancellationToken>>,
+    /// Latest version of each workflow as last read, with the time of the read.
+    pub latest: Mutex<HashMap<String, (std::time::Instant, String)>>,
     pub progress: broadcast::Sender<Progress>,
 }
 

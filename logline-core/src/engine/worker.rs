@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -110,6 +110,13 @@ async fn claim_loop(
 ) {
     let slots = Arc::new(Semaphore::new(opts.concurrency));
     let mut running = JoinSet::new();
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    // Aborted with this task (a crash), awaited after the drain (a shutdown).
+    let completer = AbortOnDrop(tokio::spawn(complete_loop(
+        queue.clone(),
+        handler.clone(),
+        done_rx,
+    )));
     while !shutdown.is_cancelled() {
         while running.try_join_next().is_some() {}
         let free = slots.available_permits();
@@ -150,33 +157,81 @@ async fn claim_loop(
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
-            let (queue, handler, opts) = (queue.clone(), handler.clone(), opts.clone());
+            let (queue, handler, opts, done) = (
+                queue.clone(),
+                handler.clone(),
+                opts.clone(),
+                done_tx.clone(),
+            );
             running.spawn(async move {
-                process(queue, handler, &opts, job).await;
+                process(queue, handler, &opts, job, &done).await;
                 drop(permit);
             });
         }
     }
     while running.join_next().await.is_some() {}
+    drop(done_tx);
+    let mut completer = completer;
+    let _ = (&mut completer.0).await;
 }
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Completes finished jobs, batching those that finish while a completion is in flight
+/// (group commit: no added latency when idle, one round trip for many jobs under load).
+async fn complete_loop(
+    queue: Arc<dyn Queue>,
+    handler: Arc<dyn JobHandler>,
+    mut done: mpsc::UnboundedReceiver<Job>,
+) {
+    let mut batch = Vec::with_capacity(COMPLETE_BATCH);
+    while let Some(first) = done.recv().await {
+        batch.push(first);
+        while batch.len() < COMPLETE_BATCH {
+            match done.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = queue.complete_batch(&batch).await {
+            // Lost leases are expected after a reclaim; other jobs of the batch completed.
+            let e = handler.describe_error(&e);
+            tracing::warn!(jobs = batch.len(), error = %e, "completing jobs failed");
+        }
+        batch.clear();
+    }
+}
+
+/// Most jobs completed in one round trip.
+const COMPLETE_BATCH: usize = 256;
 
 async fn process(
     queue: Arc<dyn Queue>,
     handler: Arc<dyn JobHandler>,
     opts: &WorkerOptions,
     job: Job,
+    done: &mpsc::UnboundedSender<Job>,
 ) {
     let lost = CancellationToken::new();
     // Heartbeats run inside this task, so aborting the task (a crash) stops them too and the
     // lease expires for other workers to reclaim.
-    let heartbeat = keep_lease(queue.as_ref(), &job, opts, &lost);
-    let work = handler.handle(&job, lost.clone());
-    tokio::pin!(heartbeat, work);
-    let mut beating = true;
-    let result = loop {
-        tokio::select! {
-            r = &mut work => break r,
-            _ = &mut heartbeat, if beating => beating = false,
+    let result = {
+        let heartbeat = keep_lease(queue.as_ref(), &job, opts, &lost);
+        let work = handler.handle(&job, lost.clone());
+        tokio::pin!(heartbeat, work);
+        let mut beating = true;
+        loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = &mut heartbeat, if beating => beating = false,
+            }
         }
     };
     if lost.is_cancelled() {
@@ -184,9 +239,12 @@ async fn process(
     }
     match result {
         Ok(()) => {
-            if let Err(e) = queue.complete(&job).await {
-                let e = handler.describe_error(&e);
-                tracing::warn!(job = %job.id, error = %e, "complete failed");
+            if let Err(mpsc::error::SendError(job)) = done.send(job) {
+                // The completer is gone (shutdown race): complete directly.
+                if let Err(e) = queue.complete(&job).await {
+                    let e = handler.describe_error(&e);
+                    tracing::warn!(job = %job.id, error = %e, "complete failed");
+                }
             }
         }
         Err(e) => {
