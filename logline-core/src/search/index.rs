@@ -399,24 +399,43 @@ impl ToolIndex {
         hints: &RankHints,
         k: usize,
     ) -> Vec<ScoredTool> {
-        if k == 0 || self.is_empty() {
-            return Vec::new();
+        self.search_many(&[query], gate, hints, k)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// [`Self::search`] for several queries at once (a request and its sub-requests, see
+    /// [`super::decompose`](mod@super::decompose)): element `i` of the result is exactly
+    /// `search(queries[i], ..)`, but each posting list is scanned once for all the queries
+    /// that contain its term.
+    pub fn search_many(
+        &self,
+        queries: &[&str],
+        gate: &ToolGate,
+        hints: &RankHints,
+        k: usize,
+    ) -> Vec<Vec<ScoredTool>> {
+        if k == 0 || self.is_empty() || queries.is_empty() {
+            return vec![Vec::new(); queries.len()];
         }
         // Per-thread scratch buffers: a search allocates (and page-faults) almost nothing.
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scratch) => self.search_in(query, gate, hints, k, &mut scratch),
-            Err(_) => self.search_in(query, gate, hints, k, &mut Scratch::default()),
+            Ok(mut scratch) => self.search_in(queries, gate, hints, k, &mut scratch),
+            Err(_) => self.search_in(queries, gate, hints, k, &mut Scratch::default()),
         })
     }
 
+    /// Accumulators are query-interleaved: tool `s`, query `i` at `acc[s * nq + i]` (and the
+    /// same for toolkits), so the queries sharing a posting update adjacent memory.
     fn search_in(
         &self,
-        query: &str,
+        queries: &[&str],
         gate: &ToolGate,
         hints: &RankHints,
         k: usize,
         scratch: &mut Scratch,
-    ) -> Vec<ScoredTool> {
+    ) -> Vec<Vec<ScoredTool>> {
+        let nq = queries.len();
         let gate_ids = self.compile_gate(gate);
         let use_kits = self.config.toolkit_evidence && self.live_kits > 0;
         let Scratch {
@@ -425,65 +444,26 @@ impl ToolIndex {
             kit_wtf,
             touched,
             kit_touched,
+            touched_kits,
+            seen,
         } = scratch;
-        zeroed(acc, self.docs.len());
-        zeroed(kit_acc, if use_kits { self.kit_docs.len() } else { 0 });
-        zeroed(kit_wtf, if use_kits { self.kit_docs.len() } else { 0 });
+        let nk = if use_kits { self.kit_docs.len() } else { 0 };
+        zeroed(acc, self.docs.len() * nq);
+        zeroed(kit_acc, nk * nq);
+        zeroed(kit_wtf, nk);
         touched.clear();
         kit_touched.clear();
-        self.accumulate(query, acc, touched, kit_acc, kit_wtf, kit_touched);
+        seen.clear();
+        seen.resize(self.docs.len(), false);
+        self.accumulate(queries, acc, seen, touched, kit_acc, kit_wtf, kit_touched);
+        // The gate does not depend on the query: once per touched tool.
+        touched.retain(|&slot| gate_ids.allows(self, slot));
 
-        // Candidate apps and the members of the best toolkits enter with their tool score.
         let apps: HashSet<u32> = hints
             .candidate_apps
             .iter()
             .filter_map(|a| self.toolkits.get(&toolkit_key(a)).copied())
             .collect();
-        let mut extra: Vec<u32> = apps.iter().copied().collect();
-        if use_kits {
-            let mut kits: Vec<(f32, u32)> = kit_acc
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| **s > 0.0)
-                .map(|(i, s)| (*s, i as u32))
-                .collect();
-            let top = k.min(kits.len());
-            if top > 0 {
-                kits.select_nth_unstable_by(top - 1, |a, b| {
-                    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
-                });
-                extra.extend(kits[..top].iter().map(|(_, i)| *i));
-            }
-        }
-        for kit in extra {
-            for &slot in &self.kit_docs[kit as usize] {
-                if acc[slot as usize] == 0.0 {
-                    acc[slot as usize] = f32::MIN_POSITIVE;
-                    touched.push(slot);
-                }
-            }
-        }
-
-        // Gate, then fuse: tool / max(tool) + toolkit / max(toolkit) over the allowed tools.
-        // Tools that entered only through their toolkit carry MIN_POSITIVE: no own score.
-        let mut tool_max = 0f32;
-        let mut kit_max = 0f32;
-        touched.retain(|&slot| {
-            if !gate_ids.allows(self, slot) {
-                return false;
-            }
-            let s = slot as usize;
-            if acc[s] > f32::MIN_POSITIVE && acc[s] > tool_max {
-                tool_max = acc[s];
-            }
-            let kit = self.meta[s].toolkit;
-            if use_kits && kit != NO_KIT && kit_acc[kit as usize] > kit_max {
-                kit_max = kit_acc[kit as usize];
-            }
-            true
-        });
-        let tool_scale = if tool_max > 0.0 { 1.0 / tool_max } else { 0.0 };
-        let kit_scale = if kit_max > 0.0 { 1.0 / kit_max } else { 0.0 };
         let intent_ids: Vec<u32> = hints
             .intent_tags
             .iter()
@@ -502,71 +482,157 @@ impl ToolIndex {
             m
         });
         let boosts = self.config.boosts;
-        let mut top = TopK::new(k);
-        for &slot in touched.iter() {
-            let s = slot as usize;
-            let m = &self.meta[s];
-            let own = if acc[s] > f32::MIN_POSITIVE {
-                acc[s]
+        let hinted = app_mask.is_some() || intent != 0 || !intent_high.is_empty();
+        // Each touched tool's toolkit, next to it: the per-query passes below read these two
+        // arrays in order instead of the tools' metadata.
+        touched_kits.clear();
+        touched_kits.extend(touched.iter().map(|&s| self.meta[s as usize].toolkit));
+        let kit_score = |kit: u32, q: usize| {
+            if use_kits && kit != NO_KIT {
+                kit_acc[kit as usize * nq + q]
             } else {
                 0.0
-            };
-            let mut lexical = own * tool_scale;
-            if m.toolkit != NO_KIT && use_kits {
-                lexical += kit_acc[m.toolkit as usize] * kit_scale;
             }
-            let mut score = lexical;
-            if let Some(mask) = &app_mask {
-                if m.toolkit != NO_KIT && mask[m.toolkit as usize] {
-                    score = score * (1.0 + boosts.candidate_app) + boosts.candidate_app_floor;
+        };
+        // Per query, the maxima of the two scores over the tools it matched; one pass over the
+        // touched tools for all queries (a tool's accumulators share a cache line).
+        let mut tool_max = vec![0f32; nq];
+        let mut kit_max = vec![0f32; nq];
+        for (&slot, &kit) in touched.iter().zip(touched_kits.iter()) {
+            let row = &acc[slot as usize * nq..(slot as usize + 1) * nq];
+            for (q, &a) in row.iter().enumerate() {
+                if a > 0.0 {
+                    tool_max[q] = tool_max[q].max(a);
+                    kit_max[q] = kit_max[q].max(kit_score(kit, q));
                 }
             }
-            let high = || {
-                self.doc(slot)
-                    .is_some_and(|d| d.tags.iter().any(|t| intent_high.contains(t)))
-            };
-            if m.tag_bits & intent != 0 || (m.tag_overflow && !intent_high.is_empty() && high()) {
-                score *= 1.0 + boosts.intent_tag;
-            }
-            top.offer(score, lexical, slot, self);
         }
-        top.into_sorted(self)
-            .into_iter()
-            .filter_map(|(score, lexical, slot)| {
-                let doc = self.doc(slot)?;
-                // Defence in depth: the full rule check on what leaves the index.
-                gate.check(&doc.tool).ok()?;
-                Some(ScoredTool {
-                    tool: doc.tool.clone(),
-                    score,
-                    lexical,
-                })
-            })
-            .collect()
+        // Candidate apps and the members of each query's best toolkits enter with their tool
+        // score; those that matched no term of the query carry MIN_POSITIVE: no own score.
+        let mut kits: Vec<(f32, u32)> = Vec::new();
+        let mut extras: Vec<Vec<(u32, u32)>> = vec![Vec::new(); nq];
+        for (q, list) in extras.iter_mut().enumerate() {
+            let mut extra: Vec<u32> = apps.iter().copied().collect();
+            if use_kits {
+                kits.clear();
+                kits.extend(
+                    (0..nk)
+                        .map(|i| (kit_acc[i * nq + q], i as u32))
+                        .filter(|(s, _)| *s > 0.0),
+                );
+                let top = k.min(kits.len());
+                if top > 0 {
+                    kits.select_nth_unstable_by(top - 1, |a, b| {
+                        b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+                    });
+                    extra.extend(kits[..top].iter().map(|(_, i)| *i));
+                }
+            }
+            for kit in extra {
+                for &slot in &self.kit_docs[kit as usize] {
+                    let a = &mut acc[slot as usize * nq + q];
+                    if *a == 0.0 {
+                        *a = f32::MIN_POSITIVE;
+                        if gate_ids.allows(self, slot) {
+                            list.push((slot, kit));
+                            kit_max[q] = kit_max[q].max(kit_score(kit, q));
+                        }
+                    }
+                }
+            }
+        }
+
+        // Fuse: tool / max(tool) + toolkit / max(toolkit) over the allowed tools.
+        let inverse = |m: f32| if m > f32::MIN_POSITIVE { 1.0 / m } else { 0.0 };
+        let tool_scale: Vec<f32> = tool_max.iter().map(|&m| inverse(m)).collect();
+        let kit_scale: Vec<f32> = kit_max.iter().map(|&m| inverse(m)).collect();
+        let score = |slot: u32, kit: u32, q: usize, own: f32| {
+            let lexical = own * tool_scale[q] + kit_score(kit, q) * kit_scale[q];
+            let mut score = lexical;
+            if hinted {
+                let m = &self.meta[slot as usize];
+                if let Some(mask) = &app_mask {
+                    if kit != NO_KIT && mask[kit as usize] {
+                        score = score * (1.0 + boosts.candidate_app) + boosts.candidate_app_floor;
+                    }
+                }
+                let high = || {
+                    self.doc(slot)
+                        .is_some_and(|d| d.tags.iter().any(|t| intent_high.contains(t)))
+                };
+                if m.tag_bits & intent != 0 || (m.tag_overflow && !intent_high.is_empty() && high())
+                {
+                    score *= 1.0 + boosts.intent_tag;
+                }
+            }
+            (score, lexical)
+        };
+        let mut tops: Vec<TopK> = (0..nq).map(|_| TopK::new(k)).collect();
+        for (&slot, &kit) in touched.iter().zip(touched_kits.iter()) {
+            let row = &acc[slot as usize * nq..(slot as usize + 1) * nq];
+            for (q, &a) in row.iter().enumerate() {
+                // MIN_POSITIVE: entered through its toolkit, offered below.
+                if a > f32::MIN_POSITIVE {
+                    let (s, lexical) = score(slot, kit, q, a);
+                    tops[q].offer(s, lexical, slot, self);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(nq);
+        for (q, top) in tops.into_iter().enumerate() {
+            let mut top = top;
+            for &(slot, kit) in &extras[q] {
+                let (s, lexical) = score(slot, kit, q, 0.0);
+                top.offer(s, lexical, slot, self);
+            }
+            out.push(
+                top.into_sorted(self)
+                    .into_iter()
+                    .filter_map(|(score, lexical, slot)| {
+                        let doc = self.doc(slot)?;
+                        // Defence in depth: the full rule check on what leaves the index.
+                        gate.check(&doc.tool).ok()?;
+                        Some(ScoredTool {
+                            tool: doc.tool.clone(),
+                            score,
+                            lexical,
+                        })
+                    })
+                    .collect(),
+            );
+        }
+        out
     }
 
     fn id_of(&self, slot: u32) -> &str {
         self.doc(slot).map(|d| d.tool.id.as_str()).unwrap_or("")
     }
 
-    /// Adds the BM25F score of every tool matching `query` into `acc` and, when `kit_acc`
-    /// is not empty, the toolkit-level BM25F score into `kit_acc`.
+    /// Adds, for every query `i`, the BM25F score of every tool matching `queries[i]` into
+    /// `acc[slot * nq + i]` and, when `kit_acc` is not empty, the toolkit-level BM25F score
+    /// into `kit_acc[kit * nq + i]`. `touched` gets every tool some query matched.
+    #[allow(clippy::too_many_arguments)]
     fn accumulate(
         &self,
-        query: &str,
+        queries: &[&str],
         acc: &mut [f32],
+        seen: &mut [bool],
         touched: &mut Vec<u32>,
         kit_acc: &mut [f32],
         kit_wtf: &mut [f32],
         kit_touched: &mut Vec<u32>,
     ) {
-        let mut qtf: HashMap<u32, u32> = HashMap::new();
-        for term in self.config.analyzer.terms(query) {
-            if let Some(&t) = self.terms.get(&term) {
-                *qtf.entry(t).or_insert(0) += 1;
+        let nq = queries.len();
+        // Term → its frequency in each query.
+        let mut qtf: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (i, query) in queries.iter().enumerate() {
+            for term in self.config.analyzer.terms(query) {
+                if let Some(&t) = self.terms.get(&term) {
+                    qtf.entry(t).or_insert_with(|| vec![0; nq])[i] += 1;
+                }
             }
         }
-        let mut qterms: Vec<(u32, u32)> = qtf.into_iter().collect();
+        let mut qterms: Vec<(u32, Vec<u32>)> = qtf.into_iter().collect();
         qterms.sort_unstable();
         let p = &self.config.bm25;
         let n = self.len() as f32;
@@ -580,16 +646,25 @@ impl ToolIndex {
         } else {
             1.0
         };
+        let mut qw = vec![0f32; nq];
+        // (query, weight) of the queries containing the current term.
+        let mut active: Vec<(usize, f32)> = Vec::with_capacity(nq);
         // Per toolkit (`kit_wtf`), the field-weighted term frequency of all its members for
         // the current term.
-        for (t, q) in qterms {
+        for (t, qf) in qterms {
             let df = self.df[t as usize] as f32;
             if df == 0.0 {
                 continue;
             }
-            let qf = q as f32;
-            let qw = qf * (p.k3 + 1.0) / (p.k3 + qf) * (p.k1 + 1.0);
-            let weight = qw * (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            active.clear();
+            for i in 0..nq {
+                let f = qf[i] as f32;
+                qw[i] = f * (p.k3 + 1.0) / (p.k3 + f) * (p.k1 + 1.0);
+                if qf[i] > 0 {
+                    active.push((i, qw[i] * idf));
+                }
+            }
             for post in &self.postings[t as usize] {
                 let slot = post.doc as usize;
                 let m = &self.meta[slot];
@@ -604,10 +679,14 @@ impl ToolIndex {
                     wtf += w[f] * tf;
                     tfw += inv[f] * tf;
                 }
-                if acc[slot] == 0.0 {
+                if !seen[slot] {
+                    seen[slot] = true;
                     touched.push(post.doc);
                 }
-                acc[slot] += weight * tfw / (p.k1 + tfw);
+                let row = slot * nq;
+                for &(i, weight) in &active {
+                    acc[row + i] += weight * tfw / (p.k1 + tfw);
+                }
                 if kits && m.toolkit != NO_KIT {
                     let k = m.toolkit as usize;
                     if kit_wtf[k] == 0.0 {
@@ -618,12 +697,17 @@ impl ToolIndex {
             }
             if kits && !kit_touched.is_empty() {
                 let dfk = kit_touched.len() as f32;
-                let kweight = qw * (1.0 + (nk - dfk + 0.5) / (dfk + 0.5)).ln();
+                let kidf = (1.0 + (nk - dfk + 0.5) / (dfk + 0.5)).ln();
                 for &k in kit_touched.iter() {
                     let ku = k as usize;
                     let wtf = std::mem::take(&mut kit_wtf[ku]);
                     let tfn = wtf / ((1.0 - kb) + kb * self.kit_len[ku] / kit_avg);
-                    kit_acc[ku] += kweight * tfn / (p.k1 + tfn);
+                    for (i, &q) in qw.iter().enumerate() {
+                        if q > 0.0 {
+                            let kweight = q * kidf;
+                            kit_acc[ku * nq + i] += kweight * tfn / (p.k1 + tfn);
+                        }
+                    }
                 }
                 kit_touched.clear();
             }
@@ -723,6 +807,8 @@ struct Scratch {
     kit_wtf: Vec<f32>,
     touched: Vec<u32>,
     kit_touched: Vec<u32>,
+    touched_kits: Vec<u32>,
+    seen: Vec<bool>,
 }
 
 thread_local! {
@@ -749,12 +835,11 @@ fn norms(p: &Bm25Params, len_sum: &[f64; F], n: f32) -> ([f32; F], [f32; F]) {
     (base, scale)
 }
 
-/// The `k` best of a stream, ties broken by tool id. Most offers lose to the current worst
-/// kept item, which is cached, so an offer usually costs one comparison.
+/// The `k` best of a stream, ties broken by tool id: a binary heap whose root is the worst
+/// kept item, so most offers cost one comparison and a replacement costs `O(log k)`.
 struct TopK {
     k: usize,
     items: Vec<(f32, f32, u32)>,
-    worst: usize,
 }
 
 impl TopK {
@@ -762,7 +847,6 @@ impl TopK {
         TopK {
             k,
             items: Vec::with_capacity(k),
-            worst: 0,
         }
     }
 
@@ -779,31 +863,45 @@ impl TopK {
         }
     }
 
-    fn find_worst(&mut self, idx: &ToolIndex) {
-        let mut w = 0;
-        for i in 1..self.items.len() {
-            if Self::better(idx, &self.items[w], &self.items[i]) {
-                w = i;
-            }
-        }
-        self.worst = w;
-    }
-
     fn offer(&mut self, score: f32, lexical: f32, slot: u32, idx: &ToolIndex) {
         let item = (score, lexical, slot);
         if self.items.len() < self.k {
             self.items.push(item);
-            if self.items.len() == self.k {
-                self.find_worst(idx);
+            // Sift up: a parent is never better than its children.
+            let mut i = self.items.len() - 1;
+            while i > 0 {
+                let parent = (i - 1) / 2;
+                if !Self::better(idx, &self.items[parent], &self.items[i]) {
+                    break;
+                }
+                self.items.swap(parent, i);
+                i = parent;
             }
             return;
         }
-        let worst = self.items[self.worst];
-        if score < worst.0 || !Self::better(idx, &item, &worst) {
+        let Some(worst) = self.items.first() else {
+            return;
+        };
+        if score < worst.0 || !Self::better(idx, &item, worst) {
             return;
         }
-        self.items[self.worst] = item;
-        self.find_worst(idx);
+        self.items[0] = item;
+        // Sift down: move the new root below its worse children.
+        let n = self.items.len();
+        let mut i = 0;
+        loop {
+            let mut w = i;
+            for c in [2 * i + 1, 2 * i + 2] {
+                if c < n && Self::better(idx, &self.items[w], &self.items[c]) {
+                    w = c;
+                }
+            }
+            if w == i {
+                break;
+            }
+            self.items.swap(i, w);
+            i = w;
+        }
     }
 
     fn into_sorted(mut self, idx: &ToolIndex) -> Vec<(f32, f32, u32)> {

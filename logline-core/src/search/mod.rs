@@ -9,8 +9,11 @@
 //!    (`ToolExposure`) per candidate. A denied tool is never returned;
 //! 2. **rank** ([`index`], [`rank`]): BM25F over the tool name, toolkit, description and
 //!    parameters, with a tokeniser that splits `snake_case` and `CamelCase` slugs and stems
-//!    ([`tokenize`], [`stem`]); the router's candidate apps and intent tags boost;
-//! 3. **rerank** ([`rerank`], optional): candidates re-ordered by embedding similarity;
+//!    ([`tokenize`], [`stem`]); the router's candidate apps and intent tags boost; a
+//!    multi-intent request is split into sub-requests, each ranked along with the whole
+//!    request, and the rankings merged so every intent gets slots ([`decompose`](mod@decompose));
+//! 3. **rerank** ([`rerank`], optional): candidates re-ordered by embedding similarity (to
+//!    the request or its closest sub-request);
 //! 4. the Top-N (default [`DEFAULT_TOP_N`]) come back as LLM function definitions whose
 //!    names fit `^[a-zA-Z0-9_-]{1,64}$`, with a map back to tool ids ([`names`]).
 //!
@@ -40,6 +43,7 @@
 //! # }
 //! ```
 
+pub mod decompose;
 pub mod gate;
 pub mod index;
 pub mod names;
@@ -52,6 +56,7 @@ pub mod tokenize;
 #[cfg(test)]
 mod tests;
 
+pub use decompose::{decompose, DecomposeConfig, PartFusion};
 pub use gate::{toolkit_key, Connected, DenyReason, GateRules, ToolGate, DEFAULT_BLOCKED_TAGS};
 pub use index::{IndexConfig, RankHints, ScoredTool, ToolIndex};
 pub use names::{function_name, tool_definition, ToolNameMap};

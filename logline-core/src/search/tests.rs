@@ -537,3 +537,81 @@ async fn default_top_n_and_zero() {
     let res = search.search(&req.clone().top_n(0)).await.unwrap();
     assert!(res.hits.is_empty());
 }
+
+#[test]
+fn search_many_equals_separate_searches() {
+    let mut tools = catalog();
+    for i in 0..40 {
+        tools.push(tool(
+            &format!("WEATHER_{i}"),
+            &format!("weather{}", i % 7),
+            &format!("Weather forecast {i} for a city, hourly temperature and alerts"),
+        ));
+    }
+    let index = ToolIndex::from_tools(tools);
+    let gate = ToolGate::new(GateRules::permissive(), Connected::Unrestricted);
+    let hints = RankHints::default();
+    let queries = [
+        "send an email and post a slack message. Also the weather forecast for Paris",
+        "send an email",
+        "post a slack message",
+        "weather forecast hourly",
+        "nothing matches zzz",
+    ];
+    for k in [1, 3, 8, 30] {
+        let many = index.search_many(&queries, &gate, &hints, k);
+        assert_eq!(many.len(), queries.len());
+        for (q, got) in queries.iter().zip(&many) {
+            assert_eq!(got, &index.search(q, &gate, &hints, k), "`{q}` k={k}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn decomposition_gives_every_intent_of_a_request_a_slot() {
+    // One app with many tools matching the first request, one tool for the second, and
+    // unrelated tools around them.
+    let mut tools: Vec<ToolSpec> = (0..10)
+        .map(|i| {
+            tool(
+                &format!("WEATHER_{i}"),
+                "weather",
+                &format!("Weather forecast, hourly weather, weather alerts and radar ({i})"),
+            )
+        })
+        .collect();
+    tools.extend((0..300).map(|i| {
+        tool(
+            &format!("FILLER_{i}"),
+            &format!("misc{}", i % 50),
+            &format!("Miscellaneous task number {i}"),
+        )
+    }));
+    tools.push(tool(
+        "ZIP_INCOME",
+        "census",
+        "Median household income of a ZIP code",
+    ));
+    let q = "Get the weather forecast, the hourly weather, weather alerts and the weather \
+             radar for Paris. Also fetch the income for 98765.";
+    let req = SearchRequest::new(q, subject())
+        .gate(GateRules::permissive())
+        .unrestricted_connections();
+    assert_eq!(req.top_n, DEFAULT_TOP_N);
+    let whole = ToolSearch::new(ToolIndex::from_tools(tools.clone()))
+        .with_decomposition(DecomposeConfig::off());
+    assert!(!whole.decomposition().enabled);
+    assert!(
+        !ToolSearch::new(ToolIndex::default())
+            .decomposition()
+            .enabled,
+        "off by default"
+    );
+    let split = ToolSearch::new(ToolIndex::from_tools(tools))
+        .with_decomposition(DecomposeConfig::default());
+    let ids = |r: SearchResult| r.tool_ids().join(",");
+    assert!(!ids(whole.search(&req).await.unwrap()).contains("ZIP_INCOME"));
+    let ids = ids(split.search(&req).await.unwrap());
+    assert!(ids.contains("ZIP_INCOME"), "{ids}");
+    assert!(ids.starts_with("WEATHER_0"), "{ids}");
+}
