@@ -221,11 +221,7 @@ pub trait Queue: Send + Sync {
         if lost.is_empty() {
             Ok(())
         } else {
-            Err(crate::Error::Conflict(format!(
-                "leases were lost for {} job(s) (the others completed): {}",
-                lost.len(),
-                lost.join(", ")
-            )))
+            Err(lost_leases(&lost))
         }
     }
 
@@ -299,6 +295,15 @@ impl<T: Queue + ?Sized> Queue for Arc<T> {
     async fn wait_for_work(&self, queue: &str, timeout: Duration) -> Result<()> {
         (**self).wait_for_work(queue, timeout).await
     }
+}
+
+/// The `Conflict` of [`Queue::complete_batch`] when the leases of `job_ids` were lost.
+pub fn lost_leases(job_ids: &[String]) -> crate::Error {
+    crate::Error::Conflict(format!(
+        "leases were lost for {} job(s) (the others completed): {}",
+        job_ids.len(),
+        job_ids.join(", ")
+    ))
 }
 
 /// Processes jobs of one queue; workers call it for each claimed job.

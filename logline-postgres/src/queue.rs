@@ -501,11 +501,7 @@ impl Queue for PgQueue {
             .filter(|j| !done.contains(&j.id))
             .map(|j| j.id.to_string())
             .collect();
-        Err(Error::Conflict(format!(
-            "leases were lost for {} job(s) (the others completed): {}",
-            lost.len(),
-            lost.join(", ")
-        )))
+        Err(logline_core::queue::lost_leases(&lost))
     }
 
     async fn fail(
