@@ -141,14 +141,14 @@ pub async fn priority_then_run_at(queue: Arc<dyn Queue>) {
 
 /// A job scheduled in the future is not claimable before its time.
 pub async fn scheduled_jobs_wait(queue: Arc<dyn Queue>) {
-    let later = Utc::now() + chrono::Duration::milliseconds(700);
+    let later = Utc::now() + chrono::Duration::milliseconds(1500);
     let id = queue.enqueue(job(1).run_at(later)).await.expect("enqueue");
     assert!(queue
         .claim(Q, "w", 10, LONG)
         .await
         .expect("claim")
         .is_empty());
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     let jobs = queue.claim(Q, "w", 10, LONG).await.expect("claim");
     assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![id]);
 }
@@ -190,14 +190,14 @@ pub async fn expired_lease_is_reclaimed(queue: Arc<dyn Queue>) {
 pub async fn heartbeat_keeps_the_lease(queue: Arc<dyn Queue>) {
     queue.enqueue(job(1)).await.expect("enqueue");
     let j = queue
-        .claim(Q, "w1", 1, Duration::from_millis(600))
+        .claim(Q, "w1", 1, Duration::from_millis(1200))
         .await
         .expect("claim")
         .remove(0);
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
         let until = queue
-            .heartbeat(&j, Duration::from_millis(600))
+            .heartbeat(&j, Duration::from_millis(1200))
             .await
             .expect("heartbeat");
         assert!(until > Utc::now());
