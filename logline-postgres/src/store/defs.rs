@@ -40,6 +40,22 @@ fn decode_spec<T: serde::de::DeserializeOwned>(what: &str, row: &PgRow) -> Resul
     serde_json::from_value(spec).map_err(|e| corrupt(format!("{what}: {e}")))
 }
 
+/// The `spec` document of the row with `id` in `table`, decoded.
+async fn spec_by_id<T: serde::de::DeserializeOwned>(
+    pool: &PgPool,
+    table: &str,
+    entity: &'static str,
+    id: &str,
+) -> Result<T> {
+    let row = sqlx::query(&format!("SELECT spec FROM {table} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| Error::not_found(entity, id))?;
+    decode_spec(entity, &row)
+}
+
 pub(crate) async fn enabled_policies(pool: &PgPool) -> Result<Vec<Policy>> {
     let rows = sqlx::query("SELECT spec FROM policies WHERE enabled ORDER BY id")
         .fetch_all(pool)
@@ -226,13 +242,7 @@ impl DefinitionStore for PgStore {
     }
 
     async fn get_tool(&self, id: &str) -> Result<ToolSpec> {
-        let row = sqlx::query("SELECT spec FROM tools WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| Error::not_found("tool", id))?;
-        decode_spec("tool", &row)
+        spec_by_id(&self.db.pool, "tools", "tool", id).await
     }
 
     async fn list_tools(&self, query: &ToolQuery) -> Result<Vec<ToolSpec>> {
@@ -292,13 +302,7 @@ impl DefinitionStore for PgStore {
     }
 
     async fn get_agent(&self, id: &str) -> Result<Agent> {
-        let row = sqlx::query("SELECT spec FROM agents WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| Error::not_found("agent", id))?;
-        decode_spec("agent", &row)
+        spec_by_id(&self.db.pool, "agents", "agent", id).await
     }
 
     async fn list_agents(&self, page: Page) -> Result<Vec<Agent>> {

@@ -327,6 +327,17 @@ impl PgStore {
         }
     }
 
+    /// Runs a retention statement (`$1` cutoff, `$2` batch size); returns the runs removed.
+    async fn retire_runs(&self, sql: &str, cutoff: DateTime<Utc>, limit: i64) -> Result<u64> {
+        Ok(sqlx::query(sql)
+            .bind(cutoff)
+            .bind(limit)
+            .execute(&self.db.pool)
+            .await
+            .map_err(db)?
+            .rows_affected())
+    }
+
     /// Moves up to `limit` terminal runs last updated before `cutoff` into `runs_archive`
     /// (one JSON document per run with its steps, events and effects) and deletes them from
     /// the live tables, in one statement. Returns how many runs were archived; call again
@@ -358,14 +369,7 @@ impl PgStore {
              )
              DELETE FROM runs r USING victims v WHERE r.id = v.id"
         );
-        let n = sqlx::query(&sql)
-            .bind(cutoff)
-            .bind(limit)
-            .execute(&self.db.pool)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        Ok(n)
+        self.retire_runs(&sql, cutoff, limit).await
     }
 }
 
@@ -633,14 +637,7 @@ impl RunStore for PgStore {
              )
              DELETE FROM runs r USING victims v WHERE r.id = v.id"
         );
-        let n = sqlx::query(&sql)
-            .bind(cutoff)
-            .bind(limit)
-            .execute(&self.db.pool)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        Ok(n)
+        self.retire_runs(&sql, cutoff, limit).await
     }
 }
 
