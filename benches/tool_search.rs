@@ -29,7 +29,10 @@
 //! not indexed), `TOOL_SEARCH_DECOMPOSE=1` (multi-intent requests split and merged),
 //! `TOOL_SEARCH_PART_FUSION=round_robin|rrf_all` (other merges of the sub-request rankings),
 //! `TOOL_SEARCH_POOL=N` (rerank pool, default 30). `TOOL_SEARCH_DEBUG=N` prints the first N
-//! queries whose Top-8 misses a tool.
+//! queries whose Top-8 misses a tool. `TOOL_SEARCH_DUMP=<dir>` writes the catalog and each
+//! query's lexical lists (whole request and sub-requests) as JSON lines for offline analysis.
+//! `TOOL_SEARCH_LLM_RERANK=1` also measures the LLM reranker through `OpenAiProvider`
+//! configured from the environment (needs a model server).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -45,7 +48,8 @@ use logline_core::llm::Embedder;
 use logline_core::run::Subject;
 use logline_core::search::{
     decompose::search_parts, Connected, DecomposeConfig, EmbeddingReranker, Fusion, GateRules,
-    PartFusion, RankHints, RerankConfig, SearchRequest, ToolGate, ToolIndex, ToolSearch,
+    LlmRerankConfig, LlmReranker, PartFusion, RankHints, RerankConfig, SearchRequest, ToolGate,
+    ToolIndex, ToolSearch,
 };
 use logline_core::tool::ToolSpec;
 use serde_json::{json, Map, Value};
@@ -327,6 +331,43 @@ fn lexical(index: &ToolIndex, queries: &[Query], label: &str) -> Vec<Duration> {
     times
 }
 
+/// `TOOL_SEARCH_DUMP=<dir>`: writes the catalog and, per query, the lexical Top-100 with
+/// scores, as JSON lines, for offline analysis of the ranking stages.
+fn dump(index: &ToolIndex, catalog: &[ToolSpec], queries: &[Query], dir: &Path) {
+    std::fs::create_dir_all(dir).expect("dump dir");
+    let mut f = std::fs::File::create(dir.join("catalog.jsonl")).expect("catalog dump");
+    for t in catalog {
+        writeln!(f, "{}", serde_json::to_string(t).unwrap()).unwrap();
+    }
+    let gate = open_gate();
+    let hints = RankHints::default();
+    let mut f = std::fs::File::create(dir.join("queries.jsonl")).expect("query dump");
+    for q in queries {
+        let hits = index.search(&q.text, &gate, &hints, 100);
+        let lexical: Vec<(String, f32)> =
+            hits.iter().map(|h| (h.tool.id.clone(), h.score)).collect();
+        let relevant: Vec<&String> = q.relevant.iter().collect();
+        let parts = DecomposeConfig::default().parts(&q.text);
+        let part_lexical: Vec<Vec<(String, f32)>> = parts
+            .iter()
+            .map(|p| {
+                index
+                    .search(p, &gate, &hints, 50)
+                    .iter()
+                    .map(|h| (h.tool.id.clone(), h.score))
+                    .collect()
+            })
+            .collect();
+        writeln!(
+            f,
+            "{}",
+            json!({"query": q.text, "relevant": relevant, "parts": parts, "lexical": lexical,
+                   "part_lexical": part_lexical})
+        )
+        .unwrap();
+    }
+}
+
 /// Splitmix64: a deterministic generator for the synthetic catalog.
 struct Rng(u64);
 
@@ -593,6 +634,54 @@ async fn reranked(catalog: &[ToolSpec], queries: &[Query], url: &str) {
     }
 }
 
+/// `TOOL_SEARCH_LLM_RERANK=1`: the LLM reranker over the lexical Top-20, through
+/// `OpenAiProvider` configured from the environment (`OPENAI_API_KEY`, `OPENAI_BASE_URL`,
+/// `OPENAI_MODEL`, `LOGLINE_OPENAI_API=chat` for OpenAI-compatible servers). Needs a model
+/// server; not run by default.
+async fn llm_reranked(catalog: &[ToolSpec], queries: &[Query]) {
+    let config = logline_openai::OpenAiConfigBuilder::from_env()
+        .build()
+        .expect("OpenAI config");
+    let model = config
+        .default_model()
+        .unwrap_or(&LlmRerankConfig::default().model)
+        .to_string();
+    let llm = Arc::new(logline_openai::OpenAiProvider::new(config).expect("provider"));
+    let reranker = LlmReranker::new(
+        llm,
+        LlmRerankConfig {
+            model: model.clone(),
+            ..Default::default()
+        },
+    );
+    let search = ToolSearch::new(build_index(catalog))
+        .with_decomposition(decompose_config())
+        .with_reranker(Arc::new(reranker));
+    let mut quality = Quality::default();
+    let mut times = Vec::new();
+    let mut failed = 0;
+    for query in queries {
+        let req = SearchRequest::new(query.text.clone(), Subject::tenant("eval"))
+            .gate(GateRules::permissive())
+            .unrestricted_connections()
+            .top_n(30);
+        let t = Instant::now();
+        let res = search.search(&req).await.expect("search");
+        times.push(t.elapsed());
+        failed += usize::from(!res.reranked);
+        let ranked: Vec<String> = res.hits.iter().map(|h| h.tool.id.clone()).collect();
+        quality.add(&ranked, &query.relevant);
+    }
+    quality.print(&format!("lexical + LLM rerank ({model}, pool 20)"));
+    times.sort();
+    println!(
+        "{:<44} search with LLM rerank: p50 {}  p99 {}  ({failed} calls failed: lexical order kept)",
+        "",
+        us(percentile(&times, 0.5)),
+        us(percentile(&times, 0.99)),
+    );
+}
+
 fn main() {
     let root = std::env::var("TOOL_SEARCH_DATA")
         .map(PathBuf::from)
@@ -631,6 +720,9 @@ fn main() {
     let t = Instant::now();
     let index = build_index(&catalog);
     println!("index build: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    if let Ok(path) = std::env::var("TOOL_SEARCH_DUMP") {
+        dump(&index, &catalog, &queries, Path::new(&path));
+    }
     let mut times = lexical(&index, &queries, "lexical BM25F (2,479 tools)");
     times.sort();
     println!(
@@ -719,6 +811,15 @@ fn main() {
         "incremental update: 1,000 changed tools re-indexed in {:.1} ms",
         t.elapsed().as_secs_f64() * 1e3
     );
+
+    if std::env::var("TOOL_SEARCH_LLM_RERANK").is_ok() {
+        println!("\n== LLM rerank ==");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(llm_reranked(&catalog, &queries));
+    }
 
     println!("\n== embedding rerank ==");
     match embeddings_server() {

@@ -1006,6 +1006,7 @@ fn schema_text(schema: &Value, depth: usize, descriptions: bool, out: &mut Strin
                     out.push_str(d);
                     out.push(' ');
                 }
+                value_text(prop, out);
             }
             schema_text(prop, depth + 1, descriptions, out);
         }
@@ -1014,6 +1015,28 @@ fn schema_text(schema: &Value, depth: usize, descriptions: bool, out: &mut Strin
         schema_text(items, depth + 1, descriptions, out);
     }
 }
+
+/// The values a parameter's schema names (`enum`, `default`, `examples`): they say what the
+/// tool accepts ("music", "gaming", an id's format) in the words a request uses.
+fn value_text(prop: &Value, out: &mut String) {
+    let listed = ["enum", "examples"]
+        .iter()
+        .filter_map(|k| prop.get(*k).and_then(Value::as_array))
+        .flatten();
+    for v in prop.get("default").into_iter().chain(listed) {
+        let text = match v {
+            Value::String(s) => s.as_str(),
+            _ => continue,
+        };
+        if text.len() <= MAX_VALUE_LEN {
+            out.push_str(text);
+            out.push(' ');
+        }
+    }
+}
+
+/// Longer schema values (request bodies, documents) are not names of anything.
+const MAX_VALUE_LEN: usize = 64;
 
 /// A hash of everything that affects search and exposure (all but `updated_at`).
 pub fn fingerprint(tool: &ToolSpec) -> u64 {

@@ -12,8 +12,10 @@
 //!    ([`tokenize`], [`stem`]); the router's candidate apps and intent tags boost; a
 //!    multi-intent request is split into sub-requests, each ranked along with the whole
 //!    request, and the rankings merged so every intent gets slots ([`decompose`](mod@decompose));
-//! 3. **rerank** ([`rerank`], optional): candidates re-ordered by embedding similarity (to
-//!    the request or its closest sub-request);
+//! 3. **rerank** (optional, any [`Reranker`]): the best candidates re-ordered by embedding
+//!    similarity to the request or its closest sub-request ([`EmbeddingReranker`]) or by an
+//!    LLM reading the request and the numbered candidates ([`LlmReranker`]); a reranker only
+//!    re-orders what the gate passed;
 //! 4. the Top-N (default [`DEFAULT_TOP_N`]) come back as LLM function definitions whose
 //!    names fit `^[a-zA-Z0-9_-]{1,64}$`, with a map back to tool ids ([`names`]).
 //!
@@ -46,6 +48,7 @@
 pub mod decompose;
 pub mod gate;
 pub mod index;
+pub mod llm_rerank;
 pub mod names;
 pub mod rank;
 pub mod rerank;
@@ -59,9 +62,10 @@ mod tests;
 pub use decompose::{decompose, DecomposeConfig, PartFusion};
 pub use gate::{toolkit_key, Connected, DenyReason, GateRules, ToolGate, DEFAULT_BLOCKED_TAGS};
 pub use index::{IndexConfig, RankHints, ScoredTool, ToolIndex};
+pub use llm_rerank::{LlmRerankConfig, LlmReranker};
 pub use names::{function_name, tool_definition, ToolNameMap};
 pub use rank::{intent_tags, Bm25Params, BoostParams, Field};
-pub use rerank::{EmbeddingReranker, Fusion, Ranked, RerankConfig};
+pub use rerank::{keep_candidates, EmbeddingReranker, Fusion, Ranked, RerankConfig, Reranker};
 pub use service::{
     exposure_request, CatalogObserver, ConnectionScope, RefreshReport, SearchHit, SearchRequest,
     SearchResult, ToolSearch, DEFAULT_TOP_N,

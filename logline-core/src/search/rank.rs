@@ -13,7 +13,10 @@
 //! with the standard `k1 = 1.2`, `b = 0.75` and `k3 = 8`. Field weights follow the usual
 //! practice of weighting short, descriptive fields (titles) above the body: the tool name
 //! counts three times, the toolkit twice, the description once, parameter names and
-//! descriptions and the output's property names half.
+//! descriptions and the output's property names half. The parameter field also holds the
+//! short string values the input schema names (`enum`, `default`, `examples`): a request
+//! says "trending gaming videos" or quotes an id in the format a tool's example shows, in
+//! the words of those values, not of the parameter's name.
 //!
 //! Tools are also scored as members of their toolkit: the toolkit is one document made of all
 //! its tools (BM25 over the members' summed field-weighted term frequencies, normalised by the
@@ -39,7 +42,8 @@ pub enum Field {
     Toolkit = 1,
     /// Description.
     Description = 2,
-    /// Parameter names and descriptions from the input schema.
+    /// Parameter names and descriptions from the input schema, and the values it names
+    /// (`enum`, `default`, `examples`; short strings only).
     Parameters = 3,
     /// Property names of the output schema (what the tool returns).
     Returns = 4,

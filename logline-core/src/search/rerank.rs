@@ -5,9 +5,10 @@
 //! lexical and semantic orders are fused with Reciprocal Rank Fusion (Cormack, Clarke &
 //! Büttcher 2009, `k = 60`) by default, or a convex combination of min-max normalised scores.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::index::{fingerprint, ScoredTool};
@@ -99,6 +100,44 @@ impl From<ScoredTool> for Ranked {
             semantic: None,
         }
     }
+}
+
+/// A second ranking stage over the gated lexical candidates: an embedding model
+/// ([`EmbeddingReranker`]), an LLM ([`super::LlmReranker`]), a cross-encoder service, ...
+///
+/// A reranker only re-orders: [`ToolSearch`](super::ToolSearch) keeps the candidates it was
+/// given and nothing else ([`keep_candidates`]), so a reranker (or the model behind it) can
+/// never expose a tool the gate or the policy engine did not pass.
+#[async_trait]
+pub trait Reranker: Send + Sync + std::fmt::Debug {
+    /// How many of the best lexical candidates it re-orders (the search fetches at least
+    /// this many).
+    fn pool(&self) -> usize;
+
+    /// Re-orders `candidates` (lexical order, best first) for `query`; `parts` are its
+    /// sub-requests when decomposition is on. An error keeps the lexical order.
+    async fn rerank(
+        &self,
+        query: &str,
+        parts: &[String],
+        candidates: Vec<Ranked>,
+    ) -> Result<Vec<Ranked>>;
+
+    /// A tool left the catalog: drop what is cached for it.
+    fn forget(&self, _tool_id: &str) {}
+}
+
+/// What a reranker returned, restricted to `input`: unknown and repeated tools are dropped,
+/// candidates it left out follow in their original order.
+pub fn keep_candidates(input: Vec<Ranked>, output: Vec<Ranked>) -> Vec<Ranked> {
+    let allowed: HashSet<&str> = input.iter().map(|c| c.tool.id.as_str()).collect();
+    let mut seen: HashSet<String> = HashSet::with_capacity(input.len());
+    let mut kept: Vec<Ranked> = output
+        .into_iter()
+        .filter(|c| allowed.contains(c.tool.id.as_str()) && seen.insert(c.tool.id.clone()))
+        .collect();
+    kept.extend(input.iter().filter(|c| !seen.contains(&c.tool.id)).cloned());
+    kept
 }
 
 /// Tool id → (content fingerprint, unit vector).
@@ -209,15 +248,11 @@ impl EmbeddingReranker {
         Ok(missing.len())
     }
 
-    /// Re-orders the first [`RerankConfig::pool`] candidates (already in lexical order).
-    pub async fn rerank(&self, query: &str, candidates: Vec<Ranked>) -> Result<Vec<Ranked>> {
-        self.rerank_parts(query, &[], candidates).await
-    }
-
-    /// Like [`Self::rerank`] for a request decomposed into `parts` (sub-requests, see
-    /// [`super::decompose`](mod@super::decompose)): the request and each part are embedded
-    /// in one batch, and a tool's semantic score is its best similarity to any of them (a
-    /// tool serves one intent).
+    /// Re-orders the first [`RerankConfig::pool`] candidates (already in lexical order) for
+    /// `query` and its `parts` (sub-requests, see [`super::decompose`](mod@super::decompose);
+    /// empty when the request was not split): the request and each part are embedded in one
+    /// batch, and a tool's semantic score is its best similarity to any of them (a tool
+    /// serves one intent).
     pub async fn rerank_parts(
         &self,
         query: &str,
@@ -264,6 +299,26 @@ impl EmbeddingReranker {
         fuse(&mut head, self.config.fusion);
         head.extend(tail);
         Ok(head)
+    }
+}
+
+#[async_trait]
+impl Reranker for EmbeddingReranker {
+    fn pool(&self) -> usize {
+        self.config.pool
+    }
+
+    async fn rerank(
+        &self,
+        query: &str,
+        parts: &[String],
+        candidates: Vec<Ranked>,
+    ) -> Result<Vec<Ranked>> {
+        self.rerank_parts(query, parts, candidates).await
+    }
+
+    fn forget(&self, tool_id: &str) {
+        EmbeddingReranker::forget(self, tool_id);
     }
 }
 

@@ -83,6 +83,38 @@ fn slug_words_match_queries() {
 }
 
 #[test]
+fn schema_values_are_searchable_but_long_values_are_not() {
+    let mut trending = tool("YT_TRENDING", "youtube", "Trending videos");
+    trending.input_schema = json!({"type": "object", "properties": {
+        "type": {"type": "string", "enum": ["music", "gaming", "news"]},
+        "region": {"type": "string", "default": "usa", "examples": ["gbr", 42]}
+    }});
+    let mut upload = tool("VIMEO_UPLOAD", "vimeo", "Upload a video");
+    let body = format!("gaming {}", "x".repeat(80));
+    upload.input_schema = json!({"type": "object", "properties": {
+        "body": {"type": "string", "default": body}
+    }});
+    let idx = ToolIndex::from_tools([trending, upload]);
+    let gate = ToolGate::new(GateRules::permissive(), Connected::Unrestricted);
+    let ids = |q: &str| -> Vec<String> {
+        idx.search(q, &gate, &RankHints::default(), 5)
+            .into_iter()
+            .filter(|h| h.lexical > 0.0)
+            .map(|h| h.tool.id.clone())
+            .collect()
+    };
+    // An enum value, a default and an example name what the tool accepts.
+    assert_eq!(ids("gaming"), ["YT_TRENDING"]);
+    assert_eq!(ids("usa"), ["YT_TRENDING"]);
+    assert_eq!(ids("gbr"), ["YT_TRENDING"]);
+    // A long default (a request body) is not indexed.
+    assert!(
+        ids("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")
+            .is_empty()
+    );
+}
+
+#[test]
 fn upserts_and_removals_are_incremental() {
     let mut idx = ToolIndex::from_tools(catalog());
     let gate = ToolGate::new(GateRules::permissive(), Connected::Unrestricted);
@@ -614,4 +646,70 @@ async fn decomposition_gives_every_intent_of_a_request_a_slot() {
     let ids = ids(split.search(&req).await.unwrap());
     assert!(ids.contains("ZIP_INCOME"), "{ids}");
     assert!(ids.starts_with("WEATHER_0"), "{ids}");
+}
+
+#[tokio::test]
+async fn llm_rerank_orders_by_the_answer_and_never_adds_tools() {
+    use crate::testing::ScriptedLlm;
+    // The model puts the third candidate first and names numbers outside the list.
+    let llm = Arc::new(ScriptedLlm::new().reply_json(json!({"ranking": [3, 42, 1, 3]})));
+    let reranker = Arc::new(LlmReranker::new(
+        llm.clone(),
+        LlmRerankConfig {
+            pool: 3,
+            ..Default::default()
+        },
+    ));
+    let search = ToolSearch::new(ToolIndex::from_tools(catalog())).with_reranker(reranker);
+    let req = SearchRequest::new("email in my gmail inbox", subject())
+        .gate(GateRules::permissive())
+        .unrestricted_connections()
+        .top_n(5);
+    let lexical = search.search(&req.clone().without_rerank()).await.unwrap();
+    let reranked = search.search(&req).await.unwrap();
+    assert!(reranked.reranked);
+    let lex = lexical.tool_ids();
+    let got = reranked.tool_ids();
+    // Numbered answer 3, 1 first, then the unranked pool member, then the rest as before.
+    assert_eq!(&got[..3], [lex[2], lex[0], lex[1]]);
+    assert_eq!(&got[3..], &lex[3..]);
+    // The prompt numbered the pool (three candidates) and asked for strict output.
+    let sent = &llm.requests()[0];
+    let prompt = format!("{:?}", sent.messages);
+    assert!(
+        prompt.contains("3. ") && !prompt.contains("4. "),
+        "{prompt}"
+    );
+    assert!(sent.output_schema.as_ref().is_some_and(|s| s.strict));
+
+    // A failing or unusable answer keeps the lexical order.
+    for llm in [
+        ScriptedLlm::new().fail(Error::ModelOutput("refused".into())),
+        ScriptedLlm::new().reply_json(json!({"ranking": [99]})),
+        ScriptedLlm::new().reply_text("tool 3 is best"),
+    ] {
+        let search = ToolSearch::new(ToolIndex::from_tools(catalog())).with_reranker(Arc::new(
+            LlmReranker::new(Arc::new(llm), LlmRerankConfig::default()),
+        ));
+        let res = search.search(&req).await.unwrap();
+        assert!(!res.reranked);
+        assert_eq!(res.tool_ids(), lex);
+    }
+}
+
+#[test]
+fn keep_candidates_drops_unknown_and_repeated_tools() {
+    let ranked = |id: &str| Ranked {
+        tool: Arc::new(tool(id, "kit", "")),
+        score: 0.0,
+        lexical: 0.0,
+        semantic: None,
+    };
+    let input = vec![ranked("a"), ranked("b"), ranked("c")];
+    let output = vec![ranked("c"), ranked("x"), ranked("c"), ranked("a")];
+    let kept: Vec<String> = keep_candidates(input, output)
+        .into_iter()
+        .map(|r| r.tool.id.clone())
+        .collect();
+    assert_eq!(kept, ["c", "a", "b"]);
 }
