@@ -607,22 +607,9 @@ async fn reranked(catalog: &[ToolSpec], queries: &[Query], url: &str) {
             .with_decomposition(decompose_config())
             .with_reranker(Arc::new(reranker));
         let started = Instant::now();
-        let mut quality = Quality::default();
-        let mut times = Vec::new();
-        for query in queries {
-            let req = SearchRequest::new(query.text.clone(), Subject::tenant("eval"))
-                .gate(GateRules::permissive())
-                .unrestricted_connections()
-                .top_n(pool.max(30));
-            let t = Instant::now();
-            let res = search.search(&req).await.expect("search");
-            times.push(t.elapsed());
-            assert!(res.reranked, "rerank did not run");
-            let ranked: Vec<String> = res.hits.iter().map(|h| h.tool.id.clone()).collect();
-            quality.add(&ranked, &query.relevant);
-        }
+        let (quality, times, not_reranked) = run_searches(&search, queries, pool.max(30)).await;
+        assert_eq!(not_reranked, 0, "rerank did not run");
         quality.print(label);
-        times.sort();
         println!(
             "{:<44} search with rerank, vectors cached: p50 {}  p99 {}  (run {:.1} s, {} new vectors)",
             "",
@@ -632,6 +619,32 @@ async fn reranked(catalog: &[ToolSpec], queries: &[Query], url: &str) {
             *q.misses.lock().unwrap() + *d.misses.lock().unwrap()
         );
     }
+}
+
+/// Every query through `search` (gate open, Top-`top_n`): quality, sorted latencies, and
+/// how many searches came back without the rerank stage.
+async fn run_searches(
+    search: &ToolSearch,
+    queries: &[Query],
+    top_n: usize,
+) -> (Quality, Vec<Duration>, usize) {
+    let mut quality = Quality::default();
+    let mut times = Vec::with_capacity(queries.len());
+    let mut not_reranked = 0;
+    for query in queries {
+        let req = SearchRequest::new(query.text.clone(), Subject::tenant("eval"))
+            .gate(GateRules::permissive())
+            .unrestricted_connections()
+            .top_n(top_n);
+        let t = Instant::now();
+        let res = search.search(&req).await.expect("search");
+        times.push(t.elapsed());
+        not_reranked += usize::from(!res.reranked);
+        let ranked: Vec<String> = res.hits.iter().map(|h| h.tool.id.clone()).collect();
+        quality.add(&ranked, &query.relevant);
+    }
+    times.sort();
+    (quality, times, not_reranked)
 }
 
 /// `TOOL_SEARCH_LLM_RERANK=1`: the LLM reranker over the lexical Top-20, through
@@ -657,23 +670,8 @@ async fn llm_reranked(catalog: &[ToolSpec], queries: &[Query]) {
     let search = ToolSearch::new(build_index(catalog))
         .with_decomposition(decompose_config())
         .with_reranker(Arc::new(reranker));
-    let mut quality = Quality::default();
-    let mut times = Vec::new();
-    let mut failed = 0;
-    for query in queries {
-        let req = SearchRequest::new(query.text.clone(), Subject::tenant("eval"))
-            .gate(GateRules::permissive())
-            .unrestricted_connections()
-            .top_n(30);
-        let t = Instant::now();
-        let res = search.search(&req).await.expect("search");
-        times.push(t.elapsed());
-        failed += usize::from(!res.reranked);
-        let ranked: Vec<String> = res.hits.iter().map(|h| h.tool.id.clone()).collect();
-        quality.add(&ranked, &query.relevant);
-    }
+    let (quality, times, failed) = run_searches(&search, queries, 30).await;
     quality.print(&format!("lexical + LLM rerank ({model}, pool 20)"));
-    times.sort();
     println!(
         "{:<44} search with LLM rerank: p50 {}  p99 {}  ({failed} calls failed: lexical order kept)",
         "",
