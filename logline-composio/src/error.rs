@@ -152,7 +152,7 @@ impl ComposioError {
         };
         Error::Backend {
             kind,
-            backend: BACKEND,
+            backend: BACKEND.into(),
             message: text,
             retryable,
             source: Some(Box::new(self)),

@@ -1,5 +1,6 @@
 //! The one error type of `logline-core`, with a portable [`ErrorKind`].
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Boxed source error carried by backend failures.
@@ -165,8 +166,9 @@ pub enum Error {
     Backend {
         /// Portable kind assigned by the adapter.
         kind: ErrorKind,
-        /// Backend name (`postgres`, `openai`, ...).
-        backend: &'static str,
+        /// Backend name (`postgres`, `openai`, or the name a deployment gave its adapter,
+        /// e.g. `vllm` for an OpenAI-compatible server).
+        backend: Cow<'static, str>,
         /// What happened, without secrets.
         message: String,
         /// Whether a retry may succeed (overrides the kind's default).
@@ -235,7 +237,7 @@ impl Error {
 
     /// A backend error with the kind's default retryability.
     pub fn backend(
-        backend: &'static str,
+        backend: impl Into<Cow<'static, str>>,
         kind: ErrorKind,
         message: impl Into<String>,
         source: Option<BoxError>,
@@ -246,10 +248,32 @@ impl Error {
         );
         Error::Backend {
             kind,
-            backend,
+            backend: backend.into(),
             message: message.into(),
             retryable,
             source,
+        }
+    }
+
+    /// The same error reported under another backend name (adapters named by the
+    /// deployment: an OpenAI-compatible server configured as `vllm` reports `vllm`). Only
+    /// [`Error::Backend`] carries a name; other variants are returned unchanged.
+    pub fn with_backend_name(self, name: impl Into<Cow<'static, str>>) -> Self {
+        match self {
+            Error::Backend {
+                kind,
+                message,
+                retryable,
+                source,
+                ..
+            } => Error::Backend {
+                kind,
+                backend: name.into(),
+                message,
+                retryable,
+                source,
+            },
+            other => other,
         }
     }
 

@@ -106,7 +106,11 @@ impl Embedder for OpenAiEmbedder {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         let mut vectors = Vec::with_capacity(texts.len());
         for batch in texts.chunks(self.client.config().embedding_batch_size.max(1)) {
-            vectors.extend(self.embed_batch(batch).await?);
+            let batch = self
+                .embed_batch(batch)
+                .await
+                .map_err(|e| e.with_backend_name(self.client.config().name.clone()))?;
+            vectors.extend(batch);
         }
         Ok(vectors)
     }

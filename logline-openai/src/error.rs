@@ -150,7 +150,7 @@ impl OpenAiError {
         }
         Error::Backend {
             kind,
-            backend: BACKEND,
+            backend: BACKEND.into(),
             message,
             retryable,
             source: Some(Box::new(self)),

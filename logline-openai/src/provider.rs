@@ -126,25 +126,42 @@ impl LlmProvider for OpenAiProvider {
     }
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse> {
-        let ctx = DecodeCtx::new(request, self.config())?;
-        let body = self.encode_with(request, &ctx, false)?;
-        let bytes = self
-            .client
-            .post_json(self.path(), Bytes::from(body))
-            .await?;
-        self.decode_with(&bytes, &ctx)
+        let answer = async {
+            let ctx = DecodeCtx::new(request, self.config())?;
+            let body = self.encode_with(request, &ctx, false)?;
+            let bytes = self
+                .client
+                .post_json(self.path(), Bytes::from(body))
+                .await?;
+            self.decode_with(&bytes, &ctx)
+        };
+        answer.await.map_err(|e| self.named(e))
     }
 
     async fn stream(
         &self,
         request: &LlmRequest,
     ) -> Result<BoxStream<'static, Result<LlmStreamEvent>>> {
-        let ctx = DecodeCtx::new(request, self.config())?;
-        let body = self.encode_with(request, &ctx, true)?;
-        let response = self
-            .client
-            .post_stream(self.path(), Bytes::from(body))
-            .await?;
-        Ok(self.events(response.bytes_stream().boxed(), ctx))
+        let opened = async {
+            let ctx = DecodeCtx::new(request, self.config())?;
+            let body = self.encode_with(request, &ctx, true)?;
+            let response = self
+                .client
+                .post_stream(self.path(), Bytes::from(body))
+                .await?;
+            Ok(self.events(response.bytes_stream().boxed(), ctx))
+        };
+        let events = opened.await.map_err(|e| self.named(e))?;
+        let name = self.config().name.clone();
+        Ok(events
+            .map(move |item| item.map_err(|e| e.with_backend_name(name.clone())))
+            .boxed())
+    }
+}
+
+impl OpenAiProvider {
+    /// Errors carry the configured provider name (`openai` unless the deployment named it).
+    fn named(&self, e: logline_core::Error) -> logline_core::Error {
+        e.with_backend_name(self.config().name.clone())
     }
 }

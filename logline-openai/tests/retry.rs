@@ -265,3 +265,27 @@ async fn connection_failures_are_retried() {
     assert_eq!(sleep.waits().len(), 2);
     assert!(e.to_string().contains("after 3 attempts"), "{e}");
 }
+
+#[tokio::test]
+async fn errors_carry_the_configured_provider_name() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(FakeReply::error(400, "invalid_request_error", None, "nope"));
+    fake.push(FakeReply::error(400, "invalid_request_error", None, "nope"));
+    let config = fake
+        .config()
+        .name("vllm")
+        .chat_completions()
+        .build()
+        .unwrap();
+    let provider = OpenAiProvider::new(config).unwrap();
+    for e in [
+        provider.complete(&simple_request("x")).await.unwrap_err(),
+        provider.stream(&simple_request("x")).await.err().unwrap(),
+    ] {
+        match &e {
+            logline_core::Error::Backend { backend, .. } => assert_eq!(backend, "vllm"),
+            other => panic!("not a backend error: {other}"),
+        }
+        assert!(e.to_string().contains("from vllm"), "{e}");
+    }
+}

@@ -53,7 +53,7 @@ fn db_code(e: &sqlx::Error) -> Option<String> {
 fn backend(kind: ErrorKind, retryable: bool, message: String, source: PgError) -> Error {
     Error::Backend {
         kind,
-        backend: BACKEND,
+        backend: BACKEND.into(),
         message,
         retryable,
         source: Some(Box::new(source)),
