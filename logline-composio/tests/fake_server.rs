@@ -252,6 +252,9 @@ impl Queue for Recording {
     async fn wait_for_work(&self, q: &str, t: Duration) -> Result<()> {
         self.inner.wait_for_work(q, t).await
     }
+    async fn purge_completed(&self, cutoff: chrono::DateTime<Utc>, limit: u64) -> Result<u64> {
+        self.inner.purge_completed(cutoff, limit).await
+    }
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ pub mod memory;
 pub mod policy;
 pub mod queue;
 pub mod redact;
+pub mod retention;
 pub mod run;
 pub mod schema;
 pub mod search;

@@ -246,6 +246,11 @@ pub trait Queue: Send + Sync {
 
     /// Waits until work may be available on `queue` or `timeout` passes.
     async fn wait_for_work(&self, queue: &str, timeout: Duration) -> Result<()>;
+
+    /// Deletes up to `limit` completed jobs (of any queue) that finished before `cutoff`,
+    /// oldest first; returns how many. Queued, running and dead-lettered jobs stay (see
+    /// [`crate::retention`]).
+    async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64>;
 }
 
 #[async_trait]
@@ -294,6 +299,9 @@ impl<T: Queue + ?Sized> Queue for Arc<T> {
     }
     async fn wait_for_work(&self, queue: &str, timeout: Duration) -> Result<()> {
         (**self).wait_for_work(queue, timeout).await
+    }
+    async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
+        (**self).purge_completed(cutoff, limit).await
     }
 }
 

@@ -11,7 +11,7 @@ mod store;
 
 pub use config::{PgConfig, ENV_DATABASE_URL, ENV_MAX_CONNECTIONS, ENV_SCHEMA, MAX_SCHEMA_LEN};
 pub use queue::PgQueue;
-pub use store::PgStore;
+pub use store::{ArchiveRuns, PgStore};
 
 /// The embedded migrations, for tools that manage schema changes themselves
 /// ([`PgStore::migrate`] runs them).

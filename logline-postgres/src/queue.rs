@@ -281,23 +281,6 @@ impl PgQueue {
         Ok(())
     }
 
-    /// Deletes up to `limit` completed jobs finished before `cutoff`; returns how many.
-    /// Dead letters are kept until retried or deleted by hand.
-    pub async fn purge_jobs(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
-        let n = sqlx::query(
-            "DELETE FROM jobs WHERE id IN (
-                 SELECT id FROM jobs WHERE state = 'completed' AND finished_at < $1
-                 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind(cutoff)
-        .bind(bigint("limit", limit)?)
-        .execute(&self.db.pool)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        Ok(n)
-    }
-
     /// Seconds until the next job of `queue` becomes claimable (a scheduled `run_at` or an
     /// expiring lease), on the database clock; `None` when the queue is empty.
     async fn next_due(&self, queue: &str) -> Result<Option<f64>> {
@@ -597,6 +580,21 @@ impl Queue for PgQueue {
             .map_err(db)?
             .ok_or_else(|| Error::not_found("job", id))?;
         decode_record(&row)
+    }
+
+    async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
+        let n = sqlx::query(
+            "DELETE FROM jobs WHERE id IN (
+                 SELECT id FROM jobs WHERE state = 'completed' AND finished_at < $1
+                 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(cutoff)
+        .bind(bigint("limit", limit)?)
+        .execute(&self.db.pool)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        Ok(n)
     }
 
     async fn wait_for_work(&self, queue: &str, timeout: Duration) -> Result<()> {

@@ -142,7 +142,7 @@ async fn dead_letter_retry_conflicts_when_the_key_is_taken_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn purge_jobs_drops_completed_jobs_in_batches() {
+async fn purge_completed_drops_completed_jobs_in_batches() {
     let (store, _g) = support::guarded_store().await;
     let queue = store.queue();
     queue
@@ -152,9 +152,9 @@ async fn purge_jobs_drops_completed_jobs_in_batches() {
     let jobs = queue.claim(Q, "w", 4, LONG).await.unwrap();
     queue.complete_batch(&jobs).await.unwrap();
     let cutoff = Utc::now() + chrono::Duration::seconds(5);
-    assert_eq!(queue.purge_jobs(cutoff, 3).await.unwrap(), 3);
-    assert_eq!(queue.purge_jobs(cutoff, 3).await.unwrap(), 1);
-    assert_eq!(queue.purge_jobs(cutoff, 3).await.unwrap(), 0);
+    assert_eq!(queue.purge_completed(cutoff, 3).await.unwrap(), 3);
+    assert_eq!(queue.purge_completed(cutoff, 3).await.unwrap(), 1);
+    assert_eq!(queue.purge_completed(cutoff, 3).await.unwrap(), 0);
     assert_eq!(
         queue.claim(Q, "w", 10, LONG).await.unwrap().len(),
         1,

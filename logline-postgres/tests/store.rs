@@ -404,3 +404,67 @@ async fn bad_settings_are_rejected_without_leaking_secrets() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_job_archives_runs_and_purges_jobs() {
+    use logline_core::engine::{StartRun, WorkerOptions};
+    use logline_core::retention::{RetentionJob, RetentionPolicy};
+    use logline_core::run::Subject;
+    use logline_postgres::ArchiveRuns;
+    use tokio_util::sync::CancellationToken;
+
+    let store = support::fresh_store().await;
+    let engine = store.engine_builder().build().await.unwrap();
+    let definition: WorkflowDefinition = serde_json::from_value(json!({
+        "entry": "a",
+        "nodes": [ { "id": "a", "type": "static", "config": { "output": { "n": 1 } } } ],
+        "edges": []
+    }))
+    .unwrap();
+    engine
+        .register_workflow(&Workflow::new("simple", "simple", definition))
+        .await
+        .unwrap();
+    let workers = engine.spawn_workers(WorkerOptions::default());
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let req = StartRun::new("simple", json!({}), Subject::tenant("t"));
+        runs.push(engine.run_to_completion(req).await.unwrap());
+    }
+    workers.shutdown().await;
+    assert!(runs.iter().all(|r| r.status == RunStatus::Completed));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let queue: Arc<dyn Queue> = Arc::new(store.queue());
+    let job = RetentionJob::new(
+        Arc::new(store.clone()),
+        queue,
+        RetentionPolicy {
+            runs: Some(Duration::ZERO),
+            jobs: Some(Duration::ZERO),
+            batch: 2,
+            ..RetentionPolicy::default()
+        },
+    )
+    .retiring_runs_with(Arc::new(ArchiveRuns(store.clone())));
+    // The database clock decides "finished before"; give it a moment past the test's clock.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let report = job.run_once(&CancellationToken::new()).await.unwrap();
+    assert_eq!((report.runs, report.jobs), (3, 3));
+    for r in &runs {
+        assert_eq!(
+            store.get_run(r.id).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+    }
+    let (archived,): (i64,) = sqlx::query_as("SELECT count(*) FROM runs_archive")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(archived, 3);
+    let (jobs,): (i64,) = sqlx::query_as("SELECT count(*) FROM jobs")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(jobs, 0);
+}

@@ -56,7 +56,8 @@ macro_rules! queue_conformance_tests {
             enqueue_claim_complete, idempotency_key_dedupes_live_jobs, priority_then_run_at,
             scheduled_jobs_wait, expired_lease_is_reclaimed, heartbeat_keeps_the_lease,
             failures_back_off_then_dead_letter, non_retryable_failure_dead_letters,
-            batch_enqueue_and_claim, wait_for_work_wakes_on_enqueue, concurrent_claims_are_exclusive);
+            batch_enqueue_and_claim, wait_for_work_wakes_on_enqueue, concurrent_claims_are_exclusive,
+            purge_drops_only_old_completed_jobs);
     };
     (@each $factory:expr; $($name:ident),*) => {
         $(

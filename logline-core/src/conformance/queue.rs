@@ -364,3 +364,51 @@ pub async fn concurrent_claims_are_exclusive(queue: Arc<dyn Queue>) {
     assert_eq!(all.len(), 200);
     assert_eq!(unique.len(), 200);
 }
+
+/// `purge_completed` deletes old completed jobs in batches, oldest first, and nothing else:
+/// queued, running and dead-lettered jobs stay.
+pub async fn purge_drops_only_old_completed_jobs(queue: Arc<dyn Queue>) {
+    let done: Vec<_> = queue
+        .enqueue_batch((0..5).map(job).collect())
+        .await
+        .expect("enqueue");
+    for j in queue.claim(Q, "w", 5, LONG).await.expect("claim") {
+        queue.complete(&j).await.expect("complete");
+    }
+    let dead = queue
+        .enqueue(job(10).max_attempts(1))
+        .await
+        .expect("enqueue");
+    let j = queue.claim(Q, "w", 1, LONG).await.expect("claim").remove(0);
+    queue
+        .fail(&j, "bad", false, quick_backoff())
+        .await
+        .expect("fail");
+    let running = queue.enqueue(job(11)).await.expect("enqueue");
+    let leased = queue.claim(Q, "w", 1, LONG).await.expect("claim").remove(0);
+    let queued = queue.enqueue(job(12)).await.expect("enqueue");
+
+    let past = Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(queue.purge_completed(past, 10).await.expect("purge"), 0);
+    // The cutoff leaves room for clock skew between the test and a database server.
+    let cutoff = Utc::now() + chrono::Duration::seconds(5);
+    assert_eq!(queue.purge_completed(cutoff, 2).await.expect("purge"), 2);
+    assert_eq!(queue.purge_completed(cutoff, 2).await.expect("purge"), 2);
+    assert_eq!(queue.purge_completed(cutoff, 2).await.expect("purge"), 1);
+    assert_eq!(queue.purge_completed(cutoff, 2).await.expect("purge"), 0);
+    for id in done {
+        assert_eq!(
+            queue.job(id).await.expect_err("purged").kind(),
+            ErrorKind::NotFound
+        );
+    }
+    let state = |id| {
+        let queue = queue.clone();
+        async move { queue.job(id).await.expect("kept").state }
+    };
+    assert_eq!(state(dead).await, JobState::DeadLettered);
+    assert_eq!(state(running).await, JobState::Running);
+    assert_eq!(state(queued).await, JobState::Queued);
+    assert_eq!(leased.id, running);
+    queue.complete(&leased).await.expect("lease still held");
+}

@@ -643,6 +643,22 @@ impl Engine {
         )
     }
 
+    /// Starts retention of this engine's finished runs and completed jobs (see
+    /// [`crate::retention`]): schedules the current pass and spawns a worker on
+    /// [`crate::retention::RETENTION_QUEUE`]. Any number of processes may call it.
+    pub async fn spawn_retention(
+        &self,
+        policy: crate::retention::RetentionPolicy,
+        options: super::WorkerOptions,
+    ) -> Result<super::WorkerPool> {
+        let job = crate::retention::RetentionJob::new(
+            self.inner.store.clone(),
+            self.inner.queue.clone(),
+            policy,
+        );
+        Arc::new(job).spawn(options).await
+    }
+
     /// Node types of a workflow version (helper for hosts and tests).
     pub async fn node_types(&self, workflow_id: &str) -> Result<Vec<(String, NodeType)>> {
         let wf = self.inner.store.get_workflow(workflow_id, None).await?;

@@ -304,6 +304,22 @@ impl Queue for MemoryQueue {
         Ok(outcome)
     }
 
+    async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
+        let mut st = self.state()?;
+        let mut done: Vec<(DateTime<Utc>, JobId)> = st
+            .jobs
+            .iter()
+            .filter(|(_, e)| e.record.state == JobState::Completed)
+            .filter_map(|(id, e)| e.finished_at.filter(|at| *at < cutoff).map(|at| (at, *id)))
+            .collect();
+        done.sort_unstable();
+        done.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        for (_, id) in &done {
+            st.jobs.remove(id);
+        }
+        Ok(done.len() as u64)
+    }
+
     async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>> {
         let st = self.state()?;
         let mut v: Vec<(&Entry, DateTime<Utc>)> = st

@@ -3,6 +3,8 @@
 mod defs;
 mod runs;
 
+pub use runs::ArchiveRuns;
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;

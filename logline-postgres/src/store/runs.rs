@@ -641,6 +641,19 @@ impl RunStore for PgStore {
     }
 }
 
+/// Retention that archives: finished runs move to `runs_archive` (with their steps and
+/// events) instead of being deleted. Give it to
+/// [`RetentionJob::retiring_runs_with`](logline_core::retention::RetentionJob::retiring_runs_with).
+#[derive(Debug, Clone)]
+pub struct ArchiveRuns(pub PgStore);
+
+#[async_trait]
+impl logline_core::retention::RunRetirement for ArchiveRuns {
+    async fn retire_runs(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
+        self.0.archive_runs(cutoff, limit).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
