@@ -141,6 +141,15 @@ impl RetentionJob {
         &self.policy
     }
 
+    /// Every duration of the policy fits the calendar arithmetic (`Duration::MAX` does not).
+    fn validate(&self) -> Result<()> {
+        let p = &self.policy;
+        for d in [Some(p.every), p.runs, p.jobs].into_iter().flatten() {
+            to_chrono(d)?;
+        }
+        Ok(())
+    }
+
     /// One pass: old runs, then old completed jobs, in batches; stops early on `cancel`.
     pub async fn run_once(&self, cancel: &CancellationToken) -> Result<RetentionReport> {
         let now = Utc::now();
@@ -196,6 +205,7 @@ impl RetentionJob {
     /// Enqueues the pass of the current time slot (runs now); passes already scheduled for
     /// the slot by other processes are the same job.
     pub async fn schedule_now(&self) -> Result<JobId> {
+        self.validate()?;
         let now = Utc::now();
         let slot = slot_start(now, self.policy.every);
         self.queue.enqueue(pass_job(slot, now)).await
@@ -268,8 +278,18 @@ mod tests {
         assert_eq!(slot_start(a, Duration::ZERO), a);
     }
 
-    #[test]
-    fn out_of_range_durations_are_errors() {
+    #[tokio::test]
+    async fn out_of_range_durations_are_errors() {
         assert!(cutoff(Utc::now(), Duration::MAX).is_err());
+        let job = RetentionJob::new(
+            Arc::new(crate::memory::MemoryStore::new()),
+            Arc::new(crate::memory::MemoryQueue::new()),
+            RetentionPolicy {
+                runs: Some(Duration::MAX),
+                ..RetentionPolicy::default()
+            },
+        );
+        let e = job.schedule_now().await.unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
     }
 }
