@@ -67,7 +67,7 @@ pub use names::{function_name, tool_definition, ToolNameMap};
 pub use rank::{intent_tags, Bm25Params, BoostParams, Field};
 pub use rerank::{keep_candidates, EmbeddingReranker, Fusion, Ranked, RerankConfig, Reranker};
 pub use service::{
-    exposure_request, CatalogObserver, ConnectionScope, RefreshReport, SearchHit, SearchRequest,
-    SearchResult, ToolSearch, DEFAULT_TOP_N,
+    exposure_request, CatalogObserver, ConnectionScope, RefreshReport, RefreshTask, SearchHit,
+    SearchRequest, SearchResult, ToolSearch, DEFAULT_TOP_N,
 };
 pub use tokenize::Analyzer;

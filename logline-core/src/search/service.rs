@@ -2,8 +2,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use super::decompose::{search_parts, DecomposeConfig};
 use super::gate::{Connected, DenyReason, GateRules, ToolGate};
@@ -160,6 +162,21 @@ impl SearchResult {
     }
 }
 
+/// The background refresh started by [`ToolSearch::spawn_refresh`].
+#[derive(Debug)]
+pub struct RefreshTask {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RefreshTask {
+    /// Stops refreshing and waits for a refresh in progress to finish.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
 /// Told when a catalog changes (a sync job calls it after writing the store).
 pub trait CatalogObserver: Send + Sync {
     /// `upserted` tools were inserted or replaced; `removed` ids are gone.
@@ -312,6 +329,42 @@ impl ToolSearch {
             .collect();
         report.removed = self.remove(&gone);
         Ok(report)
+    }
+
+    /// Keeps the index in step with `store` from the background: a refresh at once, then
+    /// one every `every`, until [`RefreshTask::shutdown`]. For processes that serve searches
+    /// but do not run the catalog sync themselves (the sync job runs on some worker; this
+    /// process sees its writes through the store). A failed refresh is logged and retried
+    /// at the next tick.
+    pub fn spawn_refresh(
+        self: &Arc<Self>,
+        store: Arc<dyn DefinitionStore>,
+        every: Duration,
+    ) -> RefreshTask {
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let search = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every.max(Duration::from_millis(1)));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                match search.refresh_from_store(store.as_ref()).await {
+                    Ok(r) if r.upserted + r.removed > 0 => tracing::debug!(
+                        upserted = r.upserted,
+                        removed = r.removed,
+                        total = r.total,
+                        "tool search: catalog refreshed"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "tool search: catalog refresh failed"),
+                }
+            }
+        });
+        RefreshTask { shutdown, task }
     }
 
     /// The connected toolkits of `subject` according to the hubs.

@@ -713,3 +713,44 @@ fn keep_candidates_drops_unknown_and_repeated_tools() {
         .collect();
     assert_eq!(kept, ["c", "a", "b"]);
 }
+
+#[tokio::test]
+async fn background_refresh_follows_the_store() {
+    let store = Arc::new(ToolStore::default());
+    store
+        .put_tools(&[tool("A_ONE", "a", "first"), tool("A_TWO", "a", "second")])
+        .await
+        .unwrap();
+    let search = Arc::new(ToolSearch::new(ToolIndex::new()));
+    let task = search.spawn_refresh(store.clone(), std::time::Duration::from_millis(10));
+    let settled = |want: &'static [&'static str]| {
+        let search = search.clone();
+        async move {
+            for _ in 0..500 {
+                let mut ids: Vec<String> = search.read().ids().map(str::to_string).collect();
+                ids.sort();
+                if ids == want {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            panic!("index never matched {want:?}");
+        }
+    };
+    settled(&["A_ONE", "A_TWO"]).await;
+    // Another process's sync writes the store: this index follows.
+    store.delete_tool("A_ONE").await.unwrap();
+    store
+        .put_tools(&[tool("B_NEW", "b", "third")])
+        .await
+        .unwrap();
+    settled(&["A_TWO", "B_NEW"]).await;
+    task.shutdown().await;
+    // Stopped: later writes are not picked up.
+    store
+        .put_tools(&[tool("C_LATE", "c", "late")])
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!search.read().contains("C_LATE"));
+}
