@@ -122,7 +122,8 @@ pub struct SearchHit {
     pub tool: Arc<ToolSpec>,
     /// The function definition (its name is unique within the result).
     pub definition: ToolDefinition,
-    /// Final score.
+    /// Final score: non-increasing down the hits, comparable within one result only (after
+    /// a rerank, the candidates past its pool keep their order under its scores).
     pub score: f32,
     /// Lexical score.
     pub lexical: f32,
@@ -159,6 +160,16 @@ impl SearchResult {
     /// Ids of the hits, best first.
     pub fn tool_ids(&self) -> Vec<&str> {
         self.hits.iter().map(|h| h.tool.id.as_str()).collect()
+    }
+}
+
+/// After a rerank the pool carries the reranker's scores and the rest its lexical ones;
+/// the scores are capped so they never rise down the list.
+fn non_increasing(ranked: &mut [Ranked]) {
+    let mut cap = f32::INFINITY;
+    for r in ranked.iter_mut() {
+        r.score = r.score.min(cap);
+        cap = r.score;
     }
 }
 
@@ -457,6 +468,7 @@ impl ToolSearch {
             match r.rerank(&request.query, &parts, ranked.clone()).await {
                 Ok(v) => {
                     ranked = keep_candidates(ranked, v);
+                    non_increasing(&mut ranked);
                     reranked = true;
                 }
                 Err(e) => {

@@ -673,6 +673,10 @@ async fn llm_rerank_orders_by_the_answer_and_never_adds_tools() {
     // Numbered answer 3, 1 first, then the unranked pool member, then the rest as before.
     assert_eq!(&got[..3], [lex[2], lex[0], lex[1]]);
     assert_eq!(&got[3..], &lex[3..]);
+    assert!(
+        reranked.hits.windows(2).all(|w| w[0].score >= w[1].score),
+        "scores rise down the list"
+    );
     // The prompt numbered the pool (three candidates) and asked for strict output.
     let sent = &llm.requests()[0];
     let prompt = format!("{:?}", sent.messages);
@@ -753,4 +757,33 @@ async fn background_refresh_follows_the_store() {
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert!(!search.read().contains("C_LATE"));
+}
+
+#[tokio::test]
+async fn scores_never_rise_past_the_rerank_pool() {
+    let emb = Arc::new(Markers {
+        fail: false,
+        calls: Mutex::new(0),
+    });
+    // RRF scores of a two-tool pool are ≈ 0.03; the lexical scores after it are larger.
+    let reranker = Arc::new(EmbeddingReranker::new(
+        emb,
+        RerankConfig {
+            pool: 2,
+            ..RerankConfig::e5()
+        },
+    ));
+    let search = ToolSearch::new(ToolIndex::from_tools(catalog())).with_reranker(reranker);
+    let req = SearchRequest::new("email inbox repository channel message", subject())
+        .gate(GateRules::permissive())
+        .unrestricted_connections()
+        .top_n(5);
+    let res = search.search(&req).await.unwrap();
+    assert!(res.reranked);
+    assert!(res.hits.len() > 2);
+    let scores: Vec<f32> = res.hits.iter().map(|h| h.score).collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "scores rise: {scores:?}"
+    );
 }
