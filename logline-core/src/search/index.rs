@@ -1023,20 +1023,25 @@ fn value_text(prop: &Value, out: &mut String) {
         .iter()
         .filter_map(|k| prop.get(*k).and_then(Value::as_array))
         .flatten();
-    for v in prop.get("default").into_iter().chain(listed) {
-        let text = match v {
-            Value::String(s) => s.as_str(),
-            _ => continue,
-        };
-        if text.len() <= MAX_VALUE_LEN {
-            out.push_str(text);
-            out.push(' ');
-        }
+    let names = prop
+        .get("default")
+        .into_iter()
+        .chain(listed)
+        .filter_map(Value::as_str)
+        .filter(|text| text.len() <= MAX_VALUE_LEN)
+        .take(MAX_VALUES);
+    for text in names {
+        out.push_str(text);
+        out.push(' ');
     }
 }
 
 /// Longer schema values (request bodies, documents) are not names of anything.
 const MAX_VALUE_LEN: usize = 64;
+
+/// Values indexed per parameter: a huge `enum` (every timezone, every product code) would
+/// swamp the parameter field and the index.
+const MAX_VALUES: usize = 64;
 
 /// A hash of everything that affects search and exposure (all but `updated_at`).
 pub fn fingerprint(tool: &ToolSpec) -> u64 {

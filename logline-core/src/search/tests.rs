@@ -94,7 +94,12 @@ fn schema_values_are_searchable_but_long_values_are_not() {
     upload.input_schema = json!({"type": "object", "properties": {
         "body": {"type": "string", "default": body}
     }});
-    let idx = ToolIndex::from_tools([trending, upload]);
+    let mut zones = tool("TZ_CONVERT", "clock", "Convert a time");
+    let many: Vec<String> = (0..100).map(|i| format!("zone{i}")).collect();
+    zones.input_schema = json!({"type": "object", "properties": {
+        "zone": {"type": "string", "enum": many}
+    }});
+    let idx = ToolIndex::from_tools([trending, upload, zones]);
     let gate = ToolGate::new(GateRules::permissive(), Connected::Unrestricted);
     let ids = |q: &str| -> Vec<String> {
         idx.search(q, &gate, &RankHints::default(), 5)
@@ -107,6 +112,9 @@ fn schema_values_are_searchable_but_long_values_are_not() {
     assert_eq!(ids("gaming"), ["YT_TRENDING"]);
     assert_eq!(ids("usa"), ["YT_TRENDING"]);
     assert_eq!(ids("gbr"), ["YT_TRENDING"]);
+    // A huge enum is indexed up to a bound.
+    assert_eq!(ids("zone0"), ["TZ_CONVERT"]);
+    assert!(ids("zone99").is_empty());
     // A long default (a request body) is not indexed.
     assert!(
         ids("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")
