@@ -95,7 +95,9 @@ fn schema_values_are_searchable_but_long_values_are_not() {
         "body": {"type": "string", "default": body}
     }});
     let mut zones = tool("TZ_CONVERT", "clock", "Convert a time");
-    let many: Vec<String> = (0..100).map(|i| format!("zone{i}")).collect();
+    // Distinct letter-only words: `qaa`, `qab`, … (digits would split off as a token).
+    let word = |i: u8| format!("q{}{}", (b'a' + i / 26) as char, (b'a' + i % 26) as char);
+    let many: Vec<String> = (0..100).map(word).collect();
     zones.input_schema = json!({"type": "object", "properties": {
         "zone": {"type": "string", "enum": many}
     }});
@@ -113,8 +115,10 @@ fn schema_values_are_searchable_but_long_values_are_not() {
     assert_eq!(ids("usa"), ["YT_TRENDING"]);
     assert_eq!(ids("gbr"), ["YT_TRENDING"]);
     // A huge enum is indexed up to a bound.
-    assert_eq!(ids("zone0"), ["TZ_CONVERT"]);
-    assert!(ids("zone99").is_empty());
+    assert_eq!(ids(&word(0)), ["TZ_CONVERT"]);
+    assert_eq!(ids(&word(63)), ["TZ_CONVERT"]);
+    assert!(ids(&word(64)).is_empty());
+    assert!(ids(&word(99)).is_empty());
     // A long default (a request body) is not indexed.
     assert!(
         ids("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")
