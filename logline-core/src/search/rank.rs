@@ -14,9 +14,9 @@
 //! practice of weighting short, descriptive fields (titles) above the body: the tool name
 //! counts three times, the toolkit twice, the description once, parameter names and
 //! descriptions and the output's property names half. The parameter field also holds the
-//! short string values the input schema names (`enum`, `default`, `examples`): a request
-//! says "trending gaming videos" or quotes an id in the format a tool's example shows, in
-//! the words of those values, not of the parameter's name.
+//! short string values the input schema names (`enum`, `default`, `examples`; at most 64 per
+//! parameter): a request says "trending gaming videos" or quotes an id in the format a tool's
+//! example shows, in the words of those values, not of the parameter's name.
 //!
 //! Tools are also scored as members of their toolkit: the toolkit is one document made of all
 //! its tools (BM25 over the members' summed field-weighted term frequencies, normalised by the
