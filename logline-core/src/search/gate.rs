@@ -188,6 +188,43 @@ pub enum DenyReason {
     },
 }
 
+impl std::fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DenyReason::NotConnected { toolkit: Some(kit) } => {
+                write!(
+                    f,
+                    "needs a connection to `{kit}`, which the user has not made"
+                )
+            }
+            DenyReason::NotConnected { toolkit: None } => {
+                write!(f, "needs a connection the user has not made")
+            }
+            DenyReason::NoAuthToolsOff => {
+                write!(f, "tools without a connection are off for this request")
+            }
+            DenyReason::BlockedTag { tag } => write!(f, "carries the blocked tag `{tag}`"),
+            DenyReason::TooRisky { risk, max } => write!(
+                f,
+                "risk {} is above the allowed {}",
+                risk.as_str(),
+                max.as_str()
+            ),
+            DenyReason::OutOfScope => write!(f, "outside the app's tools and toolkits"),
+            DenyReason::DeniedTool => write!(f, "on the request's denied list"),
+            DenyReason::HubNotAllowed { hub } => write!(f, "runs on hub `{hub}`, not allowed"),
+            DenyReason::Policy {
+                policy_id: Some(id),
+                reason,
+            } => write!(f, "denied by policy `{id}`: {reason}"),
+            DenyReason::Policy {
+                policy_id: None,
+                reason,
+            } => write!(f, "denied by policy: {reason}"),
+        }
+    }
+}
+
 /// Rules plus the user's connections, in a form that checks quickly.
 #[derive(Debug, Clone)]
 pub struct ToolGate {

@@ -455,7 +455,16 @@ impl ToolIndex {
         kit_touched.clear();
         seen.clear();
         seen.resize(self.docs.len(), false);
-        self.accumulate(queries, acc, seen, touched, kit_acc, kit_wtf, kit_touched);
+        self.accumulate(
+            queries,
+            &gate_ids,
+            acc,
+            seen,
+            touched,
+            kit_acc,
+            kit_wtf,
+            kit_touched,
+        );
         // The gate does not depend on the query: once per touched tool.
         touched.retain(|&slot| gate_ids.allows(self, slot));
 
@@ -610,11 +619,13 @@ impl ToolIndex {
 
     /// Adds, for every query `i`, the BM25F score of every tool matching `queries[i]` into
     /// `acc[slot * nq + i]` and, when `kit_acc` is not empty, the toolkit-level BM25F score
-    /// into `kit_acc[kit * nq + i]`. `touched` gets every tool some query matched.
+    /// into `kit_acc[kit * nq + i]` from the members `gate` may show. `touched` gets every
+    /// tool some query matched.
     #[allow(clippy::too_many_arguments)]
     fn accumulate(
         &self,
         queries: &[&str],
+        gate: &CompiledGate<'_>,
         acc: &mut [f32],
         seen: &mut [bool],
         touched: &mut Vec<u32>,
@@ -687,7 +698,7 @@ impl ToolIndex {
                 for &(i, weight) in &active {
                     acc[row + i] += weight * tfw / (p.k1 + tfw);
                 }
-                if kits && m.toolkit != NO_KIT {
+                if kits && m.toolkit != NO_KIT && gate.may_show(m) {
                     let k = m.toolkit as usize;
                     if kit_wtf[k] == 0.0 {
                         kit_touched.push(m.toolkit);
@@ -927,6 +938,13 @@ struct CompiledGate<'g> {
 }
 
 impl CompiledGate<'_> {
+    /// What a tool's own metadata decides (risk, blocked tags of the first 64 tag ids): a
+    /// tool that fails it adds nothing to its toolkit's evidence, so no toolkit is found
+    /// through tools the user will never see.
+    fn may_show(&self, m: &Meta) -> bool {
+        m.risk <= self.max_risk && m.tag_bits & self.blocked_bits == 0
+    }
+
     fn allows(&self, idx: &ToolIndex, slot: u32) -> bool {
         let m = &idx.meta[slot as usize];
         if !m.alive || m.risk > self.max_risk || m.tag_bits & self.blocked_bits != 0 {

@@ -799,3 +799,22 @@ async fn scores_never_rise_past_the_rerank_pool() {
         "scores rise: {scores:?}"
     );
 }
+
+#[test]
+fn hidden_tools_lend_no_toolkit_evidence() {
+    let mut wipe = tool("REPO_DELETE", "repo", "Delete a repository");
+    wipe.tags = vec!["delete".into()];
+    let list = tool("REPO_LIST", "repo", "List repositories");
+    let idx = ToolIndex::from_tools([wipe, list]);
+    let ids = |rules: GateRules| -> Vec<String> {
+        let gate = ToolGate::new(rules, Connected::Unrestricted);
+        idx.search("delete everything", &gate, &RankHints::default(), 5)
+            .into_iter()
+            .map(|h| h.tool.id.clone())
+            .collect()
+    };
+    // With deletion allowed, the toolkit's evidence brings its other tool along.
+    assert_eq!(ids(GateRules::permissive()), ["REPO_DELETE", "REPO_LIST"]);
+    // With `delete` blocked, nothing the user may see matched: nothing is offered.
+    assert!(ids(GateRules::default().max_risk(RiskLevel::High)).is_empty());
+}
