@@ -22,7 +22,7 @@ use logline_core::policy::{
 };
 use logline_core::run::Subject;
 use logline_core::search::{
-    GateRules, LlmRerankConfig, LlmReranker, SearchRequest, ToolIndex, ToolSearch,
+    GateRules, LlmRerankConfig, LlmReranker, SearchRequest, SearchResult, ToolIndex, ToolSearch,
 };
 use logline_core::tool::{Connection, ToolSpec};
 use serde_json::json;
@@ -191,6 +191,30 @@ fn calendar_for_staff() -> Policy {
     }
 }
 
+fn print_hits(label: &str, result: &SearchResult) {
+    println!("{label}");
+    if result.hits.is_empty() {
+        println!("  (no tool the user may use fits)");
+    }
+    for hit in &result.hits {
+        let t = &hit.tool;
+        let confirm = if t.requires_confirmation {
+            "  (asks before running)"
+        } else {
+            ""
+        };
+        println!(
+            "  {:<28} {:<7} risk {:<6} tags {:<12} score {:.3}{confirm}",
+            hit.definition.name,
+            t.toolkit.as_deref().unwrap_or("-"),
+            t.risk_level.as_str(),
+            t.tags.join(","),
+            hit.score,
+        );
+    }
+    println!();
+}
+
 fn connected(kits: &[&str]) -> Vec<Connection> {
     kits.iter()
         .map(|k| Connection {
@@ -240,28 +264,21 @@ async fn main() -> logline_core::Result<()> {
             .gate(rules.clone())
             .connections(connections.clone())
             .top_n(5);
-        let result = search.search(&request).await?;
-        println!("request: {text}");
-        if result.hits.is_empty() {
-            println!("  (no tool the user may use fits)");
-        }
-        for hit in &result.hits {
-            let t = &hit.tool;
-            println!(
-                "  {:<28} {:<7} risk {:<6} tags {:<12} score {:.3}{}",
-                hit.definition.name,
-                t.toolkit.as_deref().unwrap_or("-"),
-                format!("{:?}", t.risk_level).to_lowercase(),
-                t.tags.join(","),
-                hit.score,
-                if t.requires_confirmation {
-                    "  (asks before running)"
-                } else {
-                    ""
-                },
-            );
-        }
-        println!();
+        print_hits(&format!("request: {text}"), &search.search(&request).await?);
+    }
+
+    // Step B of the chat plan: the router's intent and candidate apps steer the ranking
+    // (intent → tags boost, candidate apps boost). Same words, two intents.
+    for intent in ["list_issues", "create_issue"] {
+        let request = SearchRequest::new("the GitHub issues about the login bug", subject.clone())
+            .gate(rules.clone())
+            .connections(connections.clone())
+            .intent(intent)
+            .candidate_apps(["github"])
+            .top_n(3);
+        let label =
+            format!("request: the GitHub issues about the login bug   (router: intent `{intent}`, app github)");
+        print_hits(&label, &search.search(&request).await?);
     }
 
     println!("never shown to this user:");
