@@ -196,6 +196,12 @@ fn print_hits(label: &str, result: &SearchResult) {
     if result.hits.is_empty() {
         println!("  (no tool the user may use fits)");
     }
+    if let Some(spent) = &result.rerank_usage {
+        println!(
+            "  (rerank: {} input + {} output tokens on {})",
+            spent.usage.input_tokens, spent.usage.output_tokens, spent.model
+        );
+    }
     for hit in &result.hits {
         let t = &hit.tool;
         let confirm = if t.requires_confirmation {

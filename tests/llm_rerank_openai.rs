@@ -11,7 +11,7 @@ use logline_core::search::{
 };
 use logline_core::tool::{Connection, RiskLevel, ToolSpec};
 use logline_openai::testing::{responses_text, FakeOpenAi, FakeReply, Tokens};
-use logline_openai::OpenAiProvider;
+use logline_openai::{openai_prices, OpenAiProvider};
 use serde_json::{json, Value};
 
 fn tool(id: &str, kit: &str, description: &str) -> ToolSpec {
@@ -110,6 +110,15 @@ async fn llm_rerank_speaks_the_responses_api_and_only_reorders_allowed_tools() {
         "unranked candidates keep their order"
     );
     assert!(!got.contains(&"MAILCHIMP_SEND_EMAIL"));
+
+    // The rerank's tokens, priced like any other call.
+    let spent = result.rerank_usage.clone().expect("rerank usage");
+    assert_eq!(spent.model, "gpt-4.1-mini");
+    assert_eq!(
+        (spent.usage.input_tokens, spent.usage.output_tokens),
+        (310, 12)
+    );
+    assert!(openai_prices().cost_cents(&spent.model, &spent.usage) > 0.0);
 
     let requests = fake.requests();
     assert_eq!(requests.len(), 1);

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::rerank::{Ranked, Reranker};
+use super::rerank::{Ranked, RerankUsage, Reranked, Reranker};
 use crate::error::{Error, Result};
 use crate::llm::{LlmProvider, LlmRequest, Message, OutputSchema};
 
@@ -134,10 +134,10 @@ impl Reranker for LlmReranker {
         query: &str,
         _parts: &[String],
         candidates: Vec<Ranked>,
-    ) -> Result<Vec<Ranked>> {
+    ) -> Result<Reranked> {
         let pool = self.config.pool.min(candidates.len());
         if pool < 2 {
-            return Ok(candidates);
+            return Ok(candidates.into());
         }
         let mut head = candidates;
         let tail = head.split_off(pool);
@@ -153,7 +153,18 @@ impl Reranker for LlmReranker {
             out.push(c);
         }
         out.extend(tail);
-        Ok(out)
+        let model = if response.model.is_empty() {
+            self.config.model.clone()
+        } else {
+            response.model.clone()
+        };
+        Ok(Reranked {
+            ranked: out,
+            usage: Some(RerankUsage {
+                model,
+                usage: response.usage,
+            }),
+        })
     }
 }
 

@@ -65,7 +65,10 @@ pub use index::{IndexConfig, RankHints, ScoredTool, ToolIndex};
 pub use llm_rerank::{LlmRerankConfig, LlmReranker};
 pub use names::{function_name, tool_definition, ToolNameMap};
 pub use rank::{intent_tags, Bm25Params, BoostParams, Field};
-pub use rerank::{keep_candidates, EmbeddingReranker, Fusion, Ranked, RerankConfig, Reranker};
+pub use rerank::{
+    keep_candidates, EmbeddingReranker, Fusion, Ranked, RerankConfig, RerankUsage, Reranked,
+    Reranker,
+};
 pub use service::{
     exposure_request, CatalogObserver, ConnectionScope, RefreshReport, RefreshTask, SearchHit,
     SearchRequest, SearchResult, ToolSearch, DEFAULT_TOP_N,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::index::{fingerprint, ScoredTool};
 use crate::error::{Error, Result};
-use crate::llm::Embedder;
+use crate::llm::{Embedder, TokenUsage};
 use crate::tool::ToolSpec;
 
 /// How lexical and semantic evidence combine.
@@ -121,10 +121,38 @@ pub trait Reranker: Send + Sync + std::fmt::Debug {
         query: &str,
         parts: &[String],
         candidates: Vec<Ranked>,
-    ) -> Result<Vec<Ranked>>;
+    ) -> Result<Reranked>;
 
     /// A tool left the catalog: drop what is cached for it.
     fn forget(&self, _tool_id: &str) {}
+}
+
+/// What a reranker returned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reranked {
+    /// The candidates, best first.
+    pub ranked: Vec<Ranked>,
+    /// Model tokens the rerank spent, when a priced model did it (an LLM reranker), for the
+    /// caller's cost accounting.
+    pub usage: Option<RerankUsage>,
+}
+
+impl From<Vec<Ranked>> for Reranked {
+    fn from(ranked: Vec<Ranked>) -> Self {
+        Reranked {
+            ranked,
+            usage: None,
+        }
+    }
+}
+
+/// Tokens a rerank spent on a model (price them with [`crate::llm::PriceTable`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RerankUsage {
+    /// Model that answered.
+    pub model: String,
+    /// Its usage.
+    pub usage: TokenUsage,
 }
 
 /// What a reranker returned, restricted to `input`: unknown and repeated tools are dropped,
@@ -313,8 +341,8 @@ impl Reranker for EmbeddingReranker {
         query: &str,
         parts: &[String],
         candidates: Vec<Ranked>,
-    ) -> Result<Vec<Ranked>> {
-        self.rerank_parts(query, parts, candidates).await
+    ) -> Result<Reranked> {
+        Ok(self.rerank_parts(query, parts, candidates).await?.into())
     }
 
     fn forget(&self, tool_id: &str) {

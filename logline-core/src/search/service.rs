@@ -12,7 +12,7 @@ use super::gate::{Connected, DenyReason, GateRules, ToolGate};
 use super::index::{RankHints, ToolIndex};
 use super::names::{tool_definition, ToolNameMap};
 use super::rank::intent_tags;
-use super::rerank::{keep_candidates, Ranked, Reranker};
+use super::rerank::{keep_candidates, Ranked, RerankUsage, Reranker};
 use crate::error::Result;
 use crate::llm::ToolDefinition;
 use crate::policy::{Effect, PolicyAction, PolicyEngine, PolicyRequest, PolicyResource};
@@ -144,6 +144,8 @@ pub struct SearchResult {
     pub policy_denied: Vec<String>,
     /// Whether the rerank stage ran.
     pub reranked: bool,
+    /// Model tokens the rerank spent (LLM rerankers), to charge to the request's budget.
+    pub rerank_usage: Option<RerankUsage>,
 }
 
 impl SearchResult {
@@ -464,10 +466,12 @@ impl ToolSearch {
             .collect();
         let mut ranked: Vec<Ranked> = allowed.into_iter().map(|(r, _)| r).collect();
         let mut reranked = false;
+        let mut rerank_usage = None;
         if let Some(r) = reranker {
             match r.rerank(&request.query, &parts, ranked.clone()).await {
                 Ok(v) => {
-                    ranked = keep_candidates(ranked, v);
+                    rerank_usage = v.usage;
+                    ranked = keep_candidates(ranked, v.ranked);
                     non_increasing(&mut ranked);
                     reranked = true;
                 }
@@ -496,6 +500,7 @@ impl ToolSearch {
             names,
             policy_denied: denied,
             reranked,
+            rerank_usage,
         })
     }
 

@@ -690,6 +690,14 @@ async fn llm_rerank_orders_by_the_answer_and_never_adds_tools() {
         "scores rise down the list"
     );
     // The prompt numbered the pool (three candidates) and asked for strict output.
+    // The rerank's tokens come back for the caller's budget (the scripted model's usage).
+    let spent = reranked.rerank_usage.clone().expect("rerank usage");
+    assert_eq!(spent.model, LlmRerankConfig::default().model);
+    assert_eq!(
+        (spent.usage.input_tokens, spent.usage.output_tokens),
+        (100, 20)
+    );
+    assert!(lexical.rerank_usage.is_none());
     let sent = &llm.requests()[0];
     let prompt = format!("{:?}", sent.messages);
     assert!(
