@@ -368,6 +368,40 @@ fn dump(index: &ToolIndex, catalog: &[ToolSpec], queries: &[Query], dir: &Path) 
     }
 }
 
+/// Resident memory of the catalog's specs and of the index structures over them, measured
+/// as growth of the process's resident set: the specs are shared (`Arc`) with the index, as
+/// `ToolIndex::upsert_arc` allows, so the second figure is the index's own cost.
+fn index_memory(tools: &[ToolSpec]) {
+    let Some(start) = resident_bytes() else {
+        return;
+    };
+    let specs: Vec<Arc<ToolSpec>> = tools.iter().cloned().map(Arc::new).collect();
+    let with_specs = resident_bytes().unwrap_or(start);
+    let mut index = ToolIndex::new();
+    for spec in &specs {
+        index.upsert_arc(spec.clone());
+    }
+    let with_index = resident_bytes().unwrap_or(with_specs);
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let n = specs.len().max(1) as f64;
+    println!(
+        "memory: {} tool specs {:.1} MiB ({:.0} B each, their JSON Schemas); index structures \
+         over them +{:.1} MiB ({:.0} B per tool)",
+        specs.len(),
+        mib(with_specs.saturating_sub(start)),
+        with_specs.saturating_sub(start) as f64 / n,
+        mib(with_index.saturating_sub(with_specs)),
+        with_index.saturating_sub(with_specs) as f64 / n,
+    );
+}
+
+/// The process's resident set size (Linux `/proc/self/statm`, 4 KiB pages).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
 /// Splitmix64: a deterministic generator for the synthetic catalog.
 struct Rng(u64);
 
@@ -732,6 +766,7 @@ fn main() {
 
     println!("\n== 20,000-tool catalog (real + generated distractors) ==");
     let big = synthetic(&catalog, 20_000);
+    index_memory(&big);
     let t = Instant::now();
     let big_index = build_index(&big);
     println!(
