@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::Utc;
-use logline_core::queue::{Job, JobHandler, NewJob, Queue};
+use logline_core::queue::{slot_start, Job, JobHandler, NewJob, Queue};
 use logline_core::search::index::fingerprint;
 use logline_core::search::CatalogObserver;
 use logline_core::store::{DefinitionStore, Page, ToolQuery};
@@ -401,10 +401,9 @@ impl JobHandler for CatalogSyncJob {
             let every = self.sync.hub().config().refresh_interval;
             let at = Utc::now()
                 + chrono::Duration::from_std(every).unwrap_or_else(|_| chrono::Duration::hours(1));
-            // Round to the interval so concurrent schedulers pick the same slot.
+            // The slot after the one holding `at`: concurrent schedulers pick the same one.
             let secs = every.as_secs().max(1) as i64;
-            let slot = chrono::DateTime::from_timestamp(at.timestamp() / secs * secs + secs, 0)
-                .unwrap_or(at);
+            let slot = slot_start(at, every) + chrono::Duration::seconds(secs);
             q.enqueue(sync_job(SyncMode::Incremental, Some(slot)))
                 .await?;
         }

@@ -305,6 +305,14 @@ impl<T: Queue + ?Sized> Queue for Arc<T> {
     }
 }
 
+/// The start of the `every`-long time slot holding `t` (slots are aligned on the Unix epoch,
+/// `every` counts in whole seconds, at least one). Self-rescheduling jobs key their next run
+/// by slot, so every process that schedules it computes the same idempotency key.
+pub fn slot_start(t: DateTime<Utc>, every: Duration) -> DateTime<Utc> {
+    let secs = i64::try_from(every.as_secs()).unwrap_or(i64::MAX).max(1);
+    DateTime::from_timestamp(t.timestamp().div_euclid(secs) * secs, 0).unwrap_or(t)
+}
+
 /// The `Conflict` of [`Queue::complete_batch`] when the leases of `job_ids` were lost.
 pub fn lost_leases(job_ids: &[String]) -> crate::Error {
     crate::Error::Conflict(format!(

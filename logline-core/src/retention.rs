@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{spawn_worker, WorkerOptions, WorkerPool};
 use crate::error::{Error, Result};
-use crate::queue::{Job, JobHandler, JobId, NewJob, Queue};
+use crate::queue::{slot_start, Job, JobHandler, JobId, NewJob, Queue};
 use crate::store::RunStore;
 
 /// Queue of retention passes.
@@ -242,12 +242,6 @@ fn pass_job(slot: DateTime<Utc>, at: DateTime<Utc>) -> NewJob {
         .idempotency_key(format!("logline-retention:{}", slot.timestamp()))
         .run_at(at)
         .max_attempts(3)
-}
-
-/// The start of the `every`-long slot holding `t` (slots are aligned on the Unix epoch).
-fn slot_start(t: DateTime<Utc>, every: Duration) -> DateTime<Utc> {
-    let secs = i64::try_from(every.as_secs()).unwrap_or(i64::MAX).max(1);
-    DateTime::from_timestamp(t.timestamp().div_euclid(secs) * secs, 0).unwrap_or(t)
 }
 
 fn cutoff(now: DateTime<Utc>, keep: Duration) -> Result<DateTime<Utc>> {

@@ -327,9 +327,23 @@ impl PgStore {
         }
     }
 
-    /// Runs a retention statement (`$1` cutoff, `$2` batch size); returns the runs removed.
-    async fn retire_runs(&self, sql: &str, cutoff: DateTime<Utc>, limit: i64) -> Result<u64> {
-        Ok(sqlx::query(sql)
+    /// Removes up to `limit` terminal runs finished before `cutoff` with their events and
+    /// steps, in one statement; `extra` is a further CTE over `victims` run before the runs
+    /// go (the archive copy), or empty. Returns the runs removed.
+    async fn retire_runs(&self, extra: &str, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
+        let limit = bigint("limit", limit)?;
+        let sql = format!(
+            "WITH victims AS (
+                 SELECT id FROM runs WHERE finished_at < $1 AND status IN {TERMINAL}
+                 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED
+             ), de AS (
+                 DELETE FROM events e USING victims v WHERE e.run_id = v.id
+             ), ds AS (
+                 DELETE FROM steps s USING victims v WHERE s.run_id = v.id
+             ){extra}
+             DELETE FROM runs r USING victims v WHERE r.id = v.id"
+        );
+        Ok(sqlx::query(&sql)
             .bind(cutoff)
             .bind(limit)
             .execute(&self.db.pool)
@@ -343,16 +357,7 @@ impl PgStore {
     /// the live tables, in one statement. Returns how many runs were archived; call again
     /// until 0.
     pub async fn archive_runs(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
-        let limit = bigint("limit", limit)?;
-        let sql = format!(
-            "WITH victims AS (
-                 SELECT id FROM runs WHERE finished_at < $1 AND status IN {TERMINAL}
-                 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED
-             ), de AS (
-                 DELETE FROM events e USING victims v WHERE e.run_id = v.id
-             ), ds AS (
-                 DELETE FROM steps s USING victims v WHERE s.run_id = v.id
-             ), arch AS (
+        const ARCHIVE: &str = ", arch AS (
                  INSERT INTO runs_archive (id, workflow_id, tenant_id, status, created_at,
                                            updated_at, run, steps, events, effects)
                  SELECT r.id, r.workflow_id, r.tenant_id, r.status, r.created_at, r.updated_at,
@@ -366,10 +371,8 @@ impl PgStore {
                                FROM effects f WHERE f.run_id = r.id), '[]')
                  FROM runs r JOIN victims v ON v.id = r.id
                  ON CONFLICT (id) DO NOTHING
-             )
-             DELETE FROM runs r USING victims v WHERE r.id = v.id"
-        );
-        self.retire_runs(&sql, cutoff, limit).await
+             )";
+        self.retire_runs(ARCHIVE, cutoff, limit).await
     }
 }
 
@@ -625,19 +628,7 @@ impl RunStore for PgStore {
     }
 
     async fn purge_runs(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
-        let limit = bigint("limit", limit)?;
-        let sql = format!(
-            "WITH victims AS (
-                 SELECT id FROM runs WHERE finished_at < $1 AND status IN {TERMINAL}
-                 ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED
-             ), de AS (
-                 DELETE FROM events e USING victims v WHERE e.run_id = v.id
-             ), ds AS (
-                 DELETE FROM steps s USING victims v WHERE s.run_id = v.id
-             )
-             DELETE FROM runs r USING victims v WHERE r.id = v.id"
-        );
-        self.retire_runs(&sql, cutoff, limit).await
+        self.retire_runs("", cutoff, limit).await
     }
 }
 
