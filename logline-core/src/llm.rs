@@ -9,6 +9,9 @@ use serde_json::Value;
 
 use crate::error::Result;
 
+/// Name of the provider agents use when their model profile names none.
+pub const DEFAULT_PROVIDER: &str = "default";
+
 /// A function the model may call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolDefinition {

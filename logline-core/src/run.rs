@@ -261,6 +261,9 @@ pub struct Cursor {
     pub last_output: Value,
     /// How often each node has run (cycle guards).
     pub visits: BTreeMap<String, u32>,
+    /// Latest output of each node that a `$nodes.<id>` template of the workflow reads.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, Value>,
     /// Events of the current, unfinished step already committed (at a pause);
     /// a replay of that step regenerates but does not re-append them.
     pub committed_step_events: u32,

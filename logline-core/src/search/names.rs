@@ -17,8 +17,8 @@ pub const MAX_FUNCTION_NAME: usize = 64;
 pub const MAX_DESCRIPTION: usize = 1024;
 
 /// The function name of `tool_id`: the id itself when it already fits the pattern; otherwise
-/// invalid characters become `_` and, if anything changed or it was too long, an 8-hex digest
-/// of the id is appended so distinct ids keep distinct names.
+/// runs of invalid characters become one `_`, and an 8-hex digest of the id is appended when
+/// that is still too long (or empty). [`ToolNameMap`] keeps names unique within a request.
 pub fn function_name(tool_id: &str) -> String {
     let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
     if !tool_id.is_empty() && tool_id.len() <= MAX_FUNCTION_NAME && tool_id.chars().all(valid) {
@@ -32,6 +32,9 @@ pub fn function_name(tool_id: &str) -> String {
         }
     }
     let base = base.trim_matches('_');
+    if !base.is_empty() && base.len() <= MAX_FUNCTION_NAME {
+        return base.to_string();
+    }
     let digest = hex::encode(&Sha256::digest(tool_id.as_bytes())[..4]);
     let keep = MAX_FUNCTION_NAME - digest.len() - 1;
     let cut: String = base.chars().take(keep).collect();
@@ -153,8 +156,12 @@ mod tests {
         let a = function_name("ticketing.list_open");
         let b = function_name("ticketing list open");
         assert!(valid(&a) && valid(&b), "{a} {b}");
-        assert!(a.starts_with("ticketing_list_open_"));
-        assert_ne!(a, b);
+        assert_eq!(a, "ticketing_list_open");
+        let mut m = ToolNameMap::new();
+        assert_ne!(
+            m.insert("ticketing.list_open"),
+            m.insert("ticketing list open")
+        );
         let long = "x".repeat(100);
         assert!(valid(&function_name(&long)));
         assert!(valid(&function_name("Ünïcode / API::Ä")));

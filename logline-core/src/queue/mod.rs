@@ -11,6 +11,9 @@ use uuid::Uuid;
 
 use crate::error::Result;
 
+mod worker;
+pub use worker::{spawn_worker, WorkerOptions, WorkerPool};
+
 /// Identifier of a job.
 pub type JobId = Uuid;
 
