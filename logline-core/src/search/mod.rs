@@ -53,6 +53,7 @@ pub mod names;
 pub mod rank;
 pub mod rerank;
 mod service;
+mod source;
 pub mod stem;
 pub mod tokenize;
 
@@ -69,6 +70,7 @@ pub use rerank::{
     keep_candidates, EmbeddingReranker, Fusion, Ranked, RerankConfig, RerankUsage, Reranked,
     Reranker,
 };
+pub use source::SearchToolSource;
 pub use service::{
     exposure_request, CatalogObserver, ConnectionScope, RefreshReport, RefreshTask, SearchHit,
     SearchRequest, SearchResult, ToolSearch, DEFAULT_TOP_N,
