@@ -42,13 +42,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
     };
     let storage = if std::env::var_os("DATABASE_URL").is_some() {
-        let store = logline_postgres::PgStore::from_env().await?;
-        store.migrate().await?;
-        let queue = store.queue();
+        let backend = logline_postgres::PgBackend::from_env().await?;
+        backend.migrate().await?;
         builder = builder
-            .store(Arc::new(store.clone()))
-            .queue(Arc::new(queue))
-            .run_starter(Arc::new(store));
+            .store(Arc::new(backend.store()))
+            .queue(Arc::new(backend.queue()))
+            .run_starter(Arc::new(backend));
         "postgres"
     } else {
         "in-memory (set DATABASE_URL for PostgreSQL)"
