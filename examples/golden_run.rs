@@ -1,4 +1,4 @@
-//! The golden run (blueprint §3.6): `demo_ticket_triage_v1` end to end, printed with its trace.
+//! The golden run, ticket triage: `demo_ticket_triage_v1` end to end, printed with its trace.
 //!
 //! - Nothing configured: in-memory store and queue, and a scripted triage LLM.
 //! - `OPENAI_API_KEY` set: the real OpenAI Responses API (`OPENAI_MODEL`, default

@@ -1,4 +1,4 @@
-//! The golden run (blueprint §3.6) on PostgreSQL, in one process or split across several.
+//! The golden run (ticket triage) on PostgreSQL, in one process or split across several.
 //!
 //! ```sh
 //! pg_ctlcluster --skip-systemctl-redirect 15 main start || true
