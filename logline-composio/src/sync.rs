@@ -1,5 +1,5 @@
-//! Catalog sync (chat MVP plan §3): every page of `/toolkits` and `/tools` into the store's
-//! tool catalog, incremental refreshes between full ones, and a queue job that runs it.
+//! Catalog sync: every page of `/toolkits` and `/tools` into the store's tool catalog,
+//! incremental refreshes between full ones, and a queue job that runs it.
 //!
 //! A **full** sync lists every tool. An **incremental** sync lists the toolkits, compares each
 //! toolkit's fingerprint (`meta.updated_at` + `meta.tools_count`) with the previous sync and

@@ -81,7 +81,7 @@ pub enum BudgetKind {
 }
 
 impl BudgetKind {
-    /// The blueprint's reason string, e.g. `budget_exceeded: cost`.
+    /// The reason string recorded on the run, e.g. `budget_exceeded: cost`.
     pub fn reason(self) -> &'static str {
         match self {
             BudgetKind::Cost => "budget_exceeded: cost",

@@ -1,4 +1,4 @@
-//! The append-only event trace of a run (blueprint §4.1, §3.6).
+//! The append-only event trace of a run: what happened, in order, numbered per run.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

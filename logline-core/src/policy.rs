@@ -1,4 +1,4 @@
-//! Policy engine v1 (blueprint §4.4.1): rules over field paths, four effects, priorities.
+//! Policy engine v1: rules over field paths, four effects, priorities.
 
 use std::sync::Arc;
 

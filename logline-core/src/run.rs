@@ -1,4 +1,4 @@
-//! Runs, steps and the state the engine checkpoints between steps (blueprint §4.1).
+//! Runs, steps and the state the engine checkpoints between steps.
 
 use std::collections::BTreeMap;
 
@@ -130,7 +130,7 @@ impl Subject {
     }
 }
 
-/// Per-run execution budget (blueprint §4.1.1). `None` means unlimited.
+/// Per-run execution budget. `None` means unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Budget {
     /// Cost ceiling in US cents for LLM calls and charged tools.

@@ -49,7 +49,7 @@ impl RiskLevel {
     }
 }
 
-/// A catalog entry (blueprint `tools`, chat plan `tool_actions`).
+/// A catalog entry: one tool (a hub action or a local function) with its schemas and risk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {
     /// Stable id, e.g. `ticketing.list_open` or `GMAIL_SEND_EMAIL`.

@@ -613,7 +613,7 @@ async fn confirmed_tool_calls_pause_and_approval_is_bound_to_the_arguments() {
 }
 
 #[tokio::test]
-async fn golden_run_produces_the_blueprint_result_and_events() {
+async fn golden_run_produces_the_expected_result_and_events() {
     let llm = Arc::new(golden::scripted_llm());
     let engine = golden::with_tool(Engine::builder().default_llm(llm))
         .build()

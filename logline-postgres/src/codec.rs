@@ -1,12 +1,21 @@
 //! Conversions between core types and rows.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use logline_core::store::Page;
 use logline_core::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::corrupt;
+
+/// `(offset, limit)` of a page as `BIGINT`s.
+pub(crate) fn page_args(page: Page) -> (i64, i64) {
+    (
+        i64::try_from(page.offset).unwrap_or(i64::MAX),
+        i64::try_from(page.limit).unwrap_or(i64::MAX),
+    )
+}
 
 /// The snake_case name serde gives a unit enum variant (`RunStatus::Completed` → `completed`).
 pub(crate) fn enum_str<T: Serialize>(v: &T) -> Result<String> {

@@ -1,4 +1,5 @@
-//! The state [`crate::PgStore`] and [`crate::PgQueue`] share: pool, settings, wake-up hub.
+//! The state a [`crate::PgStore`] and a [`crate::PgQueue`] made from one [`crate::PgBackend`]
+//! share: pool, settings, wake-up hub.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

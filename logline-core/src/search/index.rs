@@ -25,12 +25,15 @@ const NO_KIT: u32 = u32::MAX;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IndexConfig {
     /// Text analysis.
-    pub analyzer: Analyzer,
+    pub(crate) analyzer: Analyzer,
     /// BM25F parameters.
-    pub bm25: Bm25Params,
+    pub(crate) bm25: Bm25Params,
     /// Router boosts.
-    pub boosts: BoostParams,
-    /// Fuse toolkit-level evidence into tool scores (see [`super::rank`]).
+    pub(crate) boosts: BoostParams,
+    /// Fuse toolkit-level evidence into tool scores: a tool also scores as a member of its
+    /// toolkit (the toolkit read as one document made of all its tools), because a request
+    /// usually names or describes an app and the tools it needs come from that app. On by
+    /// default.
     pub toolkit_evidence: bool,
 }
 
@@ -61,7 +64,8 @@ pub struct ScoredTool {
 pub struct RankHints {
     /// Toolkits the router proposed.
     pub candidate_apps: Vec<String>,
-    /// Tags of the request's intent (see [`super::rank::intent_tags`]).
+    /// Tags of the request's intent (`read`, `write`, `send`, ...; see
+    /// [`SearchRequest::intent`](super::SearchRequest::intent)).
     pub intent_tags: Vec<String>,
 }
 
@@ -405,7 +409,7 @@ impl ToolIndex {
     }
 
     /// [`Self::search`] for several queries at once (a request and its sub-requests, see
-    /// [`super::decompose`](mod@super::decompose)): element `i` of the result is exactly
+    /// [`DecomposeConfig`](super::DecomposeConfig)): element `i` of the result is exactly
     /// `search(queries[i], ..)`, but each posting list is scanned once for all the queries
     /// that contain its term.
     pub fn search_many(
@@ -976,7 +980,7 @@ impl CompiledGate<'_> {
 }
 
 /// The text of each [`Field`] of a tool.
-pub fn field_texts(tool: &ToolSpec) -> [String; FIELD_COUNT] {
+pub(crate) fn field_texts(tool: &ToolSpec) -> [String; FIELD_COUNT] {
     let kit = tool.toolkit.clone().unwrap_or_default();
     let analyzer = Analyzer {
         stem: false,

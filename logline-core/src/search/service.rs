@@ -20,7 +20,7 @@ use crate::run::Subject;
 use crate::store::{DefinitionStore, Page, ToolQuery};
 use crate::tool::{Connection, ToolHub, ToolSpec};
 
-/// Tools returned when a request does not say (chat MVP plan §0: 5-8).
+/// Tools returned when a request does not say: few enough for a model to choose well.
 pub const DEFAULT_TOP_N: usize = 8;
 
 /// Where the user's connections come from.
@@ -246,7 +246,7 @@ impl ToolSearch {
     }
 
     /// Splits multi-intent requests into sub-requests ranked separately and merged (see
-    /// [`super::decompose`](mod@super::decompose)); off by default. With
+    /// [`DecomposeConfig`](super::DecomposeConfig)); off by default. With
     /// `DecomposeConfig::default()` lexical recall@8 on the StableToolBench catalog rises from
     /// 0.833 to 0.843, and a Top-8 search ranks ~4 lists instead of one (p99 at 20,000 tools
     /// about twice a plain search's: 1.4–1.6 ms instead of 0.7–0.9 ms).
@@ -548,7 +548,7 @@ impl ToolSearch {
 }
 
 /// The `PolicyAction::ToolExposure` question about `tool`.
-pub fn exposure_request(subject: &Subject, tool: &ToolSpec) -> PolicyRequest {
+pub(crate) fn exposure_request(subject: &Subject, tool: &ToolSpec) -> PolicyRequest {
     PolicyRequest {
         action: PolicyAction::ToolExposure,
         subject: subject.clone(),

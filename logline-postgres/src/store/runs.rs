@@ -14,9 +14,10 @@ use sqlx::{Postgres, Row, ValueRef};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::defs::page_args;
 use super::PgStore;
-use crate::codec::{bigint, int, join, join_ts, non_null, parse_enum, split, split_ts, unsigned};
+use crate::codec::{
+    bigint, int, join, join_ts, non_null, page_args, parse_enum, split, split_ts, unsigned,
+};
 use crate::error::{db, is_foreign_key_violation};
 
 /// Statuses that end a run (kept in sync with `RunStatus::is_terminal`).
@@ -211,11 +212,7 @@ WITH upd AS (
 SELECT version, last_seq FROM upd";
 
 /// Creates a run on `conn` (a pooled connection or an open transaction).
-pub(crate) async fn create_run(
-    conn: &mut PgConnection,
-    run: &Run,
-    events: &[NewEvent],
-) -> Result<Committed> {
+async fn create_run(conn: &mut PgConnection, run: &Run, events: &[NewEvent]) -> Result<Committed> {
     let cols = RunCols::new(run)?;
     let ev = EventCols::new(events);
     let n = ev.len();
@@ -315,6 +312,17 @@ fn of_run(run_id: RunId, rows: Vec<PgRow>, key: &str) -> Result<Vec<PgRow>> {
 }
 
 impl PgStore {
+    /// [`RunStore::create_run`] inside the caller's transaction (e.g. one from
+    /// [`PgStore::begin`]): the run exists only if the transaction commits.
+    pub async fn create_run_in(
+        &self,
+        conn: &mut PgConnection,
+        run: &Run,
+        events: &[NewEvent],
+    ) -> Result<Committed> {
+        create_run(conn, run, events).await
+    }
+
     async fn last_seq(&self, id: RunId) -> Result<u64> {
         let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM runs WHERE id = $1")
             .bind(id)
