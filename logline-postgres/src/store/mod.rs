@@ -147,19 +147,27 @@ impl PolicySource for PgStore {
     /// through this store invalidate the cache at once).
     async fn policies(&self) -> Result<Arc<Vec<Policy>>> {
         let ttl = self.db.config.policy_cache_ttl;
-        if let Ok(c) = self.db.policy_cache.lock() {
-            if let Some((at, list)) = c.as_ref() {
-                if at.elapsed() < ttl {
-                    return Ok(Arc::clone(list));
-                }
-            }
+        // The cache is one `Option` replaced whole, so a poisoned lock still holds a
+        // consistent value.
+        let cache = || {
+            self.db
+                .policy_cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let cached = cache()
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < ttl)
+            .map(|(_, list)| Arc::clone(list));
+        if let Some(list) = cached {
+            return Ok(list);
         }
         let generation = self.db.policy_gen.load(Ordering::SeqCst);
         let list = Arc::new(defs::enabled_policies(&self.db.pool).await?);
-        if let Ok(mut c) = self.db.policy_cache.lock() {
-            if self.db.policy_gen.load(Ordering::SeqCst) == generation {
-                *c = Some((Instant::now(), Arc::clone(&list)));
-            }
+        // Checked under the lock: an invalidation in between clears after us.
+        let mut c = cache();
+        if self.db.policy_gen.load(Ordering::SeqCst) == generation {
+            *c = Some((Instant::now(), Arc::clone(&list)));
         }
         Ok(list)
     }
