@@ -341,9 +341,3 @@ impl Error {
         }
     }
 }
-
-impl From<serde_json::Error> for Error {
-    fn from(e: serde_json::Error) -> Self {
-        Error::InvalidInput(format!("json: {e}"))
-    }
-}

@@ -310,7 +310,8 @@ impl Registry for AnyRegistry {
 impl WorkflowDefinition {
     /// Parses a JSON definition.
     pub fn from_json(v: Value) -> crate::Result<Self> {
-        Ok(serde_json::from_value(v)?)
+        serde_json::from_value(v)
+            .map_err(|e| crate::Error::InvalidInput(format!("workflow definition: {e}")))
     }
 
     /// The node with `id`.

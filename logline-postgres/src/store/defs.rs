@@ -15,7 +15,7 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::Row;
 
 use super::PgStore;
-use crate::codec::{enum_str, join, split};
+use crate::codec::{enum_str, join, split, to_json};
 use crate::error::{corrupt, db};
 
 /// Rows per statement when writing tool batches.
@@ -206,7 +206,7 @@ impl DefinitionStore for PgStore {
                 hubs.push(t.hub.clone());
                 risks.push(t.risk_level.as_str().to_string());
                 confirm.push(t.requires_confirmation);
-                specs.push(serde_json::to_value(t)?);
+                specs.push(to_json(t)?);
                 updated.push(t.updated_at);
             }
             sqlx::query(
@@ -294,7 +294,7 @@ impl DefinitionStore for PgStore {
         .bind(&agent.id)
         .bind(&agent.name)
         .bind(&agent.allowed_tools)
-        .bind(serde_json::to_value(agent)?)
+        .bind(to_json(agent)?)
         .execute(&self.db.pool)
         .await
         .map_err(db)?;
@@ -332,7 +332,7 @@ impl DefinitionStore for PgStore {
         .bind(enum_str(&policy.effect)?)
         .bind(policy.priority)
         .bind(policy.enabled)
-        .bind(serde_json::to_value(policy)?)
+        .bind(to_json(policy)?)
         .execute(&self.db.pool)
         .await;
         self.db.invalidate_policies();
