@@ -390,7 +390,9 @@ impl CatalogSyncJob {
 #[async_trait]
 impl JobHandler for CatalogSyncJob {
     async fn handle(&self, job: &Job, cancel: CancellationToken) -> Result<()> {
-        let payload: SyncPayload = serde_json::from_value(job.payload.clone())?;
+        let payload = SyncPayload::deserialize(&job.payload).map_err(|e| {
+            logline_core::Error::Internal(format!("catalog sync job payload is unreadable: {e}"))
+        })?;
         let report = tokio::select! {
             r = self.sync.run(payload.mode) => r?,
             _ = cancel.cancelled() => {

@@ -9,6 +9,10 @@ use uuid::Uuid;
 
 use crate::error::BudgetKind;
 
+mod stored;
+
+pub use stored::{RUN_STATE_VERSION, RUN_STATE_VERSION_KEY};
+
 /// Identifier of a run.
 pub type RunId = Uuid;
 

@@ -7,6 +7,12 @@ use serde_json::Value;
 use crate::config::OpenAiConfig;
 use crate::names::NameMap;
 
+/// The JSON bytes of a request body we built (a failure is a bug, not bad input).
+pub(crate) fn body_bytes<T: serde::Serialize>(body: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(body)
+        .map_err(|e| Error::Internal(format!("request body not serializable: {e}")))
+}
+
 /// Per-request context the decoders need: the name aliases, the model and whether structured
 /// output was requested.
 #[derive(Debug)]

@@ -10,7 +10,7 @@ use logline_core::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::common::{arguments_string, code_string, resolve_model, DecodeCtx};
+use crate::common::{arguments_string, body_bytes, code_string, resolve_model, DecodeCtx};
 use crate::config::OpenAiConfig;
 use crate::error::OpenAiError;
 use crate::stream::Assembler;
@@ -181,7 +181,7 @@ pub(crate) fn encode(
         store: config.store,
         stream,
     };
-    Ok(serde_json::to_vec(&body)?)
+    body_bytes(&body)
 }
 
 // ---------------------------------------------------------------- response

@@ -7,3 +7,10 @@ mod llm;
 
 pub use hub::FakeToolHub;
 pub use llm::ScriptedLlm;
+
+/// Locks a double's script or record. Each holds plain lists changed by single pushes and
+/// pops, so after a panic on another thread (a failing test) they are still whole: a
+/// poisoned lock is used as is, and the double keeps answering and reporting.
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

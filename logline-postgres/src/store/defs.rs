@@ -19,7 +19,7 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::Row;
 
 use super::PgStore;
-use crate::codec::{enum_str, join, page_args, split};
+use crate::codec::{enum_str, join, page_args, split, to_json};
 use crate::error::{corrupt, db};
 
 /// Rows per statement when writing tool batches.
@@ -202,7 +202,7 @@ impl DefinitionStore for PgStore {
                 hubs.push(t.hub.clone());
                 risks.push(t.risk_level.as_str().to_string());
                 confirm.push(t.requires_confirmation);
-                specs.push(serde_json::to_value(t)?);
+                specs.push(to_json(t)?);
                 updated.push(t.updated_at);
             }
             sqlx::query(
@@ -290,7 +290,7 @@ impl DefinitionStore for PgStore {
         .bind(&agent.id)
         .bind(&agent.name)
         .bind(&agent.allowed_tools)
-        .bind(serde_json::to_value(agent)?)
+        .bind(to_json(agent)?)
         .execute(&self.db.pool)
         .await
         .map_err(db)?;
@@ -328,7 +328,7 @@ impl DefinitionStore for PgStore {
         .bind(enum_str(&policy.effect)?)
         .bind(policy.priority)
         .bind(policy.enabled)
-        .bind(serde_json::to_value(policy)?)
+        .bind(to_json(policy)?)
         .execute(&self.db.pool)
         .await;
         self.db.invalidate_policies();
@@ -365,19 +365,25 @@ impl PolicySource for PgStore {
     /// [`PgConfig::policy_cache_ttl`]: crate::PgConfig::policy_cache_ttl
     async fn policies(&self) -> Result<Arc<Vec<Policy>>> {
         let ttl = self.db.config.policy_cache_ttl;
-        if let Ok(c) = self.db.policy_cache.lock() {
-            if let Some((at, list)) = c.as_ref() {
-                if at.elapsed() < ttl {
-                    return Ok(Arc::clone(list));
-                }
-            }
+        // The cache is one `Option` replaced whole, so a poisoned lock still holds a
+        // consistent value.
+        let cache = || {
+            self.db
+                .policy_cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let cached = cache()
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < ttl)
+            .map(|(_, list)| Arc::clone(list));
+        if let Some(list) = cached {
+            return Ok(list);
         }
         let generation = self.db.policy_gen.load(Ordering::SeqCst);
         let list = Arc::new(enabled_policies(&self.db.pool).await?);
-        if let Ok(mut c) = self.db.policy_cache.lock() {
-            if self.db.policy_gen.load(Ordering::SeqCst) == generation {
-                *c = Some((Instant::now(), Arc::clone(&list)));
-            }
+        if self.db.policy_gen.load(Ordering::SeqCst) == generation {
+            *cache() = Some((Instant::now(), Arc::clone(&list)));
         }
         Ok(list)
     }

@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 use super::PgStore;
 use crate::codec::{
-    bigint, int, join, join_ts, non_null, page_args, parse_enum, split, split_ts, unsigned,
+    bigint, int, join, join_object, join_ts, non_null, page_args, parse_enum, split, split_object,
+    split_ts, to_json, unsigned,
 };
 use crate::error::{db, is_foreign_key_violation};
 
@@ -45,8 +46,11 @@ struct RunCols {
 
 impl RunCols {
     fn new(run: &Run) -> Result<Self> {
-        let ([input, result, error, _version], state) =
-            split(run, ["input", "result", "error", "version"])?;
+        // `state` keeps the layout version of the stored run (`Run::to_stored_json`).
+        let ([input, result, error, _version], state) = split_object(
+            run.to_stored_json()?,
+            ["input", "result", "error", "version"],
+        )?;
         Ok(RunCols {
             id: run.id,
             workflow_id: run.workflow_id.clone(),
@@ -245,7 +249,7 @@ fn decode_run(row: &PgRow) -> Result<Run> {
     let error: Option<Value> = row.try_get("error").map_err(db)?;
     let state: Value = row.try_get("state").map_err(db)?;
     let version: i64 = row.try_get("version").map_err(db)?;
-    join(
+    let stored = join_object(
         "run",
         state,
         [
@@ -254,7 +258,9 @@ fn decode_run(row: &PgRow) -> Result<Run> {
             ("error", error.unwrap_or(Value::Null)),
             ("version", Value::from(version)),
         ],
-    )
+    )?;
+    // Upgrades rows written by earlier releases.
+    Run::from_stored_json(stored)
 }
 
 fn decode_step(row: &PgRow) -> Result<Step> {
@@ -444,7 +450,7 @@ impl RunStore for PgStore {
         let now = Utc::now();
         cols.updated_at = now;
         if let Value::Object(m) = &mut cols.state {
-            m.insert("updated_at".into(), serde_json::to_value(now)?);
+            m.insert("updated_at".into(), to_json(&now)?);
         }
         let st = StepCols::new(step.as_ref())?;
         let ev = EventCols::new(&events);
