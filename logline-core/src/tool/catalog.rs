@@ -272,32 +272,31 @@ impl<'a> CatalogReconciler<'a> {
 
     /// Writes the page's new and changed tools. On error the tools written before it stay
     /// written (and reported); applying the page again is safe.
-    pub async fn apply_page(&mut self, tools: Vec<ToolSpec>) -> Result<()> {
+    pub async fn apply_page(&mut self, tools: &[ToolSpec]) -> Result<()> {
         if let Some(other) = tools.iter().find(|t| t.hub != self.scope.hub) {
             return Err(Error::InvalidInput(format!(
                 "tool `{}` of hub `{}` listed while reconciling hub `{}`",
                 other.id, other.hub, self.scope.hub
             )));
         }
-        let listed = tools.len();
         // The last listing of an id in the page wins.
-        let mut latest: HashMap<String, (u64, ToolSpec)> = HashMap::new();
-        let mut order: Vec<String> = Vec::new();
+        let mut latest: HashMap<&str, (u64, &ToolSpec)> = HashMap::new();
+        let mut order: Vec<&str> = Vec::new();
         for tool in tools {
             self.listed.insert(tool.id.clone());
-            let print = fingerprint(&tool);
+            let print = fingerprint(tool);
             if self.stored.get(&tool.id) == Some(&print) {
-                latest.remove(&tool.id);
+                latest.remove(tool.id.as_str());
                 continue;
             }
-            if latest.insert(tool.id.clone(), (print, tool.clone())).is_none() {
-                order.push(tool.id);
+            if latest.insert(&tool.id, (print, tool)).is_none() {
+                order.push(&tool.id);
             }
         }
-        let to_write: Vec<(u64, ToolSpec)> =
+        let to_write: Vec<(u64, &ToolSpec)> =
             order.iter().filter_map(|id| latest.remove(id)).collect();
         for chunk in to_write.chunks(self.batch) {
-            let specs: Vec<ToolSpec> = chunk.iter().map(|(_, t)| t.clone()).collect();
+            let specs: Vec<ToolSpec> = chunk.iter().map(|(_, t)| (*t).clone()).collect();
             self.store.put_tools(&specs).await?;
             for (print, spec) in chunk {
                 match self.stored.insert(spec.id.clone(), *print) {
@@ -308,7 +307,7 @@ impl<'a> CatalogReconciler<'a> {
             self.pending.upserted.extend(specs);
         }
         self.report.pages += 1;
-        self.report.listed += listed;
+        self.report.listed += tools.len();
         Ok(())
     }
 
@@ -317,7 +316,7 @@ impl<'a> CatalogReconciler<'a> {
     pub async fn run<P: CatalogPages + ?Sized>(&mut self, pages: &mut P) -> Result<CatalogReport> {
         while !self.listing_done {
             let page = pages.list_page(self.cursor.clone()).await?;
-            self.apply_page(page.tools).await?;
+            self.apply_page(&page.tools).await?;
             let next = page
                 .next_cursor
                 .filter(|c| !c.is_empty() && Some(c) != self.cursor.as_ref());
