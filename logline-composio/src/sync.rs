@@ -179,7 +179,14 @@ impl CatalogSync {
                 .collect(),
         };
         let listed = self
-            .list_tools(&cfg, &filters, &kits, &mut reconciler, &mut fetched, &mut pages)
+            .list_tools(
+                &cfg,
+                &filters,
+                &kits,
+                &mut reconciler,
+                &mut fetched,
+                &mut pages,
+            )
             .await;
         let outcome = match listed {
             Ok(()) => reconciler.finish().await,

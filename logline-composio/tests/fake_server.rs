@@ -198,13 +198,21 @@ async fn a_failing_page_keeps_the_pages_before_it() {
     let store = Arc::new(MemoryStore::new());
     let search = Arc::new(ToolSearch::new(ToolIndex::new()));
     let sync = CatalogSync::new(hub.clone(), store.clone()).with_observer(search.clone());
-    fake.lock().fail_next("/tools?limit=100&cursor=c200", 400, &[]);
+    fake.lock()
+        .fail_next("/tools?limit=100&cursor=c200", 400, &[]);
 
     let err = sync.run(SyncMode::Full).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-    assert_eq!(stored(&store).await.len(), 200, "the first two pages are written");
+    assert_eq!(
+        stored(&store).await.len(),
+        200,
+        "the first two pages are written"
+    );
     assert_eq!(search.read().len(), 200, "and the observer heard them");
-    assert!(hub.catalog().is_empty(), "the cached copy waits for a whole sync");
+    assert!(
+        hub.catalog().is_empty(),
+        "the cached copy waits for a whole sync"
+    );
 
     let again = sync.run(SyncMode::Full).await.unwrap();
     assert_eq!((again.tools_written, again.tools_removed), (100, 0));

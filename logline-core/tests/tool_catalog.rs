@@ -51,7 +51,12 @@ impl CatalogPages for ScriptedPages {
         };
         if self.fail_once_at == Some(at) {
             self.fail_once_at = None;
-            return Err(Error::backend(HUB, ErrorKind::Unavailable, "page lost", None));
+            return Err(Error::backend(
+                HUB,
+                ErrorKind::Unavailable,
+                "page lost",
+                None,
+            ));
         }
         Ok(ToolPage {
             tools: self.pages[at].clone(),
@@ -88,7 +93,10 @@ async fn reconcile(
     pages: Vec<Vec<ToolSpec>>,
 ) -> logline_core::tool::CatalogReport {
     let mut reconciler = CatalogReconciler::begin(store, scope).await.unwrap();
-    reconciler.run(&mut ScriptedPages::new(pages)).await.unwrap()
+    reconciler
+        .run(&mut ScriptedPages::new(pages))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -144,7 +152,10 @@ async fn changed_tools_are_written_and_vanished_ones_removed() {
     let now = stored(&store).await;
     let get = now.iter().find(|t| t.id == "a.get").unwrap();
     assert_eq!(get.description, "Get one a, by id");
-    assert!(now.iter().any(|t| t.id == "z.other"), "other hubs untouched");
+    assert!(
+        now.iter().any(|t| t.id == "z.other"),
+        "other hubs untouched"
+    );
     assert!(!now.iter().any(|t| t.id == "b.send"));
 }
 
@@ -162,7 +173,10 @@ async fn resync_of_the_same_listing_writes_nothing() {
     let mut reconciler = CatalogReconciler::begin(&store, CatalogScope::hub(HUB))
         .await
         .unwrap();
-    let report = reconciler.run(&mut ScriptedPages::new(catalog())).await.unwrap();
+    let report = reconciler
+        .run(&mut ScriptedPages::new(catalog()))
+        .await
+        .unwrap();
     assert_eq!((report.pages, report.listed, report.written()), (3, 5, 0));
     assert!(report.removed.is_empty());
     assert!(reconciler.take_changes().is_empty());
@@ -175,7 +189,10 @@ async fn resync_of_the_same_listing_writes_nothing() {
 #[tokio::test]
 async fn a_failing_page_keeps_the_earlier_pages_and_a_rerun_resumes_there() {
     let store = MemoryStore::new();
-    store.put_tools(&[tool("old.tool", "a", "Gone soon")]).await.unwrap();
+    store
+        .put_tools(&[tool("old.tool", "a", "Gone soon")])
+        .await
+        .unwrap();
     let mut reconciler = CatalogReconciler::begin(&store, CatalogScope::hub(HUB))
         .await
         .unwrap();
@@ -197,7 +214,12 @@ async fn a_failing_page_keeps_the_earlier_pages_and_a_rerun_resumes_there() {
     let report = reconciler.run(&mut pages).await.unwrap();
     assert_eq!(
         pages.asked,
-        [None, Some("p1".into()), Some("p1".into()), Some("p2".into())],
+        [
+            None,
+            Some("p1".into()),
+            Some("p1".into()),
+            Some("p2".into())
+        ],
         "the rerun starts at the page that failed"
     );
     assert_eq!((report.pages, report.listed), (3, 5));
@@ -280,7 +302,10 @@ async fn a_listing_that_comes_back_to_a_cursor_fails_without_removing() {
     assert_eq!(err.kind(), ErrorKind::Internal);
     assert!(err.to_string().contains("cursor `p1`"), "{err}");
     assert_eq!(ids(&store).await.len(), 5);
-    assert!(reconciler.run(&mut Circular).await.is_err(), "a rerun fails too");
+    assert!(
+        reconciler.run(&mut Circular).await.is_err(),
+        "a rerun fails too"
+    );
     assert_eq!(ids(&store).await.len(), 5);
 }
 
