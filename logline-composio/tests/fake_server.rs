@@ -192,6 +192,36 @@ async fn incremental_refresh_reads_only_changed_toolkits() {
 }
 
 #[tokio::test]
+async fn a_failing_page_keeps_the_pages_before_it() {
+    let fake = FakeComposio::start(FakeState::generated(300, 30)).await;
+    let hub = hub(&fake, |b| b.page_limit(100));
+    let store = Arc::new(MemoryStore::new());
+    let search = Arc::new(ToolSearch::new(ToolIndex::new()));
+    let sync = CatalogSync::new(hub.clone(), store.clone()).with_observer(search.clone());
+    fake.lock()
+        .fail_next("/tools?limit=100&cursor=c200", 400, &[]);
+
+    let err = sync.run(SyncMode::Full).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_eq!(
+        stored(&store).await.len(),
+        200,
+        "the first two pages are written"
+    );
+    assert_eq!(search.read().len(), 200, "and the observer heard them");
+    assert!(
+        hub.catalog().is_empty(),
+        "the cached copy waits for a whole sync"
+    );
+
+    let again = sync.run(SyncMode::Full).await.unwrap();
+    assert_eq!((again.tools_written, again.tools_removed), (100, 0));
+    assert_eq!(stored(&store).await.len(), 300);
+    assert_eq!(search.read().len(), 300);
+    assert_eq!(hub.catalog().len(), 300);
+}
+
+#[tokio::test]
 async fn refresh_runs_only_when_due_and_first_sync_is_full() {
     let fake = FakeComposio::start(FakeState::generated(200, 20)).await;
     let store = Arc::new(MemoryStore::new());

@@ -25,7 +25,7 @@ pub(crate) struct DecodeCtx {
 impl DecodeCtx {
     pub(crate) fn new(request: &LlmRequest, config: &OpenAiConfig) -> Result<Self> {
         Ok(DecodeCtx {
-            names: NameMap::for_request(request)?,
+            names: NameMap::for_request(request),
             model: resolve_model(request, config)?.to_string(),
             structured: request.output_schema.is_some(),
         })

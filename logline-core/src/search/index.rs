@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::gate::{toolkit_key, Connected, ToolGate};
 use super::rank::{Bm25Params, BoostParams, Field, FIELD_COUNT};
 use super::tokenize::Analyzer;
+use crate::tool::catalog::fingerprint;
 use crate::tool::{RiskLevel, ToolSpec};
 
 const F: usize = FIELD_COUNT;
@@ -1064,25 +1065,3 @@ const MAX_VALUE_LEN: usize = 64;
 /// Values indexed per parameter: a huge `enum` (every timezone, every product code) would
 /// swamp the parameter field and the index.
 const MAX_VALUES: usize = 64;
-
-/// A hash of everything that affects search and exposure (all but `updated_at`).
-pub fn fingerprint(tool: &ToolSpec) -> u64 {
-    let mut h = DefaultHasher::new();
-    tool.id.hash(&mut h);
-    tool.name.hash(&mut h);
-    tool.description.hash(&mut h);
-    tool.toolkit.hash(&mut h);
-    tool.input_schema.to_string().hash(&mut h);
-    tool.output_schema
-        .as_ref()
-        .map(Value::to_string)
-        .hash(&mut h);
-    tool.risk_level.hash(&mut h);
-    tool.side_effects.hash(&mut h);
-    tool.tags.hash(&mut h);
-    tool.requires_confirmation.hash(&mut h);
-    tool.requires_connection.hash(&mut h);
-    tool.hub.hash(&mut h);
-    tool.timeout_ms.hash(&mut h);
-    h.finish()
-}

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::index::{fingerprint, ScoredTool};
+use super::index::ScoredTool;
 use crate::error::{Error, Result};
 use crate::llm::{Embedder, TokenUsage};
+use crate::tool::catalog::fingerprint;
 use crate::tool::ToolSpec;
 
 /// How lexical and semantic evidence combine.
