@@ -20,15 +20,24 @@ fn catalog_hub() -> Arc<FakeToolHub> {
     Arc::new(
         FakeToolHub::new("fake")
             .tool(
-                ToolSpec::new("notes.create", "Create a note with a title.", object.clone()),
+                ToolSpec::new(
+                    "notes.create",
+                    "Create a note with a title.",
+                    object.clone(),
+                ),
                 |a| Ok(json!({"created": a["title"]})),
             )
             .tool(
-                ToolSpec::new("weather.today", "Today's weather forecast for a city.", object.clone()),
+                ToolSpec::new(
+                    "weather.today",
+                    "Today's weather forecast for a city.",
+                    object.clone(),
+                ),
                 |_| Ok(json!({"sky": "clear"})),
             )
             .tool(
-                ToolSpec::new("notes.delete_all", "Delete every note.", object).with_tags(["delete"]),
+                ToolSpec::new("notes.delete_all", "Delete every note.", object)
+                    .with_tags(["delete"]),
                 |_| Ok(json!({"deleted": true})),
             ),
     )
@@ -89,7 +98,10 @@ async fn an_agent_is_offered_the_search_top_n_once_per_step() {
         let names: Vec<&str> = r.tools.iter().map(|t| t.name.as_str()).collect();
         assert!(names.len() <= 2, "Top-2 offered: {names:?}");
         assert!(names.contains(&"notes_create"), "{names:?}");
-        assert!(!names.contains(&"notes_delete_all"), "the gate hides delete tools: {names:?}");
+        assert!(
+            !names.contains(&"notes_delete_all"),
+            "the gate hides delete tools: {names:?}"
+        );
     }
 }
 
@@ -114,5 +126,8 @@ async fn a_tool_the_search_did_not_offer_cannot_be_called() {
     assert_eq!(hub.executions_of("notes.delete_all"), 0);
     let second = &llm.requests()[1];
     let tool_message = serde_json::to_string(&second.messages).unwrap();
-    assert!(tool_message.contains("not available to this agent"), "{tool_message}");
+    assert!(
+        tool_message.contains("not available to this agent"),
+        "{tool_message}"
+    );
 }

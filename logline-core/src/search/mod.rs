@@ -53,7 +53,6 @@ mod gate;
 #[doc(hidden)]
 pub mod index;
 mod llm_rerank;
-pub mod names;
 mod rank;
 mod rerank;
 mod service;
@@ -71,12 +70,11 @@ pub use decompose::{DecomposeConfig, PartFusion};
 pub use gate::{toolkit_key, Connected, DenyReason, GateRules, ToolGate, DEFAULT_BLOCKED_TAGS};
 pub use index::{IndexConfig, RankHints, ScoredTool, ToolIndex};
 pub use llm_rerank::{LlmRerankConfig, LlmReranker};
-pub use names::{function_name, tool_definition, ToolNameMap};
 pub use rerank::{
     EmbeddingReranker, Fusion, Ranked, RerankConfig, RerankUsage, Reranked, Reranker,
 };
-pub use source::SearchToolSource;
 pub use service::{
     CatalogObserver, ConnectionScope, RefreshReport, RefreshTask, SearchHit, SearchRequest,
     SearchResult, ToolSearch, DEFAULT_TOP_N,
 };
+pub use source::SearchToolSource;

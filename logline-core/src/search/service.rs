@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 use super::decompose::{search_parts, DecomposeConfig};
 use super::gate::{Connected, DenyReason, GateRules, ToolGate};
 use super::index::{RankHints, ToolIndex};
-use super::names::{tool_definition, ToolNameMap};
 use super::rank::intent_tags;
 use super::rerank::{keep_candidates, Ranked, RerankUsage, Reranker};
 use crate::error::Result;
@@ -18,6 +17,7 @@ use crate::llm::ToolDefinition;
 use crate::policy::{Effect, PolicyAction, PolicyEngine, PolicyRequest, PolicyResource};
 use crate::run::Subject;
 use crate::store::{DefinitionStore, Page, ToolQuery};
+use crate::tool::{tool_definition, ToolNameMap};
 use crate::tool::{Connection, ToolHub, ToolSpec};
 
 /// Tools returned when a request does not say: few enough for a model to choose well.
@@ -163,6 +163,14 @@ impl SearchResult {
     pub fn tool_ids(&self) -> Vec<&str> {
         self.hits.iter().map(|h| h.tool.id.as_str()).collect()
     }
+}
+
+/// The function name `names` gave `tool_id` (every offered id is in the map).
+fn name_of(names: &ToolNameMap, tool_id: &str) -> String {
+    names.function_name(tool_id).map_or_else(
+        || crate::tool::names::function_name(tool_id),
+        str::to_string,
+    )
 }
 
 /// After a rerank the pool carries the reranker's scores and the rest its lexical ones;
@@ -482,12 +490,12 @@ impl ToolSearch {
         }
         ranked.truncate(request.top_n);
 
-        let mut names = ToolNameMap::new();
+        ranked.retain(|r| gate.check(&r.tool).is_ok());
+        let names = ToolNameMap::from_ids(ranked.iter().map(|r| r.tool.id.as_str()));
         let hits = ranked
             .into_iter()
-            .filter(|r| gate.check(&r.tool).is_ok())
             .map(|r| SearchHit {
-                definition: tool_definition(&r.tool, names.insert(&r.tool.id)),
+                definition: tool_definition(&r.tool, name_of(&names, &r.tool.id)),
                 requires_approval: approvals.get(&r.tool.id).copied().unwrap_or(false),
                 score: r.score,
                 lexical: r.lexical,

@@ -17,13 +17,15 @@ use crate::error::{Error, Result};
 use crate::run::{RunMode, Subject};
 
 pub mod catalog;
+pub mod definition;
 pub mod names;
 
 pub use catalog::{
     fingerprint, CatalogChanges, CatalogPages, CatalogReconciler, CatalogReport, CatalogScope,
     HubCatalog,
 };
-pub use names::{function_name, ToolNameMap};
+pub use definition::tool_definition;
+pub use names::ToolNameMap;
 
 /// How dangerous a tool is; policies compare against it.
 #[derive(

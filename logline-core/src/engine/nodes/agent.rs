@@ -12,8 +12,7 @@ use crate::engine::step::{Interrupt, NodeResult, StepCtx};
 use crate::engine::tool_runtime::{self, Caller};
 use crate::error::{Error, Result};
 use crate::llm::{LlmResponse, Message, OutputSchema, ToolChoice, ToolDefinition};
-use crate::search::{tool_definition, ToolNameMap};
-use crate::tool::ToolSpec;
+use crate::tool::{tool_definition, ToolNameMap, ToolSpec};
 use crate::workflow::AgentNode;
 
 /// The tools one agent step may use: the definitions shown to the model and the map back
@@ -52,11 +51,13 @@ async fn offered_tools(sc: &StepCtx<'_>, agent: &Agent, request: &str) -> Result
                 .await?
         }
     };
-    let mut names = ToolNameMap::new();
+    let names = ToolNameMap::from_ids(specs.iter().map(|s| s.id.as_str()));
     let mut definitions = Vec::with_capacity(specs.len());
     let mut by_id = HashMap::with_capacity(specs.len());
     for spec in specs {
-        definitions.push(tool_definition(&spec, names.insert(&spec.id)));
+        if let Some(name) = names.function_name(&spec.id) {
+            definitions.push(tool_definition(&spec, name.to_string()));
+        }
         by_id.insert(spec.id.clone(), spec);
     }
     Ok(Offered {

@@ -1,12 +1,10 @@
-//! LLM function definitions for tools. Their names come from the workspace's one tool-name
-//! map, [`crate::tool::names`] (re-exported here for the search API).
+//! The function definition a model sees for a tool; its name comes from the workspace's one
+//! tool-name map, [`crate::tool::names`].
 
 use serde_json::{json, Value};
 
 use crate::llm::ToolDefinition;
 use crate::tool::ToolSpec;
-
-pub use crate::tool::names::{function_name, ToolNameMap};
 
 /// Longest description put in a definition (longer ones are cut at a word boundary).
 pub const MAX_DESCRIPTION: usize = 1024;
