@@ -173,6 +173,8 @@ pub enum Error {
         message: String,
         /// Whether a retry may succeed (overrides the kind's default).
         retryable: bool,
+        /// The server's requested wait; whether the call provably did not run.
+        hint: crate::retry::RetryHint,
         /// The underlying error.
         #[source]
         source: Option<BoxError>,
@@ -251,6 +253,7 @@ impl Error {
             backend: backend.into(),
             message: message.into(),
             retryable,
+            hint: Default::default(),
             source,
         }
     }
@@ -264,6 +267,7 @@ impl Error {
                 kind,
                 message,
                 retryable,
+                hint,
                 source,
                 ..
             } => Error::Backend {
@@ -271,6 +275,7 @@ impl Error {
                 backend: name.into(),
                 message,
                 retryable,
+                hint,
                 source,
             },
             other => other,

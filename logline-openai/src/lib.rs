@@ -11,7 +11,6 @@ mod names;
 pub mod pricing;
 mod provider;
 mod responses;
-pub mod retry;
 mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -23,4 +22,5 @@ pub use config::{
 pub use embedder::OpenAiEmbedder;
 pub use pricing::openai_prices;
 pub use provider::OpenAiProvider;
-pub use retry::{RetryPolicy, Sleep, TokioSleep};
+/// Retry settings and the sleeper come from core; re-exported for convenience.
+pub use logline_core::retry::{Backoff, Jitter, RetryPolicy, Sleep, TokioSleep};
