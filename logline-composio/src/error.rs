@@ -241,5 +241,4 @@ mod tests {
             .to_string()
             .contains("remote says"));
     }
-
 }

@@ -190,7 +190,7 @@ async fn shared_handlers_forward_overridden_defaults() {
         .await
         .unwrap()
         .remove(0);
-    (&shared).dead_lettered(&job, &error).await.unwrap();
+    shared.dead_lettered(&job, &error).await.unwrap();
     assert_eq!(handler.dead.load(Ordering::SeqCst), 1);
 }
 

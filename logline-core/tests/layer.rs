@@ -113,7 +113,11 @@ async fn retry_cuts_long_server_waits_to_the_maximum() {
 
 #[tokio::test]
 async fn retry_reopens_a_stream_that_failed_to_open() {
-    let llm = Arc::new(ScriptedLlm::new().fail(unavailable()).reply_text("streamed"));
+    let llm = Arc::new(
+        ScriptedLlm::new()
+            .fail(unavailable())
+            .reply_text("streamed"),
+    );
     let sleep = RecordingSleep::new();
     let provider = llm.clone().with_retry(policy(1)).with_sleep(sleep.clone());
     let events: Vec<_> = provider.stream(&request()).await.unwrap().collect().await;
@@ -290,10 +294,7 @@ async fn a_stalled_stream_ends_with_a_timeout() {
     let items: Vec<_> = provider.stream(&request()).await.unwrap().collect().await;
     assert_eq!(items.len(), 2, "{items:?}");
     assert!(matches!(&items[0], Ok(LlmStreamEvent::TextDelta { .. })));
-    assert_eq!(
-        items[1].as_ref().unwrap_err().kind(),
-        ErrorKind::Timeout
-    );
+    assert_eq!(items[1].as_ref().unwrap_err().kind(), ErrorKind::Timeout);
 }
 
 #[tokio::test(start_paused = true)]

@@ -117,7 +117,7 @@ impl HttpClient {
             .retry
             .run(self.config.sleep.as_ref(), attempt, classify)
             .await
-        .map_err(|x| x.error.into_core(x.attempts))
+            .map_err(|x| x.error.into_core(x.attempts))
     }
 
     /// POSTs `body` and returns the whole successful body.

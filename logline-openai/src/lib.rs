@@ -20,7 +20,7 @@ pub use config::{
     MAX_EMBEDDING_BATCH,
 };
 pub use embedder::OpenAiEmbedder;
-pub use pricing::openai_prices;
-pub use provider::OpenAiProvider;
 /// Retry settings and the sleeper come from core; re-exported for convenience.
 pub use logline_core::retry::{Backoff, Jitter, RetryPolicy, Sleep, TokioSleep};
+pub use pricing::openai_prices;
+pub use provider::OpenAiProvider;

@@ -3,7 +3,7 @@
 //! the trait its inner value implements and forwards every method.
 //!
 //! - [`Retry`]: retries failures that [`Error::is_retryable`](crate::Error::is_retryable)
-//!   allows, with [`RetryPolicy`](crate::retry::RetryPolicy)'s backoff and the server's
+//!   allows, with [`RetryPolicy`]'s backoff and the server's
 //!   requested wait ([`Error::retry_after`](crate::Error::retry_after)).
 //! - [`Timeout`]: one deadline per call; a late call fails with
 //!   [`Error::Timeout`](crate::Error::Timeout).

@@ -110,11 +110,7 @@ impl<T: LlmProvider> LlmProvider for Traced<T> {
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse> {
         let span = chat_span(self.inner.name(), request);
-        let result = self
-            .inner
-            .complete(request)
-            .instrument(span.clone())
-            .await;
+        let result = self.inner.complete(request).instrument(span.clone()).await;
         match &result {
             Ok(response) => record_response(&span, response),
             Err(e) => record_error(&span, e),

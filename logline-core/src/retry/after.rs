@@ -77,10 +77,7 @@ mod tests {
 
     #[test]
     fn milliseconds_win_over_seconds() {
-        assert_eq!(
-            parse(Some("1500"), None),
-            Some(Duration::from_millis(1500))
-        );
+        assert_eq!(parse(Some("1500"), None), Some(Duration::from_millis(1500)));
         assert_eq!(
             parse(Some(" 250 "), Some("9")),
             Some(Duration::from_millis(250))
@@ -108,11 +105,19 @@ mod tests {
     #[test]
     fn hostile_values_are_ignored_or_clamped() {
         let many_digits = "9".repeat(400);
-        for huge in ["1e20", "1e300", "1e400", "18446744073709551616", &many_digits] {
+        for huge in [
+            "1e20",
+            "1e300",
+            "1e400",
+            "18446744073709551616",
+            &many_digits,
+        ] {
             assert_eq!(parse(None, Some(huge)), Some(MAX), "{huge}");
             assert_eq!(parse(Some(huge), None), Some(MAX), "{huge}");
         }
-        for bad in ["-1", "NaN", "inf", "-inf", "infinity", "", "1s", "0x10", "1e", "--1"] {
+        for bad in [
+            "-1", "NaN", "inf", "-inf", "infinity", "", "1s", "0x10", "1e", "--1",
+        ] {
             assert_eq!(parse(None, Some(bad)), None, "{bad}");
             assert_eq!(parse(Some(bad), None), None, "{bad}");
         }

@@ -19,10 +19,7 @@ impl RecordingSleep {
 
     /// The waits requested so far, in order.
     pub fn waits(&self) -> Vec<Duration> {
-        self.waits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.waits.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
