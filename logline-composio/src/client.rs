@@ -1,15 +1,15 @@
 //! Wire types of the Composio v3 API and the HTTP client with the official retry rules.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use rand::Rng;
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use logline_core::retry::{parse_retry_after, parse_should_retry, RetryPolicy, Verdict};
+use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::ComposioConfig;
-use crate::error::{retry_after, ComposioError};
+use crate::error::ComposioError;
 
 /// The list envelope of tools, toolkits and connected accounts.
 #[derive(Debug, Clone, Deserialize)]
@@ -210,7 +210,9 @@ impl Client {
         self.get("/connected_accounts", &q).await
     }
 
-    /// Executes a tool.
+    /// Executes a tool. Sent again only where the request provably did not run (connection
+    /// refused, 429) and only when [`ComposioConfig::retry_execute`] is on: after a timeout or
+    /// a server error the tool may have run, so the failure is returned.
     pub(crate) async fn execute(
         &self,
         slug: &str,
@@ -218,13 +220,15 @@ impl Client {
     ) -> Result<ExecuteResponse, ComposioError> {
         let path = format!("/tools/execute/{slug}");
         let url = self.config.url(&path);
-        let retries = if self.config.retry_execute {
-            self.config.max_retries
+        let policy = if self.config.retry_execute {
+            self.config.retry
         } else {
-            0
+            self.config.retry.with_max_retries(0)
         };
         let resp = self
-            .send(retries, || self.request(Method::POST, &url).json(body))
+            .send(&policy, Resend::IfNotExecuted, || {
+                self.request(Method::POST, &url).json(body)
+            })
             .await?;
         decode(resp, &path).await
     }
@@ -236,7 +240,7 @@ impl Client {
     ) -> Result<T, ComposioError> {
         let url = self.config.url(path);
         let resp = self
-            .send(self.config.max_retries, || {
+            .send(&self.config.retry, Resend::Reads, || {
                 self.request(Method::GET, &url).query(query)
             })
             .await?;
@@ -250,86 +254,111 @@ impl Client {
             .header("accept", "application/json")
     }
 
-    /// Sends with the official client's retry rules: 408, 409, 429 and ≥ 500 (and transport
-    /// failures) are retried up to `retries` times; `x-should-retry` forces either way;
-    /// `retry-after-ms` / `retry-after` are honoured up to the configured cap, otherwise
-    /// exponential backoff with jitter.
+    /// Sends under `policy`, retrying what `resend` allows; the server's wait
+    /// (`retry-after-ms` / `retry-after`, cut to the policy's maximum) replaces the backoff.
     async fn send(
         &self,
-        retries: u32,
+        policy: &RetryPolicy,
+        resend: Resend,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, ComposioError> {
-        let mut attempt = 0;
-        loop {
-            match build().send().await {
-                Ok(resp) if resp.status().is_success() => return Ok(resp),
-                Ok(resp) => {
-                    let status = resp.status();
-                    let forced = resp
-                        .headers()
-                        .get("x-should-retry")
-                        .and_then(|v| v.to_str().ok())
-                        .map(|v| v.eq_ignore_ascii_case("true"));
-                    let retry = forced.unwrap_or_else(|| retryable_status(status));
-                    if retry && attempt < retries {
-                        let delay = retry_after(resp.headers())
-                            .filter(|d| *d <= self.config.retry_after_cap)
-                            .unwrap_or_else(|| self.backoff(attempt));
-                        tracing::debug!(%status, attempt, ?delay, "composio: retrying");
-                        attempt += 1;
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    return Err(status_error(resp).await);
+        let max_wait = policy.max_retry_after;
+        let classify = |e: &ComposioError| {
+            if resend.allows(e) {
+                Verdict::Retry {
+                    after: e.retry_after(),
                 }
-                Err(e) if attempt < retries && (e.is_timeout() || e.is_connect()) => {
-                    let delay = self.backoff(attempt);
-                    tracing::debug!(error = %e, attempt, ?delay, "composio: retrying");
-                    attempt += 1;
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => return Err(ComposioError::Transport(e)),
+            } else {
+                Verdict::Fail
             }
+        };
+        policy
+            .run(
+                self.config.sleeper.as_ref(),
+                |_| {
+                    let request = build();
+                    async move { attempt(request, max_wait).await }
+                },
+                classify,
+            )
+            .await
+            .map_err(|exhausted| exhausted.error)
+    }
+}
+
+/// Which failures a request may be sent again after.
+#[derive(Debug, Clone, Copy)]
+enum Resend {
+    /// Reads, as the official client: 408, 409, 429 and ≥ 500, timeouts and connection
+    /// failures; `x-should-retry` decides when present.
+    Reads,
+    /// Side effects: only where the request provably did not run (429, unless
+    /// `x-should-retry: false`; connection refused).
+    IfNotExecuted,
+}
+
+impl Resend {
+    fn allows(self, e: &ComposioError) -> bool {
+        match (self, e) {
+            (
+                Resend::Reads,
+                ComposioError::Status {
+                    status,
+                    should_retry,
+                    ..
+                },
+            ) => should_retry.unwrap_or_else(|| retryable_status(*status)),
+            (Resend::Reads, ComposioError::Transport(t)) => t.is_timeout() || t.is_connect(),
+            (Resend::IfNotExecuted, e) => e.not_executed() && e.should_retry() != Some(false),
+            _ => false,
         }
     }
+}
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .config
-            .retry_base
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.config.retry_max);
-        let jitter = 1.0 - 0.25 * rand::thread_rng().gen::<f64>();
-        exp.mul_f64(jitter)
+/// One attempt: a success, or the failure with the server's retry headers.
+async fn attempt(request: RequestBuilder, max_wait: Duration) -> Result<Response, ComposioError> {
+    let resp = request.send().await.map_err(ComposioError::Transport)?;
+    if resp.status().is_success() {
+        return Ok(resp);
     }
+    Err(status_error(resp, max_wait).await)
 }
 
-fn retryable_status(s: StatusCode) -> bool {
-    matches!(s.as_u16(), 408 | 409 | 429) || s.is_server_error()
+fn retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 409 | 429) || status >= 500
 }
 
-async fn status_error(resp: Response) -> ComposioError {
+fn header<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
+    resp.headers().get(name)?.to_str().ok()
+}
+
+async fn status_error(resp: Response, max_wait: Duration) -> ComposioError {
     let status = resp.status().as_u16();
+    let retry_after = parse_retry_after(
+        header(&resp, "retry-after-ms"),
+        header(&resp, "retry-after"),
+        SystemTime::now(),
+        max_wait,
+    );
+    let should_retry = parse_should_retry(header(&resp, "x-should-retry"));
     let text = resp.text().await.unwrap_or_default();
-    match serde_json::from_str::<ErrorEnvelope>(&text) {
+    let (message, request_id, suggested_fix) = match serde_json::from_str::<ErrorEnvelope>(&text) {
         Ok(env) => {
             let mut message = env.error.message;
             if !env.error.errors.is_empty() {
                 message = format!("{message} ({})", env.error.errors.join("; "));
             }
-            ComposioError::Status {
-                status,
-                message,
-                request_id: env.error.request_id,
-                suggested_fix: env.error.suggested_fix,
-            }
+            (message, env.error.request_id, env.error.suggested_fix)
         }
-        Err(_) => ComposioError::Status {
-            status,
-            message: text.chars().take(500).collect(),
-            request_id: None,
-            suggested_fix: None,
-        },
+        Err(_) => (text.chars().take(500).collect(), None, None),
+    };
+    ComposioError::Status {
+        status,
+        message,
+        request_id,
+        suggested_fix,
+        retry_after,
+        should_retry,
     }
 }
 

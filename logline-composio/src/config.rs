@@ -1,8 +1,10 @@
 //! Settings of [`crate::ComposioToolHub`], with a builder and `from_env()`.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use logline_core::retry::{Backoff, RetryPolicy, Sleep, TokioSleep};
 use logline_core::{Error, Result};
 
 use crate::risk::RiskRules;
@@ -27,16 +29,14 @@ pub struct ComposioConfig {
     pub hub_name: String,
     /// Per-request timeout.
     pub request_timeout: Duration,
-    /// Retries after the first attempt (the official client's default is 2).
-    pub max_retries: u32,
-    /// First backoff delay (doubles per retry).
-    pub retry_base: Duration,
-    /// Longest backoff delay.
-    pub retry_max: Duration,
-    /// Longest server-requested delay honoured (`retry-after-ms` / `retry-after`).
-    pub retry_after_cap: Duration,
-    /// Whether executions are retried too (they may have run once already on a 5xx).
+    /// Retries of a request: 2 by default (as the official client), 0.5 s doubling up to 8 s
+    /// with 25 % jitter, server waits (`retry-after-ms` / `retry-after`) cut to 60 s.
+    pub retry: RetryPolicy,
+    /// Whether executions are retried where the request provably did not run (connection
+    /// refused, 429). Executions are never retried after a timeout or a server error.
     pub retry_execute: bool,
+    /// How waits between attempts are performed (tests record them instead).
+    pub sleeper: Arc<dyn Sleep>,
     /// Page size of catalog listings (Composio allows up to 1000).
     pub page_limit: u32,
     /// Toolkits per filtered tool listing during an incremental sync.
@@ -62,7 +62,7 @@ impl fmt::Debug for ComposioConfig {
             .field("base_url", &self.base_url)
             .field("api_prefix", &self.api_prefix)
             .field("hub_name", &self.hub_name)
-            .field("max_retries", &self.max_retries)
+            .field("retry", &self.retry)
             .field("page_limit", &self.page_limit)
             .field("refresh_interval", &self.refresh_interval)
             .finish_non_exhaustive()
@@ -79,11 +79,9 @@ impl ComposioConfig {
                 api_prefix: DEFAULT_API_PREFIX.into(),
                 hub_name: DEFAULT_HUB_NAME.into(),
                 request_timeout: Duration::from_secs(60),
-                max_retries: 2,
-                retry_base: Duration::from_millis(500),
-                retry_max: Duration::from_secs(8),
-                retry_after_cap: Duration::from_secs(60),
+                retry: RetryPolicy::default(),
                 retry_execute: true,
+                sleeper: Arc::new(TokioSleep),
                 page_limit: 1000,
                 toolkits_per_request: 25,
                 connections_ttl: Duration::from_secs(60),
@@ -153,28 +151,40 @@ impl ComposioConfigBuilder {
         self
     }
 
+    /// Retry policy (replaces the retry settings below).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.config.retry = policy;
+        self
+    }
+
     /// Retries after the first attempt.
     pub fn max_retries(mut self, n: u32) -> Self {
-        self.config.max_retries = n;
+        self.config.retry.max_retries = n;
         self
     }
 
-    /// Backoff bounds.
+    /// Backoff bounds (the jitter stays).
     pub fn retry_backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.config.retry_base = base;
-        self.config.retry_max = max.max(base);
+        let jitter = self.config.retry.backoff.jitter;
+        self.config.retry.backoff = Backoff::new(base, max.max(base)).with_jitter(jitter);
         self
     }
 
-    /// Longest server-requested delay honoured.
+    /// Longest server-requested delay; longer ones are cut to it.
     pub fn retry_after_cap(mut self, cap: Duration) -> Self {
-        self.config.retry_after_cap = cap;
+        self.config.retry.max_retry_after = cap;
         self
     }
 
-    /// Whether executions are retried.
+    /// Whether executions are retried where the request provably did not run.
     pub fn retry_execute(mut self, on: bool) -> Self {
         self.config.retry_execute = on;
+        self
+    }
+
+    /// How waits between attempts are performed (tests record them instead).
+    pub fn sleeper(mut self, sleeper: Arc<dyn Sleep>) -> Self {
+        self.config.sleeper = sleeper;
         self
     }
 

@@ -19,6 +19,7 @@ use logline_core::queue::{Backoff, FailOutcome, Job, JobHandler, JobId, JobRecor
 use logline_core::run::Subject;
 use logline_core::search::{SearchRequest, ToolIndex, ToolSearch};
 use logline_core::store::{DefinitionStore, Page, ToolQuery};
+use logline_core::testing::RecordingSleep;
 use logline_core::tool::{PageRequest, RiskLevel, ToolContext, ToolHub};
 use logline_core::{Error, ErrorKind, Result};
 use serde_json::{json, Value};
@@ -496,22 +497,133 @@ async fn retries_follow_the_official_rules() {
     );
     assert_eq!(fake.lock().count("/tools?"), 1);
 
-    // A retry-after beyond the cap falls back to backoff (the test would hang otherwise).
+    // A server wait beyond the cap is cut to the cap (the sleeper records it).
+    let sleep = RecordingSleep::new();
+    let capped = self::hub(&fake, |b| {
+        b.sleeper(sleep.clone())
+            .retry_after_cap(Duration::from_secs(30))
+    });
     fake.lock()
         .fail_next("/tools?", 503, &[("retry-after", "3600")]);
-    assert!(hub.list_tools(page.clone()).await.is_ok());
+    assert!(capped.list_tools(page.clone()).await.is_ok());
+    assert_eq!(sleep.waits(), vec![Duration::from_secs(30)]);
+}
 
-    // Executions are retried too, unless turned off.
-    let slug = format!("{}_GET_ITEM", fake_server::toolkit_slug(0).to_uppercase());
-    fake.lock().fail_next("/tools/execute/", 502, &[]);
+#[tokio::test]
+async fn hostile_retry_after_values_are_clamped() {
+    let fake = FakeComposio::start(FakeState::generated(50, 5)).await;
+    let sleep = RecordingSleep::new();
+    let hub = hub(&fake, |b| b.max_retries(2).sleeper(sleep.clone()));
+    {
+        let mut s = fake.lock();
+        s.fail_next("/tools?", 429, &[("retry-after", "1e20")]);
+        s.fail_next("/tools?", 503, &[("retry-after-ms", "1e300")]);
+        s.requests.clear();
+    }
+    let page = PageRequest {
+        limit: Some(10),
+        ..Default::default()
+    };
+    assert_eq!(hub.list_tools(page).await.unwrap().tools.len(), 10);
+    assert_eq!(fake.lock().count("/tools?"), 3);
+    assert_eq!(sleep.waits(), vec![Duration::from_secs(60); 2]);
+}
+
+fn execute_slug() -> String {
+    format!("{}_GET_ITEM", fake_server::toolkit_slug(0).to_uppercase())
+}
+
+#[tokio::test]
+async fn executions_are_resent_only_when_they_provably_did_not_run() {
+    let fake = FakeComposio::start(FakeState::generated(50, 5)).await;
+    let slug = execute_slug();
+    let sleep = RecordingSleep::new();
+    let hub = hub(&fake, |b| b.max_retries(2).sleeper(sleep.clone()));
+
+    // Rate limited before processing: sent again after the server's wait.
+    fake.lock()
+        .fail_next("/tools/execute/", 429, &[("retry-after", "2")]);
     assert!(hub.execute(&slug, json!({}), &ctx("u1")).await.is_ok());
-    let no_retry = self::hub(&fake, |b| b.retry_execute(false));
-    fake.lock().fail_next("/tools/execute/", 502, &[]);
+    assert_eq!(fake.lock().count("/tools/execute/"), 2);
+    assert_eq!(sleep.waits(), vec![Duration::from_secs(2)]);
+
+    // A server error leaves the outcome unknown: one request, a retryable error.
+    for status in [500, 502, 503] {
+        {
+            let mut s = fake.lock();
+            s.fail_next("/tools/execute/", status, &[]);
+            s.requests.clear();
+        }
+        let e = hub.execute(&slug, json!({}), &ctx("u1")).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{status}");
+        assert!(!e.did_not_execute());
+        assert_eq!(fake.lock().count("/tools/execute/"), 1, "{status}");
+    }
+    // Even when the server says a retry is fine.
+    {
+        let mut s = fake.lock();
+        s.fail_next("/tools/execute/", 503, &[("x-should-retry", "true")]);
+        s.requests.clear();
+    }
+    assert!(hub.execute(&slug, json!({}), &ctx("u1")).await.is_err());
+    assert_eq!(fake.lock().count("/tools/execute/"), 1);
+
+    // A timeout too.
+    let impatient = self::hub(&fake, |b| {
+        b.request_timeout(Duration::from_millis(200))
+            .sleeper(sleep.clone())
+    });
+    {
+        let mut s = fake.lock();
+        s.stall_next("/tools/execute/", 502, Duration::from_secs(5));
+        s.requests.clear();
+    }
+    let e = impatient
+        .execute(&slug, json!({}), &ctx("u1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert_eq!(fake.lock().count("/tools/execute/"), 1);
+
+    // With retry_execute off, not even a 429.
+    let no_retry = self::hub(&fake, |b| b.retry_execute(false).sleeper(sleep.clone()));
+    {
+        let mut s = fake.lock();
+        s.fail_next("/tools/execute/", 429, &[]);
+        s.requests.clear();
+    }
     let e = no_retry
         .execute(&slug, json!({}), &ctx("u1"))
         .await
         .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited);
+    assert!(e.did_not_execute());
+    assert_eq!(fake.lock().count("/tools/execute/"), 1);
+}
+
+#[tokio::test]
+async fn refused_connections_are_resent_for_executions_too() {
+    // A port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let sleep = RecordingSleep::new();
+    let hub = ComposioToolHub::new(
+        ComposioConfig::builder("test-key")
+            .base_url(format!("http://127.0.0.1:{port}"))
+            .sleeper(sleep.clone())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let e = hub
+        .execute("GITHUB_GET_ITEM", json!({}), &ctx("u1"))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable);
+    assert!(e.did_not_execute());
+    assert_eq!(sleep.waits().len(), 2);
 }
 
 #[tokio::test]

@@ -216,6 +216,8 @@ pub enum Error {
         message: String,
         /// Whether a retry may succeed (overrides the kind's default).
         retryable: bool,
+        /// The server's requested wait; whether the call provably did not run.
+        hint: crate::retry::RetryHint,
         /// The underlying error.
         #[source]
         source: Option<BoxError>,
@@ -294,6 +296,7 @@ impl Error {
             backend: backend.into(),
             message: message.into(),
             retryable,
+            hint: Default::default(),
             source,
         }
     }
@@ -307,6 +310,7 @@ impl Error {
                 kind,
                 message,
                 retryable,
+                hint,
                 source,
                 ..
             } => Error::Backend {
@@ -314,6 +318,7 @@ impl Error {
                 backend: name.into(),
                 message,
                 retryable,
+                hint,
                 source,
             },
             other => other,

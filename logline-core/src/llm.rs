@@ -282,22 +282,6 @@ pub trait LlmProvider: Send + Sync {
     }
 }
 
-#[async_trait]
-impl<T: LlmProvider + ?Sized> LlmProvider for std::sync::Arc<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse> {
-        (**self).complete(request).await
-    }
-    async fn stream(
-        &self,
-        request: &LlmRequest,
-    ) -> Result<BoxStream<'static, Result<LlmStreamEvent>>> {
-        (**self).stream(request).await
-    }
-}
-
 /// Turns text into vectors (tool-search rerank, memory).
 #[async_trait]
 pub trait Embedder: Send + Sync {

@@ -279,13 +279,6 @@ pub trait PolicyEngine: Send + Sync {
     async fn evaluate(&self, request: &PolicyRequest) -> Result<Decision>;
 }
 
-#[async_trait]
-impl<T: PolicyEngine + ?Sized> PolicyEngine for Arc<T> {
-    async fn evaluate(&self, request: &PolicyRequest) -> Result<Decision> {
-        (**self).evaluate(request).await
-    }
-}
-
 /// Where a [`RulePolicyEngine`] gets its policies.
 #[async_trait]
 pub trait PolicySource: Send + Sync {

@@ -154,10 +154,7 @@ async fn tool_timeouts_are_retried_then_fail_the_run() {
         .unwrap();
     engine.register_tools(&hub.specs()).await.unwrap();
     let mut opts = worker_options();
-    opts.backoff = Backoff {
-        base: Duration::from_millis(20),
-        max: Duration::from_millis(40),
-    };
+    opts.backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(40));
     let _pool = engine.spawn_workers(opts);
     let wf = workflow(
         "slow",

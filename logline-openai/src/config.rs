@@ -8,7 +8,7 @@ use logline_core::llm::PriceTable;
 use logline_core::Result;
 
 use crate::error::config_error;
-use crate::retry::{default_sleep, RetryPolicy, Sleep};
+use logline_core::retry::{RetryPolicy, Sleep, TokioSleep};
 
 /// The official API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -105,7 +105,7 @@ impl Default for OpenAiConfig {
             timeout: Duration::from_secs(600),
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
-            sleep: default_sleep(),
+            sleep: Arc::new(TokioSleep),
             store: false,
             forward_metadata: false,
             chat_stream_usage: true,

@@ -585,9 +585,3 @@ impl CatalogObserver for ToolSearch {
         self.remove(removed);
     }
 }
-
-impl<T: CatalogObserver + ?Sized> CatalogObserver for Arc<T> {
-    fn catalog_changed(&self, upserted: &[ToolSpec], removed: &[String]) {
-        (**self).catalog_changed(upserted, removed)
-    }
-}
