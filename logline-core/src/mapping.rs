@@ -33,10 +33,25 @@ fn resolve_str(s: &str, scopes: &[(&str, &Value)]) -> Option<Value> {
     let (_, root) = scopes.iter().find(|(name, _)| *name == scope)?;
     Some(match path {
         None => (*root).clone(),
-        Some(p) => crate::policy::lookup(root, p)
-            .cloned()
-            .unwrap_or(Value::Null),
+        Some(p) => lookup(root, p).cloned().unwrap_or(Value::Null),
     })
+}
+
+/// Resolves a dotted path (`tool.risk_level`, `tags.0`) in `doc`.
+pub fn lookup<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = doc;
+    for part in path.split('.') {
+        cur = match cur {
+            Value::Object(m) => m.get(part)?,
+            Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    if cur.is_null() {
+        None
+    } else {
+        Some(cur)
+    }
 }
 
 /// Adds to `out` the first path segment of every `"$<scope>.<key>..."` string in `template`

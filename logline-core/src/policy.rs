@@ -398,26 +398,12 @@ fn merge_changes(mut acc: ControlChanges, c: &ControlChanges) -> ControlChanges 
         acc.mode = c.mode;
     }
     if let Some(b) = c.budget {
-        let cur = acc.budget.unwrap_or_default();
-        acc.budget = Some(Budget {
-            cost_limit_cents: min_opt(cur.cost_limit_cents, b.cost_limit_cents),
-            llm_calls_limit: min_opt(cur.llm_calls_limit, b.llm_calls_limit),
-            latency_slo_ms: min_opt(cur.latency_slo_ms, b.latency_slo_ms),
-        });
+        acc.budget = Some(acc.budget.unwrap_or_default().tightened(&b));
     }
     for (k, v) in &c.flags {
         acc.flags.entry(k.clone()).or_insert_with(|| v.clone());
     }
     acc
-}
-
-/// The smaller of two optional limits (`None` = unlimited).
-pub fn min_opt<T: PartialOrd + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(if y < x { y } else { x }),
-        (x, None) => x,
-        (None, y) => y,
-    }
 }
 
 fn applies(p: &Policy, r: &PolicyRequest) -> bool {
@@ -462,25 +448,8 @@ pub fn rule_matches(rule: &RuleExpr, doc: &Value) -> bool {
     }
 }
 
-/// Resolves a dotted path (`tool.risk_level`, `tags.0`) in `doc`.
-pub fn lookup<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut cur = doc;
-    for part in path.split('.') {
-        cur = match cur {
-            Value::Object(m) => m.get(part)?,
-            Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    if cur.is_null() {
-        None
-    } else {
-        Some(cur)
-    }
-}
-
 fn condition_matches(c: &Condition, doc: &Value) -> bool {
-    let field = lookup(doc, &c.field);
+    let field = crate::mapping::lookup(doc, &c.field);
     match c.operator {
         Operator::Exists => field.is_some() != (c.value == Value::Bool(false)),
         Operator::Equals => field.is_some_and(|f| loosely_equal(f, &c.value)),

@@ -151,12 +151,20 @@ pub struct Budget {
 impl Budget {
     /// The stricter of `self` and `other`, field by field (`None` = unlimited).
     pub fn tightened(&self, other: &Budget) -> Budget {
-        use crate::policy::min_opt;
         Budget {
             cost_limit_cents: min_opt(self.cost_limit_cents, other.cost_limit_cents),
             llm_calls_limit: min_opt(self.llm_calls_limit, other.llm_calls_limit),
             latency_slo_ms: min_opt(self.latency_slo_ms, other.latency_slo_ms),
         }
+    }
+}
+
+/// The smaller of two optional limits (`None` = unlimited).
+fn min_opt<T: PartialOrd + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if y < x { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use common::*;
 use logline_core::agent::{Agent, ModelProfile};
-use logline_core::engine::Engine;
-use logline_core::run::RunStatus;
+use logline_core::engine::{Engine, StartRun};
+use logline_core::run::{Run, RunStatus};
 use logline_core::search::{ToolIndex, ToolSearch};
 use logline_core::testing::{FakeToolHub, ScriptedLlm};
 use logline_core::tool::ToolSpec;
@@ -73,6 +73,15 @@ async fn engine_with_search(llm: Arc<ScriptedLlm>, hub: Arc<FakeToolHub>) -> Eng
     engine
 }
 
+/// Starts the `ask` run and executes it inline.
+async fn run(engine: &Engine, request: &str) -> Run {
+    let started = engine
+        .start_run(StartRun::new("ask", json!(request), subject()))
+        .await
+        .unwrap();
+    engine.execute(started.id).await.unwrap()
+}
+
 #[tokio::test]
 async fn an_agent_is_offered_the_search_top_n_once_per_step() {
     let hub = catalog_hub();
@@ -82,14 +91,7 @@ async fn an_agent_is_offered_the_search_top_n_once_per_step() {
             .reply_text("Noted."),
     );
     let engine = engine_with_search(llm.clone(), hub.clone()).await;
-    let run = engine
-        .run_to_completion(logline_core::engine::StartRun::new(
-            "ask",
-            json!("create a note titled milk"),
-            subject(),
-        ))
-        .await
-        .unwrap();
+    let run = run(&engine, "create a note titled milk").await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
     assert_eq!(hub.executions_of("notes.create"), 1);
     let requests = llm.requests();
@@ -114,14 +116,7 @@ async fn a_tool_the_search_did_not_offer_cannot_be_called() {
             .reply_text("I could not do that."),
     );
     let engine = engine_with_search(llm.clone(), hub.clone()).await;
-    let run = engine
-        .run_to_completion(logline_core::engine::StartRun::new(
-            "ask",
-            json!("delete all my notes"),
-            subject(),
-        ))
-        .await
-        .unwrap();
+    let run = run(&engine, "delete all my notes").await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
     assert_eq!(hub.executions_of("notes.delete_all"), 0);
     let second = &llm.requests()[1];

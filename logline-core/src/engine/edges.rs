@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::llm::{check_agent_call, choose, LlmCaller};
 use super::step::{NodeResult, StepCtx};
-use crate::event::EventKind;
+use crate::event::{LlmPurpose, RouteSelectedPayload, RouteSelection};
 use crate::llm::{LlmRequest, Message};
 use crate::workflow::{EdgeGuard, WorkflowDefinition, WorkflowNode};
 
@@ -69,7 +69,7 @@ pub(crate) async fn next(
     let caller = LlmCaller {
         agent_id: &agent_id,
         provider: &provider,
-        purpose: "edge_condition",
+        purpose: LlmPurpose::EdgeCondition,
     };
     let attempts = sc.exec.config.router_attempts;
     let (choice, reason) = choose(sc, &caller, base, "choice", &options, attempts).await?;
@@ -82,9 +82,14 @@ pub(crate) async fn next(
         Some((c, to)) => (c, Some(to)),
         None => (None, default),
     };
-    sc.emit(
-        EventKind::RouteSelected,
-        json!({ "node_id": node.id, "choice": choice, "condition": condition, "reason": reason, "to": to }),
-    );
+    sc.emit(RouteSelectedPayload {
+        node_id: node.id.clone(),
+        selection: RouteSelection::Condition {
+            choice,
+            condition: condition.map(str::to_string),
+        },
+        reason,
+        to: to.clone(),
+    });
     Ok(to)
 }

@@ -5,16 +5,19 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use serde_json::json;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::nodes;
 use super::step::{check_latency, Interrupt, StepCtx};
 use super::{lock, EngineConfig, Progress, StaticHandler};
 use crate::agent::ToolSource;
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{EventKind, NewEvent};
+use crate::event::{
+    ErrorPayload, EventPayload, NewEvent, PolicyEvalPayload, RunCompletedPayload, RunFailedPayload,
+    RunPausedPayload, StepCompletedPayload, StepFailedPayload, StepStartedPayload,
+};
 use crate::llm::{LlmProvider, PriceTable};
 use crate::policy::PolicyEngine;
 use crate::redact::Redactor;
@@ -140,16 +143,17 @@ impl Executor {
         };
         let started_at = Utc::now();
         let mut sc = StepCtx::new(self, run, recorded, cancel);
-        sc.emit(
-            EventKind::StepStarted,
-            json!({ "node_id": node.id, "node_type": node.node_type(), "index": sc.index }),
-        );
+        sc.emit(StepStartedPayload {
+            node_id: node.id.clone(),
+            node_type: node.node_type(),
+            index: sc.index,
+        });
         let result = nodes::execute(&mut sc, &plan.workflow, node, &input, visits).await;
         if let Ok(out) = &result {
-            sc.emit(
-                EventKind::StepCompleted,
-                json!({ "node_id": node.id, "next": out.next }),
-            );
+            sc.emit(StepCompletedPayload {
+                node_id: node.id.clone(),
+                next: out.next.clone(),
+            });
         }
         let done = sc.finish();
         let mut events = done.events;
@@ -194,16 +198,7 @@ impl Executor {
                 }
                 run.status = RunStatus::Paused;
                 run.cursor.committed_step_events = done.emitted;
-                events.push(NewEvent::step(
-                    done.step_id,
-                    EventKind::RunPaused,
-                    self.redactor.redacted(&json!({
-                        "gate_id": gate.gate_id,
-                        "subject": gate.subject,
-                        "reason": gate.reason,
-                        "policy_id": gate.policy_id,
-                    })),
-                ));
+                events.push(self.event(Some(done.step_id), RunPausedPayload::from(&*gate)));
                 run.pending_gate = Some(*gate);
                 self.checkpoint(run, Some(step), events).await?;
                 Ok(Flow::Stop)
@@ -219,11 +214,11 @@ impl Executor {
                 step.status = StepStatus::Failed;
                 step.error = Some(e.to_json());
                 step.finished_at = Some(Utc::now());
-                events.push(NewEvent::step(
-                    done.step_id,
-                    EventKind::StepFailed,
-                    json!({ "node_id": step.node_id, "error": e.to_json() }),
-                ));
+                let failed = StepFailedPayload {
+                    node_id: step.node_id.clone(),
+                    error: e.to_recorded(),
+                };
+                events.push(self.event(Some(done.step_id), failed));
                 self.fail_run(run, Some(step), events, e).await
             }
         }
@@ -260,9 +255,11 @@ impl Executor {
         run.status = RunStatus::Completed;
         run.result = Some(run.cursor.last_output.clone());
         run.pending_gate = None;
-        let mut payload = json!({ "result": run.result, "usage": run.usage });
-        self.redactor.redact(&mut payload);
-        events.push(NewEvent::run(EventKind::RunCompleted, payload));
+        let completed = RunCompletedPayload {
+            result: run.cursor.last_output.clone(),
+            usage: run.usage,
+        };
+        events.push(self.event(None, completed));
         self.checkpoint(run, step, events).await?;
         Ok(Flow::Stop)
     }
@@ -274,20 +271,25 @@ impl Executor {
         mut events: Vec<NewEvent>,
         error: Error,
     ) -> Result<Flow> {
-        let err = self.redactor.redacted(&error.to_json());
         if let Error::BudgetExceeded(kind) = &error {
-            events.push(NewEvent::run(
-                EventKind::PolicyEval,
-                json!({ "action": "budget", "decision": "deny", "reason": kind.reason(), "usage": run.usage, "budget": run.budget }),
-            ));
+            let denied = PolicyEvalPayload::budget_exceeded(*kind, run.usage, run.budget);
+            events.push(self.event(None, denied));
         }
-        events.push(NewEvent::run(EventKind::Error, json!({ "error": err })));
-        events.push(NewEvent::run(EventKind::RunFailed, json!({ "error": err })));
+        let recorded = error.to_recorded();
+        events.push(self.event(None, ErrorPayload::new(recorded.clone())));
+        events.push(self.event(None, RunFailedPayload { error: recorded }));
         run.status = RunStatus::Failed;
-        run.error = Some(err);
+        run.error = Some(self.redactor.redacted(&error.to_json()));
         run.pending_gate = None;
         self.checkpoint(run, step, events).await?;
         Ok(Flow::Stop)
+    }
+
+    /// A redacted event (run-level when `step_id` is `None`).
+    pub fn event(&self, step_id: Option<Uuid>, payload: impl Into<EventPayload>) -> NewEvent {
+        let mut event = NewEvent::new(step_id, payload);
+        self.redactor.redact(&mut event.payload);
+        event
     }
 
     /// Fails a run that is still pending or running (its job gave up), retrying lost races.

@@ -10,7 +10,7 @@ use super::step::{Interrupt, NodeResult, StepCtx};
 use super::Progress;
 use crate::agent::Agent;
 use crate::error::Error;
-use crate::event::EventKind;
+use crate::event::{ErrorPayload, LlmCallPayload, LlmPurpose};
 use crate::llm::{LlmRequest, LlmResponse, LlmStreamEvent, Message, OutputSchema};
 use crate::policy::{Effect, PolicyAction, PolicyRequest, PolicyResource};
 use crate::run::GateSubject;
@@ -19,7 +19,7 @@ use crate::run::GateSubject;
 pub(crate) struct LlmCaller<'a> {
     pub agent_id: &'a str,
     pub provider: &'a str,
-    pub purpose: &'static str,
+    pub purpose: LlmPurpose,
 }
 
 /// One LLM call: budget check, ledger replay or provider call, usage and `llm_call` event.
@@ -47,26 +47,24 @@ pub(crate) async fn call_llm(
         }
     };
     let cost = sc.account_llm(&response, &request.model);
-    let tool_names: Vec<&str> = response
-        .tool_calls
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
-    sc.emit(
-        EventKind::LlmCall,
-        json!({
-            "agent_id": caller.agent_id,
-            "purpose": caller.purpose,
-            "provider": caller.provider,
-            "model": if response.model.is_empty() { &request.model } else { &response.model },
-            "usage": response.usage,
-            "cost_cents": cost,
-            "finish_reason": response.finish_reason,
-            "tool_calls": tool_names,
-            "text": response.text,
-            "replayed": replayed,
-        }),
-    );
+    let tool_names: Vec<String> = response.tool_calls.iter().map(|c| c.name.clone()).collect();
+    let model = if response.model.is_empty() {
+        &request.model
+    } else {
+        &response.model
+    };
+    sc.emit(LlmCallPayload {
+        agent_id: caller.agent_id.to_string(),
+        purpose: caller.purpose,
+        provider: caller.provider.to_string(),
+        model: model.clone(),
+        usage: response.usage,
+        cost_cents: cost,
+        finish_reason: response.finish_reason,
+        tool_calls: tool_names,
+        text: response.text.clone(),
+        replayed,
+    });
     sc.check_usage()?;
     Ok(response)
 }
@@ -131,8 +129,11 @@ pub(crate) async fn check_agent_call(sc: &mut StepCtx<'_>, agent_id: &str) -> No
         })
         .await?;
     sc.emit_policy(
-        PolicyAction::AgentCall.as_str(),
-        json!({"type": "agent", "id": agent_id}),
+        PolicyAction::AgentCall,
+        PolicyResource {
+            kind: "agent".into(),
+            id: agent_id.to_string(),
+        },
         &decision,
     );
     match decision.effect {
@@ -226,10 +227,7 @@ pub(crate) async fn choose(
             Ok(c) => return Ok(c),
             Err(e) => {
                 last = e.to_string();
-                sc.emit(
-                    EventKind::Error,
-                    json!({ "agent_id": caller.agent_id, "error": e.to_json(), "retrying": true }),
-                );
+                sc.emit(ErrorPayload::agent_retry(caller.agent_id, e.to_recorded()));
                 messages.push(Message::Assistant {
                     content: resp.text.clone(),
                     tool_calls: Vec::new(),

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use super::lock;
 use crate::error::Result;
 use crate::policy::{Policy, PolicySource};
 use crate::store::Store;
@@ -35,20 +36,16 @@ impl StorePolicySource {
 
     /// Drops the cached list; the next evaluation reads the store.
     pub fn invalidate(&self) {
-        if let Ok(mut c) = self.cache.lock() {
-            *c = None;
-        }
+        *lock(&self.cache) = None;
     }
 }
 
 #[async_trait]
 impl PolicySource for StorePolicySource {
     async fn policies(&self) -> Result<Arc<Vec<Policy>>> {
-        if let Ok(c) = self.cache.lock() {
-            if let Some((at, list)) = c.as_ref() {
-                if at.elapsed() < self.ttl {
-                    return Ok(list.clone());
-                }
+        if let Some((at, list)) = lock(&self.cache).as_ref() {
+            if at.elapsed() < self.ttl {
+                return Ok(list.clone());
             }
         }
         let list: Arc<Vec<Policy>> = Arc::new(
@@ -59,9 +56,7 @@ impl PolicySource for StorePolicySource {
                 .filter(|p| p.enabled)
                 .collect(),
         );
-        if let Ok(mut c) = self.cache.lock() {
-            *c = Some((Instant::now(), list.clone()));
-        }
+        *lock(&self.cache) = Some((Instant::now(), list.clone()));
         Ok(list)
     }
 }

@@ -12,7 +12,7 @@ use super::gate;
 use super::ledger::{replay, EFFECT_TOOL};
 use super::step::{Interrupt, NodeResult, StepCtx};
 use crate::error::{Error, Result};
-use crate::event::EventKind;
+use crate::event::{ErrorPayload, ToolCallPayload};
 use crate::policy::{Effect, PolicyAction, PolicyRequest, PolicyResource};
 use crate::run::{GateSubject, Run, RunMode};
 use crate::tool::{ToolContext, ToolSpec};
@@ -82,8 +82,11 @@ pub(crate) async fn prepare(
         .evaluate(&policy_request(sc.run, sc.mode, &spec, caller))
         .await?;
     sc.emit_policy(
-        PolicyAction::ToolCall.as_str(),
-        json!({"type": "tool", "id": tool_id}),
+        PolicyAction::ToolCall,
+        PolicyResource {
+            kind: "tool".into(),
+            id: tool_id.to_string(),
+        },
         &decision,
     );
     if decision.effect == Effect::Deny {
@@ -91,10 +94,7 @@ pub(crate) async fn prepare(
             policy_id: decision.policy_id.clone(),
             reason: decision.reason.clone(),
         };
-        sc.emit(
-            EventKind::Error,
-            json!({ "tool_id": tool_id, "error": e.to_json() }),
-        );
+        sc.emit(ErrorPayload::tool(tool_id, e.to_recorded()));
         return Err(e.into());
     }
     if decision.effect == Effect::RequireApproval || spec.requires_confirmation {
@@ -123,10 +123,7 @@ pub(crate) async fn prepare(
         .schemas
         .validate(tool_id, &spec.input_schema, &arguments)
     {
-        sc.emit(
-            EventKind::Error,
-            json!({ "tool_id": tool_id, "error": e.to_json() }),
-        );
+        sc.emit(ErrorPayload::tool(tool_id, e.to_recorded()));
         return Ok(Err(e));
     }
     let timeout = Duration::from_millis(
@@ -146,7 +143,7 @@ pub(crate) async fn prepare(
 pub(crate) async fn execute(
     sc: &StepCtx<'_>,
     p: Prepared,
-) -> (Prepared, Result<Value>, Option<u128>) {
+) -> (Prepared, Result<Value>, Option<u64>) {
     if let Some(rec) = sc.recorded(p.seq) {
         return (p, replay(rec), None);
     }
@@ -162,7 +159,8 @@ pub(crate) async fn execute(
             return (p, Err(e), None);
         }
     }
-    (p, result, Some(started.elapsed().as_millis()))
+    let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    (p, result, Some(ms))
 }
 
 async fn run_on_hub(
@@ -202,25 +200,22 @@ pub(crate) fn finish(
     sc: &mut StepCtx<'_>,
     p: Prepared,
     result: Result<Value>,
-    ms: Option<u128>,
+    ms: Option<u64>,
 ) -> Finished {
     sc.usage.tool_calls += 1;
     let (output, error) = match &result {
-        Ok(v) => (v.clone(), Value::Null),
-        Err(e) => (Value::Null, e.to_json()),
+        Ok(v) => (v.clone(), None),
+        Err(e) => (Value::Null, Some(e.to_recorded())),
     };
-    sc.emit(
-        EventKind::ToolCall,
-        json!({
-            "tool_id": p.spec.id,
-            "hub": p.spec.hub,
-            "input": p.arguments,
-            "output": output,
-            "error": error,
-            "duration_ms": ms,
-            "replayed": ms.is_none(),
-        }),
-    );
+    sc.emit(ToolCallPayload {
+        tool_id: p.spec.id.clone(),
+        hub: p.spec.hub.clone(),
+        input: p.arguments,
+        output,
+        error,
+        duration_ms: ms,
+        replayed: ms.is_none(),
+    });
     Finished { result }
 }
 

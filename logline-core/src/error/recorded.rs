@@ -202,6 +202,7 @@ impl RecordedError {
             backend: backend.into(),
             message,
             retryable: self.retryable,
+            hint: Default::default(),
             source: None,
         })
     }
@@ -214,6 +215,7 @@ impl RecordedError {
             backend: backend.to_string().into(),
             message: detail(&self.message, &backend_prefix(self.kind, backend)),
             retryable: self.retryable,
+            hint: Default::default(),
             source: None,
         }
     }

@@ -11,7 +11,10 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::job::{run_job, RunJobs};
 use crate::engine::{gate, lock, Engine, WorkerOptions, WorkerPool, RUN_QUEUE};
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{EventKind, NewEvent};
+use crate::event::{
+    ErrorPayload, NewEvent, PolicyEvalPayload, RunCancelledPayload, RunFailedPayload,
+    RunPausedPayload, RunResumedPayload, RunStartedPayload,
+};
 use crate::policy::{Effect, PolicyAction, PolicyRequest, PolicyResource};
 use crate::queue::JobHandler;
 use crate::run::{Approval, Budget, GateSubject, Run, RunId, RunMode, RunStatus, Subject};
@@ -86,6 +89,10 @@ impl Engine {
         };
         let plan = self.inner.exec.plan(&req.workflow_id, &version).await?;
         let wf = &plan.workflow;
+        let resource = PolicyResource {
+            kind: "workflow".into(),
+            id: wf.id.clone(),
+        };
         let decision = self
             .inner
             .exec
@@ -93,10 +100,7 @@ impl Engine {
             .evaluate(&PolicyRequest {
                 action: PolicyAction::RunStart,
                 subject: req.subject.clone(),
-                resource: PolicyResource {
-                    kind: "workflow".into(),
-                    id: wf.id.clone(),
-                },
+                resource: resource.clone(),
                 context: json!({
                     "run": { "mode": req.mode.as_str(), "workflow_id": wf.id, "workflow_version": wf.version },
                     "input": req.input,
@@ -121,30 +125,12 @@ impl Engine {
                 run.budget = run.budget.tightened(b);
             }
         }
-        let r = &self.inner.exec.redactor;
+        let exec = &self.inner.exec;
         let mut events = vec![
-            NewEvent::run(
-                EventKind::RunStarted,
-                r.redacted(&json!({
-                    "workflow_id": run.workflow_id,
-                    "workflow_version": run.workflow_version,
-                    "mode": run.mode.as_str(),
-                    "input": run.input,
-                    "subject": run.subject,
-                    "budget": run.budget,
-                })),
-            ),
-            NewEvent::run(
-                EventKind::PolicyEval,
-                json!({
-                    "action": "run_start",
-                    "resource": {"type": "workflow", "id": run.workflow_id},
-                    "decision": decision.effect.as_str(),
-                    "policy_id": decision.policy_id,
-                    "reason": decision.reason,
-                    "matched": decision.matched,
-                    "changes": decision.changes,
-                }),
+            exec.event(None, RunStartedPayload::of(&run)),
+            exec.event(
+                None,
+                PolicyEvalPayload::decided(PolicyAction::RunStart, resource, &decision),
             ),
         ];
         match decision.effect {
@@ -155,14 +141,11 @@ impl Engine {
                 };
                 run.status = RunStatus::Failed;
                 run.error = Some(err.to_json());
-                events.push(NewEvent::run(
-                    EventKind::Error,
-                    json!({ "error": err.to_json() }),
-                ));
-                events.push(NewEvent::run(
-                    EventKind::RunFailed,
-                    json!({ "error": err.to_json() }),
-                ));
+                events.push(exec.event(None, ErrorPayload::new(err.to_recorded())));
+                let failed = RunFailedPayload {
+                    error: err.to_recorded(),
+                };
+                events.push(exec.event(None, failed));
                 self.inner.exec.store.create_run(&run, &events).await?;
                 Err(err)
             }
@@ -174,10 +157,7 @@ impl Engine {
                     decision.policy_id.clone(),
                 );
                 run.status = RunStatus::Paused;
-                events.push(NewEvent::run(
-                    EventKind::RunPaused,
-                    json!({ "gate_id": gate.gate_id, "subject": gate.subject, "reason": gate.reason, "policy_id": gate.policy_id }),
-                ));
+                events.push(exec.event(None, RunPausedPayload::from(&gate)));
                 run.pending_gate = Some(gate);
                 let c = self.inner.exec.store.create_run(&run, &events).await?;
                 run.version = c.version;
@@ -248,10 +228,10 @@ impl Engine {
                 }
                 run.status = RunStatus::Cancelled;
                 run.pending_gate = None;
-                Ok(vec![NewEvent::run(
-                    EventKind::RunCancelled,
-                    json!({ "reason": reason }),
-                )])
+                let cancelled = RunCancelledPayload {
+                    reason: reason.clone(),
+                };
+                Ok(vec![self.inner.exec.event(None, cancelled)])
             })
             .await?;
         self.inner.running.cancel(run_id);
@@ -283,10 +263,9 @@ impl Engine {
                 });
                 run.pending_gate = None;
                 run.status = RunStatus::Running;
-                Ok(vec![NewEvent::run(
-                    EventKind::RunResumed,
-                    json!({ "gate_id": gate_id, "decision": "approved", "approver": approver, "reason": reason }),
-                )])
+                let resumed =
+                    RunResumedPayload::approved(gate_id, approver, reason.map(String::from));
+                Ok(vec![self.inner.exec.event(None, resumed)])
             })
             .await?;
         self.inner
@@ -317,13 +296,12 @@ impl Engine {
             run.status = RunStatus::Failed;
             run.error = Some(err.to_json());
             run.pending_gate = None;
-            Ok(vec![
-                NewEvent::run(
-                    EventKind::PolicyEval,
-                    json!({ "action": "approval", "gate_id": gate_id, "decision": "deny", "approver": approver, "reason": reason }),
-                ),
-                NewEvent::run(EventKind::RunFailed, json!({ "error": err.to_json() })),
-            ])
+            let exec = &self.inner.exec;
+            let denied = PolicyEvalPayload::approval_denied(gate_id, approver, reason);
+            let failed = RunFailedPayload {
+                error: err.to_recorded(),
+            };
+            Ok(vec![exec.event(None, denied), exec.event(None, failed)])
         })
         .await
     }

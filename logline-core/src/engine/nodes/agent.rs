@@ -11,6 +11,7 @@ use crate::engine::llm::{as_text, call_llm, check_agent_call, request_for, LlmCa
 use crate::engine::step::{Interrupt, NodeResult, StepCtx};
 use crate::engine::tool_runtime::{self, Caller};
 use crate::error::{Error, Result};
+use crate::event::LlmPurpose;
 use crate::llm::{LlmResponse, Message, OutputSchema, ToolChoice, ToolDefinition};
 use crate::tool::{tool_definition, ToolNameMap, ToolSpec};
 use crate::workflow::AgentNode;
@@ -86,7 +87,7 @@ pub(super) async fn run(
     let caller = LlmCaller {
         agent_id,
         provider: &agent.model_profile.provider,
-        purpose: "agent",
+        purpose: LlmPurpose::Agent,
     };
     let mut messages = vec![Message::user(request)];
     let mut last_problem = String::new();

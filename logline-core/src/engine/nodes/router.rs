@@ -6,7 +6,7 @@ use super::NodeOutput;
 use crate::engine::llm::{check_agent_call, choose, request_for, LlmCaller};
 use crate::engine::step::{NodeResult, StepCtx};
 use crate::error::Error;
-use crate::event::EventKind;
+use crate::event::{LlmPurpose, RouteSelectedPayload, RouteSelection};
 use crate::llm::Message;
 use crate::workflow::RouterNode;
 
@@ -39,7 +39,7 @@ pub(super) async fn run(
     let caller = LlmCaller {
         agent_id,
         provider: &agent.model_profile.provider,
-        purpose: "router",
+        purpose: LlmPurpose::Router,
     };
     let attempts = router
         .max_attempts
@@ -51,10 +51,14 @@ pub(super) async fn run(
         .find(|r| r.id == route_id)
         .map(|r| r.target_node.clone())
         .ok_or_else(|| Error::Internal(format!("route `{route_id}` vanished")))?;
-    sc.emit(
-        EventKind::RouteSelected,
-        json!({ "node_id": node_id, "route": route_id, "reason": reason, "to": target }),
-    );
+    sc.emit(RouteSelectedPayload {
+        node_id: node_id.to_string(),
+        selection: RouteSelection::Route {
+            route: route_id.clone(),
+        },
+        reason,
+        to: Some(target.clone()),
+    });
     Ok(NodeOutput {
         output: json!({ "route": route_id, "target": target }),
         carry: input.clone(),

@@ -103,6 +103,7 @@ fn every_variant() -> Vec<Error> {
                     backend: backend.into(),
                     message: "connection reset: by peer".into(),
                     retryable,
+                    hint: Default::default(),
                     source: Some("io".into()),
                 });
             }
