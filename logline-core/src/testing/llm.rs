@@ -60,10 +60,15 @@ impl ScriptedLlm {
 
     /// Queues a response.
     pub fn reply(self, response: LlmResponse) -> Self {
-        if let Ok(mut s) = self.script.lock() {
-            s.push_back(Ok(response));
-        }
+        self.push(Ok(response));
         self
+    }
+
+    /// Queues an answer (a response or a failure) on a shared double.
+    pub fn push(&self, answer: Result<LlmResponse>) {
+        if let Ok(mut s) = self.script.lock() {
+            s.push_back(answer);
+        }
     }
 
     /// Queues a text answer.
@@ -96,9 +101,7 @@ impl ScriptedLlm {
 
     /// Queues a failure.
     pub fn fail(self, error: Error) -> Self {
-        if let Ok(mut s) = self.script.lock() {
-            s.push_back(Err(error));
-        }
+        self.push(Err(error));
         self
     }
 

@@ -1,0 +1,612 @@
+//! LLM provider checks, run through an [`LlmFixture`]: the provider under test plus a script
+//! of what the model behind it answers.
+//!
+//! The fixture protocol is small so that a test double and a fake HTTP server can both serve
+//! it: before each call a check [`scripts`](LlmFixture::script) the model's next answer as a
+//! [`ModelTurn`] (text in pieces, tool calls with their raw argument text, or a refusal), and
+//! afterwards reads back what the model [`saw`](LlmFixture::seen), decoded to a
+//! [`SeenRequest`]. A double answers with [`ModelTurn::to_response`]; a fake server encodes
+//! the turn in its wire format (streamed or not, as the request asks) and decodes the requests
+//! it received. [`ScriptedLlm`] is a fixture of its own.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::llm::{
+    FinishReason, LlmProvider, LlmRequest, LlmResponse, LlmStreamEvent, Message, OutputSchema,
+    TokenUsage, ToolCallRequest, ToolDefinition,
+};
+use crate::schema::SchemaCache;
+use crate::testing::ScriptedLlm;
+
+/// The model every check asks for (except [`unknown_model_is_a_typed_error`]).
+pub const CONFORMANCE_MODEL: &str = "conformance-model";
+
+/// A model the backend does not know; a check asking for it scripts
+/// [`Refusal::UnknownModel`].
+pub const UNKNOWN_MODEL: &str = "conformance-no-such-model";
+
+/// What an LLM provider supports beyond plain text completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LlmCapabilities {
+    /// `stream` delivers text in several deltas as the model produces it (the trait's default
+    /// sends it in one piece at the end).
+    pub streaming: bool,
+    /// Function definitions and tool calls (with tool results in the history).
+    pub tool_calls: bool,
+    /// Several tool calls in one turn.
+    pub parallel_tool_calls: bool,
+    /// JSON-Schema-shaped answers (`output_schema`).
+    pub structured_output: bool,
+    /// Token usage on every response.
+    pub usage: bool,
+    /// Cached input tokens within the usage.
+    pub cached_tokens: bool,
+}
+
+impl LlmCapabilities {
+    /// Everything: every check runs.
+    pub fn all() -> Self {
+        LlmCapabilities {
+            streaming: true,
+            tool_calls: true,
+            parallel_tool_calls: true,
+            structured_output: true,
+            usage: true,
+            cached_tokens: true,
+        }
+    }
+}
+
+/// A tool call as the model writes it: the arguments are raw JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptedCall {
+    /// Call id.
+    pub id: String,
+    /// Function name.
+    pub name: String,
+    /// Arguments as JSON text.
+    pub arguments: String,
+}
+
+impl ScriptedCall {
+    /// A call of `name` with `arguments`.
+    pub fn new(id: &str, name: &str, arguments: Value) -> Self {
+        ScriptedCall {
+            id: id.to_string(),
+            name: name.to_string(),
+            arguments: arguments.to_string(),
+        }
+    }
+
+    /// The call as a provider must return it (arguments parsed).
+    pub fn parsed(&self) -> ToolCallRequest {
+        ToolCallRequest {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            arguments: serde_json::from_str(&self.arguments).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// How the backend refuses a call; each maps to one portable error kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The model does not exist (an OpenAI-style server answers 404 `model_not_found`).
+    UnknownModel,
+    /// Too many requests (429).
+    RateLimited,
+    /// The credentials are rejected (401).
+    Unauthorized,
+}
+
+impl Refusal {
+    /// The kind the provider must report.
+    pub fn kind(self) -> ErrorKind {
+        match self {
+            Refusal::UnknownModel => ErrorKind::NotFound,
+            Refusal::RateLimited => ErrorKind::RateLimited,
+            Refusal::Unauthorized => ErrorKind::Unauthorized,
+        }
+    }
+
+    /// Whether the provider must call the error retryable.
+    pub fn retryable(self) -> bool {
+        self == Refusal::RateLimited
+    }
+
+    /// The error a test double returns for this refusal.
+    pub fn error(self, backend: &'static str) -> Error {
+        let message = match self {
+            Refusal::UnknownModel => "the model does not exist",
+            Refusal::RateLimited => "rate limit reached",
+            Refusal::Unauthorized => "credentials rejected",
+        };
+        Error::backend(backend, self.kind(), message, None)
+    }
+}
+
+/// The model's answer to the next call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelTurn {
+    /// Text, produced in these pieces (one delta each when the call streams).
+    Text {
+        /// The pieces, in order.
+        pieces: Vec<String>,
+        /// Usage the backend reports.
+        usage: TokenUsage,
+    },
+    /// Tool calls.
+    ToolCalls {
+        /// The calls, in order.
+        calls: Vec<ScriptedCall>,
+        /// Usage the backend reports.
+        usage: TokenUsage,
+    },
+    /// The backend refuses the call.
+    Refuse(Refusal),
+}
+
+impl ModelTurn {
+    /// A text answer in `pieces`.
+    pub fn text(pieces: &[&str], usage: TokenUsage) -> Self {
+        ModelTurn::Text {
+            pieces: pieces.iter().map(|p| p.to_string()).collect(),
+            usage,
+        }
+    }
+
+    /// The response a provider returns for this turn to `model` (test doubles answer with it;
+    /// an empty `model` lets the double fill in the requested one).
+    pub fn to_response(&self, model: &str) -> Result<LlmResponse> {
+        let (text, tool_calls, usage, finish_reason) = match self {
+            ModelTurn::Text { pieces, usage } => {
+                (Some(pieces.concat()), Vec::new(), *usage, FinishReason::Stop)
+            }
+            ModelTurn::ToolCalls { calls, usage } => (
+                None,
+                calls.iter().map(ScriptedCall::parsed).collect(),
+                *usage,
+                FinishReason::ToolCalls,
+            ),
+            ModelTurn::Refuse(r) => return Err(r.error("scripted")),
+        };
+        Ok(LlmResponse {
+            text,
+            tool_calls,
+            usage,
+            model: model.to_string(),
+            finish_reason,
+        })
+    }
+}
+
+/// A request as the model received it, decoded back to core terms.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeenRequest {
+    /// Requested model.
+    pub model: String,
+    /// Texts of the user messages, in order.
+    pub user_texts: Vec<String>,
+    /// Names of the offered functions, in order.
+    pub tools: Vec<String>,
+    /// Tool calls of earlier assistant turns in the history.
+    pub tool_calls: Vec<ToolCallRequest>,
+    /// Tool results in the history: `(call id, content)`.
+    pub tool_results: Vec<(String, String)>,
+    /// The requested answer schema.
+    pub output_schema: Option<Value>,
+}
+
+impl From<&LlmRequest> for SeenRequest {
+    fn from(request: &LlmRequest) -> Self {
+        let mut seen = SeenRequest {
+            model: request.model.clone(),
+            tools: request.tools.iter().map(|t| t.name.clone()).collect(),
+            output_schema: request.output_schema.as_ref().map(|s| s.schema.clone()),
+            ..Default::default()
+        };
+        for m in &request.messages {
+            match m {
+                Message::User { content } => seen.user_texts.push(content.clone()),
+                Message::Assistant { tool_calls, .. } => {
+                    seen.tool_calls.extend(tool_calls.iter().cloned())
+                }
+                Message::Tool { call_id, content } => {
+                    seen.tool_results.push((call_id.clone(), content.clone()))
+                }
+                Message::System { .. } => {}
+            }
+        }
+        seen
+    }
+}
+
+/// A provider under test and the script of the model behind it.
+pub trait LlmFixture: Send + Sync {
+    /// The provider under test.
+    fn provider(&self) -> &dyn LlmProvider;
+    /// Queues the model's answer to the next call.
+    fn script(&self, turn: ModelTurn);
+    /// Every request the model received, oldest first.
+    fn seen(&self) -> Vec<SeenRequest>;
+}
+
+impl LlmFixture for ScriptedLlm {
+    fn provider(&self) -> &dyn LlmProvider {
+        self
+    }
+
+    fn script(&self, turn: ModelTurn) {
+        self.push(turn.to_response(""));
+    }
+
+    fn seen(&self) -> Vec<SeenRequest> {
+        self.requests().iter().map(SeenRequest::from).collect()
+    }
+}
+
+fn usage(input: u64, cached: u64, output: u64) -> TokenUsage {
+    TokenUsage {
+        input_tokens: input,
+        cached_input_tokens: cached,
+        output_tokens: output,
+    }
+}
+
+fn ask(text: &str) -> LlmRequest {
+    LlmRequest {
+        model: CONFORMANCE_MODEL.into(),
+        messages: vec![Message::user(text)],
+        ..Default::default()
+    }
+}
+
+fn weather_tool() -> ToolDefinition {
+    ToolDefinition {
+        name: "get_weather".into(),
+        description: "Current weather of a city.".into(),
+        parameters: json!({"type": "object",
+                           "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
+                           "required": ["city"]}),
+        strict: false,
+    }
+}
+
+fn time_tool() -> ToolDefinition {
+    ToolDefinition {
+        name: "get_time".into(),
+        description: "Local time of a city.".into(),
+        parameters: json!({"type": "object", "properties": {"city": {"type": "string"}},
+                           "required": ["city"]}),
+        strict: false,
+    }
+}
+
+fn last_seen(fixture: &dyn LlmFixture) -> SeenRequest {
+    fixture
+        .seen()
+        .pop()
+        .expect("the model received the request")
+}
+
+async fn collect(fixture: &dyn LlmFixture, request: &LlmRequest) -> Vec<LlmStreamEvent> {
+    let mut stream = fixture
+        .provider()
+        .stream(request)
+        .await
+        .expect("the stream opens");
+    let mut events = Vec::new();
+    while let Some(item) = stream.next().await {
+        events.push(item.expect("stream item"));
+    }
+    events
+}
+
+/// The single `Completed` response of `events`, which must be the last event.
+fn completed(events: &[LlmStreamEvent]) -> &LlmResponse {
+    let count = events
+        .iter()
+        .filter(|e| matches!(e, LlmStreamEvent::Completed { .. }))
+        .count();
+    assert_eq!(count, 1, "exactly one Completed event: {events:?}");
+    match events.last() {
+        Some(LlmStreamEvent::Completed { response }) => response,
+        other => panic!("Completed must be the last event, got {other:?}"),
+    }
+}
+
+fn text_deltas(events: &[LlmStreamEvent]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            LlmStreamEvent::TextDelta { delta } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A user message gets the model's text back, with a stop reason and the model's name.
+pub async fn plain_completion_returns_text(fixture: Arc<dyn LlmFixture>) {
+    assert!(!fixture.provider().name().is_empty(), "a provider is named");
+    fixture.script(ModelTurn::text(
+        &["Hello ", "from the model."],
+        usage(12, 0, 4),
+    ));
+    let answer = fixture
+        .provider()
+        .complete(&ask("Say hello."))
+        .await
+        .expect("complete");
+    assert_eq!(answer.text.as_deref(), Some("Hello from the model."));
+    assert!(answer.tool_calls.is_empty());
+    assert_eq!(answer.finish_reason, FinishReason::Stop);
+    assert!(!answer.model.is_empty(), "the answering model is named");
+    let seen = last_seen(fixture.as_ref());
+    assert_eq!(seen.model, CONFORMANCE_MODEL);
+    assert_eq!(seen.user_texts, vec!["Say hello.".to_string()]);
+    assert!(seen.tools.is_empty() && seen.output_schema.is_none());
+}
+
+/// Input and output tokens come back exactly as the backend counted them.
+pub async fn usage_is_reported(fixture: Arc<dyn LlmFixture>) {
+    fixture.script(ModelTurn::text(&["Four."], usage(42, 0, 7)));
+    let answer = fixture
+        .provider()
+        .complete(&ask("Two plus two?"))
+        .await
+        .expect("complete");
+    assert_eq!(answer.usage, usage(42, 0, 7));
+}
+
+/// Cached input tokens are reported within the input tokens.
+pub async fn cached_tokens_are_reported(fixture: Arc<dyn LlmFixture>) {
+    fixture.script(ModelTurn::text(&["Again."], usage(1200, 1024, 3)));
+    let answer = fixture
+        .provider()
+        .complete(&ask("Repeat yourself."))
+        .await
+        .expect("complete");
+    assert_eq!(answer.usage, usage(1200, 1024, 3));
+}
+
+/// Offered functions reach the model; its tool call comes back with the call id, the
+/// function name and the arguments parsed as JSON.
+pub async fn tool_definitions_produce_tool_calls(fixture: Arc<dyn LlmFixture>) {
+    let call = ScriptedCall::new(
+        "call_weather_1",
+        "get_weather",
+        json!({"city": "Lisbon", "unit": "celsius"}),
+    );
+    fixture.script(ModelTurn::ToolCalls {
+        calls: vec![call.clone()],
+        usage: usage(80, 0, 15),
+    });
+    let request = LlmRequest {
+        tools: vec![weather_tool(), time_tool()],
+        ..ask("Weather in Lisbon?")
+    };
+    let answer = fixture.provider().complete(&request).await.expect("complete");
+    assert_eq!(answer.tool_calls, vec![call.parsed()]);
+    assert_eq!(
+        answer.tool_calls[0].arguments,
+        json!({"city": "Lisbon", "unit": "celsius"})
+    );
+    assert_eq!(answer.finish_reason, FinishReason::ToolCalls);
+    assert!(answer.text.as_deref().unwrap_or_default().is_empty());
+    let seen = last_seen(fixture.as_ref());
+    assert_eq!(
+        seen.tools,
+        vec!["get_weather".to_string(), "get_time".to_string()]
+    );
+}
+
+/// Several calls of one turn come back in the model's order, each with its own id.
+pub async fn parallel_tool_calls_keep_their_order(fixture: Arc<dyn LlmFixture>) {
+    let calls = vec![
+        ScriptedCall::new("call_a", "get_weather", json!({"city": "Lisbon"})),
+        ScriptedCall::new("call_b", "get_time", json!({"city": "Porto"})),
+        ScriptedCall::new("call_c", "get_weather", json!({"city": "Faro"})),
+    ];
+    fixture.script(ModelTurn::ToolCalls {
+        calls: calls.clone(),
+        usage: usage(90, 0, 30),
+    });
+    let request = LlmRequest {
+        tools: vec![weather_tool(), time_tool()],
+        ..ask("Weather in Lisbon and Faro, time in Porto?")
+    };
+    let answer = fixture.provider().complete(&request).await.expect("complete");
+    let expected: Vec<_> = calls.iter().map(ScriptedCall::parsed).collect();
+    assert_eq!(answer.tool_calls, expected);
+}
+
+/// A follow-up carrying the assistant's call and the tool's result shows both to the model,
+/// linked by the call id.
+pub async fn tool_results_round_trip(fixture: Arc<dyn LlmFixture>) {
+    let call = ToolCallRequest {
+        id: "call_weather_7".into(),
+        name: "get_weather".into(),
+        arguments: json!({"city": "Lisbon"}),
+    };
+    let result = json!({"temperature_c": 22, "sky": "clear"}).to_string();
+    fixture.script(ModelTurn::text(&["22 °C and clear."], usage(120, 0, 6)));
+    let request = LlmRequest {
+        tools: vec![weather_tool()],
+        messages: vec![
+            Message::user("Weather in Lisbon?"),
+            Message::Assistant {
+                content: None,
+                tool_calls: vec![call.clone()],
+            },
+            Message::Tool {
+                call_id: call.id.clone(),
+                content: result.clone(),
+            },
+        ],
+        model: CONFORMANCE_MODEL.into(),
+        ..Default::default()
+    };
+    let answer = fixture.provider().complete(&request).await.expect("complete");
+    assert_eq!(answer.text.as_deref(), Some("22 °C and clear."));
+    let seen = last_seen(fixture.as_ref());
+    assert_eq!(seen.tool_calls, vec![call.clone()]);
+    assert_eq!(seen.tool_results, vec![(call.id, result)]);
+}
+
+fn city_schema() -> Value {
+    json!({"type": "object",
+           "properties": {"city": {"type": "string"}, "temperature_c": {"type": "number"}},
+           "required": ["city", "temperature_c"], "additionalProperties": false})
+}
+
+/// The schema reaches the model; the answer parses as JSON that matches it.
+pub async fn structured_output_matches_the_schema(fixture: Arc<dyn LlmFixture>) {
+    let answer_json = json!({"city": "Lisbon", "temperature_c": 22.5});
+    let text = answer_json.to_string();
+    let (head, tail) = text.split_at(text.len() / 2);
+    fixture.script(ModelTurn::text(&[head, tail], usage(60, 0, 12)));
+    let request = LlmRequest {
+        output_schema: Some(OutputSchema {
+            name: "city_weather".into(),
+            schema: city_schema(),
+            strict: true,
+        }),
+        ..ask("Weather in Lisbon as JSON.")
+    };
+    let answer = fixture.provider().complete(&request).await.expect("complete");
+    let value = answer.json().expect("the answer is JSON");
+    assert_eq!(value, answer_json);
+    let violations = SchemaCache::new()
+        .violations(&city_schema(), &value)
+        .expect("valid schema");
+    assert!(violations.is_empty(), "{violations:?}");
+    assert_eq!(last_seen(fixture.as_ref()).output_schema, Some(city_schema()));
+}
+
+/// A stream's text deltas add up to the completed text; it ends with exactly one
+/// `Completed`.
+pub async fn stream_ends_with_one_completed(fixture: Arc<dyn LlmFixture>) {
+    fixture.script(ModelTurn::text(
+        &["The quick ", "brown ", "fox."],
+        usage(20, 0, 5),
+    ));
+    let events = collect(fixture.as_ref(), &ask("Tell a short story.")).await;
+    let response = completed(&events);
+    assert_eq!(response.text.as_deref(), Some("The quick brown fox."));
+    assert_eq!(text_deltas(&events).concat(), "The quick brown fox.");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, LlmStreamEvent::ToolCallDelta { .. })),
+        "a text answer has no tool-call deltas"
+    );
+    assert_eq!(response.finish_reason, FinishReason::Stop);
+    assert_eq!(last_seen(fixture.as_ref()).user_texts.len(), 1);
+}
+
+/// Text arrives in several deltas before the end, not in one piece.
+pub async fn stream_yields_incremental_deltas(fixture: Arc<dyn LlmFixture>) {
+    let pieces = ["Once ", "upon ", "a ", "time."];
+    fixture.script(ModelTurn::text(&pieces, usage(20, 0, 4)));
+    let events = collect(fixture.as_ref(), &ask("Begin a fairy tale.")).await;
+    let deltas = text_deltas(&events);
+    assert!(deltas.len() > 1, "several deltas, got {deltas:?}");
+    assert!(deltas.iter().all(|d| !d.is_empty()));
+    assert_eq!(deltas.concat(), pieces.concat());
+    assert_eq!(
+        completed(&events).text.as_deref(),
+        Some(pieces.concat().as_str())
+    );
+}
+
+/// A streamed tool call ends in a `Completed` carrying the parsed call; argument deltas, if
+/// any, add up to the same arguments under the same id and name.
+pub async fn stream_assembles_tool_calls(fixture: Arc<dyn LlmFixture>) {
+    let call = ScriptedCall::new(
+        "call_weather_9",
+        "get_weather",
+        json!({"city": "Lisbon", "unit": "celsius"}),
+    );
+    fixture.script(ModelTurn::ToolCalls {
+        calls: vec![call.clone()],
+        usage: usage(70, 0, 14),
+    });
+    let request = LlmRequest {
+        tools: vec![weather_tool()],
+        ..ask("Weather in Lisbon?")
+    };
+    let events = collect(fixture.as_ref(), &request).await;
+    let response = completed(&events);
+    assert_eq!(response.tool_calls, vec![call.parsed()]);
+    assert_eq!(response.finish_reason, FinishReason::ToolCalls);
+    let mut assembled: BTreeMap<u32, (Option<String>, Option<String>, String)> = BTreeMap::new();
+    for e in &events {
+        if let LlmStreamEvent::ToolCallDelta {
+            index,
+            id,
+            name,
+            arguments_delta,
+        } = e
+        {
+            let entry = assembled.entry(*index).or_default();
+            entry.0 = entry.0.take().or_else(|| id.clone());
+            entry.1 = entry.1.take().or_else(|| name.clone());
+            entry.2.push_str(arguments_delta);
+        }
+    }
+    for (index, (id, name, arguments)) in assembled {
+        assert_eq!(index, 0, "one call, one index");
+        assert_eq!(id.as_deref(), Some(call.id.as_str()));
+        assert_eq!(name.as_deref(), Some(call.name.as_str()));
+        let parsed: Value = serde_json::from_str(&arguments).expect("deltas add up to JSON");
+        assert_eq!(parsed, call.parsed().arguments);
+    }
+}
+
+async fn assert_refused(fixture: &dyn LlmFixture, refusal: Refusal, request: &LlmRequest) {
+    fixture.script(ModelTurn::Refuse(refusal));
+    let e = fixture
+        .provider()
+        .complete(request)
+        .await
+        .expect_err("the backend refuses");
+    assert_eq!(e.kind(), refusal.kind(), "{e}");
+    assert_eq!(e.is_retryable(), refusal.retryable(), "{e}");
+
+    fixture.script(ModelTurn::Refuse(refusal));
+    let e = match fixture.provider().stream(request).await {
+        Err(e) => e,
+        Ok(mut stream) => match stream.next().await {
+            Some(Err(e)) => e,
+            other => panic!("a refused stream fails first, got {other:?}"),
+        },
+    };
+    assert_eq!(e.kind(), refusal.kind(), "{e}");
+    assert_eq!(e.is_retryable(), refusal.retryable(), "{e}");
+}
+
+/// Asking for a model the backend does not know is a `NotFound` error (complete and
+/// stream), not a panic and not a retryable failure.
+pub async fn unknown_model_is_a_typed_error(fixture: Arc<dyn LlmFixture>) {
+    let request = LlmRequest {
+        model: UNKNOWN_MODEL.into(),
+        ..ask("Hello?")
+    };
+    assert_refused(fixture.as_ref(), Refusal::UnknownModel, &request).await;
+    assert_eq!(last_seen(fixture.as_ref()).model, UNKNOWN_MODEL);
+}
+
+/// A rate limit is a retryable `RateLimited` error.
+pub async fn rate_limits_are_retryable_errors(fixture: Arc<dyn LlmFixture>) {
+    assert_refused(fixture.as_ref(), Refusal::RateLimited, &ask("Hello?")).await;
+}
+
+/// Rejected credentials are a final `Unauthorized` error.
+pub async fn rejected_credentials_are_typed_errors(fixture: Arc<dyn LlmFixture>) {
+    assert_refused(fixture.as_ref(), Refusal::Unauthorized, &ask("Hello?")).await;
+}
