@@ -37,7 +37,11 @@ fn texts(n: usize) -> Vec<String> {
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let (na, nb) = (norm(a), norm(b));
     if na == 0.0 || nb == 0.0 {
@@ -77,7 +81,10 @@ pub async fn vectors_share_one_dimension(embedder: Arc<dyn Embedder>) {
     for v in &vectors {
         assert_eq!(v.len(), dims, "every vector has the same dimension");
         assert!(v.iter().all(|x| x.is_finite()));
-        assert!(v.iter().any(|x| *x != 0.0), "a text embeds to a non-zero vector");
+        assert!(
+            v.iter().any(|x| *x != 0.0),
+            "a text embeds to a non-zero vector"
+        );
     }
     let again = embed(embedder.as_ref(), &inputs[..1]).await;
     assert_eq!(again[0].len(), dims, "the dimension holds across calls");

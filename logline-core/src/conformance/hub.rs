@@ -150,7 +150,10 @@ pub async fn unknown_tool_is_not_found(fixture: Arc<dyn HubFixture>) {
         .expect_err("unknown tool");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     assert!(!e.is_retryable(), "{e}");
-    assert!(e.to_string().contains(UNKNOWN_TOOL), "the error names the tool: {e}");
+    assert!(
+        e.to_string().contains(UNKNOWN_TOOL),
+        "the error names the tool: {e}"
+    );
 }
 
 /// Arguments that break the tool's input schema are a final `InvalidInput`.
@@ -180,7 +183,10 @@ pub async fn tool_failure_is_typed(fixture: Arc<dyn HubFixture>) {
         .expect_err("the tool fails");
     assert_eq!(e.kind(), ErrorKind::ToolFailed, "{e}");
     assert!(!e.is_retryable(), "{e}");
-    assert!(e.to_string().contains(&tool), "the error names the tool: {e}");
+    assert!(
+        e.to_string().contains(&tool),
+        "the error names the tool: {e}"
+    );
 }
 
 /// The context's `run/step/seq` key reaches the tool's side with each execution.

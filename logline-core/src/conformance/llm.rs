@@ -164,9 +164,12 @@ impl ModelTurn {
     /// an empty `model` lets the double fill in the requested one).
     pub fn to_response(&self, model: &str) -> Result<LlmResponse> {
         let (text, tool_calls, usage, finish_reason) = match self {
-            ModelTurn::Text { pieces, usage } => {
-                (Some(pieces.concat()), Vec::new(), *usage, FinishReason::Stop)
-            }
+            ModelTurn::Text { pieces, usage } => (
+                Some(pieces.concat()),
+                Vec::new(),
+                *usage,
+                FinishReason::Stop,
+            ),
             ModelTurn::ToolCalls { calls, usage } => (
                 None,
                 calls.iter().map(ScriptedCall::parsed).collect(),
@@ -390,7 +393,11 @@ pub async fn tool_definitions_produce_tool_calls(fixture: Arc<dyn LlmFixture>) {
         tools: vec![weather_tool(), time_tool()],
         ..ask("Weather in Lisbon?")
     };
-    let answer = fixture.provider().complete(&request).await.expect("complete");
+    let answer = fixture
+        .provider()
+        .complete(&request)
+        .await
+        .expect("complete");
     assert_eq!(answer.tool_calls, vec![call.parsed()]);
     assert_eq!(
         answer.tool_calls[0].arguments,
@@ -420,7 +427,11 @@ pub async fn parallel_tool_calls_keep_their_order(fixture: Arc<dyn LlmFixture>) 
         tools: vec![weather_tool(), time_tool()],
         ..ask("Weather in Lisbon and Faro, time in Porto?")
     };
-    let answer = fixture.provider().complete(&request).await.expect("complete");
+    let answer = fixture
+        .provider()
+        .complete(&request)
+        .await
+        .expect("complete");
     let expected: Vec<_> = calls.iter().map(ScriptedCall::parsed).collect();
     assert_eq!(answer.tool_calls, expected);
 }
@@ -451,7 +462,11 @@ pub async fn tool_results_round_trip(fixture: Arc<dyn LlmFixture>) {
         model: CONFORMANCE_MODEL.into(),
         ..Default::default()
     };
-    let answer = fixture.provider().complete(&request).await.expect("complete");
+    let answer = fixture
+        .provider()
+        .complete(&request)
+        .await
+        .expect("complete");
     assert_eq!(answer.text.as_deref(), Some("22 °C and clear."));
     let seen = last_seen(fixture.as_ref());
     assert_eq!(seen.tool_calls, vec![call.clone()]);
@@ -478,27 +493,32 @@ pub async fn structured_output_matches_the_schema(fixture: Arc<dyn LlmFixture>) 
         }),
         ..ask("Weather in Lisbon as JSON.")
     };
-    let answer = fixture.provider().complete(&request).await.expect("complete");
+    let answer = fixture
+        .provider()
+        .complete(&request)
+        .await
+        .expect("complete");
     let value = answer.json().expect("the answer is JSON");
     assert_eq!(value, answer_json);
     let violations = SchemaCache::new()
         .violations(&city_schema(), &value)
         .expect("valid schema");
     assert!(violations.is_empty(), "{violations:?}");
-    assert_eq!(last_seen(fixture.as_ref()).output_schema, Some(city_schema()));
+    assert_eq!(
+        last_seen(fixture.as_ref()).output_schema,
+        Some(city_schema())
+    );
 }
 
-/// A stream's text deltas add up to the completed text; it ends with exactly one
-/// `Completed`.
+/// A stream's text deltas add up to the completed text (multi-byte characters included);
+/// it ends with exactly one `Completed`.
 pub async fn stream_ends_with_one_completed(fixture: Arc<dyn LlmFixture>) {
-    fixture.script(ModelTurn::text(
-        &["The quick ", "brown ", "fox."],
-        usage(20, 0, 5),
-    ));
+    let pieces = ["Olá, the quick ", "café ☕ ", "fox — done."];
+    fixture.script(ModelTurn::text(&pieces, usage(20, 0, 5)));
     let events = collect(fixture.as_ref(), &ask("Tell a short story.")).await;
     let response = completed(&events);
-    assert_eq!(response.text.as_deref(), Some("The quick brown fox."));
-    assert_eq!(text_deltas(&events).concat(), "The quick brown fox.");
+    assert_eq!(response.text.as_deref(), Some(pieces.concat().as_str()));
+    assert_eq!(text_deltas(&events).concat(), pieces.concat());
     assert!(
         !events
             .iter()
@@ -507,6 +527,13 @@ pub async fn stream_ends_with_one_completed(fixture: Arc<dyn LlmFixture>) {
     );
     assert_eq!(response.finish_reason, FinishReason::Stop);
     assert_eq!(last_seen(fixture.as_ref()).user_texts.len(), 1);
+}
+
+/// A stream's `Completed` carries the usage of the call.
+pub async fn stream_reports_usage(fixture: Arc<dyn LlmFixture>) {
+    fixture.script(ModelTurn::text(&["Short ", "answer."], usage(300, 0, 9)));
+    let events = collect(fixture.as_ref(), &ask("Answer briefly.")).await;
+    assert_eq!(completed(&events).usage, usage(300, 0, 9));
 }
 
 /// Text arrives in several deltas before the end, not in one piece.
@@ -524,28 +551,12 @@ pub async fn stream_yields_incremental_deltas(fixture: Arc<dyn LlmFixture>) {
     );
 }
 
-/// A streamed tool call ends in a `Completed` carrying the parsed call; argument deltas, if
-/// any, add up to the same arguments under the same id and name.
-pub async fn stream_assembles_tool_calls(fixture: Arc<dyn LlmFixture>) {
-    let call = ScriptedCall::new(
-        "call_weather_9",
-        "get_weather",
-        json!({"city": "Lisbon", "unit": "celsius"}),
-    );
-    fixture.script(ModelTurn::ToolCalls {
-        calls: vec![call.clone()],
-        usage: usage(70, 0, 14),
-    });
-    let request = LlmRequest {
-        tools: vec![weather_tool()],
-        ..ask("Weather in Lisbon?")
-    };
-    let events = collect(fixture.as_ref(), &request).await;
-    let response = completed(&events);
-    assert_eq!(response.tool_calls, vec![call.parsed()]);
-    assert_eq!(response.finish_reason, FinishReason::ToolCalls);
+/// Argument deltas grouped by call index: `(id, name, argument text)`.
+fn assembled_deltas(
+    events: &[LlmStreamEvent],
+) -> BTreeMap<u32, (Option<String>, Option<String>, String)> {
     let mut assembled: BTreeMap<u32, (Option<String>, Option<String>, String)> = BTreeMap::new();
-    for e in &events {
+    for e in events {
         if let LlmStreamEvent::ToolCallDelta {
             index,
             id,
@@ -559,13 +570,59 @@ pub async fn stream_assembles_tool_calls(fixture: Arc<dyn LlmFixture>) {
             entry.2.push_str(arguments_delta);
         }
     }
-    for (index, (id, name, arguments)) in assembled {
-        assert_eq!(index, 0, "one call, one index");
+    assembled
+}
+
+async fn assert_streamed_calls(fixture: &dyn LlmFixture, calls: Vec<ScriptedCall>) {
+    fixture.script(ModelTurn::ToolCalls {
+        calls: calls.clone(),
+        usage: usage(70, 0, 14),
+    });
+    let request = LlmRequest {
+        tools: vec![weather_tool(), time_tool()],
+        ..ask("Weather and time in Lisbon?")
+    };
+    let events = collect(fixture, &request).await;
+    let response = completed(&events);
+    let expected: Vec<_> = calls.iter().map(ScriptedCall::parsed).collect();
+    assert_eq!(response.tool_calls, expected);
+    assert_eq!(response.finish_reason, FinishReason::ToolCalls);
+    let assembled = assembled_deltas(&events);
+    if assembled.is_empty() {
+        return;
+    }
+    let indices: Vec<u32> = assembled.keys().copied().collect();
+    assert_eq!(
+        indices,
+        (0..calls.len() as u32).collect::<Vec<_>>(),
+        "one index per call"
+    );
+    for ((id, name, arguments), call) in assembled.values().zip(&expected) {
         assert_eq!(id.as_deref(), Some(call.id.as_str()));
         assert_eq!(name.as_deref(), Some(call.name.as_str()));
-        let parsed: Value = serde_json::from_str(&arguments).expect("deltas add up to JSON");
-        assert_eq!(parsed, call.parsed().arguments);
+        let parsed: Value = serde_json::from_str(arguments).expect("deltas add up to JSON");
+        assert_eq!(parsed, call.arguments);
     }
+}
+
+/// A streamed tool call ends in a `Completed` carrying the parsed call; argument deltas, if
+/// any, add up to the same arguments under the same id and name.
+pub async fn stream_assembles_tool_calls(fixture: Arc<dyn LlmFixture>) {
+    let call = ScriptedCall::new(
+        "call_weather_9",
+        "get_weather",
+        json!({"city": "São Paulo", "unit": "celsius"}),
+    );
+    assert_streamed_calls(fixture.as_ref(), vec![call]).await;
+}
+
+/// Several streamed calls of one turn keep their order, ids and arguments apart.
+pub async fn stream_assembles_parallel_tool_calls(fixture: Arc<dyn LlmFixture>) {
+    let calls = vec![
+        ScriptedCall::new("call_p1", "get_weather", json!({"city": "Lisbon"})),
+        ScriptedCall::new("call_p2", "get_time", json!({"city": "Zürich"})),
+    ];
+    assert_streamed_calls(fixture.as_ref(), calls).await;
 }
 
 async fn assert_refused(fixture: &dyn LlmFixture, refusal: Refusal, request: &LlmRequest) {

@@ -151,8 +151,10 @@ macro_rules! llm_conformance_tests {
             tool_results_round_trip [tool_calls],
             structured_output_matches_the_schema [structured_output],
             stream_ends_with_one_completed,
+            stream_reports_usage [usage],
             stream_yields_incremental_deltas [streaming],
             stream_assembles_tool_calls [tool_calls],
+            stream_assembles_parallel_tool_calls [tool_calls, parallel_tool_calls],
             unknown_model_is_a_typed_error,
             rate_limits_are_retryable_errors,
             rejected_credentials_are_typed_errors);
