@@ -1,4 +1,5 @@
 //! The shared conformance suites on the in-memory backends and the test doubles.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 

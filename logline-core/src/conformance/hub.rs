@@ -259,9 +259,6 @@ async fn list_all(hub: &dyn ToolHub, limit: Option<u32>) -> Vec<ToolSpec> {
             })
             .await
             .expect("list_tools");
-        if let Some(l) = limit {
-            assert!(page.tools.len() <= l as usize, "a page respects its limit");
-        }
         tools.extend(page.tools);
         match page.next_cursor {
             Some(next) => {
@@ -274,8 +271,8 @@ async fn list_all(hub: &dyn ToolHub, limit: Option<u32>) -> Vec<ToolSpec> {
     panic!("the catalog listing never ends")
 }
 
-/// Following cursors with small pages lists the same tools as large pages, each once, each
-/// naming this hub; the echo tool is among them.
+/// Following cursors with small pages (the limit is a hint) lists the same tools as the
+/// default pages, each once, each naming this hub; the echo tool is among them.
 pub async fn catalog_pages_cover_every_tool(fixture: Arc<dyn HubFixture>) {
     let hub = fixture.hub();
     assert!(!hub.name().is_empty(), "a hub is named");
