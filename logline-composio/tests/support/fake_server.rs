@@ -38,6 +38,8 @@ pub struct FakeState {
     pub requests: Vec<String>,
     pub executions: Vec<(String, Value)>,
     pub clock: u64,
+    /// Check execution arguments against the tool's input schema (400 on a mismatch).
+    pub validate_arguments: bool,
 }
 
 impl FakeState {
@@ -54,6 +56,7 @@ impl FakeState {
             requests: Vec::new(),
             executions: Vec::new(),
             clock: 0,
+            validate_arguments: false,
         }
     }
 
@@ -468,6 +471,15 @@ fn answer(state: &Mutex<FakeState>, method: Method, uri: Uri, body: Bytes) -> Re
                     .any(|a| a["id"] == ca && a["status"] == "ACTIVE");
                 if !ok {
                     return error(422, "Connected account is in an invalid state");
+                }
+            }
+            if s.validate_arguments {
+                let schema = &s.tools[&slug]["input_parameters"];
+                let violations = logline_core::schema::SchemaCache::new()
+                    .violations(schema, &body["arguments"])
+                    .unwrap_or_default();
+                if let Some(v) = violations.first() {
+                    return error(400, &format!("Invalid arguments: {}", v.message));
                 }
             }
             if body["arguments"]["fail"] == json!(true) {

@@ -1,15 +1,42 @@
-//! The conformance suite every backend runs (feature `testing`).
+//! The conformance suites every backend runs (feature `testing`).
 //!
-//! Each check is a plain `async fn` taking a fresh backend and panicking on a violation.
-//! Core runs them on the memory backends; adapter crates run the same lists on theirs,
-//! e.g. with the [`store_conformance_tests!`](crate::store_conformance_tests) and
-//! [`queue_conformance_tests!`](crate::queue_conformance_tests) macros, which generate one
-//! `#[tokio::test]` per check from a factory expression.
+//! Each check is a plain `async fn` taking a fresh backend (or, for LLM providers and tool
+//! hubs, a *fixture*: the backend plus the means to script what sits behind it) and
+//! panicking on a violation. Core runs them on its memory backends and test doubles; adapter
+//! crates run the same lists on theirs with one macro per trait, which generates one
+//! `#[tokio::test]` per check from a factory expression and, optionally, the backend's
+//! capabilities:
+//!
+//! | trait | macro | factory yields | capabilities |
+//! |---|---|---|---|
+//! | [`Store`] | [`store_conformance_tests!`](crate::store_conformance_tests) | `Arc<dyn Store>` | [`store::StoreCapabilities`] |
+//! | [`Queue`] | [`queue_conformance_tests!`](crate::queue_conformance_tests) | `Arc<dyn Queue>` | [`queue::QueueCapabilities`] |
+//! | `LlmProvider` | [`llm_conformance_tests!`](crate::llm_conformance_tests) | `Arc<dyn` [`llm::LlmFixture`]`>` | [`llm::LlmCapabilities`] |
+//! | `ToolHub` | [`hub_conformance_tests!`](crate::hub_conformance_tests) | `Arc<dyn` [`hub::HubFixture`]`>` | [`hub::HubCapabilities`] |
+//! | `Embedder` | [`embedder_conformance_tests!`](crate::embedder_conformance_tests) | `Arc<dyn Embedder>` | [`embedder::EmbedderCapabilities`] |
+//!
+//! Without capabilities every check runs. A check that needs a capability the backend lacks
+//! still gets its test, which passes after reporting `skipped <check>: backend lacks
+//! <capability>` on stderr (printed past the test harness's capture, so it shows in the
+//! `cargo test` output).
+//!
+//! ```ignore
+//! use logline_core::conformance::llm::LlmCapabilities;
+//!
+//! logline_core::llm_conformance_tests!(
+//!     my_fixture(),
+//!     LlmCapabilities { cached_tokens: false, ..LlmCapabilities::all() }
+//! );
+//! ```
 
+pub mod embedder;
+pub mod hub;
+pub mod llm;
 pub mod queue;
 pub mod store;
 
 use std::future::Future;
+use std::io::Write;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -25,47 +52,155 @@ pub type StoreCheck = fn(Arc<dyn Store>) -> CheckFuture;
 /// A queue check.
 pub type QueueCheck = fn(Arc<dyn Queue>) -> CheckFuture;
 
-/// Generates one `#[tokio::test]` per store check; `$factory` is an async expression
-/// yielding a fresh `Arc<dyn Store>`.
+/// Whether `check` may run given its `needs` (`(backend has it, capability name)`); when
+/// one is missing, reports `skipped <check>: backend lacks <capability>` on stderr and
+/// returns `false`.
+pub fn supported(check: &str, needs: &[(bool, &str)]) -> bool {
+    match needs.iter().find(|(has, _)| !has) {
+        None => true,
+        Some((_, capability)) => {
+            // Straight to the process's stderr: the test harness captures `eprintln!` of
+            // passing tests, and a skip must be seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped {check}: backend lacks {capability}"
+            );
+            false
+        }
+    }
+}
+
+/// Generates the tests of one suite: `$module` is the suite's module under
+/// [`crate::conformance`], each check may list the capability fields (of `$caps`) it needs.
+#[doc(hidden)]
 #[macro_export]
-macro_rules! store_conformance_tests {
-    ($factory:expr) => {
-        $crate::store_conformance_tests!(@each $factory;
-            workflows_are_versioned, tool_catalog_round_trips, agents_and_policies_round_trip,
-            runs_are_created_once, commit_is_atomic_and_versioned, events_page_by_sequence,
-            effect_ledger_keeps_first_record, runs_list_by_filter, wait_for_events_wakes_on_commit,
-            purge_removes_old_terminal_runs, one_of_racing_commits_wins);
-    };
-    (@each $factory:expr; $($name:ident),*) => {
+macro_rules! __conformance_tests {
+    ($module:ident, $factory:expr, $caps:expr; $($name:ident $([$($cap:ident),+])?),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                let store = $factory.await;
-                $crate::conformance::store::$name(store).await;
+                #[allow(unused_variables)]
+                let caps = $caps;
+                let needs: &[(bool, &str)] = &[$($((caps.$cap, stringify!($cap))),+)?];
+                if !$crate::conformance::supported(stringify!($name), needs) {
+                    return;
+                }
+                let backend = $factory.await;
+                $crate::conformance::$module::$name(backend).await;
             }
         )*
     };
 }
 
+/// Generates one `#[tokio::test]` per store check; `$factory` is an async expression
+/// yielding a fresh `Arc<dyn Store>`, `$caps` an optional
+/// [`StoreCapabilities`](crate::conformance::store::StoreCapabilities).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:expr) => {
+        $crate::store_conformance_tests!(
+            $factory,
+            $crate::conformance::store::StoreCapabilities::all()
+        );
+    };
+    ($factory:expr, $caps:expr) => {
+        $crate::__conformance_tests!(store, $factory, $caps;
+            workflows_are_versioned, tool_catalog_round_trips, agents_and_policies_round_trip,
+            runs_are_created_once, commit_is_atomic_and_versioned, events_page_by_sequence,
+            effect_ledger_keeps_first_record, runs_list_by_filter, wait_for_events_wakes_on_commit,
+            purge_removes_old_terminal_runs [purge_runs], one_of_racing_commits_wins);
+    };
+}
+
 /// Generates one `#[tokio::test]` per queue check; `$factory` is an async expression
-/// yielding a fresh `Arc<dyn Queue>`.
+/// yielding a fresh `Arc<dyn Queue>`, `$caps` an optional
+/// [`QueueCapabilities`](crate::conformance::queue::QueueCapabilities).
 #[macro_export]
 macro_rules! queue_conformance_tests {
     ($factory:expr) => {
-        $crate::queue_conformance_tests!(@each $factory;
+        $crate::queue_conformance_tests!(
+            $factory,
+            $crate::conformance::queue::QueueCapabilities::all()
+        );
+    };
+    ($factory:expr, $caps:expr) => {
+        $crate::__conformance_tests!(queue, $factory, $caps;
             enqueue_claim_complete, idempotency_key_dedupes_live_jobs, priority_then_run_at,
             scheduled_jobs_wait, expired_lease_is_reclaimed, heartbeat_keeps_the_lease,
             failures_back_off_then_dead_letter, non_retryable_failure_dead_letters,
             batch_enqueue_and_claim, wait_for_work_wakes_on_enqueue, concurrent_claims_are_exclusive,
-            purge_drops_only_old_completed_jobs);
+            purge_drops_only_old_completed_jobs [purge_completed]);
     };
-    (@each $factory:expr; $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let queue = $factory.await;
-                $crate::conformance::queue::$name(queue).await;
-            }
-        )*
+}
+
+/// Generates one `#[tokio::test]` per LLM provider check; `$factory` is an async expression
+/// yielding a fresh `Arc<dyn LlmFixture>`, `$caps` optional
+/// [`LlmCapabilities`](crate::conformance::llm::LlmCapabilities).
+#[macro_export]
+macro_rules! llm_conformance_tests {
+    ($factory:expr) => {
+        $crate::llm_conformance_tests!($factory, $crate::conformance::llm::LlmCapabilities::all());
+    };
+    ($factory:expr, $caps:expr) => {
+        $crate::__conformance_tests!(llm, $factory, $caps;
+            plain_completion_returns_text,
+            usage_is_reported [usage],
+            cached_tokens_are_reported [usage, cached_tokens],
+            tool_definitions_produce_tool_calls [tool_calls],
+            parallel_tool_calls_keep_their_order [tool_calls, parallel_tool_calls],
+            tool_results_round_trip [tool_calls],
+            structured_output_matches_the_schema [structured_output],
+            stream_ends_with_one_completed,
+            stream_reports_usage [usage],
+            stream_yields_incremental_deltas [streaming],
+            stream_assembles_tool_calls [tool_calls],
+            stream_assembles_parallel_tool_calls [tool_calls, parallel_tool_calls],
+            unknown_model_is_a_typed_error,
+            rate_limits_are_retryable_errors,
+            rejected_credentials_are_typed_errors);
+    };
+}
+
+/// Generates one `#[tokio::test]` per tool hub check; `$factory` is an async expression
+/// yielding a fresh `Arc<dyn HubFixture>`, `$caps` optional
+/// [`HubCapabilities`](crate::conformance::hub::HubCapabilities).
+#[macro_export]
+macro_rules! hub_conformance_tests {
+    ($factory:expr) => {
+        $crate::hub_conformance_tests!($factory, $crate::conformance::hub::HubCapabilities::all());
+    };
+    ($factory:expr, $caps:expr) => {
+        $crate::__conformance_tests!(hub, $factory, $caps;
+            execute_returns_the_tool_output,
+            unknown_tool_is_not_found,
+            invalid_arguments_are_rejected [validates_arguments],
+            tool_failure_is_typed,
+            idempotency_key_is_passed_on [idempotency_keys],
+            connections_are_listed [connections],
+            catalog_pages_cover_every_tool);
+    };
+}
+
+/// Generates one `#[tokio::test]` per embedder check; `$factory` is an async expression
+/// yielding a fresh `Arc<dyn Embedder>`, `$caps` optional
+/// [`EmbedderCapabilities`](crate::conformance::embedder::EmbedderCapabilities).
+#[macro_export]
+macro_rules! embedder_conformance_tests {
+    ($factory:expr) => {
+        $crate::embedder_conformance_tests!(
+            $factory,
+            $crate::conformance::embedder::EmbedderCapabilities::all()
+        );
+    };
+    ($factory:expr, $caps:expr) => {
+        $crate::__conformance_tests!(embedder, $factory, $caps;
+            model_is_named,
+            empty_input_gives_no_vectors,
+            vectors_share_one_dimension,
+            batch_order_is_preserved,
+            identical_texts_embed_identically,
+            distinct_texts_embed_differently,
+            large_batches_keep_their_order,
+            vectors_are_normalized [normalized]);
     };
 }

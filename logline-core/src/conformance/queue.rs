@@ -13,6 +13,22 @@ use crate::ErrorKind;
 const Q: &str = "conformance";
 const LONG: Duration = Duration::from_secs(60);
 
+/// What a queue backend supports beyond the required contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueCapabilities {
+    /// `purge_completed` deletes old completed jobs (retention).
+    pub purge_completed: bool,
+}
+
+impl QueueCapabilities {
+    /// Everything: every check runs.
+    pub fn all() -> Self {
+        QueueCapabilities {
+            purge_completed: true,
+        }
+    }
+}
+
 fn job(n: i64) -> NewJob {
     NewJob::new(Q, json!({ "n": n }))
 }

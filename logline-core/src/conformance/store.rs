@@ -16,6 +16,20 @@ use crate::tool::ToolSpec;
 use crate::workflow::{NodeType, Workflow, WorkflowDefinition};
 use crate::ErrorKind;
 
+/// What a store backend supports beyond the required contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreCapabilities {
+    /// `purge_runs` deletes finished runs (retention).
+    pub purge_runs: bool,
+}
+
+impl StoreCapabilities {
+    /// Everything: every check runs.
+    pub fn all() -> Self {
+        StoreCapabilities { purge_runs: true }
+    }
+}
+
 fn linear(n: usize) -> WorkflowDefinition {
     let nodes: Vec<_> = (0..n)
         .map(|i| json!({"id": format!("n{i}"), "type": "static"}))

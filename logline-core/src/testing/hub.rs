@@ -9,16 +9,20 @@ use serde_json::Value;
 use super::locked;
 use crate::error::{Error, Result};
 use crate::run::Subject;
+use crate::schema::SchemaCache;
 use crate::tool::{Connection, PageRequest, ToolContext, ToolHub, ToolPage, ToolSpec};
 
 type Behaviour = Arc<dyn Fn(&Value) -> Result<Value> + Send + Sync>;
 
 /// A [`ToolHub`] with scripted tools: each returns what its behaviour computes, counts its
-/// executions and records the contexts it saw. Catalog pages are served in `page_size` chunks.
+/// executions and records the contexts it saw. Like a remote hub it rejects arguments that
+/// break the tool's input schema (`InvalidInput`, nothing executed). Catalog pages are
+/// served in `page_size` chunks.
 pub struct FakeToolHub {
     name: String,
     tools: Vec<ToolSpec>,
-    behaviours: HashMap<String, Behaviour>,
+    behaviours: HashMap<String, (Value, Behaviour)>,
+    schemas: SchemaCache,
     executions: Mutex<Vec<(String, Value, ToolContext)>>,
     count: AtomicUsize,
     in_flight: AtomicUsize,
@@ -35,6 +39,7 @@ impl FakeToolHub {
             name: name.to_string(),
             tools: Vec::new(),
             behaviours: HashMap::new(),
+            schemas: SchemaCache::new(),
             executions: Mutex::new(Vec::new()),
             count: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
@@ -51,7 +56,8 @@ impl FakeToolHub {
         F: Fn(&Value) -> Result<Value> + Send + Sync + 'static,
     {
         let spec = spec.on_hub(self.name.clone());
-        self.behaviours.insert(spec.id.clone(), Arc::new(f));
+        self.behaviours
+            .insert(spec.id.clone(), (spec.input_schema.clone(), Arc::new(f)));
         self.tools.push(spec);
         self
     }
@@ -132,11 +138,12 @@ impl ToolHub for FakeToolHub {
     }
 
     async fn execute(&self, tool_id: &str, arguments: Value, ctx: &ToolContext) -> Result<Value> {
-        let f = self
+        let (schema, f) = self
             .behaviours
             .get(tool_id)
-            .ok_or_else(|| Error::not_found("tool", tool_id))?
-            .clone();
+            .ok_or_else(|| Error::not_found("tool", tool_id))?;
+        self.schemas.validate(tool_id, schema, &arguments)?;
+        let f = f.clone();
         let _in_flight = InFlight::enter(&self.in_flight, &self.max_in_flight);
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;

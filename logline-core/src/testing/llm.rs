@@ -61,8 +61,13 @@ impl ScriptedLlm {
 
     /// Queues a response.
     pub fn reply(self, response: LlmResponse) -> Self {
-        locked(&self.script).push_back(Ok(response));
+        self.push(Ok(response));
         self
+    }
+
+    /// Queues an answer (a response or a failure) on a shared double.
+    pub fn push(&self, answer: Result<LlmResponse>) {
+        locked(&self.script).push_back(answer);
     }
 
     /// Queues a text answer.
@@ -95,7 +100,7 @@ impl ScriptedLlm {
 
     /// Queues a failure.
     pub fn fail(self, error: Error) -> Self {
-        locked(&self.script).push_back(Err(error));
+        self.push(Err(error));
         self
     }
 
