@@ -4,6 +4,7 @@
 //! is how the engine cancels a run's in-flight LLM call — drops the `reqwest` request and
 //! closes the connection; nothing keeps running in the background.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -11,13 +12,12 @@ use bytes::Bytes;
 use logline_core::Result;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
+use tokio::time::Instant;
 
+use crate::body::{read_capped, read_prefix, truncate, MAX_ERROR_BODY, MAX_ERROR_TEXT};
 use crate::config::OpenAiConfig;
-use crate::error::{config_error, OpenAiError};
+use crate::error::{config_error, OpenAiError, MAX_CODE_TEXT};
 use crate::retry::{parse_retry_after, parse_should_retry, retry, Verdict};
-
-/// Longest part of a non-JSON error body quoted in an error message.
-const MAX_ERROR_TEXT: usize = 500;
 
 /// A configured `reqwest` client bound to one [`OpenAiConfig`].
 #[derive(Debug, Clone)]
@@ -94,7 +94,11 @@ impl HttpClient {
         if response.status().is_success() {
             return Ok(response);
         }
-        Err(error_from_response(response).await)
+        let mut error = error_from_response(response).await;
+        if let Some(key) = &self.config.api_key {
+            error.scrub(key.expose());
+        }
+        Err(error)
     }
 
     /// Runs `attempt` under the retry policy and converts the last error.
@@ -123,44 +127,63 @@ impl HttpClient {
         .map_err(|x| x.error.into_core(x.attempts))
     }
 
-    /// POSTs `body` and returns the whole successful body.
-    pub(crate) async fn post_json(&self, path: &str, body: Bytes) -> Result<Bytes> {
+    /// POSTs `body` and returns the whole successful body (at most `limit` bytes), all
+    /// within the call's deadline.
+    pub(crate) async fn post_json(&self, path: &str, body: Bytes, limit: usize) -> Result<Bytes> {
         let timeout = self.config.timeout;
-        self.with_retries(path, |_| {
+        let attempts = self.with_retries(path, |_| {
             let body = &body;
             async move {
                 let work = async {
                     let response = self.send(path, body, false).await?;
-                    response.bytes().await.map_err(OpenAiError::Transport)
+                    read_capped(response, limit).await
                 };
                 tokio::time::timeout(timeout, work)
                     .await
                     .map_err(|_| OpenAiError::Timeout(timeout))?
             }
-        })
-        .await
+        });
+        self.by(self.deadline(), attempts).await
     }
 
-    /// POSTs `body` for a stream and returns the response once its headers arrived.
-    pub(crate) async fn post_stream(&self, path: &str, body: Bytes) -> Result<reqwest::Response> {
+    /// POSTs `body` for a stream and returns the response once its headers arrived, before
+    /// `deadline`.
+    pub(crate) async fn post_stream(
+        &self,
+        path: &str,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<reqwest::Response> {
         let timeout = self.config.timeout;
-        self.with_retries(path, |_| {
+        let attempts = self.with_retries(path, |_| {
             let body = &body;
             async move {
                 tokio::time::timeout(timeout, self.send(path, body, true))
                     .await
                     .map_err(|_| OpenAiError::Timeout(timeout))?
             }
-        })
-        .await
+        });
+        self.by(deadline, attempts).await
+    }
+
+    /// When a call starting now must be over.
+    pub(crate) fn deadline(&self) -> Instant {
+        Instant::now() + self.config.deadline
+    }
+
+    /// Runs `work`, failing with [`OpenAiError::Deadline`] (and dropping it) at `deadline`.
+    async fn by<T>(&self, deadline: Instant, work: impl Future<Output = Result<T>>) -> Result<T> {
+        tokio::time::timeout_at(deadline, work)
+            .await
+            .unwrap_or_else(|_| Err(OpenAiError::Deadline(self.config.deadline).into()))
     }
 }
 
-/// Reads a failed response into [`OpenAiError::Api`].
+/// Reads a failed response (its first [`MAX_ERROR_BODY`] bytes) into [`OpenAiError::Api`].
 async fn error_from_response(response: reqwest::Response) -> OpenAiError {
     let status = response.status();
     let headers = response.headers().clone();
-    let text = response.text().await.unwrap_or_default();
+    let text = read_prefix(response, MAX_ERROR_BODY).await;
     api_error(status.as_u16(), &headers, &text, SystemTime::now())
 }
 
@@ -188,8 +211,9 @@ pub(crate) fn api_error(
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let message = truncate(&message, MAX_ERROR_TEXT);
     let message = match request_id {
-        Some(id) => format!("{message} [request {id}]"),
+        Some(id) => format!("{message} [request {}]", truncate(&id, 200)),
         None => message,
     };
     OpenAiError::Api {
@@ -219,8 +243,9 @@ fn parse_error_body(text: &str) -> Option<(String, Option<String>, Option<String
             .get("message")
             .and_then(as_string)
             .unwrap_or_else(|| truncate(&err.to_string(), MAX_ERROR_TEXT));
-        let code = err.get("code").and_then(as_string);
-        let error_type = err.get("type").and_then(as_string);
+        let short = |s: String| truncate(&s, MAX_CODE_TEXT);
+        let code = err.get("code").and_then(as_string).map(short);
+        let error_type = err.get("type").and_then(as_string).map(short);
         return Some((message, code, error_type));
     }
     let message = v
@@ -228,17 +253,6 @@ fn parse_error_body(text: &str) -> Option<(String, Option<String>, Option<String
         .or_else(|| v.get("message"))
         .and_then(as_string)?;
     Some((truncate(&message, MAX_ERROR_TEXT), None, None))
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]
@@ -269,10 +283,13 @@ mod tests {
     }
 
     #[test]
-    fn truncates_on_char_boundaries() {
-        let s = "é".repeat(400);
-        let t = truncate(&s, 501);
-        assert!(t.ends_with('…'));
-        assert!(t.len() <= 504);
+    fn long_remote_messages_are_capped() {
+        let h = HeaderMap::new();
+        let long = "x".repeat(100_000);
+        let e = api_error(500, &h, &long, SystemTime::now());
+        assert!(e.to_string().len() < MAX_ERROR_TEXT + 100);
+        let body = serde_json::json!({"error": {"message": long}}).to_string();
+        let e = api_error(400, &h, &body, SystemTime::now());
+        assert!(e.to_string().len() < MAX_ERROR_TEXT + 100);
     }
 }
