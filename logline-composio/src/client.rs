@@ -3,13 +3,29 @@
 use std::time::Duration;
 
 use rand::Rng;
+use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::ComposioConfig;
+use crate::body::{
+    read_capped, read_prefix, remote_text, MAX_ERROR_BODY, MAX_ERROR_TEXT, MAX_FIELD_TEXT,
+};
+use crate::config::{ComposioConfig, ExecuteRetry};
 use crate::error::{retry_after, ComposioError};
+
+/// Header carrying the engine's idempotency key on executions.
+pub(crate) const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// Which failures [`Client::send`] retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RetryOn {
+    /// The official client's rules: 408, 409, 429, ≥ 500, connection failures, timeouts.
+    Transient,
+    /// Only failures that prove the request did not run: 429 and connection failures.
+    NotRun,
+}
 
 /// The list envelope of tools, toolkits and connected accounts.
 #[derive(Debug, Clone, Deserialize)]
@@ -143,6 +159,8 @@ struct ErrorDetail {
 pub(crate) struct Client {
     http: reqwest::Client,
     config: ComposioConfig,
+    /// `x-api-key`, marked sensitive (its `Debug` shows `Sensitive`, never the key).
+    api_key: HeaderValue,
 }
 
 impl Client {
@@ -151,7 +169,15 @@ impl Client {
             .timeout(config.request_timeout)
             .build()
             .map_err(|e| ComposioError::Config(format!("HTTP client: {e}")))?;
-        Ok(Client { http, config })
+        let mut api_key = HeaderValue::from_str(&config.api_key).map_err(|_| {
+            ComposioError::Config("the API key has characters a header cannot carry".into())
+        })?;
+        api_key.set_sensitive(true);
+        Ok(Client {
+            http,
+            config,
+            api_key,
+        })
     }
 
     pub(crate) fn config(&self) -> &ComposioConfig {
@@ -210,23 +236,32 @@ impl Client {
         self.get("/connected_accounts", &q).await
     }
 
-    /// Executes a tool.
+    /// Executes a tool, sending `idempotency_key` as the `Idempotency-Key` header. Retried
+    /// only as [`ComposioConfig::execute_retry`] allows.
     pub(crate) async fn execute(
         &self,
         slug: &str,
         body: &ExecuteBody,
+        idempotency_key: Option<&str>,
     ) -> Result<ExecuteResponse, ComposioError> {
         let path = format!("/tools/execute/{slug}");
         let url = self.config.url(&path);
-        let retries = if self.config.retry_execute {
-            self.config.max_retries
-        } else {
-            0
+        let key = idempotency_key
+            .map(|k| HeaderValue::from_str(k).map_err(|_| ComposioError::BadIdempotencyKey))
+            .transpose()?;
+        let (retries, on) = match self.config.execute_retry {
+            ExecuteRetry::Never => (0, RetryOn::NotRun),
+            ExecuteRetry::NotRun => (self.config.max_retries, RetryOn::NotRun),
+            ExecuteRetry::Always => (self.config.max_retries, RetryOn::Transient),
         };
-        let resp = self
-            .send(retries, || self.request(Method::POST, &url).json(body))
-            .await?;
-        decode(resp, &path).await
+        self.call(&path, retries, on, || {
+            let request = self.request(Method::POST, &url).json(body);
+            match &key {
+                Some(k) => request.header(IDEMPOTENCY_KEY_HEADER, k.clone()),
+                None => request,
+            }
+        })
+        .await
     }
 
     async fn get<T: DeserializeOwned>(
@@ -235,28 +270,45 @@ impl Client {
         query: &[(&str, String)],
     ) -> Result<T, ComposioError> {
         let url = self.config.url(path);
-        let resp = self
-            .send(self.config.max_retries, || {
-                self.request(Method::GET, &url).query(query)
-            })
-            .await?;
-        decode(resp, path).await
+        self.call(path, self.config.max_retries, RetryOn::Transient, || {
+            self.request(Method::GET, &url).query(query)
+        })
+        .await
+    }
+
+    /// Sends with retries and decodes the body, all within the configured deadline.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        retries: u32,
+        on: RetryOn,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<T, ComposioError> {
+        let work = async {
+            let resp = self.send(retries, on, build).await?;
+            decode(resp, path, self.config.max_response_bytes).await
+        };
+        tokio::time::timeout(self.config.deadline, work)
+            .await
+            .map_err(|_| ComposioError::Deadline(self.config.deadline))?
     }
 
     fn request(&self, method: Method, url: &str) -> RequestBuilder {
         self.http
             .request(method, url)
-            .header("x-api-key", &self.config.api_key)
+            .header("x-api-key", self.api_key.clone())
             .header("accept", "application/json")
     }
 
     /// Sends with the official client's retry rules: 408, 409, 429 and ≥ 500 (and transport
     /// failures) are retried up to `retries` times; `x-should-retry` forces either way;
     /// `retry-after-ms` / `retry-after` are honoured up to the configured cap, otherwise
-    /// exponential backoff with jitter.
+    /// exponential backoff with jitter. With [`RetryOn::NotRun`] only 429 (unless
+    /// `x-should-retry: false`) and connection failures are retried.
     async fn send(
         &self,
         retries: u32,
+        on: RetryOn,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, ComposioError> {
         let mut attempt = 0;
@@ -270,7 +322,12 @@ impl Client {
                         .get("x-should-retry")
                         .and_then(|v| v.to_str().ok())
                         .map(|v| v.eq_ignore_ascii_case("true"));
-                    let retry = forced.unwrap_or_else(|| retryable_status(status));
+                    let retry = match on {
+                        RetryOn::Transient => forced.unwrap_or_else(|| retryable_status(status)),
+                        RetryOn::NotRun => {
+                            status == StatusCode::TOO_MANY_REQUESTS && forced != Some(false)
+                        }
+                    };
                     if retry && attempt < retries {
                         let delay = retry_after(resp.headers())
                             .filter(|d| *d <= self.config.retry_after_cap)
@@ -280,9 +337,9 @@ impl Client {
                         tokio::time::sleep(delay).await;
                         continue;
                     }
-                    return Err(status_error(resp).await);
+                    return Err(status_error(resp, &self.config.api_key).await);
                 }
-                Err(e) if attempt < retries && (e.is_timeout() || e.is_connect()) => {
+                Err(e) if attempt < retries && retryable_transport(&e, on) => {
                     let delay = self.backoff(attempt);
                     tracing::debug!(error = %e, attempt, ?delay, "composio: retrying");
                     attempt += 1;
@@ -308,9 +365,20 @@ fn retryable_status(s: StatusCode) -> bool {
     matches!(s.as_u16(), 408 | 409 | 429) || s.is_server_error()
 }
 
-async fn status_error(resp: Response) -> ComposioError {
+/// A connection failure sent nothing; a timeout may have reached the server.
+fn retryable_transport(e: &reqwest::Error, on: RetryOn) -> bool {
+    match on {
+        RetryOn::Transient => e.is_timeout() || e.is_connect(),
+        RetryOn::NotRun => e.is_connect(),
+    }
+}
+
+/// The error for a failed response, from the first [`MAX_ERROR_BODY`] bytes of its body;
+/// remote text is capped and the API key, should the server echo it, replaced.
+async fn status_error(resp: Response, api_key: &str) -> ComposioError {
     let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
+    let text = read_prefix(resp, MAX_ERROR_BODY).await;
+    let field = |s: &str| remote_text(s, api_key, MAX_FIELD_TEXT);
     match serde_json::from_str::<ErrorEnvelope>(&text) {
         Ok(env) => {
             let mut message = env.error.message;
@@ -319,24 +387,46 @@ async fn status_error(resp: Response) -> ComposioError {
             }
             ComposioError::Status {
                 status,
-                message,
-                request_id: env.error.request_id,
-                suggested_fix: env.error.suggested_fix,
+                message: remote_text(&message, api_key, MAX_ERROR_TEXT),
+                request_id: env.error.request_id.as_deref().map(field),
+                suggested_fix: env.error.suggested_fix.as_deref().map(field),
             }
         }
         Err(_) => ComposioError::Status {
             status,
-            message: text.chars().take(500).collect(),
+            message: remote_text(text.trim(), api_key, MAX_ERROR_TEXT),
             request_id: None,
             suggested_fix: None,
         },
     }
 }
 
-async fn decode<T: DeserializeOwned>(resp: Response, path: &str) -> Result<T, ComposioError> {
-    let bytes = resp.bytes().await.map_err(ComposioError::Transport)?;
+async fn decode<T: DeserializeOwned>(
+    resp: Response,
+    path: &str,
+    limit: usize,
+) -> Result<T, ComposioError> {
+    let bytes = read_capped(resp, limit).await?;
     serde_json::from_slice(&bytes).map_err(|source| ComposioError::Decode {
         path: path.to_string(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_api_key_header_is_sensitive_and_never_printed() {
+        let key = "ck_secret_key_0123456789";
+        let client = Client::new(ComposioConfig::builder(key).build().unwrap()).unwrap();
+        assert!(client.api_key.is_sensitive());
+        let shown = format!("{client:?}");
+        assert!(!shown.contains(key), "{shown}");
+        let bad = ComposioConfig::builder("line\nbreak").build().unwrap();
+        let e = Client::new(bad).unwrap_err();
+        assert!(!e.to_string().contains("line"), "{e}");
+    }
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use logline_core::redact::Redactor;
 use logline_core::{Error, Result};
 
 use crate::risk::RiskRules;
@@ -13,6 +14,26 @@ pub const DEFAULT_BASE_URL: &str = "https://backend.composio.dev";
 pub const DEFAULT_API_PREFIX: &str = "/api/v3";
 /// Default hub name (matches `ToolSpec::hub` of synced tools).
 pub const DEFAULT_HUB_NAME: &str = "composio";
+/// Default cap of a response body.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
+/// Default deadline of one call (all its attempts and waits).
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(180);
+
+/// Which failed executions are sent again. An execution that reached Composio may have run
+/// even when the answer was a 5xx or never came, and Composio documents no idempotency key,
+/// so only failures that prove the tool did not run are retried by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExecuteRetry {
+    /// Never send an execution twice.
+    Never,
+    /// Retry only when the request provably did not run: connection failures (nothing was
+    /// sent) and 429 (rejected before running). The default.
+    #[default]
+    NotRun,
+    /// Retry like reads (408, 409, 429, ≥ 500, timeouts): a tool may run twice. Only for
+    /// servers known to honour the `Idempotency-Key` header.
+    Always,
+}
 
 /// Settings. Build with [`ComposioConfig::builder`] or [`ComposioConfig::from_env`].
 #[derive(Clone)]
@@ -25,8 +46,12 @@ pub struct ComposioConfig {
     pub api_prefix: String,
     /// Hub name.
     pub hub_name: String,
-    /// Per-request timeout.
+    /// Per-attempt timeout (the whole request, body included).
     pub request_timeout: Duration,
+    /// Deadline of a whole call: every attempt, the waits between them and the body.
+    pub deadline: Duration,
+    /// Cap of a response body; reading stops with an error past it.
+    pub max_response_bytes: usize,
     /// Retries after the first attempt (the official client's default is 2).
     pub max_retries: u32,
     /// First backoff delay (doubles per retry).
@@ -35,8 +60,8 @@ pub struct ComposioConfig {
     pub retry_max: Duration,
     /// Longest server-requested delay honoured (`retry-after-ms` / `retry-after`).
     pub retry_after_cap: Duration,
-    /// Whether executions are retried too (they may have run once already on a 5xx).
-    pub retry_execute: bool,
+    /// Which failed executions are retried.
+    pub execute_retry: ExecuteRetry,
     /// Page size of catalog listings (Composio allows up to 1000).
     pub page_limit: u32,
     /// Toolkits per filtered tool listing during an incremental sync.
@@ -62,7 +87,11 @@ impl fmt::Debug for ComposioConfig {
             .field("base_url", &self.base_url)
             .field("api_prefix", &self.api_prefix)
             .field("hub_name", &self.hub_name)
+            .field("request_timeout", &self.request_timeout)
+            .field("deadline", &self.deadline)
+            .field("max_response_bytes", &self.max_response_bytes)
             .field("max_retries", &self.max_retries)
+            .field("execute_retry", &self.execute_retry)
             .field("page_limit", &self.page_limit)
             .field("refresh_interval", &self.refresh_interval)
             .finish_non_exhaustive()
@@ -79,11 +108,13 @@ impl ComposioConfig {
                 api_prefix: DEFAULT_API_PREFIX.into(),
                 hub_name: DEFAULT_HUB_NAME.into(),
                 request_timeout: Duration::from_secs(60),
+                deadline: DEFAULT_DEADLINE,
+                max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
                 max_retries: 2,
                 retry_base: Duration::from_millis(500),
                 retry_max: Duration::from_secs(8),
                 retry_after_cap: Duration::from_secs(60),
-                retry_execute: true,
+                execute_retry: ExecuteRetry::default(),
                 page_limit: 1000,
                 toolkits_per_request: 25,
                 connections_ttl: Duration::from_secs(60),
@@ -108,6 +139,12 @@ impl ComposioConfig {
             b = b.api_prefix(prefix);
         }
         b.build()
+    }
+
+    /// Adds the API key to `redactor` as a literal secret, so that the key is removed
+    /// wherever the engine redacts (events, run errors, logs it writes).
+    pub fn redact_secrets(&self, redactor: Redactor) -> Redactor {
+        redactor.secret(self.api_key.as_str())
     }
 
     /// `base_url + api_prefix + path`.
@@ -147,9 +184,21 @@ impl ComposioConfigBuilder {
         self
     }
 
-    /// Per-request timeout.
+    /// Per-attempt timeout, body included (default 60 s).
     pub fn request_timeout(mut self, t: Duration) -> Self {
         self.config.request_timeout = t;
+        self
+    }
+
+    /// Deadline of a whole call, retries included (default 180 s).
+    pub fn deadline(mut self, t: Duration) -> Self {
+        self.config.deadline = t;
+        self
+    }
+
+    /// Cap of a response body (default 32 MiB).
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_response_bytes = bytes;
         self
     }
 
@@ -172,9 +221,9 @@ impl ComposioConfigBuilder {
         self
     }
 
-    /// Whether executions are retried.
-    pub fn retry_execute(mut self, on: bool) -> Self {
-        self.config.retry_execute = on;
+    /// Which failed executions are retried (default [`ExecuteRetry::NotRun`]).
+    pub fn execute_retry(mut self, rule: ExecuteRetry) -> Self {
+        self.config.execute_retry = rule;
         self
     }
 
@@ -232,6 +281,11 @@ impl ComposioConfigBuilder {
                 "composio: base URL `{}` is not http(s)",
                 c.base_url
             )));
+        }
+        if c.request_timeout.is_zero() || c.deadline.is_zero() || c.max_response_bytes == 0 {
+            return Err(Error::InvalidInput(
+                "composio: timeouts and the body cap must be positive".into(),
+            ));
         }
         if !(1..=1000).contains(&c.page_limit) {
             return Err(Error::InvalidInput(format!(

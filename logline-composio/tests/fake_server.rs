@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use fake_server::{FakeComposio, FakeState};
 use logline_composio::{
     sync_job, CatalogSync, CatalogSyncJob, ComposioConfig, ComposioConfigBuilder, ComposioToolHub,
-    SyncMode, CATALOG_SYNC_QUEUE,
+    ExecuteRetry, SyncMode, CATALOG_SYNC_QUEUE,
 };
 use logline_core::memory::{MemoryQueue, MemoryStore};
 use logline_core::queue::{Backoff, FailOutcome, Job, JobHandler, JobId, JobRecord, NewJob, Queue};
@@ -470,18 +470,73 @@ async fn retries_follow_the_official_rules() {
     fake.lock()
         .fail_next("/tools?", 503, &[("retry-after", "3600")]);
     assert!(hub.list_tools(page.clone()).await.is_ok());
+}
 
-    // Executions are retried too, unless turned off.
+#[tokio::test]
+async fn executions_are_retried_only_when_they_provably_did_not_run() {
+    let fake = FakeComposio::start(FakeState::generated(50, 5)).await;
+    let hub = hub(&fake, |b| b.max_retries(2));
     let slug = format!("{}_GET_ITEM", fake_server::toolkit_slug(0).to_uppercase());
-    fake.lock().fail_next("/tools/execute/", 502, &[]);
+    let executions = |fake: &FakeComposio| fake.lock().count("/tools/execute/");
+
+    // A 5xx may come after the tool ran: sent once, even when the server says to retry.
+    for headers in [vec![], vec![("x-should-retry", "true")]] {
+        fake.lock().requests.clear();
+        fake.lock().fail_next("/tools/execute/", 502, &headers);
+        let e = hub.execute(&slug, json!({}), &ctx("u1")).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert_eq!(executions(&fake), 1);
+    }
+
+    // 429 was rejected before running: retried.
+    fake.lock().requests.clear();
+    fake.lock().fail_next("/tools/execute/", 429, &[]);
     assert!(hub.execute(&slug, json!({}), &ctx("u1")).await.is_ok());
-    let no_retry = self::hub(&fake, |b| b.retry_execute(false));
-    fake.lock().fail_next("/tools/execute/", 502, &[]);
-    let e = no_retry
+    assert_eq!(executions(&fake), 2);
+
+    // ExecuteRetry::Never sends once whatever happens; Always retries like reads.
+    let never = self::hub(&fake, |b| b.execute_retry(ExecuteRetry::Never));
+    fake.lock().requests.clear();
+    fake.lock().fail_next("/tools/execute/", 429, &[]);
+    let e = never
         .execute(&slug, json!({}), &ctx("u1"))
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    assert_eq!(e.kind(), ErrorKind::RateLimited);
+    assert_eq!(executions(&fake), 1);
+    let always = self::hub(&fake, |b| b.execute_retry(ExecuteRetry::Always));
+    fake.lock().requests.clear();
+    fake.lock().fail_next("/tools/execute/", 502, &[]);
+    assert!(always.execute(&slug, json!({}), &ctx("u1")).await.is_ok());
+    assert_eq!(executions(&fake), 2);
+}
+
+#[tokio::test]
+async fn the_engine_idempotency_key_is_sent_on_every_execution_attempt() {
+    let fake = FakeComposio::start(FakeState::generated(50, 5)).await;
+    let hub = hub(&fake, |b| b.max_retries(2));
+    let slug = format!("{}_GET_ITEM", fake_server::toolkit_slug(0).to_uppercase());
+    let mut keyed = ctx("u1");
+    keyed.idempotency_key = Some("run-1/step-2/3".into());
+    fake.lock().fail_next("/tools/execute/", 429, &[]);
+    hub.execute(&slug, json!({}), &keyed).await.unwrap();
+    hub.execute(&slug, json!({}), &ctx("u1")).await.unwrap();
+    let keys = fake.lock().idempotency_keys.clone();
+    assert_eq!(
+        keys,
+        vec![
+            Some("run-1/step-2/3".to_string()),
+            Some("run-1/step-2/3".to_string()),
+            None
+        ],
+        "the retry after 429 carries the same key; no key, no header"
+    );
+
+    // A key no header can carry is refused before anything is sent.
+    keyed.idempotency_key = Some("bad\nkey".into());
+    let e = hub.execute(&slug, json!({}), &keyed).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert_eq!(fake.lock().idempotency_keys.len(), 3);
 }
 
 #[tokio::test]

@@ -34,6 +34,8 @@ pub struct FakeState {
     pub failures: VecDeque<Failure>,
     pub requests: Vec<String>,
     pub executions: Vec<(String, Value)>,
+    /// The `idempotency-key` header of every execution request, in order.
+    pub idempotency_keys: Vec<Option<String>>,
     pub clock: u64,
 }
 
@@ -50,6 +52,7 @@ impl FakeState {
             failures: VecDeque::new(),
             requests: Vec::new(),
             executions: Vec::new(),
+            idempotency_keys: Vec::new(),
             clock: 0,
         }
     }
@@ -362,6 +365,13 @@ async fn handle(
     let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
     let line = format!("{method} {uri}");
     s.requests.push(line.clone());
+    if method == Method::POST && uri.path().contains("/tools/execute/") {
+        let key = headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        s.idempotency_keys.push(key);
+    }
     if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(s.api_key.as_str()) {
         return error(401, "Invalid API key");
     }

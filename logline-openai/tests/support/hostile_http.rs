@@ -33,6 +33,8 @@ pub enum Behaviour {
     },
     /// The head, then nothing until the client goes away.
     Stall { head: String },
+    /// No answer at all until the client goes away.
+    Silent,
     /// The head and `body`, then the connection closes.
     Body { head: String, body: Arc<Vec<u8>> },
     /// The head, then `frame` every `every` until the client goes away.
@@ -61,7 +63,12 @@ pub struct HostileServer {
 
 impl HostileServer {
     pub async fn start(behaviour: Behaviour) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), behaviour).await
+    }
+
+    /// Serves on `addr` (a port picked earlier, e.g. one a client is already retrying).
+    pub async fn start_on(addr: SocketAddr, behaviour: Behaviour) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(Mutex::new(Vec::new()));
@@ -169,10 +176,9 @@ async fn behave(socket: &mut TcpStream, behaviour: Behaviour) -> std::io::Result
         }
         Behaviour::Stall { head } => {
             socket.write_all(head.as_bytes()).await?;
-            let mut sink = [0u8; 1024];
-            while socket.read(&mut sink).await? > 0 {}
-            Ok(())
+            wait_for_close(socket).await
         }
+        Behaviour::Silent => wait_for_close(socket).await,
         Behaviour::Body { head, body } => {
             socket.write_all(head.as_bytes()).await?;
             socket.write_all(&body).await?;
@@ -186,6 +192,12 @@ async fn behave(socket: &mut TcpStream, behaviour: Behaviour) -> std::io::Result
             }
         }
     }
+}
+
+async fn wait_for_close(socket: &mut TcpStream) -> std::io::Result<()> {
+    let mut sink = [0u8; 1024];
+    while socket.read(&mut sink).await? > 0 {}
+    Ok(())
 }
 
 /// Samples the resident set size every few milliseconds on a thread until stopped.
