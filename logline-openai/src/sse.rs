@@ -267,6 +267,38 @@ mod tests {
         );
     }
 
+    /// Random bodies over the bytes that matter to the format, cut at random places: never a
+    /// panic, the same events (or the same overflow) however the body is chunked, and no
+    /// event over the cap.
+    #[test]
+    fn random_bodies_and_chunkings_agree() {
+        use rand::{Rng, SeedableRng};
+        const ALPHABET: &[u8] = b"data:event \r\n\n\nxy{}\"\xEF\xBB\xBF\xFF";
+        let limits = SseLimits {
+            max_line: 24,
+            max_event: 40,
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x55e);
+        for _ in 0..20_000 {
+            let len = rng.gen_range(0..120);
+            let body: Vec<u8> = (0..len)
+                .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())])
+                .collect();
+            let whole = decode(&[&body], limits);
+            let mut chunks = Vec::new();
+            let mut rest = body.as_slice();
+            while !rest.is_empty() {
+                let (head, tail) = rest.split_at(rng.gen_range(1..=rest.len()));
+                chunks.push(head);
+                rest = tail;
+            }
+            assert_eq!(decode(&chunks, limits), whole, "{body:?} as {chunks:?}");
+            if let Ok(events) = whole {
+                assert!(events.iter().all(|e| e.len() <= limits.max_event));
+            }
+        }
+    }
+
     #[test]
     fn invalid_utf8_is_replaced_not_fatal() {
         assert_eq!(
