@@ -1,7 +1,8 @@
-//! Tool-search evaluation harness (issue #5): quality over the real RapidAPI catalog of
-//! StableToolBench, latency over a 20,000-tool catalog.
+//! Tool-search evaluation harness: quality over the real RapidAPI catalog of StableToolBench,
+//! latency over a 20,000-tool catalog.
 //!
 //! ```text
+//! export TOOL_SEARCH_DATA=<StableToolBench query directory>
 //! cargo bench --bench tool_search                      # lexical + (if available) rerank
 //! TOOL_SEARCH_EMBED_URL=http://127.0.0.1:8765/v1 cargo bench --bench tool_search
 //! TOOL_SEARCH_EMBED=off cargo bench --bench tool_search  # lexical only
@@ -21,10 +22,12 @@
 //! - Latency: Top-8 search on one thread over 20,000 tools (the real catalog plus generated
 //!   distractors recombining its words), every query three times.
 //! - Decomposition: requests are split into sub-requests and the rankings merged
-//!   (`logline_core::search::decompose`, on by default as in `ToolSearch`); quality and latency
-//!   are measured through `decompose::search_parts`, exactly what `ToolSearch` runs.
+//!   (`logline_core::search::DecomposeConfig`; off by default, as in `ToolSearch`); quality
+//!   and latency are measured through `ToolIndex::search_decomposed`, exactly the ranking
+//!   `ToolSearch` runs.
 //!
-//! Dataset root: `TOOL_SEARCH_DATA` or `../shared/datasets/stabletoolbench`. Ablations:
+//! Dataset: `TOOL_SEARCH_DATA`, StableToolBench's query directory (the one holding
+//! `test_instruction/*.json`); without it the harness prints a note and exits. Ablations:
 //! `TOOL_SEARCH_NO_KIT=1` (no toolkit evidence), `TOOL_SEARCH_NO_OUTPUT=1` (output schemas
 //! not indexed), `TOOL_SEARCH_DECOMPOSE=1` (multi-intent requests split and merged),
 //! `TOOL_SEARCH_PART_FUSION=round_robin|rrf_all` (other merges of the sub-request rankings),
@@ -47,9 +50,8 @@ use logline_composio::{RiskInput, RiskRules};
 use logline_core::llm::Embedder;
 use logline_core::run::Subject;
 use logline_core::search::{
-    decompose::search_parts, Connected, DecomposeConfig, EmbeddingReranker, Fusion, GateRules,
-    LlmRerankConfig, LlmReranker, PartFusion, RankHints, RerankConfig, SearchRequest, ToolGate,
-    ToolIndex, ToolSearch,
+    Connected, DecomposeConfig, EmbeddingReranker, Fusion, GateRules, LlmRerankConfig, LlmReranker,
+    PartFusion, RankHints, RerankConfig, SearchRequest, ToolGate, ToolIndex, ToolSearch,
 };
 use logline_core::tool::ToolSpec;
 use serde_json::{json, Map, Value};
@@ -284,9 +286,8 @@ fn rank(
     hints: &RankHints,
     k: usize,
 ) -> Vec<String> {
-    let config = decompose_config();
-    let parts = config.parts(query);
-    search_parts(index, query, &parts, &config, gate, hints, k)
+    index
+        .search_decomposed(query, &decompose_config(), gate, hints, k)
         .into_iter()
         .map(|h| h.tool.id.clone())
         .collect()
@@ -715,11 +716,13 @@ async fn llm_reranked(catalog: &[ToolSpec], queries: &[Query]) {
 }
 
 fn main() {
-    let root = std::env::var("TOOL_SEARCH_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/stabletoolbench")
-        });
+    let Some(root) = std::env::var_os("TOOL_SEARCH_DATA").map(PathBuf::from) else {
+        println!(
+            "tool search bench skipped: set TOOL_SEARCH_DATA to StableToolBench's query \
+             directory (the one holding `test_instruction/`)"
+        );
+        return;
+    };
     let (catalog, queries) = load(&root);
     let toolkits: HashSet<&str> = catalog
         .iter()

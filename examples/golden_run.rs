@@ -1,4 +1,4 @@
-//! The golden run (blueprint §3.6): `demo_ticket_triage_v1` end to end, printed with its trace.
+//! The golden run, ticket triage: `demo_ticket_triage_v1` end to end, printed with its trace.
 //!
 //! - Nothing configured: in-memory store and queue, and a scripted triage LLM.
 //! - `OPENAI_API_KEY` set: the real OpenAI Responses API (`OPENAI_MODEL`, default
@@ -42,13 +42,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         )
     };
     let storage = if std::env::var_os("DATABASE_URL").is_some() {
-        let store = logline_postgres::PgStore::from_env().await?;
-        store.migrate().await?;
-        let queue = store.queue();
+        let backend = logline_postgres::PgBackend::from_env().await?;
+        backend.migrate().await?;
         builder = builder
-            .store(Arc::new(store.clone()))
-            .queue(Arc::new(queue))
-            .run_starter(Arc::new(store));
+            .store(Arc::new(backend.store()))
+            .queue(Arc::new(backend.queue()))
+            .run_starter(Arc::new(backend));
         "postgres"
     } else {
         "in-memory (set DATABASE_URL for PostgreSQL)"

@@ -273,7 +273,7 @@ async fn main() -> logline_core::Result<()> {
         print_hits(&format!("request: {text}"), &search.search(&request).await?);
     }
 
-    // Step B of the chat plan: the router's intent and candidate apps steer the ranking
+    // A router in front of the search: its intent and candidate apps steer the ranking
     // (intent → tags boost, candidate apps boost). Same words, two intents.
     for intent in ["list_issues", "create_issue"] {
         let request = SearchRequest::new("the GitHub issues about the login bug", subject.clone())

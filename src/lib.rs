@@ -6,7 +6,7 @@
 //! | feature | module | crate |
 //! |---|---|---|
 //! | (always) | [`core`] | `logline-core`: types, traits, engine, in-memory backends, tool search |
-//! | `postgres` | `postgres` | `logline-postgres`: `PgStore`, `PgQueue` |
+//! | `postgres` | `postgres` | `logline-postgres`: `PgBackend`, `PgStore`, `PgQueue` |
 //! | `openai` | `openai` | `logline-openai`: `OpenAiProvider`, `OpenAiEmbedder` |
 //! | `composio` | `composio` | `logline-composio`: `ComposioToolHub` |
 

@@ -208,7 +208,7 @@ async fn denied_tools_never_surface_whatever_the_query() {
 }
 
 /// Multi-intent requests are split into sub-requests ranked separately and merged
-/// (`search::decompose`): the merge only ever sees gated tools.
+/// (`search::DecomposeConfig`): the merge only ever sees gated tools.
 #[tokio::test]
 async fn decomposed_requests_never_surface_denied_tools() {
     let mut rng = Rng(11);

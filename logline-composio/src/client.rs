@@ -1,10 +1,10 @@
 //! Wire types of the Composio v3 API and the HTTP client with the official retry rules.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use rand::Rng;
+use logline_core::retry::{parse_retry_after, parse_should_retry, RetryPolicy, Verdict};
 use reqwest::header::HeaderValue;
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -13,19 +13,10 @@ use crate::body::{
     read_capped, read_prefix, remote_text, MAX_ERROR_BODY, MAX_ERROR_TEXT, MAX_FIELD_TEXT,
 };
 use crate::config::{ComposioConfig, ExecuteRetry};
-use crate::error::{retry_after, ComposioError};
+use crate::error::ComposioError;
 
 /// Header carrying the engine's idempotency key on executions.
 pub(crate) const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
-
-/// Which failures [`Client::send`] retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RetryOn {
-    /// The official client's rules: 408, 409, 429, ≥ 500, connection failures, timeouts.
-    Transient,
-    /// Only failures that prove the request did not run: 429 and connection failures.
-    NotRun,
-}
 
 /// The list envelope of tools, toolkits and connected accounts.
 #[derive(Debug, Clone, Deserialize)]
@@ -236,8 +227,10 @@ impl Client {
         self.get("/connected_accounts", &q).await
     }
 
-    /// Executes a tool, sending `idempotency_key` as the `Idempotency-Key` header. Retried
-    /// only as [`ComposioConfig::execute_retry`] allows.
+    /// Executes a tool, sending `idempotency_key` as the `Idempotency-Key` header. Sent
+    /// again only as [`ComposioConfig::execute_retry`] allows: by default only where the
+    /// request provably did not run (connection refused, 429); after a timeout or a server
+    /// error the tool may have run, so the failure is returned.
     pub(crate) async fn execute(
         &self,
         slug: &str,
@@ -249,12 +242,12 @@ impl Client {
         let key = idempotency_key
             .map(|k| HeaderValue::from_str(k).map_err(|_| ComposioError::BadIdempotencyKey))
             .transpose()?;
-        let (retries, on) = match self.config.execute_retry {
-            ExecuteRetry::Never => (0, RetryOn::NotRun),
-            ExecuteRetry::NotRun => (self.config.max_retries, RetryOn::NotRun),
-            ExecuteRetry::Always => (self.config.max_retries, RetryOn::Transient),
+        let (policy, resend) = match self.config.execute_retry {
+            ExecuteRetry::Never => (self.config.retry.with_max_retries(0), Resend::IfNotExecuted),
+            ExecuteRetry::NotRun => (self.config.retry, Resend::IfNotExecuted),
+            ExecuteRetry::Always => (self.config.retry, Resend::Reads),
         };
-        self.call(&path, retries, on, || {
+        self.call(&path, &policy, resend, || {
             let request = self.request(Method::POST, &url).json(body);
             match &key {
                 Some(k) => request.header(IDEMPOTENCY_KEY_HEADER, k.clone()),
@@ -270,7 +263,7 @@ impl Client {
         query: &[(&str, String)],
     ) -> Result<T, ComposioError> {
         let url = self.config.url(path);
-        self.call(path, self.config.max_retries, RetryOn::Transient, || {
+        self.call(path, &self.config.retry, Resend::Reads, || {
             self.request(Method::GET, &url).query(query)
         })
         .await
@@ -280,12 +273,12 @@ impl Client {
     async fn call<T: DeserializeOwned>(
         &self,
         path: &str,
-        retries: u32,
-        on: RetryOn,
+        policy: &RetryPolicy,
+        resend: Resend,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<T, ComposioError> {
         let work = async {
-            let resp = self.send(retries, on, build).await?;
+            let resp = self.send(policy, resend, build).await?;
             decode(resp, path, self.config.max_response_bytes).await
         };
         tokio::time::timeout(self.config.deadline, work)
@@ -300,104 +293,128 @@ impl Client {
             .header("accept", "application/json")
     }
 
-    /// Sends with the official client's retry rules: 408, 409, 429 and ≥ 500 (and transport
-    /// failures) are retried up to `retries` times; `x-should-retry` forces either way;
-    /// `retry-after-ms` / `retry-after` are honoured up to the configured cap, otherwise
-    /// exponential backoff with jitter. With [`RetryOn::NotRun`] only 429 (unless
-    /// `x-should-retry: false`) and connection failures are retried.
+    /// Sends under `policy`, retrying what `resend` allows; the server's wait
+    /// (`retry-after-ms` / `retry-after`, cut to the policy's maximum) replaces the backoff.
     async fn send(
         &self,
-        retries: u32,
-        on: RetryOn,
+        policy: &RetryPolicy,
+        resend: Resend,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, ComposioError> {
-        let mut attempt = 0;
-        loop {
-            match build().send().await {
-                Ok(resp) if resp.status().is_success() => return Ok(resp),
-                Ok(resp) => {
-                    let status = resp.status();
-                    let forced = resp
-                        .headers()
-                        .get("x-should-retry")
-                        .and_then(|v| v.to_str().ok())
-                        .map(|v| v.eq_ignore_ascii_case("true"));
-                    let retry = match on {
-                        RetryOn::Transient => forced.unwrap_or_else(|| retryable_status(status)),
-                        RetryOn::NotRun => {
-                            status == StatusCode::TOO_MANY_REQUESTS && forced != Some(false)
-                        }
-                    };
-                    if retry && attempt < retries {
-                        let delay = retry_after(resp.headers())
-                            .filter(|d| *d <= self.config.retry_after_cap)
-                            .unwrap_or_else(|| self.backoff(attempt));
-                        tracing::debug!(%status, attempt, ?delay, "composio: retrying");
-                        attempt += 1;
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    return Err(status_error(resp, &self.config.api_key).await);
+        let max_wait = policy.max_retry_after;
+        let api_key = self.config.api_key.as_str();
+        let classify = |e: &ComposioError| {
+            if resend.allows(e) {
+                Verdict::Retry {
+                    after: e.retry_after(),
                 }
-                Err(e) if attempt < retries && retryable_transport(&e, on) => {
-                    let delay = self.backoff(attempt);
-                    tracing::debug!(error = %e, attempt, ?delay, "composio: retrying");
-                    attempt += 1;
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => return Err(ComposioError::Transport(e)),
+            } else {
+                Verdict::Fail
             }
+        };
+        policy
+            .run(
+                self.config.sleeper.as_ref(),
+                |_| {
+                    let request = build();
+                    async move { attempt(request, max_wait, api_key).await }
+                },
+                classify,
+            )
+            .await
+            .map_err(|exhausted| exhausted.error)
+    }
+}
+
+/// Which failures a request may be sent again after.
+#[derive(Debug, Clone, Copy)]
+enum Resend {
+    /// Reads, as the official client: 408, 409, 429 and ≥ 500, timeouts and connection
+    /// failures; `x-should-retry` decides when present.
+    Reads,
+    /// Side effects: only where the request provably did not run (429, unless
+    /// `x-should-retry: false`; connection refused).
+    IfNotExecuted,
+}
+
+impl Resend {
+    fn allows(self, e: &ComposioError) -> bool {
+        match (self, e) {
+            (
+                Resend::Reads,
+                ComposioError::Status {
+                    status,
+                    should_retry,
+                    ..
+                },
+            ) => should_retry.unwrap_or_else(|| retryable_status(*status)),
+            (Resend::Reads, ComposioError::Transport(t)) => t.is_timeout() || t.is_connect(),
+            (Resend::IfNotExecuted, e) => e.not_executed() && e.should_retry() != Some(false),
+            _ => false,
         }
     }
+}
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .config
-            .retry_base
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.config.retry_max);
-        let jitter = 1.0 - 0.25 * rand::thread_rng().gen::<f64>();
-        exp.mul_f64(jitter)
+/// One attempt: a success, or the failure with the server's retry headers.
+async fn attempt(
+    request: RequestBuilder,
+    max_wait: Duration,
+    api_key: &str,
+) -> Result<Response, ComposioError> {
+    let resp = request.send().await.map_err(ComposioError::Transport)?;
+    if resp.status().is_success() {
+        return Ok(resp);
     }
+    Err(status_error(resp, max_wait, api_key).await)
 }
 
-fn retryable_status(s: StatusCode) -> bool {
-    matches!(s.as_u16(), 408 | 409 | 429) || s.is_server_error()
+fn retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 409 | 429) || status >= 500
 }
 
-/// A connection failure sent nothing; a timeout may have reached the server.
-fn retryable_transport(e: &reqwest::Error, on: RetryOn) -> bool {
-    match on {
-        RetryOn::Transient => e.is_timeout() || e.is_connect(),
-        RetryOn::NotRun => e.is_connect(),
-    }
+fn header<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
+    resp.headers().get(name)?.to_str().ok()
 }
 
-/// The error for a failed response, from the first [`MAX_ERROR_BODY`] bytes of its body;
-/// remote text is capped and the API key, should the server echo it, replaced.
-async fn status_error(resp: Response, api_key: &str) -> ComposioError {
+/// The error for a failed response, with the server's retry headers, from the first
+/// [`MAX_ERROR_BODY`] bytes of its body; remote text is capped and the API key, should the
+/// server echo it, replaced.
+async fn status_error(resp: Response, max_wait: Duration, api_key: &str) -> ComposioError {
     let status = resp.status().as_u16();
+    let retry_after = parse_retry_after(
+        header(&resp, "retry-after-ms"),
+        header(&resp, "retry-after"),
+        SystemTime::now(),
+        max_wait,
+    );
+    let should_retry = parse_should_retry(header(&resp, "x-should-retry"));
     let text = read_prefix(resp, MAX_ERROR_BODY).await;
     let field = |s: &str| remote_text(s, api_key, MAX_FIELD_TEXT);
-    match serde_json::from_str::<ErrorEnvelope>(&text) {
+    let (message, request_id, suggested_fix) = match serde_json::from_str::<ErrorEnvelope>(&text) {
         Ok(env) => {
             let mut message = env.error.message;
             if !env.error.errors.is_empty() {
                 message = format!("{message} ({})", env.error.errors.join("; "));
             }
-            ComposioError::Status {
-                status,
-                message: remote_text(&message, api_key, MAX_ERROR_TEXT),
-                request_id: env.error.request_id.as_deref().map(field),
-                suggested_fix: env.error.suggested_fix.as_deref().map(field),
-            }
+            (
+                remote_text(&message, api_key, MAX_ERROR_TEXT),
+                env.error.request_id.as_deref().map(field),
+                env.error.suggested_fix.as_deref().map(field),
+            )
         }
-        Err(_) => ComposioError::Status {
-            status,
-            message: remote_text(text.trim(), api_key, MAX_ERROR_TEXT),
-            request_id: None,
-            suggested_fix: None,
-        },
+        Err(_) => (
+            remote_text(text.trim(), api_key, MAX_ERROR_TEXT),
+            None,
+            None,
+        ),
+    };
+    ComposioError::Status {
+        status,
+        message,
+        request_id,
+        suggested_fix,
+        retry_after,
+        should_retry,
     }
 }
 

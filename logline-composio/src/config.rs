@@ -1,9 +1,11 @@
 //! Settings of [`crate::ComposioToolHub`], with a builder and `from_env()`.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use logline_core::redact::Redactor;
+use logline_core::retry::{Backoff, RetryPolicy, Sleep, TokioSleep};
 use logline_core::{Error, Result};
 
 use crate::risk::RiskRules;
@@ -27,7 +29,8 @@ pub enum ExecuteRetry {
     /// Never send an execution twice.
     Never,
     /// Retry only when the request provably did not run: connection failures (nothing was
-    /// sent) and 429 (rejected before running). The default.
+    /// sent) and 429 (rejected before running), the failures whose core error says
+    /// `did_not_execute()`. The default.
     #[default]
     NotRun,
     /// Retry like reads (408, 409, 429, ≥ 500, timeouts): a tool may run twice. Only for
@@ -52,16 +55,14 @@ pub struct ComposioConfig {
     pub deadline: Duration,
     /// Cap of a response body; reading stops with an error past it.
     pub max_response_bytes: usize,
-    /// Retries after the first attempt (the official client's default is 2).
-    pub max_retries: u32,
-    /// First backoff delay (doubles per retry).
-    pub retry_base: Duration,
-    /// Longest backoff delay.
-    pub retry_max: Duration,
-    /// Longest server-requested delay honoured (`retry-after-ms` / `retry-after`).
-    pub retry_after_cap: Duration,
-    /// Which failed executions are retried.
+    /// Retries of a request: 2 by default (as the official client), 0.5 s doubling up to 8 s
+    /// with 25 % jitter, server waits (`retry-after-ms` / `retry-after`) cut to 60 s.
+    /// Executions use it only as far as [`ComposioConfig::execute_retry`] allows.
+    pub retry: RetryPolicy,
+    /// Which failed executions are sent again.
     pub execute_retry: ExecuteRetry,
+    /// How waits between attempts are performed (tests record them instead).
+    pub sleeper: Arc<dyn Sleep>,
     /// Page size of catalog listings (Composio allows up to 1000).
     pub page_limit: u32,
     /// Toolkits per filtered tool listing during an incremental sync.
@@ -90,7 +91,7 @@ impl fmt::Debug for ComposioConfig {
             .field("request_timeout", &self.request_timeout)
             .field("deadline", &self.deadline)
             .field("max_response_bytes", &self.max_response_bytes)
-            .field("max_retries", &self.max_retries)
+            .field("retry", &self.retry)
             .field("execute_retry", &self.execute_retry)
             .field("page_limit", &self.page_limit)
             .field("refresh_interval", &self.refresh_interval)
@@ -110,11 +111,9 @@ impl ComposioConfig {
                 request_timeout: Duration::from_secs(60),
                 deadline: DEFAULT_DEADLINE,
                 max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-                max_retries: 2,
-                retry_base: Duration::from_millis(500),
-                retry_max: Duration::from_secs(8),
-                retry_after_cap: Duration::from_secs(60),
+                retry: RetryPolicy::default(),
                 execute_retry: ExecuteRetry::default(),
+                sleeper: Arc::new(TokioSleep),
                 page_limit: 1000,
                 toolkits_per_request: 25,
                 connections_ttl: Duration::from_secs(60),
@@ -202,28 +201,40 @@ impl ComposioConfigBuilder {
         self
     }
 
+    /// Retry policy (replaces the retry settings below).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.config.retry = policy;
+        self
+    }
+
     /// Retries after the first attempt.
     pub fn max_retries(mut self, n: u32) -> Self {
-        self.config.max_retries = n;
+        self.config.retry.max_retries = n;
         self
     }
 
-    /// Backoff bounds.
+    /// Backoff bounds (the jitter stays).
     pub fn retry_backoff(mut self, base: Duration, max: Duration) -> Self {
-        self.config.retry_base = base;
-        self.config.retry_max = max.max(base);
+        let jitter = self.config.retry.backoff.jitter;
+        self.config.retry.backoff = Backoff::new(base, max.max(base)).with_jitter(jitter);
         self
     }
 
-    /// Longest server-requested delay honoured.
+    /// Longest server-requested delay; longer ones are cut to it.
     pub fn retry_after_cap(mut self, cap: Duration) -> Self {
-        self.config.retry_after_cap = cap;
+        self.config.retry.max_retry_after = cap;
         self
     }
 
-    /// Which failed executions are retried (default [`ExecuteRetry::NotRun`]).
+    /// Which failed executions are sent again (default [`ExecuteRetry::NotRun`]).
     pub fn execute_retry(mut self, rule: ExecuteRetry) -> Self {
         self.config.execute_retry = rule;
+        self
+    }
+
+    /// How waits between attempts are performed (tests record them instead).
+    pub fn sleeper(mut self, sleeper: Arc<dyn Sleep>) -> Self {
+        self.config.sleeper = sleeper;
         self
     }
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use logline_core::retry::RetryHint;
 use logline_core::{Error, ErrorKind};
 
 const BACKEND: &str = "composio";
@@ -17,6 +18,10 @@ pub(crate) enum ComposioError {
         message: String,
         request_id: Option<String>,
         suggested_fix: Option<String>,
+        /// `retry-after-ms` / `retry-after`, cut to the configured maximum.
+        retry_after: Option<Duration>,
+        /// `x-should-retry`, when present.
+        should_retry: Option<bool>,
     },
     /// The request never got an answer.
     #[error("request failed: {0}")]
@@ -73,8 +78,35 @@ impl ComposioError {
         }
     }
 
+    /// The server's requested wait, if any.
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ComposioError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// `x-should-retry`, when the server sent it.
+    pub(crate) fn should_retry(&self) -> Option<bool> {
+        match self {
+            ComposioError::Status { should_retry, .. } => *should_retry,
+            _ => None,
+        }
+    }
+
+    /// Whether the request provably did not run: refused as rate limited (429), or never
+    /// sent (the connection failed).
+    pub(crate) fn not_executed(&self) -> bool {
+        match self {
+            ComposioError::Status { status, .. } => *status == 429,
+            ComposioError::Transport(e) => e.is_connect(),
+            _ => false,
+        }
+    }
+
     /// The core error for this failure during `op`.
     pub(crate) fn into_core(self, op: Op<'_>) -> Error {
+        let hint = RetryHint::after(self.retry_after()).not_executed(self.not_executed());
         let (status, message) = match &self {
             ComposioError::Status {
                 status, message, ..
@@ -84,7 +116,8 @@ impl ComposioError {
             }
             ComposioError::Transport(_) => {
                 let msg = self.to_string();
-                return Error::backend(BACKEND, ErrorKind::Unavailable, msg, Some(Box::new(self)));
+                return Error::backend(BACKEND, ErrorKind::Unavailable, msg, Some(Box::new(self)))
+                    .with_retry_hint(hint);
             }
             ComposioError::Decode { .. } => {
                 let msg = self.to_string();
@@ -101,6 +134,7 @@ impl ComposioError {
                     backend: BACKEND.into(),
                     message: self.to_string(),
                     retryable: false,
+                    hint: RetryHint::default(),
                     source: Some(Box::new(self)),
                 }
             }
@@ -177,33 +211,16 @@ impl ComposioError {
             backend: BACKEND.into(),
             message: text,
             retryable,
+            hint,
             source: Some(Box::new(self)),
         }
     }
-}
-
-/// Parses `retry-after-ms` (milliseconds) or `retry-after` (seconds or an HTTP date).
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
-    }
-    let v = text("retry-after")?.trim();
-    if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use reqwest::header::{HeaderMap, HeaderValue};
 
     fn status(s: u16) -> ComposioError {
         ComposioError::Status {
@@ -211,6 +228,8 @@ mod tests {
             message: "remote says".into(),
             request_id: None,
             suggested_fix: None,
+            retry_after: (s == 429).then(|| Duration::from_secs(3)),
+            should_retry: None,
         }
     }
 
@@ -233,6 +252,10 @@ mod tests {
         let limited = status(429).into_core(Op::Read);
         assert_eq!(limited.kind(), ErrorKind::RateLimited);
         assert!(limited.is_retryable());
+        assert!(limited.did_not_execute());
+        assert_eq!(limited.retry_after(), Some(Duration::from_secs(3)));
+        let server = status(503).into_core(ex);
+        assert!(server.is_retryable() && !server.did_not_execute());
         assert!(status(503).into_core(Op::Read).is_retryable());
         assert!(!status(501).into_core(Op::Read).is_retryable());
         assert!(status(409).into_core(Op::Read).is_retryable());
@@ -240,22 +263,5 @@ mod tests {
             .into_core(Op::Read)
             .to_string()
             .contains("remote says"));
-    }
-
-    #[test]
-    fn retry_after_headers() {
-        let mut h = HeaderMap::new();
-        h.insert("retry-after-ms", HeaderValue::from_static("250"));
-        h.insert("retry-after", HeaderValue::from_static("9"));
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
-        h.remove("retry-after-ms");
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(9)));
-        h.insert(
-            "retry-after",
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-        h.insert("retry-after", HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h), None);
     }
 }

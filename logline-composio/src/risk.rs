@@ -432,7 +432,8 @@ impl RiskRules {
 
     /// Loads rules from JSON (the serialised form of [`RiskRules`]).
     pub fn from_json(json: &str) -> logline_core::Result<Self> {
-        Ok(serde_json::from_str(json)?)
+        serde_json::from_str(json)
+            .map_err(|e| logline_core::Error::InvalidInput(format!("risk rules: {e}")))
     }
 
     fn category_of_word(&self, word: &str, only: &[RiskCategory]) -> Option<RiskCategory> {

@@ -1,30 +1,32 @@
-//! Catalog sync (chat MVP plan §3): every page of `/toolkits` and `/tools` into the store's
-//! tool catalog, incremental refreshes between full ones, and a queue job that runs it.
+//! Catalog sync: every page of `/toolkits` and `/tools` into the store's tool catalog,
+//! incremental refreshes between full ones, and a queue job that runs it.
 //!
 //! A **full** sync lists every tool. An **incremental** sync lists the toolkits, compares each
 //! toolkit's fingerprint (`meta.updated_at` + `meta.tools_count`) with the previous sync and
-//! lists only the tools of toolkits that changed, appeared or vanished. Both diff against the
-//! store: only new or changed tools are written, tools gone from Composio are deleted, and the
-//! observers (e.g. `logline_core::search::ToolSearch`) hear exactly those changes. The first
-//! sync of a process is always full.
+//! lists only the tools of toolkits that changed, appeared or vanished. This module only lists
+//! and risk-tags; core's `logline_core::tool::catalog::CatalogReconciler` diffs each page
+//! against the store: only new or changed tools are written, tools gone from Composio are
+//! deleted after the last page, and the observers (e.g. `logline_core::search::ToolSearch`)
+//! hear exactly those changes. The first sync of a process is always full.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::Utc;
 use logline_core::queue::{slot_start, Job, JobHandler, NewJob, Queue};
-use logline_core::search::index::fingerprint;
 use logline_core::search::CatalogObserver;
-use logline_core::store::{DefinitionStore, Page, ToolQuery};
+use logline_core::store::DefinitionStore;
+use logline_core::tool::catalog::{CatalogReconciler, CatalogScope};
 use logline_core::tool::ToolSpec;
-use logline_core::{ErrorKind, Result};
+use logline_core::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{convert_tool, CatalogSnapshot, Toolkit};
+use crate::config::ComposioConfig;
 use crate::error::Op;
 use crate::hub::{next, ComposioToolHub};
 
@@ -118,12 +120,12 @@ impl CatalogSync {
         Ok(None)
     }
 
-    /// Runs one sync. Concurrent calls on the same hub run one after the other.
+    /// Runs one sync. Concurrent calls on the same hub run one after the other. When a page
+    /// fails, the pages before it stay written (and observed) and the sync returns the error.
     pub async fn run(&self, mode: SyncMode) -> Result<SyncReport> {
         let _serial = self.hub.inner.sync_lock.lock().await;
         let started = Instant::now();
         let cfg = self.hub.config().clone();
-        let client = &self.hub.inner.client;
         let previous = self.hub.catalog();
         let mode = if previous.full_refreshed.is_none() {
             SyncMode::Full
@@ -131,24 +133,7 @@ impl CatalogSync {
             mode
         };
         let mut pages = 0usize;
-
-        // Toolkits.
-        let mut toolkits: Vec<Toolkit> = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = client
-                .toolkits_page(cursor.as_deref(), cfg.page_limit)
-                .await
-                .map_err(|e| e.into_core(Op::Read))?;
-            pages += 1;
-            toolkits.extend(page.items.into_iter().map(Toolkit::from_wire));
-            match next(page.next_cursor, &cursor) {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
-        let kits: HashMap<String, Toolkit> =
-            toolkits.into_iter().map(|t| (t.slug.clone(), t)).collect();
+        let kits = self.list_toolkits(&cfg, &mut pages).await?;
 
         // Which toolkits to re-read.
         let changed: BTreeSet<String> = match mode {
@@ -172,7 +157,16 @@ impl CatalogSync {
             .cloned()
             .collect();
 
-        // Tools.
+        // Tools, reconciled with the store page by page.
+        let scope = match mode {
+            SyncMode::Full => CatalogScope::hub(&cfg.hub_name),
+            SyncMode::Incremental => {
+                CatalogScope::hub(&cfg.hub_name).toolkits(changed.iter().chain(&vanished).cloned())
+            }
+        };
+        let mut reconciler = CatalogReconciler::begin(&*self.store, scope)
+            .await?
+            .write_batch(cfg.store_batch);
         let mut fetched: Vec<(ToolSpec, Option<String>)> = Vec::new();
         let filters: Vec<Vec<String>> = match mode {
             SyncMode::Full => vec![Vec::new()],
@@ -184,72 +178,28 @@ impl CatalogSync {
                 .map(<[String]>::to_vec)
                 .collect(),
         };
-        for filter in &filters {
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = client
-                    .tools_page(cursor.as_deref(), cfg.page_limit, filter)
-                    .await
-                    .map_err(|e| e.into_core(Op::Read))?;
-                pages += 1;
-                for w in page.items {
-                    if w.is_deprecated {
-                        continue;
-                    }
-                    let kit = kits.get(&w.toolkit.slug);
-                    let c = convert_tool(w, &cfg.hub_name, &cfg.risk_rules, kit);
-                    fetched.push((c.spec, c.version));
-                }
-                match next(page.next_cursor, &cursor) {
-                    Some(c) => cursor = Some(c),
-                    None => break,
-                }
-            }
-        }
-        let tools_fetched = fetched.len();
-
-        // Diff against the store (an incremental sync reads only the toolkits it re-read).
-        let existing = match mode {
-            SyncMode::Full => self.stored_tools(&cfg.hub_name, None).await?,
-            SyncMode::Incremental => {
-                let mut all = HashMap::new();
-                for kit in changed.iter().chain(&vanished) {
-                    all.extend(self.stored_tools(&cfg.hub_name, Some(kit)).await?);
-                }
-                all
-            }
+        let listed = self
+            .list_tools(
+                &cfg,
+                &filters,
+                &kits,
+                &mut reconciler,
+                &mut fetched,
+                &mut pages,
+            )
+            .await;
+        let outcome = match listed {
+            Ok(()) => reconciler.finish().await,
+            Err(e) => Err(e),
         };
-        let in_scope = |t: &ToolSpec| match mode {
-            SyncMode::Full => true,
-            SyncMode::Incremental => t.toolkit.as_ref().is_some_and(|k| {
-                changed.contains(k) || vanished.contains(k) || !kits.contains_key(k)
-            }),
-        };
-        let fetched_ids: HashSet<&str> = fetched.iter().map(|(t, _)| t.id.as_str()).collect();
-        let to_write: Vec<ToolSpec> = fetched
-            .iter()
-            .filter(|(t, _)| {
-                existing
-                    .get(&t.id)
-                    .is_none_or(|old| fingerprint(old) != fingerprint(t))
-            })
-            .map(|(t, _)| t.clone())
-            .collect();
-        let to_remove: Vec<String> = existing
-            .values()
-            .filter(|t| in_scope(t) && !fetched_ids.contains(t.id.as_str()))
-            .map(|t| t.id.clone())
-            .collect();
-        for batch in to_write.chunks(cfg.store_batch) {
-            self.store.put_tools(batch).await?;
-        }
-        for id in &to_remove {
-            match self.store.delete_tool(id).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+        // Observers hear what reached the store, also when a page failed.
+        let changes = reconciler.take_changes();
+        if !changes.is_empty() {
+            for o in &self.observers {
+                o.catalog_changed(&changes.upserted, &changes.removed);
             }
         }
+        let outcome = outcome?;
 
         // The cached copy.
         let now = Instant::now();
@@ -257,7 +207,7 @@ impl CatalogSync {
             SyncMode::Full => CatalogSnapshot::default(),
             SyncMode::Incremental => previous.as_ref().clone(),
         };
-        for id in &to_remove {
+        for id in &outcome.removed {
             snap.tools.remove(id);
             snap.versions.remove(id);
         }
@@ -289,16 +239,13 @@ impl CatalogSync {
         let toolkits_total = snap.toolkits.len();
         self.hub.set_catalog(snap);
 
-        for o in &self.observers {
-            o.catalog_changed(&to_write, &to_remove);
-        }
         let report = SyncReport {
             mode,
             toolkits: toolkits_total,
             toolkits_refreshed: changed.len() + vanished.len(),
-            tools_fetched,
-            tools_written: to_write.len(),
-            tools_removed: to_remove.len(),
+            tools_fetched: outcome.listed,
+            tools_written: outcome.written(),
+            tools_removed: outcome.removed.len(),
             tools_total,
             pages,
             duration_ms: started.elapsed().as_millis() as u64,
@@ -307,39 +254,72 @@ impl CatalogSync {
         Ok(report)
     }
 
-    async fn stored_tools(
+    /// Every page of `/toolkits`.
+    async fn list_toolkits(
         &self,
-        hub: &str,
-        toolkit: Option<&str>,
-    ) -> Result<HashMap<String, ToolSpec>> {
-        const PAGE: u64 = 1000;
-        let mut out = HashMap::new();
-        let mut offset = 0;
+        cfg: &ComposioConfig,
+        pages: &mut usize,
+    ) -> Result<HashMap<String, Toolkit>> {
+        let client = &self.hub.inner.client;
+        let mut kits = HashMap::new();
+        let mut cursor: Option<String> = None;
         loop {
-            let q = ToolQuery {
-                toolkit: toolkit.map(str::to_string),
-                hub: Some(hub.to_string()),
-                page: Page {
-                    offset,
-                    limit: PAGE,
-                },
-            };
-            let tools = self.store.list_tools(&q).await?;
-            let n = tools.len() as u64;
-            // A store that ignores a filter must not make us delete tools of others.
-            out.extend(
-                tools
-                    .into_iter()
-                    .filter(|t| {
-                        t.hub == hub && (toolkit.is_none() || t.toolkit.as_deref() == toolkit)
-                    })
-                    .map(|t| (t.id.clone(), t)),
-            );
-            if n < PAGE {
-                return Ok(out);
+            let page = client
+                .toolkits_page(cursor.as_deref(), cfg.page_limit)
+                .await
+                .map_err(|e| e.into_core(Op::Read))?;
+            *pages += 1;
+            for wire in page.items {
+                let kit = Toolkit::from_wire(wire);
+                kits.insert(kit.slug.clone(), kit);
             }
-            offset += n;
+            match next(page.next_cursor, &cursor) {
+                Some(c) => cursor = Some(c),
+                None => return Ok(kits),
+            }
         }
+    }
+
+    /// Every page of `/tools` for each toolkit filter, risk-tagged, into `reconciler`; the
+    /// converted tools and their versions also go to `fetched` for the cached copy.
+    async fn list_tools(
+        &self,
+        cfg: &ComposioConfig,
+        filters: &[Vec<String>],
+        kits: &HashMap<String, Toolkit>,
+        reconciler: &mut CatalogReconciler<'_>,
+        fetched: &mut Vec<(ToolSpec, Option<String>)>,
+        pages: &mut usize,
+    ) -> Result<()> {
+        let client = &self.hub.inner.client;
+        for filter in filters {
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = client
+                    .tools_page(cursor.as_deref(), cfg.page_limit, filter)
+                    .await
+                    .map_err(|e| e.into_core(Op::Read))?;
+                *pages += 1;
+                let mut specs = Vec::with_capacity(page.items.len());
+                let mut versions = Vec::with_capacity(page.items.len());
+                for w in page.items {
+                    if w.is_deprecated {
+                        continue;
+                    }
+                    let kit = kits.get(&w.toolkit.slug);
+                    let c = convert_tool(w, &cfg.hub_name, &cfg.risk_rules, kit);
+                    specs.push(c.spec);
+                    versions.push(c.version);
+                }
+                reconciler.apply_page(&specs).await?;
+                fetched.extend(specs.into_iter().zip(versions));
+                match next(page.next_cursor, &cursor) {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -390,7 +370,9 @@ impl CatalogSyncJob {
 #[async_trait]
 impl JobHandler for CatalogSyncJob {
     async fn handle(&self, job: &Job, cancel: CancellationToken) -> Result<()> {
-        let payload: SyncPayload = serde_json::from_value(job.payload.clone())?;
+        let payload = SyncPayload::deserialize(&job.payload).map_err(|e| {
+            logline_core::Error::Internal(format!("catalog sync job payload is unreadable: {e}"))
+        })?;
         let report = tokio::select! {
             r = self.sync.run(payload.mode) => r?,
             _ = cancel.cancelled() => {

@@ -19,6 +19,7 @@ use logline_core::queue::{Backoff, FailOutcome, Job, JobHandler, JobId, JobRecor
 use logline_core::run::Subject;
 use logline_core::search::{SearchRequest, ToolIndex, ToolSearch};
 use logline_core::store::{DefinitionStore, Page, ToolQuery};
+use logline_core::testing::RecordingSleep;
 use logline_core::tool::{PageRequest, RiskLevel, ToolContext, ToolHub};
 use logline_core::{Error, ErrorKind, Result};
 use serde_json::{json, Value};
@@ -189,6 +190,36 @@ async fn incremental_refresh_reads_only_changed_toolkits() {
     // A full refresh finds nothing new either, and writes nothing.
     let full = sync.run(SyncMode::Full).await.unwrap();
     assert_eq!((full.tools_written, full.tools_removed), (0, 0));
+}
+
+#[tokio::test]
+async fn a_failing_page_keeps_the_pages_before_it() {
+    let fake = FakeComposio::start(FakeState::generated(300, 30)).await;
+    let hub = hub(&fake, |b| b.page_limit(100));
+    let store = Arc::new(MemoryStore::new());
+    let search = Arc::new(ToolSearch::new(ToolIndex::new()));
+    let sync = CatalogSync::new(hub.clone(), store.clone()).with_observer(search.clone());
+    fake.lock()
+        .fail_next("/tools?limit=100&cursor=c200", 400, &[]);
+
+    let err = sync.run(SyncMode::Full).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_eq!(
+        stored(&store).await.len(),
+        200,
+        "the first two pages are written"
+    );
+    assert_eq!(search.read().len(), 200, "and the observer heard them");
+    assert!(
+        hub.catalog().is_empty(),
+        "the cached copy waits for a whole sync"
+    );
+
+    let again = sync.run(SyncMode::Full).await.unwrap();
+    assert_eq!((again.tools_written, again.tools_removed), (100, 0));
+    assert_eq!(stored(&store).await.len(), 300);
+    assert_eq!(search.read().len(), 300);
+    assert_eq!(hub.catalog().len(), 300);
 }
 
 #[tokio::test]
@@ -466,56 +497,129 @@ async fn retries_follow_the_official_rules() {
     );
     assert_eq!(fake.lock().count("/tools?"), 1);
 
-    // A retry-after beyond the cap falls back to backoff (the test would hang otherwise).
+    // A server wait beyond the cap is cut to the cap (the sleeper records it).
+    let sleep = RecordingSleep::new();
+    let capped = self::hub(&fake, |b| {
+        b.sleeper(sleep.clone())
+            .retry_after_cap(Duration::from_secs(30))
+    });
     fake.lock()
         .fail_next("/tools?", 503, &[("retry-after", "3600")]);
-    assert!(hub.list_tools(page.clone()).await.is_ok());
+    assert!(capped.list_tools(page.clone()).await.is_ok());
+    assert_eq!(sleep.waits(), vec![Duration::from_secs(30)]);
 }
 
 #[tokio::test]
-async fn executions_are_retried_only_when_they_provably_did_not_run() {
+async fn hostile_retry_after_values_are_clamped() {
     let fake = FakeComposio::start(FakeState::generated(50, 5)).await;
-    let hub = hub(&fake, |b| b.max_retries(2));
-    let slug = format!("{}_GET_ITEM", fake_server::toolkit_slug(0).to_uppercase());
-    let executions = |fake: &FakeComposio| fake.lock().count("/tools/execute/");
-
-    // A 5xx may come after the tool ran: sent once, even when the server says to retry.
-    for headers in [vec![], vec![("x-should-retry", "true")]] {
-        fake.lock().requests.clear();
-        fake.lock().fail_next("/tools/execute/", 502, &headers);
-        let e = hub.execute(&slug, json!({}), &ctx("u1")).await.unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Unavailable);
-        assert_eq!(executions(&fake), 1);
+    let sleep = RecordingSleep::new();
+    let hub = hub(&fake, |b| b.max_retries(2).sleeper(sleep.clone()));
+    {
+        let mut s = fake.lock();
+        s.fail_next("/tools?", 429, &[("retry-after", "1e20")]);
+        s.fail_next("/tools?", 503, &[("retry-after-ms", "1e300")]);
+        s.requests.clear();
     }
+    let page = PageRequest {
+        limit: Some(10),
+        ..Default::default()
+    };
+    assert_eq!(hub.list_tools(page).await.unwrap().tools.len(), 10);
+    assert_eq!(fake.lock().count("/tools?"), 3);
+    assert_eq!(sleep.waits(), vec![Duration::from_secs(60); 2]);
+}
 
-    // 429 was rejected before running: retried.
-    fake.lock().requests.clear();
-    fake.lock().fail_next("/tools/execute/", 429, &[]);
+fn execute_slug() -> String {
+    format!("{}_GET_ITEM", fake_server::toolkit_slug(0).to_uppercase())
+}
+
+#[tokio::test]
+async fn executions_are_resent_only_when_they_provably_did_not_run() {
+    let fake = FakeComposio::start(FakeState::generated(50, 5)).await;
+    let slug = execute_slug();
+    let sleep = RecordingSleep::new();
+    let hub = hub(&fake, |b| b.max_retries(2).sleeper(sleep.clone()));
+
+    // Rate limited before processing: sent again after the server's wait.
+    fake.lock()
+        .fail_next("/tools/execute/", 429, &[("retry-after", "2")]);
     assert!(hub.execute(&slug, json!({}), &ctx("u1")).await.is_ok());
-    assert_eq!(executions(&fake), 2);
+    assert_eq!(fake.lock().count("/tools/execute/"), 2);
+    assert_eq!(sleep.waits(), vec![Duration::from_secs(2)]);
 
-    // ExecuteRetry::Never sends once whatever happens; Always retries like reads.
-    let never = self::hub(&fake, |b| b.execute_retry(ExecuteRetry::Never));
-    fake.lock().requests.clear();
-    fake.lock().fail_next("/tools/execute/", 429, &[]);
-    let e = never
+    // A server error leaves the outcome unknown: one request, a retryable error.
+    for status in [500, 502, 503] {
+        {
+            let mut s = fake.lock();
+            s.fail_next("/tools/execute/", status, &[]);
+            s.requests.clear();
+        }
+        let e = hub.execute(&slug, json!({}), &ctx("u1")).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{status}");
+        assert!(!e.did_not_execute());
+        assert_eq!(fake.lock().count("/tools/execute/"), 1, "{status}");
+    }
+    // Even when the server says a retry is fine.
+    {
+        let mut s = fake.lock();
+        s.fail_next("/tools/execute/", 503, &[("x-should-retry", "true")]);
+        s.requests.clear();
+    }
+    assert!(hub.execute(&slug, json!({}), &ctx("u1")).await.is_err());
+    assert_eq!(fake.lock().count("/tools/execute/"), 1);
+
+    // A timeout too.
+    let impatient = self::hub(&fake, |b| {
+        b.request_timeout(Duration::from_millis(200))
+            .sleeper(sleep.clone())
+    });
+    {
+        let mut s = fake.lock();
+        s.stall_next("/tools/execute/", 502, Duration::from_secs(5));
+        s.requests.clear();
+    }
+    let e = impatient
+        .execute(&slug, json!({}), &ctx("u1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert_eq!(fake.lock().count("/tools/execute/"), 1);
+
+    // ExecuteRetry::Never sends once whatever happens, not even again after a 429.
+    let no_retry = self::hub(&fake, |b| {
+        b.execute_retry(ExecuteRetry::Never).sleeper(sleep.clone())
+    });
+    {
+        let mut s = fake.lock();
+        s.fail_next("/tools/execute/", 429, &[]);
+        s.requests.clear();
+    }
+    let e = no_retry
         .execute(&slug, json!({}), &ctx("u1"))
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RateLimited);
-    assert_eq!(executions(&fake), 1);
-    let always = self::hub(&fake, |b| b.execute_retry(ExecuteRetry::Always));
-    fake.lock().requests.clear();
-    fake.lock().fail_next("/tools/execute/", 502, &[]);
+    assert!(e.did_not_execute());
+    assert_eq!(fake.lock().count("/tools/execute/"), 1);
+
+    // ExecuteRetry::Always resends like reads (for servers honouring the idempotency key).
+    let always = self::hub(&fake, |b| {
+        b.execute_retry(ExecuteRetry::Always).sleeper(sleep.clone())
+    });
+    {
+        let mut s = fake.lock();
+        s.fail_next("/tools/execute/", 502, &[]);
+        s.requests.clear();
+    }
     assert!(always.execute(&slug, json!({}), &ctx("u1")).await.is_ok());
-    assert_eq!(executions(&fake), 2);
+    assert_eq!(fake.lock().count("/tools/execute/"), 2);
 }
 
 #[tokio::test]
 async fn the_engine_idempotency_key_is_sent_on_every_execution_attempt() {
     let fake = FakeComposio::start(FakeState::generated(50, 5)).await;
-    let hub = hub(&fake, |b| b.max_retries(2));
-    let slug = format!("{}_GET_ITEM", fake_server::toolkit_slug(0).to_uppercase());
+    let hub = hub(&fake, |b| b.max_retries(2).sleeper(RecordingSleep::new()));
+    let slug = execute_slug();
     let mut keyed = ctx("u1");
     keyed.idempotency_key = Some("run-1/step-2/3".into());
     fake.lock().fail_next("/tools/execute/", 429, &[]);
@@ -537,6 +641,31 @@ async fn the_engine_idempotency_key_is_sent_on_every_execution_attempt() {
     let e = hub.execute(&slug, json!({}), &keyed).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert_eq!(fake.lock().idempotency_keys.len(), 3);
+}
+
+#[tokio::test]
+async fn refused_connections_are_resent_for_executions_too() {
+    // A port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let sleep = RecordingSleep::new();
+    let hub = ComposioToolHub::new(
+        ComposioConfig::builder("test-key")
+            .base_url(format!("http://127.0.0.1:{port}"))
+            .sleeper(sleep.clone())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let e = hub
+        .execute("GITHUB_GET_ITEM", json!({}), &ctx("u1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    assert!(e.did_not_execute());
+    assert_eq!(sleep.waits().len(), 2);
 }
 
 #[tokio::test]

@@ -3,6 +3,10 @@
 use std::borrow::Cow;
 use std::fmt;
 
+mod recorded;
+
+pub use recorded::RecordedError;
+
 /// Boxed source error carried by backend failures.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -42,6 +46,28 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 13] = [
+        ErrorKind::NotFound,
+        ErrorKind::Conflict,
+        ErrorKind::InvalidInput,
+        ErrorKind::PolicyDenied,
+        ErrorKind::BudgetExceeded,
+        ErrorKind::RateLimited,
+        ErrorKind::Unavailable,
+        ErrorKind::Timeout,
+        ErrorKind::Cancelled,
+        ErrorKind::ModelOutput,
+        ErrorKind::ToolFailed,
+        ErrorKind::Unauthorized,
+        ErrorKind::Internal,
+    ];
+
+    /// Parses [`ErrorKind::as_str`] output.
+    pub fn parse(s: &str) -> Option<Self> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     /// Stable snake_case name, used in events and HTTP bodies.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -68,6 +94,20 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+impl serde::Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ErrorKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = <Cow<'de, str>>::deserialize(d)?;
+        ErrorKind::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format_args!("unknown error kind `{s}`")))
+    }
+}
+
 /// Which per-run budget ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,7 +121,10 @@ pub enum BudgetKind {
 }
 
 impl BudgetKind {
-    /// The blueprint's reason string, e.g. `budget_exceeded: cost`.
+    /// Every budget kind.
+    pub const ALL: [BudgetKind; 3] = [BudgetKind::Cost, BudgetKind::LlmCalls, BudgetKind::Latency];
+
+    /// The reason string recorded on the run, e.g. `budget_exceeded: cost`.
     pub fn reason(self) -> &'static str {
         match self {
             BudgetKind::Cost => "budget_exceeded: cost",
@@ -110,7 +153,7 @@ pub enum Error {
     #[error("{entity} not found: {id}")]
     NotFound {
         /// What kind of record (`run`, `workflow`, `tool`, ...).
-        entity: &'static str,
+        entity: Cow<'static, str>,
         /// Its id.
         id: String,
     },
@@ -173,6 +216,8 @@ pub enum Error {
         message: String,
         /// Whether a retry may succeed (overrides the kind's default).
         retryable: bool,
+        /// The server's requested wait; whether the call provably did not run.
+        hint: crate::retry::RetryHint,
         /// The underlying error.
         #[source]
         source: Option<BoxError>,
@@ -228,9 +273,9 @@ impl Error {
     }
 
     /// A not-found error for `entity` with `id`.
-    pub fn not_found(entity: &'static str, id: impl fmt::Display) -> Self {
+    pub fn not_found(entity: impl Into<Cow<'static, str>>, id: impl fmt::Display) -> Self {
         Error::NotFound {
-            entity,
+            entity: entity.into(),
             id: id.to_string(),
         }
     }
@@ -251,6 +296,7 @@ impl Error {
             backend: backend.into(),
             message: message.into(),
             retryable,
+            hint: Default::default(),
             source,
         }
     }
@@ -264,6 +310,7 @@ impl Error {
                 kind,
                 message,
                 retryable,
+                hint,
                 source,
                 ..
             } => Error::Backend {
@@ -271,44 +318,31 @@ impl Error {
                 backend: name.into(),
                 message,
                 retryable,
+                hint,
                 source,
             },
             other => other,
         }
     }
 
-    /// A JSON value describing the error for events and API bodies.
+    /// A JSON value describing the error for events and API bodies: the serialized
+    /// [`RecordedError`] (`kind`, `message`, `retryable` and the variant's fields).
     pub fn to_json(&self) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "kind": self.kind().as_str(),
-            "message": self.to_string(),
-            "retryable": self.is_retryable(),
-        });
-        match self {
-            Error::SchemaValidation {
-                tool_id,
-                violations,
-            } => {
-                v["tool_id"] = tool_id.clone().into();
-                v["violations"] = serde_json::to_value(violations).unwrap_or_default();
-            }
-            Error::InvalidWorkflow(issues) => {
-                v["issues"] = serde_json::to_value(issues).unwrap_or_default();
-            }
-            Error::PolicyDenied { policy_id, .. } => {
-                v["policy_id"] = serde_json::to_value(policy_id).unwrap_or_default();
-            }
-            Error::BudgetExceeded(b) => {
-                v["budget"] = serde_json::to_value(b).unwrap_or_default();
-            }
-            _ => {}
-        }
-        v
+        self.to_recorded().to_json()
     }
-}
 
-impl From<serde_json::Error> for Error {
-    fn from(e: serde_json::Error) -> Self {
-        Error::InvalidInput(format!("json: {e}"))
+    /// The error as it is recorded in events, run and step rows and the effect ledger;
+    /// [`RecordedError::into_error`] rebuilds it.
+    pub fn to_recorded(&self) -> RecordedError {
+        RecordedError::from(self)
+    }
+
+    /// Rebuilds an error from [`Error::to_json`] output, of this or an earlier release.
+    /// A value that is no recorded error at all gives an [`Error::Internal`] saying so.
+    pub fn from_recorded_json(value: &serde_json::Value) -> Error {
+        match RecordedError::from_json(value) {
+            Ok(r) => r.into_error(),
+            Err(e) => e,
+        }
     }
 }

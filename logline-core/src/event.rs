@@ -1,13 +1,30 @@
-//! The append-only event trace of a run (blueprint §4.1, §3.6).
+//! The append-only event trace of a run: what happened, in order, numbered per run.
+//!
+//! Every event has a kind and a payload whose layout the kind fixes ([`EventPayload`]);
+//! the layout version is stored with every event ([`Event::schema_version`]).
+
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::error::{Error, Result};
 use crate::run::RunId;
 
-/// Version of the event payload layout, stored with every event.
+mod payload;
+
+pub use payload::{
+    ApprovalDenied, BudgetDenied, ErrorPayload, EventPayload, GateDecision, LlmCallPayload,
+    LlmPurpose, PolicyDecided, PolicyEvalPayload, RouteSelectedPayload, RouteSelection,
+    RunCancelledPayload, RunCompletedPayload, RunFailedPayload, RunPausedPayload,
+    RunResumedPayload, RunStartedPayload, StepCompletedPayload, StepFailedPayload,
+    StepStartedPayload, ToolCallPayload,
+};
+
+/// Version of the event payload layout, stored with every event. Version 1 is the layout
+/// of [`EventPayload`]'s types (and of every event written before they existed).
 pub const EVENT_SCHEMA_VERSION: u16 = 1;
 
 /// What happened.
@@ -46,6 +63,24 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [EventKind; 14] = [
+        EventKind::RunStarted,
+        EventKind::StepStarted,
+        EventKind::StepCompleted,
+        EventKind::StepFailed,
+        EventKind::ToolCall,
+        EventKind::LlmCall,
+        EventKind::PolicyEval,
+        EventKind::Error,
+        EventKind::RunPaused,
+        EventKind::RunResumed,
+        EventKind::RunCompleted,
+        EventKind::RunFailed,
+        EventKind::RunCancelled,
+        EventKind::RouteSelected,
+    ];
+
     /// Stable snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -96,6 +131,12 @@ impl EventKind {
     }
 }
 
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An event not yet appended (the store assigns its sequence number).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewEvent {
@@ -110,7 +151,26 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// A run-level event.
+    /// An event with a typed payload: run-level when `step_id` is `None`. The payload is
+    /// serialized here, once.
+    pub fn new(step_id: Option<Uuid>, payload: impl Into<EventPayload>) -> Self {
+        let payload = payload.into();
+        let kind = payload.kind();
+        let payload = payload.to_json().unwrap_or_else(|e| {
+            // Unreachable for the payload types (string-keyed maps only); the trace keeps
+            // the failure instead of dropping the event.
+            tracing::error!(error = %e, "event payload not serializable");
+            serde_json::json!({ "error": e.to_json() })
+        });
+        NewEvent {
+            step_id,
+            kind,
+            payload,
+            ts: Utc::now(),
+        }
+    }
+
+    /// A run-level event with an untyped payload.
     pub fn run(kind: EventKind, payload: Value) -> Self {
         NewEvent {
             step_id: None,
@@ -120,7 +180,7 @@ impl NewEvent {
         }
     }
 
-    /// A step-level event.
+    /// A step-level event with an untyped payload.
     pub fn step(step_id: Uuid, kind: EventKind, payload: Value) -> Self {
         NewEvent {
             step_id: Some(step_id),
@@ -161,6 +221,21 @@ impl Event {
             payload: e.payload,
             ts: e.ts,
             schema_version: EVENT_SCHEMA_VERSION,
+        }
+    }
+
+    /// The typed payload. Fails with [`Error::Internal`] when the stored payload does not
+    /// have its kind's layout, or was written by a newer release (a later schema version).
+    pub fn decode(&self) -> Result<EventPayload> {
+        match self.schema_version {
+            1 => EventPayload::decode(self.kind, &self.payload).map_err(|e| {
+                Error::Internal(format!("event {} of run {}: {e}", self.seq, self.run_id))
+            }),
+            v => Err(Error::Internal(format!(
+                "event {} of run {} has payload schema version {v}; this release reads \
+                 version {EVENT_SCHEMA_VERSION}",
+                self.seq, self.run_id
+            ))),
         }
     }
 }

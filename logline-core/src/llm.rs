@@ -9,6 +9,9 @@ use serde_json::Value;
 
 use crate::error::Result;
 
+/// Name of the provider agents use when their model profile names none.
+pub const DEFAULT_PROVIDER: &str = "default";
+
 /// A function the model may call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolDefinition {
@@ -276,22 +279,6 @@ pub trait LlmProvider: Send + Sync {
         }
         items.push(Ok(LlmStreamEvent::Completed { response }));
         Ok(Box::pin(futures::stream::iter(items)))
-    }
-}
-
-#[async_trait]
-impl<T: LlmProvider + ?Sized> LlmProvider for std::sync::Arc<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse> {
-        (**self).complete(request).await
-    }
-    async fn stream(
-        &self,
-        request: &LlmRequest,
-    ) -> Result<BoxStream<'static, Result<LlmStreamEvent>>> {
-        (**self).stream(request).await
     }
 }
 

@@ -39,6 +39,28 @@ fn resolve_str(s: &str, scopes: &[(&str, &Value)]) -> Option<Value> {
     })
 }
 
+/// Adds to `out` the first path segment of every `"$<scope>.<key>..."` string in `template`
+/// (e.g. the node ids a template reads through `$nodes.<id>`).
+pub fn scope_keys(template: &Value, scope: &str, out: &mut std::collections::BTreeSet<String>) {
+    match template {
+        Value::String(s) => {
+            let key = s
+                .strip_prefix('$')
+                .filter(|rest| !rest.starts_with('$'))
+                .and_then(|rest| rest.strip_prefix(scope))
+                .and_then(|rest| rest.strip_prefix('.'))
+                .and_then(|rest| rest.split('.').next())
+                .filter(|k| !k.is_empty());
+            if let Some(k) = key {
+                out.insert(k.to_string());
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| scope_keys(x, scope, out)),
+        Value::Object(m) => m.values().for_each(|x| scope_keys(x, scope, out)),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +80,14 @@ mod tests {
         assert_eq!(out["lit"], "$input");
         assert_eq!(out["k"], 3);
         assert_eq!(out["other"], "$unknown.x");
+    }
+
+    #[test]
+    fn scope_keys_lists_the_nodes_a_template_reads() {
+        let t = json!({"a": "$nodes.fetch.tickets", "b": ["$nodes.triage"], "c": "$$nodes.x",
+                       "d": "$input.nodes", "e": "$nodesx.y"});
+        let mut out = std::collections::BTreeSet::new();
+        scope_keys(&t, "nodes", &mut out);
+        assert_eq!(out.into_iter().collect::<Vec<_>>(), vec!["fetch", "triage"]);
     }
 }

@@ -1,4 +1,4 @@
-//! Policy engine v1 (blueprint §4.4.1): rules over field paths, four effects, priorities.
+//! Policy engine v1: rules over field paths, four effects, priorities.
 
 use std::sync::Arc;
 
@@ -277,13 +277,6 @@ impl Decision {
 pub trait PolicyEngine: Send + Sync {
     /// Evaluates `request`.
     async fn evaluate(&self, request: &PolicyRequest) -> Result<Decision>;
-}
-
-#[async_trait]
-impl<T: PolicyEngine + ?Sized> PolicyEngine for Arc<T> {
-    async fn evaluate(&self, request: &PolicyRequest) -> Result<Decision> {
-        (**self).evaluate(request).await
-    }
 }
 
 /// Where a [`RulePolicyEngine`] gets its policies.

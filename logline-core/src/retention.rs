@@ -33,9 +33,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{spawn_worker, WorkerOptions, WorkerPool};
 use crate::error::{Error, Result};
 use crate::queue::{slot_start, Job, JobHandler, JobId, NewJob, Queue};
+use crate::queue::{spawn_worker, WorkerOptions, WorkerPool};
 use crate::store::RunStore;
 
 /// Queue of retention passes.

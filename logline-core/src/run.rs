@@ -1,4 +1,4 @@
-//! Runs, steps and the state the engine checkpoints between steps (blueprint §4.1).
+//! Runs, steps and the state the engine checkpoints between steps.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +8,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::BudgetKind;
+
+mod stored;
+
+pub use stored::{RUN_STATE_VERSION, RUN_STATE_VERSION_KEY};
 
 /// Identifier of a run.
 pub type RunId = Uuid;
@@ -130,7 +134,7 @@ impl Subject {
     }
 }
 
-/// Per-run execution budget (blueprint §4.1.1). `None` means unlimited.
+/// Per-run execution budget. `None` means unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Budget {
     /// Cost ceiling in US cents for LLM calls and charged tools.
@@ -261,6 +265,9 @@ pub struct Cursor {
     pub last_output: Value,
     /// How often each node has run (cycle guards).
     pub visits: BTreeMap<String, u32>,
+    /// Latest output of each node that a `$nodes.<id>` template of the workflow reads.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, Value>,
     /// Events of the current, unfinished step already committed (at a pause);
     /// a replay of that step regenerates but does not re-append them.
     pub committed_step_events: u32,

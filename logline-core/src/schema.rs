@@ -1,7 +1,7 @@
 //! JSON Schema validation of tool inputs and structured outputs (the `jsonschema` crate).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 
@@ -19,23 +19,28 @@ impl SchemaCache {
         Self::default()
     }
 
+    /// The cache. It only maps schema texts to compiled validators (single inserts and
+    /// clears), so a panic elsewhere while it was locked cannot leave a wrong entry: a
+    /// poisoned lock is used as is.
+    fn compiled(&self) -> MutexGuard<'_, HashMap<String, Arc<jsonschema::Validator>>> {
+        self.compiled.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn validator(&self, schema: &Value) -> Result<Arc<jsonschema::Validator>> {
         let key = schema.to_string();
-        if let Ok(map) = self.compiled.lock() {
-            if let Some(v) = map.get(&key) {
-                return Ok(v.clone());
-            }
+        let cached = self.compiled().get(&key).cloned();
+        if let Some(v) = cached {
+            return Ok(v);
         }
         let v = Arc::new(
             jsonschema::validator_for(schema)
                 .map_err(|e| Error::InvalidInput(format!("invalid JSON Schema: {e}")))?,
         );
-        if let Ok(mut map) = self.compiled.lock() {
-            if map.len() > 4096 {
-                map.clear();
-            }
-            map.insert(key, v.clone());
+        let mut map = self.compiled();
+        if map.len() > 4096 {
+            map.clear();
         }
+        map.insert(key, v.clone());
         Ok(v)
     }
 

@@ -1,6 +1,6 @@
-//! Workflow definitions (blueprint §5) and their validation.
+//! Workflow definitions: typed nodes and guarded edges, parsed from JSON, and their validation.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -59,80 +59,155 @@ pub struct Route {
     pub target_node: String,
 }
 
-/// Node configuration; which fields apply depends on the node type.
+/// A `static` node: a deterministic transform.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct NodeConfig {
-    /// `tool_node`: tool to call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_id: Option<String>,
-    /// `agent_node`: agent to run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<String>,
-    /// `router`: agent that picks the route.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub router_agent_id: Option<String>,
-    /// `router`: the routes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub routes: Vec<Route>,
-    /// Input template: `$input.path` (run input), `$prev.path` (previous output) and
-    /// `$nodes.<id>.path` are replaced; other values are literals. Default: previous output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input: Option<Value>,
-    /// `static`: output template (same syntax as `input`). Default: the input unchanged.
+pub struct StaticNode {
+    /// Output template (same syntax as the input template). Default: the input unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
-    /// `static`: name of a host-registered static handler.
+    /// Name of a host-registered static handler (takes precedence over `output`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handler: Option<String>,
-    /// Cycle guard: the run fails if this node would run more often.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_visits: Option<u32>,
-    /// `router`: attempts to get a valid choice from the agent (default 3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_attempts: Option<u32>,
-    /// `human_gate`: what the approver is asked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// `tool_node`: timeout override in milliseconds.
+}
+
+/// A `tool_node`: calls one tool with the node input as arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolNode {
+    /// Tool to call.
+    pub tool_id: String,
+    /// Timeout override in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
 }
 
-impl NodeConfig {
-    /// Whether no field is set.
-    pub fn is_empty(&self) -> bool {
-        *self == NodeConfig::default()
+/// An `agent_node`: runs one agent's tool loop on the node input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentNode {
+    /// Agent to run.
+    pub agent_id: String,
+}
+
+/// A `router`: an agent picks one of the routes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouterNode {
+    /// Agent that picks the route.
+    pub router_agent_id: String,
+    /// The routes (at least one).
+    pub routes: Vec<Route>,
+    /// Attempts to get a valid choice from the agent (default: the engine's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+}
+
+/// A `human_gate`: the run pauses until a person approves.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HumanGateNode {
+    /// What the approver is asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What a node does; each kind carries exactly its own configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeKind {
+    /// Deterministic transform.
+    Static(StaticNode),
+    /// One tool call.
+    Tool(ToolNode),
+    /// One agent.
+    Agent(AgentNode),
+    /// An agent picks a route.
+    Router(RouterNode),
+    /// Pause for approval.
+    HumanGate(HumanGateNode),
+}
+
+impl NodeKind {
+    /// The node type tag.
+    pub fn node_type(&self) -> NodeType {
+        match self {
+            NodeKind::Static(_) => NodeType::Static,
+            NodeKind::Tool(_) => NodeType::ToolNode,
+            NodeKind::Agent(_) => NodeType::AgentNode,
+            NodeKind::Router(_) => NodeType::Router,
+            NodeKind::HumanGate(_) => NodeType::HumanGate,
+        }
     }
 }
 
 /// A node of the graph.
+///
+/// On the wire: `{"id", "type", "config"}`, where `config` holds the kind's fields plus the
+/// common `input` template and `max_visits` guard. A missing required field of the kind is a
+/// parse error that names the node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "wire::Node", into = "wire::Node")]
 pub struct WorkflowNode {
     /// Unique id within the workflow.
     pub id: String,
-    /// Type.
-    #[serde(rename = "type")]
-    pub node_type: NodeType,
-    /// Configuration.
-    #[serde(default, skip_serializing_if = "NodeConfig::is_empty")]
-    pub config: NodeConfig,
+    /// What the node does.
+    pub kind: NodeKind,
+    /// Input template: `$input.path` (run input), `$prev.path` (previous output) and
+    /// `$nodes.<id>.path` (the latest output of node `<id>`) are replaced; other values are
+    /// literals. Default: the previous node's output.
+    pub input: Option<Value>,
+    /// Cycle guard: the run fails if this node would run more often.
+    pub max_visits: Option<u32>,
 }
 
-/// A directed edge, optionally conditional.
+impl WorkflowNode {
+    /// A node of `kind` with no input template and no visit guard.
+    pub fn new(id: impl Into<String>, kind: NodeKind) -> Self {
+        WorkflowNode {
+            id: id.into(),
+            kind,
+            input: None,
+            max_visits: None,
+        }
+    }
+
+    /// The node type tag.
+    pub fn node_type(&self) -> NodeType {
+        self.kind.node_type()
+    }
+
+    /// The templates of this node (input, and a static node's output).
+    fn templates(&self) -> impl Iterator<Item = &Value> {
+        let output = match &self.kind {
+            NodeKind::Static(s) => s.output.as_ref(),
+            _ => None,
+        };
+        self.input.iter().chain(output)
+    }
+}
+
+/// What must hold for an edge to be taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EdgeGuard {
+    /// From a router: taken when the router picks this route id.
+    Route(String),
+    /// Elsewhere: a natural-language condition an agent evaluates on the source's output.
+    Condition(String),
+}
+
+/// A directed edge, optionally guarded.
+///
+/// On the wire: `{"from", "to"}` plus `"route"` or `"condition"`. A `condition` on an edge
+/// that leaves a router is read as a route id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "wire::Edge", into = "wire::Edge")]
 pub struct WorkflowEdge {
     /// Source node.
     pub from: String,
     /// Target node.
     pub to: String,
-    /// From a router: a route id. Elsewhere: a natural-language condition an agent evaluates
-    /// on the source node's output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub condition: Option<String>,
+    /// Guard; `None` is the default edge.
+    pub guard: Option<EdgeGuard>,
 }
 
-/// The graph (blueprint §5.1).
+/// The graph.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "wire::Definition")]
 pub struct WorkflowDefinition {
     /// Entry node id.
     pub entry: String,
@@ -271,6 +346,13 @@ pub enum ValidationIssue {
         /// Node.
         node_id: String,
     },
+    /// A template reads `$nodes.<id>` of a node that does not exist.
+    UnknownNodeReference {
+        /// Node whose template holds the reference.
+        node_id: String,
+        /// The unknown node id.
+        target: String,
+    },
     /// A cycle has no node with `max_visits`.
     UnguardedCycle {
         /// Nodes of the cycle.
@@ -308,9 +390,12 @@ impl Registry for AnyRegistry {
 }
 
 impl WorkflowDefinition {
-    /// Parses a JSON definition.
+    /// Parses a JSON definition; an error names the path of the offending value.
     pub fn from_json(v: Value) -> crate::Result<Self> {
-        Ok(serde_json::from_value(v)?)
+        serde_path_to_error::deserialize(v).map_err(|e| {
+            let path = e.path().to_string();
+            crate::Error::InvalidInput(format!("workflow definition at `{path}`: {}", e.inner()))
+        })
     }
 
     /// The node with `id`.
@@ -321,6 +406,17 @@ impl WorkflowDefinition {
     /// Outgoing edges of `id`, in definition order.
     pub fn outgoing<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a WorkflowEdge> + 'a {
         self.edges.iter().filter(move |e| e.from == id)
+    }
+
+    /// Ids of the nodes whose outputs a `$nodes.<id>` template reads.
+    pub fn referenced_outputs(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for n in &self.nodes {
+            for t in n.templates() {
+                crate::mapping::scope_keys(t, "nodes", &mut out);
+            }
+        }
+        out
     }
 
     /// Every problem with the definition at once; empty when valid.
@@ -343,7 +439,7 @@ impl WorkflowDefinition {
             });
         }
         for n in &self.nodes {
-            self.validate_node(n, &ids, registry, &mut issues);
+            validate_node(n, &ids, registry, &mut issues);
         }
         if let Some(agent_id) = &self.condition_agent_id {
             if !registry.has_agent(agent_id) {
@@ -382,7 +478,7 @@ impl WorkflowDefinition {
         for cycle in cycles(&graph) {
             let guarded = cycle
                 .iter()
-                .any(|id| self.node(id).and_then(|n| n.config.max_visits).is_some());
+                .any(|id| self.node(id).and_then(|n| n.max_visits).is_some());
             if !guarded {
                 issues.push(ValidationIssue::UnguardedCycle {
                     node_ids: cycle.iter().map(|s| s.to_string()).collect(),
@@ -392,78 +488,15 @@ impl WorkflowDefinition {
         issues
     }
 
-    fn validate_node(
-        &self,
-        n: &WorkflowNode,
-        ids: &HashSet<&str>,
-        registry: &dyn Registry,
-        issues: &mut Vec<ValidationIssue>,
-    ) {
-        let missing = |field: &str| ValidationIssue::MissingConfig {
-            node_id: n.id.clone(),
-            field: field.into(),
-        };
-        match n.node_type {
-            NodeType::ToolNode => match &n.config.tool_id {
-                None => issues.push(missing("tool_id")),
-                Some(t) if !registry.has_tool(t) => issues.push(ValidationIssue::UnknownTool {
-                    node_id: n.id.clone(),
-                    tool_id: t.clone(),
-                }),
-                _ => {}
-            },
-            NodeType::AgentNode => match &n.config.agent_id {
-                None => issues.push(missing("agent_id")),
-                Some(a) if !registry.has_agent(a) => issues.push(ValidationIssue::UnknownAgent {
-                    node_id: n.id.clone(),
-                    agent_id: a.clone(),
-                }),
-                _ => {}
-            },
-            NodeType::Router => {
-                match &n.config.router_agent_id {
-                    None => issues.push(missing("router_agent_id")),
-                    Some(a) if !registry.has_agent(a) => {
-                        issues.push(ValidationIssue::UnknownAgent {
-                            node_id: n.id.clone(),
-                            agent_id: a.clone(),
-                        })
-                    }
-                    _ => {}
-                }
-                if n.config.routes.is_empty() {
-                    issues.push(missing("routes"));
-                }
-                let mut seen = HashSet::new();
-                for r in &n.config.routes {
-                    if !seen.insert(r.id.as_str()) {
-                        issues.push(ValidationIssue::DuplicateRouteId {
-                            node_id: n.id.clone(),
-                            route_id: r.id.clone(),
-                        });
-                    }
-                    if !ids.contains(r.target_node.as_str()) {
-                        issues.push(ValidationIssue::UnknownRouteTarget {
-                            node_id: n.id.clone(),
-                            route_id: r.id.clone(),
-                            target: r.target_node.clone(),
-                        });
-                    }
-                }
-            }
-            NodeType::Static | NodeType::HumanGate => {}
-        }
-    }
-
     fn validate_edges_per_node(&self, issues: &mut Vec<ValidationIssue>) {
         for n in &self.nodes {
-            if n.node_type == NodeType::Router {
+            if let NodeKind::Router(r) = &n.kind {
                 for (i, e) in self.edges.iter().enumerate() {
                     if e.from != n.id {
                         continue;
                     }
-                    if let Some(c) = &e.condition {
-                        if !n.config.routes.iter().any(|r| &r.id == c) {
+                    if let Some(EdgeGuard::Route(c)) = &e.guard {
+                        if !r.routes.iter().any(|route| &route.id == c) {
                             issues.push(ValidationIssue::UnknownRoute {
                                 node_id: n.id.clone(),
                                 edge: i,
@@ -474,11 +507,8 @@ impl WorkflowDefinition {
                 }
                 continue;
             }
-            let unconditional = self
-                .outgoing(&n.id)
-                .filter(|e| e.condition.is_none())
-                .count();
-            if unconditional > 1 {
+            let unguarded = self.outgoing(&n.id).filter(|e| e.guard.is_none()).count();
+            if unguarded > 1 {
                 issues.push(ValidationIssue::AmbiguousEdges {
                     node_id: n.id.clone(),
                 });
@@ -491,9 +521,11 @@ impl WorkflowDefinition {
         let mut g: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for n in &self.nodes {
             let succ = g.entry(n.id.as_str()).or_default();
-            for r in &n.config.routes {
-                if ids.contains(r.target_node.as_str()) {
-                    succ.push(r.target_node.as_str());
+            if let NodeKind::Router(r) = &n.kind {
+                for route in &r.routes {
+                    if ids.contains(route.target_node.as_str()) {
+                        succ.push(route.target_node.as_str());
+                    }
                 }
             }
         }
@@ -503,6 +535,240 @@ impl WorkflowDefinition {
             }
         }
         g
+    }
+}
+
+fn validate_node(
+    n: &WorkflowNode,
+    ids: &HashSet<&str>,
+    registry: &dyn Registry,
+    issues: &mut Vec<ValidationIssue>,
+) {
+    let unknown_agent = |agent_id: &str| ValidationIssue::UnknownAgent {
+        node_id: n.id.clone(),
+        agent_id: agent_id.to_string(),
+    };
+    match &n.kind {
+        NodeKind::Tool(t) if !registry.has_tool(&t.tool_id) => {
+            issues.push(ValidationIssue::UnknownTool {
+                node_id: n.id.clone(),
+                tool_id: t.tool_id.clone(),
+            })
+        }
+        NodeKind::Agent(a) if !registry.has_agent(&a.agent_id) => {
+            issues.push(unknown_agent(&a.agent_id))
+        }
+        NodeKind::Router(r) => {
+            if !registry.has_agent(&r.router_agent_id) {
+                issues.push(unknown_agent(&r.router_agent_id));
+            }
+            if r.routes.is_empty() {
+                issues.push(ValidationIssue::MissingConfig {
+                    node_id: n.id.clone(),
+                    field: "routes".into(),
+                });
+            }
+            let mut seen = HashSet::new();
+            for route in &r.routes {
+                if !seen.insert(route.id.as_str()) {
+                    issues.push(ValidationIssue::DuplicateRouteId {
+                        node_id: n.id.clone(),
+                        route_id: route.id.clone(),
+                    });
+                }
+                if !ids.contains(route.target_node.as_str()) {
+                    issues.push(ValidationIssue::UnknownRouteTarget {
+                        node_id: n.id.clone(),
+                        route_id: route.id.clone(),
+                        target: route.target_node.clone(),
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+    let mut referenced = BTreeSet::new();
+    for t in n.templates() {
+        crate::mapping::scope_keys(t, "nodes", &mut referenced);
+    }
+    for target in referenced {
+        if !ids.contains(target.as_str()) {
+            issues.push(ValidationIssue::UnknownNodeReference {
+                node_id: n.id.clone(),
+                target,
+            });
+        }
+    }
+}
+
+/// The wire forms of nodes, edges and definitions (the JSON accepted since the first version).
+mod wire {
+    use serde::{Deserialize, Serialize};
+    use serde_json::{Map, Value};
+
+    use super::{
+        AgentNode, EdgeGuard, HumanGateNode, NodeKind, NodeType, RouterNode, StaticNode, ToolNode,
+    };
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct Node {
+        id: String,
+        #[serde(rename = "type")]
+        node_type: NodeType,
+        #[serde(default, skip_serializing_if = "Map::is_empty")]
+        config: Map<String, Value>,
+    }
+
+    /// Fields every node kind accepts in its `config`.
+    #[derive(Serialize, Deserialize)]
+    struct Common {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_visits: Option<u32>,
+    }
+
+    fn kind_of<T: serde::de::DeserializeOwned>(
+        config: &Value,
+        build: fn(T) -> NodeKind,
+    ) -> serde_json::Result<NodeKind> {
+        T::deserialize(config).map(build)
+    }
+
+    impl TryFrom<Node> for super::WorkflowNode {
+        type Error = String;
+
+        fn try_from(n: Node) -> Result<Self, String> {
+            let c = &Value::Object(n.config);
+            let kind = match n.node_type {
+                NodeType::Static => kind_of(c, NodeKind::Static),
+                NodeType::ToolNode => kind_of(c, NodeKind::Tool),
+                NodeType::AgentNode => kind_of(c, NodeKind::Agent),
+                NodeType::Router => kind_of(c, NodeKind::Router),
+                NodeType::HumanGate => kind_of(c, NodeKind::HumanGate),
+            };
+            let describe =
+                |e: serde_json::Error| format!("{} `{}`: config: {e}", n.node_type.as_str(), n.id);
+            let kind = kind.map_err(describe)?;
+            let common = Common::deserialize(c).map_err(describe)?;
+            Ok(super::WorkflowNode {
+                id: n.id,
+                kind,
+                input: common.input,
+                max_visits: common.max_visits,
+            })
+        }
+    }
+
+    fn fields<T: Serialize>(value: &T) -> Map<String, Value> {
+        match serde_json::to_value(value) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
+
+    impl From<super::WorkflowNode> for Node {
+        fn from(n: super::WorkflowNode) -> Self {
+            let node_type = n.node_type();
+            let mut config = match &n.kind {
+                NodeKind::Static(k) => fields::<StaticNode>(k),
+                NodeKind::Tool(k) => fields::<ToolNode>(k),
+                NodeKind::Agent(k) => fields::<AgentNode>(k),
+                NodeKind::Router(k) => fields::<RouterNode>(k),
+                NodeKind::HumanGate(k) => fields::<HumanGateNode>(k),
+            };
+            config.extend(fields(&Common {
+                input: n.input,
+                max_visits: n.max_visits,
+            }));
+            Node {
+                id: n.id,
+                node_type,
+                config,
+            }
+        }
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct Edge {
+        from: String,
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        route: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        condition: Option<String>,
+    }
+
+    impl From<Edge> for super::WorkflowEdge {
+        fn from(e: Edge) -> Self {
+            let guard = match (e.route, e.condition) {
+                (Some(r), _) => Some(EdgeGuard::Route(r)),
+                (None, Some(c)) => Some(EdgeGuard::Condition(c)),
+                (None, None) => None,
+            };
+            super::WorkflowEdge {
+                from: e.from,
+                to: e.to,
+                guard,
+            }
+        }
+    }
+
+    impl From<super::WorkflowEdge> for Edge {
+        fn from(e: super::WorkflowEdge) -> Self {
+            let (route, condition) = match e.guard {
+                Some(EdgeGuard::Route(r)) => (Some(r), None),
+                Some(EdgeGuard::Condition(c)) => (None, Some(c)),
+                None => (None, None),
+            };
+            Edge {
+                from: e.from,
+                to: e.to,
+                route,
+                condition,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Definition {
+        entry: String,
+        nodes: Vec<super::WorkflowNode>,
+        #[serde(default)]
+        edges: Vec<super::WorkflowEdge>,
+        #[serde(default)]
+        condition_agent_id: Option<String>,
+    }
+
+    impl From<Definition> for super::WorkflowDefinition {
+        /// A `condition` on an edge leaving a router names one of its routes.
+        fn from(d: Definition) -> Self {
+            let routers: std::collections::HashSet<&str> = d
+                .nodes
+                .iter()
+                .filter(|n| matches!(n.kind, NodeKind::Router(_)))
+                .map(|n| n.id.as_str())
+                .collect();
+            let edges = d
+                .edges
+                .into_iter()
+                .map(|mut e| {
+                    if routers.contains(e.from.as_str()) {
+                        e.guard = match e.guard.take() {
+                            Some(EdgeGuard::Condition(c)) => Some(EdgeGuard::Route(c)),
+                            other => other,
+                        };
+                    }
+                    e
+                })
+                .collect();
+            super::WorkflowDefinition {
+                entry: d.entry,
+                nodes: d.nodes,
+                edges,
+                condition_agent_id: d.condition_agent_id,
+            }
+        }
     }
 }
 

@@ -280,10 +280,8 @@ async fn transient_provider_errors_retry_the_job_from_the_checkpoint() {
     );
     let hub = counting_hub();
     let mut opts = worker_options();
-    opts.backoff = logline_core::queue::Backoff {
-        base: Duration::from_millis(20),
-        max: Duration::from_millis(40),
-    };
+    opts.backoff =
+        logline_core::queue::Backoff::new(Duration::from_millis(20), Duration::from_millis(40));
     let engine = Engine::builder()
         .default_llm(llm.clone())
         .tool_hub(hub.clone())

@@ -62,6 +62,33 @@ async fn static_nodes_pass_through_apply_templates_and_handlers() {
 }
 
 #[tokio::test]
+async fn templates_read_earlier_nodes_outputs_through_the_nodes_scope() {
+    let hub = Arc::new(hub());
+    let h = harness(None, Some(hub.clone())).await;
+    let wf = workflow(
+        "chain",
+        json!({
+            "entry": "first",
+            "nodes": [
+                { "id": "first", "type": "static", "config": { "output": { "key": "$input.k" } } },
+                { "id": "put", "type": "tool_node",
+                  "config": { "tool_id": "kv.put", "input": { "key": "$nodes.first.key", "value": "$input.v" } } },
+                { "id": "last", "type": "static",
+                  "config": { "output": { "from_first": "$nodes.first", "stored": "$prev.stored", "put": "$nodes.put.stored" } } }
+            ],
+            "edges": [ { "from": "first", "to": "put" }, { "from": "put", "to": "last" } ]
+        }),
+    );
+    h.engine.register_workflow(&wf).await.unwrap();
+    let run = h.run("chain", json!({ "k": "a", "v": "b" })).await;
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(
+        run.result,
+        Some(json!({ "from_first": { "key": "a" }, "stored": "a", "put": "a" }))
+    );
+}
+
+#[tokio::test]
 async fn tool_node_validates_input_and_executes() {
     let hub = Arc::new(hub());
     let h = harness(None, Some(hub.clone())).await;
@@ -127,10 +154,7 @@ async fn tool_timeouts_are_retried_then_fail_the_run() {
         .unwrap();
     engine.register_tools(&hub.specs()).await.unwrap();
     let mut opts = worker_options();
-    opts.backoff = Backoff {
-        base: Duration::from_millis(20),
-        max: Duration::from_millis(40),
-    };
+    opts.backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(40));
     let _pool = engine.spawn_workers(opts);
     let wf = workflow(
         "slow",
@@ -586,7 +610,7 @@ async fn confirmed_tool_calls_pause_and_approval_is_bound_to_the_arguments() {
 }
 
 #[tokio::test]
-async fn golden_run_produces_the_blueprint_result_and_events() {
+async fn golden_run_produces_the_expected_result_and_events() {
     let llm = Arc::new(golden::scripted_llm());
     let engine = golden::with_tool(Engine::builder().default_llm(llm))
         .build()

@@ -7,7 +7,9 @@ use common::*;
 use logline_core::agent::{Agent, ModelProfile};
 use logline_core::engine::Engine;
 use logline_core::tool::ToolSpec;
-use logline_core::workflow::{AnyRegistry, ValidationIssue};
+use logline_core::workflow::{
+    AnyRegistry, EdgeGuard, NodeKind, ValidationIssue, WorkflowDefinition,
+};
 use logline_core::Error;
 use serde_json::json;
 
@@ -77,7 +79,9 @@ fn missing_config_ambiguous_edges_unreachable_and_unguarded_cycles() {
     let found = issues(json!({
         "entry": "a",
         "nodes": [
-            {"id": "a", "type": "tool_node"}, {"id": "b", "type": "agent_node"}, {"id": "c", "type": "router"},
+            {"id": "a", "type": "tool_node", "config": {"tool_id": "t"}},
+            {"id": "b", "type": "agent_node", "config": {"agent_id": "ag"}},
+            {"id": "c", "type": "router", "config": {"router_agent_id": "ag", "routes": []}},
             {"id": "island", "type": "static"}, {"id": "d", "type": "static"}
         ],
         "edges": [
@@ -86,18 +90,6 @@ fn missing_config_ambiguous_edges_unreachable_and_unguarded_cycles() {
         ]
     }));
     for want in [
-        ValidationIssue::MissingConfig {
-            node_id: "a".into(),
-            field: "tool_id".into(),
-        },
-        ValidationIssue::MissingConfig {
-            node_id: "b".into(),
-            field: "agent_id".into(),
-        },
-        ValidationIssue::MissingConfig {
-            node_id: "c".into(),
-            field: "router_agent_id".into(),
-        },
         ValidationIssue::MissingConfig {
             node_id: "c".into(),
             field: "routes".into(),
@@ -114,6 +106,75 @@ fn missing_config_ambiguous_edges_unreachable_and_unguarded_cycles() {
     ] {
         assert!(found.contains(&want), "missing {want:?} in {found:?}");
     }
+}
+
+#[test]
+fn a_node_without_its_required_config_is_a_parse_error_naming_its_path() {
+    for (node, field) in [
+        (json!({"id": "a", "type": "tool_node"}), "tool_id"),
+        (
+            json!({"id": "a", "type": "agent_node", "config": {}}),
+            "agent_id",
+        ),
+        (
+            json!({"id": "a", "type": "router", "config": {"routes": []}}),
+            "router_agent_id",
+        ),
+    ] {
+        let err = WorkflowDefinition::from_json(json!({
+            "entry": "s", "nodes": [{"id": "s", "type": "static"}, node]
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("nodes[1]"), "{err}");
+        assert!(err.contains(&format!("`{field}`")), "{err}");
+    }
+    let err = WorkflowDefinition::from_json(json!({
+        "entry": "s", "nodes": [{"id": "s", "type": "no_such_type"}]
+    }))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("nodes[0]"), "{err}");
+}
+
+#[test]
+fn legacy_json_keeps_its_meaning_and_round_trips() {
+    let v = json!({
+        "entry": "r",
+        "nodes": [
+            {"id": "r", "type": "router", "config": {"router_agent_id": "ag", "max_visits": 2,
+              "routes": [{"id": "go", "target_node": "a"}]}},
+            {"id": "a", "type": "tool_node", "config": {"tool_id": "t", "input": {"x": "$nodes.r.route"}}},
+            {"id": "b", "type": "static"}
+        ],
+        "edges": [{"from": "r", "to": "a", "condition": "go"}, {"from": "a", "to": "b", "condition": "if ok"}]
+    });
+    let d = WorkflowDefinition::from_json(v).unwrap();
+    assert_eq!(d.edges[0].guard, Some(EdgeGuard::Route("go".into())));
+    assert_eq!(d.edges[1].guard, Some(EdgeGuard::Condition("if ok".into())));
+    assert_eq!(d.nodes[0].max_visits, Some(2));
+    assert!(matches!(&d.nodes[1].kind, NodeKind::Tool(t) if t.tool_id == "t"));
+    assert_eq!(
+        d.referenced_outputs().into_iter().collect::<Vec<_>>(),
+        vec!["r"]
+    );
+    let again = WorkflowDefinition::from_json(serde_json::to_value(&d).unwrap()).unwrap();
+    assert_eq!(again, d);
+}
+
+#[test]
+fn templates_may_only_read_nodes_that_exist() {
+    let found = issues(json!({
+        "entry": "a",
+        "nodes": [{"id": "a", "type": "static", "config": {"output": {"x": "$nodes.ghost.y"}}}]
+    }));
+    assert_eq!(
+        found,
+        vec![ValidationIssue::UnknownNodeReference {
+            node_id: "a".into(),
+            target: "ghost".into()
+        }]
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::common::{
-    arguments_string, code_string, cut_off_note, resolve_model, DecodeCtx, OutputBudget,
+    arguments_string, body_bytes, code_string, cut_off_note, resolve_model, DecodeCtx, OutputBudget,
 };
 use crate::config::OpenAiConfig;
 use crate::error::OpenAiError;
@@ -219,7 +219,7 @@ pub(crate) fn encode(
             include_usage: true,
         }),
     };
-    Ok(serde_json::to_vec(&body)?)
+    body_bytes(&body)
 }
 
 // ---------------------------------------------------------------- response

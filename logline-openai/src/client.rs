@@ -6,9 +6,10 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
+use logline_core::retry::{parse_retry_after, parse_should_retry, Verdict};
 use logline_core::Result;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
@@ -17,7 +18,6 @@ use tokio::time::Instant;
 use crate::body::{read_capped, read_prefix, truncate, MAX_ERROR_BODY, MAX_ERROR_TEXT};
 use crate::config::OpenAiConfig;
 use crate::error::{config_error, OpenAiError, MAX_CODE_TEXT};
-use crate::retry::{parse_retry_after, parse_should_retry, retry, Verdict};
 
 /// A configured `reqwest` client bound to one [`OpenAiConfig`].
 #[derive(Debug, Clone)]
@@ -94,7 +94,7 @@ impl HttpClient {
         if response.status().is_success() {
             return Ok(response);
         }
-        let mut error = error_from_response(response).await;
+        let mut error = error_from_response(response, self.config.retry.max_retry_after).await;
         if let Some(key) = &self.config.api_key {
             error.scrub(key.expose());
         }
@@ -117,14 +117,11 @@ impl HttpClient {
             }
         };
         tracing::debug!(path, "openai request");
-        retry(
-            &self.config.retry,
-            self.config.sleep.as_ref(),
-            attempt,
-            classify,
-        )
-        .await
-        .map_err(|x| x.error.into_core(x.attempts))
+        self.config
+            .retry
+            .run(self.config.sleep.as_ref(), attempt, classify)
+            .await
+            .map_err(|x| x.error.into_core(x.attempts))
     }
 
     /// POSTs `body` and returns the whole successful body (at most `limit` bytes), all
@@ -180,11 +177,25 @@ impl HttpClient {
 }
 
 /// Reads a failed response (its first [`MAX_ERROR_BODY`] bytes) into [`OpenAiError::Api`].
-async fn error_from_response(response: reqwest::Response) -> OpenAiError {
+async fn error_from_response(
+    response: reqwest::Response,
+    max_retry_after: std::time::Duration,
+) -> OpenAiError {
     let status = response.status();
     let headers = response.headers().clone();
     let text = read_prefix(response, MAX_ERROR_BODY).await;
-    api_error(status.as_u16(), &headers, &text, SystemTime::now())
+    api_error(
+        status.as_u16(),
+        &headers,
+        &text,
+        SystemTime::now(),
+        max_retry_after,
+    )
+}
+
+/// A header's value as text, when it is valid text.
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name)?.to_str().ok()
 }
 
 /// Builds the error for `status` from the headers and the (maybe non-JSON) body.
@@ -193,6 +204,7 @@ pub(crate) fn api_error(
     headers: &HeaderMap,
     text: &str,
     now: SystemTime,
+    max_retry_after: std::time::Duration,
 ) -> OpenAiError {
     let (message, code, error_type) = parse_error_body(text).unwrap_or_else(|| {
         let trimmed = text.trim();
@@ -221,8 +233,13 @@ pub(crate) fn api_error(
         code,
         error_type,
         message,
-        should_retry: parse_should_retry(headers),
-        retry_after: parse_retry_after(headers, now).map(|d| d.min(Duration::from_secs(3600))),
+        should_retry: parse_should_retry(header(headers, "x-should-retry")),
+        retry_after: parse_retry_after(
+            header(headers, "retry-after-ms"),
+            header(headers, "retry-after"),
+            now,
+            max_retry_after,
+        ),
     }
 }
 
@@ -259,6 +276,8 @@ fn parse_error_body(text: &str) -> Option<(String, Option<String>, Option<String
 mod tests {
     use super::*;
 
+    const MAX: std::time::Duration = logline_core::retry::DEFAULT_MAX_RETRY_AFTER;
+
     #[test]
     fn parses_openai_and_compatible_error_bodies() {
         let h = HeaderMap::new();
@@ -268,17 +287,18 @@ mod tests {
             &h,
             r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
             now,
+            MAX,
         );
         assert!(!e.should_retry());
         assert!(e.to_string().contains("insufficient_quota"));
-        let e = api_error(400, &h, r#"{"detail":"bad model"}"#, now);
+        let e = api_error(400, &h, r#"{"detail":"bad model"}"#, now, MAX);
         assert_eq!(e.to_string(), "HTTP 400: bad model");
-        let e = api_error(502, &h, "<html>Bad Gateway</html>", now);
+        let e = api_error(502, &h, "<html>Bad Gateway</html>", now, MAX);
         assert!(e.should_retry());
         assert!(e.to_string().contains("Bad Gateway"));
-        let e = api_error(503, &h, "", now);
+        let e = api_error(503, &h, "", now, MAX);
         assert_eq!(e.to_string(), "HTTP 503: Service Unavailable");
-        let e = api_error(500, &h, r#"{"error":"boom"}"#, now);
+        let e = api_error(500, &h, r#"{"error":"boom"}"#, now, MAX);
         assert_eq!(e.to_string(), "HTTP 500: boom");
     }
 
@@ -286,10 +306,23 @@ mod tests {
     fn long_remote_messages_are_capped() {
         let h = HeaderMap::new();
         let long = "x".repeat(100_000);
-        let e = api_error(500, &h, &long, SystemTime::now());
+        let e = api_error(500, &h, &long, SystemTime::now(), MAX);
         assert!(e.to_string().len() < MAX_ERROR_TEXT + 100);
         let body = serde_json::json!({"error": {"message": long}}).to_string();
-        let e = api_error(400, &h, &body, SystemTime::now());
+        let e = api_error(400, &h, &body, SystemTime::now(), MAX);
         assert!(e.to_string().len() < MAX_ERROR_TEXT + 100);
+    }
+
+    #[test]
+    fn hostile_retry_after_values_are_clamped() {
+        let now = SystemTime::now();
+        for (name, value) in [("retry-after", "1e20"), ("retry-after-ms", "1e300")] {
+            let mut h = HeaderMap::new();
+            h.insert(name, reqwest::header::HeaderValue::from_static(value));
+            match api_error(429, &h, "", now, MAX) {
+                OpenAiError::Api { retry_after, .. } => assert_eq!(retry_after, Some(MAX)),
+                other => panic!("{other}"),
+            }
+        }
     }
 }

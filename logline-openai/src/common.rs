@@ -8,6 +8,12 @@ use crate::config::OpenAiConfig;
 use crate::error::OpenAiError;
 use crate::names::NameMap;
 
+/// The JSON bytes of a request body we built (a failure is a bug, not bad input).
+pub(crate) fn body_bytes<T: serde::Serialize>(body: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(body)
+        .map_err(|e| Error::Internal(format!("request body not serializable: {e}")))
+}
+
 /// Per-request context the decoders need: the name aliases, the model, whether structured
 /// output was requested and the cap on assembled streamed output.
 #[derive(Debug)]
@@ -21,7 +27,7 @@ pub(crate) struct DecodeCtx {
 impl DecodeCtx {
     pub(crate) fn new(request: &LlmRequest, config: &OpenAiConfig) -> Result<Self> {
         Ok(DecodeCtx {
-            names: NameMap::for_request(request)?,
+            names: NameMap::for_request(request),
             model: resolve_model(request, config)?.to_string(),
             structured: request.output_schema.is_some(),
             max_output_bytes: config.max_response_bytes,

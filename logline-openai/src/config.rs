@@ -9,7 +9,7 @@ use logline_core::redact::Redactor;
 use logline_core::Result;
 
 use crate::error::config_error;
-use crate::retry::{default_sleep, RetryPolicy, Sleep};
+use logline_core::retry::{RetryPolicy, Sleep, TokioSleep};
 
 /// The official API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -125,7 +125,7 @@ impl Default for OpenAiConfig {
             max_line_bytes: DEFAULT_MAX_EVENT_BYTES,
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
-            sleep: default_sleep(),
+            sleep: Arc::new(TokioSleep),
             store: false,
             forward_metadata: false,
             chat_stream_usage: true,

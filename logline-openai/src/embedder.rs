@@ -63,7 +63,7 @@ impl OpenAiEmbedder {
 
     async fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         let config = self.client.config();
-        let body = serde_json::to_vec(&Request {
+        let body = crate::common::body_bytes(&Request {
             model: &config.embedding_model,
             input: texts,
             encoding_format: "float",

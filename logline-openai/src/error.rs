@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use logline_core::redact::REDACTED;
+use logline_core::retry::RetryHint;
 use logline_core::{Error, ErrorKind};
 
 use crate::body::{truncate, MAX_ERROR_TEXT};
@@ -175,9 +176,20 @@ impl OpenAiError {
         }
     }
 
+    /// Whether the server provably did not process the request: it was refused as rate
+    /// limited, or never reached the server.
+    fn not_executed(&self) -> bool {
+        match self {
+            OpenAiError::Api { status, .. } => *status == 429,
+            OpenAiError::Transport(e) => e.is_connect(),
+            _ => false,
+        }
+    }
+
     /// Converts into the core error, noting how many HTTP attempts were made.
     pub(crate) fn into_core(self, attempts: u32) -> Error {
         let (kind, retryable) = self.kind_and_retryable();
+        let hint = RetryHint::after(self.retry_after()).not_executed(self.not_executed());
         let mut message = self.to_string();
         if attempts > 1 {
             message.push_str(&format!(" (after {attempts} attempts)"));
@@ -187,6 +199,7 @@ impl OpenAiError {
             backend: BACKEND.into(),
             message,
             retryable,
+            hint,
             source: Some(Box::new(self)),
         }
     }

@@ -12,7 +12,6 @@ mod names;
 pub mod pricing;
 mod provider;
 mod responses;
-pub mod retry;
 mod sse;
 mod stream;
 #[cfg(feature = "testing")]
@@ -24,6 +23,7 @@ pub use config::{
     MAX_EMBEDDING_BATCH,
 };
 pub use embedder::OpenAiEmbedder;
+/// Retry settings and the sleeper come from core; re-exported for convenience.
+pub use logline_core::retry::{Backoff, Jitter, RetryPolicy, Sleep, TokioSleep};
 pub use pricing::openai_prices;
 pub use provider::OpenAiProvider;
-pub use retry::{RetryPolicy, Sleep, TokioSleep};

@@ -1,111 +1,64 @@
 //! Function names on the wire: `^[a-zA-Z0-9_-]{1,64}$`.
 //!
-//! Tool ids can be longer or contain other characters (catalog slugs, dotted names). Such a
-//! name is sent as a deterministic short alias — up to 47 sanitized characters, `_`, and a
-//! 16-hex-digit FNV-1a hash of the full name — and mapped back when the model calls it. The
-//! alias depends only on the name, so history replayed in later turns maps the same way.
+//! The engine and tool search already name tools with core's
+//! [`ToolNameMap`](logline_core::tool::ToolNameMap). A request that still carries other names
+//! (dotted ids, long catalog slugs, history written elsewhere) is sent with the names that map
+//! gives them, built from every name of the request, and the model's calls are mapped back.
+//! The names depend only on the request's names, so history replayed in later turns maps the
+//! same way.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
-use logline_core::llm::LlmRequest;
-use logline_core::{Error, Result};
+use logline_core::llm::{LlmRequest, Message, ToolChoice};
+use logline_core::tool::names::is_function_name;
+use logline_core::tool::ToolNameMap;
 
-const MAX_LEN: usize = 64;
-const PREFIX_LEN: usize = 47;
-
-/// Whether `name` can be sent as is.
-pub(crate) fn is_valid(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// The wire alias of an invalid name.
-pub(crate) fn alias(name: &str) -> String {
-    let prefix: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(PREFIX_LEN)
-        .collect();
-    format!("{prefix}_{:016x}", fnv1a(name))
-}
-
-/// Aliases used by one request, both ways. Empty (no allocation) when every name is valid.
+/// The wire names of one request. Empty (no allocation) when every name is valid.
 #[derive(Debug, Default)]
 pub(crate) struct NameMap {
-    to_wire: HashMap<String, String>,
-    from_wire: HashMap<String, String>,
+    map: Option<ToolNameMap>,
 }
 
 impl NameMap {
-    /// Collects every function name of `request` (tools, tool choice, history).
-    pub(crate) fn for_request(request: &LlmRequest) -> Result<Self> {
-        let mut map = NameMap::default();
+    /// Names every function name of `request` (tools, tool choice, history).
+    pub(crate) fn for_request(request: &LlmRequest) -> Self {
         let history = request.messages.iter().flat_map(|m| match m {
-            logline_core::llm::Message::Assistant { tool_calls, .. } => tool_calls.as_slice(),
+            Message::Assistant { tool_calls, .. } => tool_calls.as_slice(),
             _ => &[],
         });
-        let names = request
+        let names: Vec<&str> = request
             .tools
             .iter()
             .map(|t| t.name.as_str())
             .chain(history.map(|c| c.name.as_str()))
             .chain(match &request.tool_choice {
-                logline_core::llm::ToolChoice::Function(n) => Some(n.as_str()),
+                ToolChoice::Function(n) => Some(n.as_str()),
                 _ => None,
-            });
-        for name in names {
-            if is_valid(name) || map.to_wire.contains_key(name) {
-                continue;
-            }
-            let a = alias(name);
-            map.from_wire.insert(a.clone(), name.to_string());
-            map.to_wire.insert(name.to_string(), a);
+            })
+            .collect();
+        if names.iter().all(|n| is_function_name(n)) {
+            return NameMap::default();
         }
-        if !map.from_wire.is_empty() {
-            if let Some(clash) = request
-                .tools
-                .iter()
-                .find(|t| map.from_wire.contains_key(&t.name))
-            {
-                return Err(Error::InvalidInput(format!(
-                    "tool name `{}` collides with the wire alias of another tool",
-                    clash.name
-                )));
-            }
+        NameMap {
+            map: Some(ToolNameMap::from_ids(names)),
         }
-        Ok(map)
     }
 
     /// Name to send for `name`.
     pub(crate) fn wire<'a>(&self, name: &'a str) -> Cow<'a, str> {
-        match self.to_wire.get(name) {
-            Some(a) => Cow::Owned(a.clone()),
-            None => Cow::Borrowed(name),
+        match self.map.as_ref().and_then(|m| m.function_name(name)) {
+            Some(wire) if wire != name => Cow::Owned(wire.to_string()),
+            _ => Cow::Borrowed(name),
         }
     }
 
     /// Original name of a name the model sent.
     pub(crate) fn original(&self, wire: &str) -> String {
-        self.from_wire
-            .get(wire)
-            .cloned()
-            .unwrap_or_else(|| wire.to_string())
+        self.map
+            .as_ref()
+            .and_then(|m| m.tool_id(wire))
+            .unwrap_or(wire)
+            .to_string()
     }
 }
 
@@ -130,7 +83,7 @@ mod tests {
             tools: vec![tool("get_weather"), tool("a-b_C9")],
             ..Default::default()
         };
-        let m = NameMap::for_request(&req).unwrap();
+        let m = NameMap::for_request(&req);
         assert!(matches!(m.wire("get_weather"), Cow::Borrowed(_)));
         assert_eq!(m.original("get_weather"), "get_weather");
     }
@@ -152,14 +105,29 @@ mod tests {
             tool_choice: ToolChoice::Function(dotted.into()),
             ..Default::default()
         };
-        let m = NameMap::for_request(&req).unwrap();
+        let m = NameMap::for_request(&req);
         for n in [long, dotted, "old.tool"] {
             let w = m.wire(n).into_owned();
-            assert!(is_valid(&w), "{w}");
+            assert!(is_function_name(&w), "{w}");
             assert_ne!(w, n);
             assert_eq!(m.original(&w), n);
         }
-        assert_eq!(alias(long), alias(long));
-        assert_ne!(alias("a.b"), alias("a:b"));
+        assert_eq!(m.wire("github.issues.create"), "github_issues_create");
+    }
+
+    #[test]
+    fn names_that_meet_on_the_wire_stay_distinct() {
+        let req = LlmRequest {
+            tools: vec![tool("a.b"), tool("a:b"), tool("a_b")],
+            ..Default::default()
+        };
+        let m = NameMap::for_request(&req);
+        assert_eq!(m.wire("a_b"), "a_b", "a valid name is never renamed");
+        let (x, y) = (m.wire("a.b").into_owned(), m.wire("a:b").into_owned());
+        assert!(x != y && x != "a_b" && y != "a_b", "{x} {y}");
+        assert_eq!(m.original(&x), "a.b");
+        assert_eq!(m.original(&y), "a:b");
+        assert_eq!(m.original("a_b"), "a_b");
+        assert_eq!(m.original("unknown"), "unknown");
     }
 }

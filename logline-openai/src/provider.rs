@@ -18,7 +18,8 @@ use crate::{chat, responses};
 /// An LLM provider over the OpenAI Responses API or, in [`ApiMode::ChatCompletions`], any
 /// OpenAI-compatible `/chat/completions` server.
 ///
-/// Retries, timeouts and error mapping follow [`crate::retry`]. The engine cancels a call by
+/// Retries follow the configured [`logline_core::retry::RetryPolicy`] (see the crate
+/// documentation for which failures are retried). The engine cancels a call by
 /// dropping its future (or the stream), which aborts the HTTP request.
 #[derive(Debug, Clone)]
 pub struct OpenAiProvider {

@@ -33,12 +33,10 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::config::{OpenAiConfig, OpenAiConfigBuilder};
-use crate::retry::Sleep;
 
 /// The API key [`FakeOpenAi::config`] uses.
 pub const FAKE_API_KEY: &str = "sk-fake-test-key-0123456789";
@@ -348,30 +346,9 @@ async fn handle(state: Arc<Shared>, req: Request) -> Response {
     reply.into_response().await
 }
 
-/// Records every requested wait and returns at once.
-#[derive(Debug, Default)]
-pub struct RecordingSleep {
-    waits: Mutex<Vec<Duration>>,
-}
-
-impl RecordingSleep {
-    /// A shared recorder, ready for [`OpenAiConfigBuilder::sleeper`].
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    /// The waits requested so far, in order.
-    pub fn waits(&self) -> Vec<Duration> {
-        lock(&self.waits).clone()
-    }
-}
-
-impl Sleep for RecordingSleep {
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        lock(&self.waits).push(duration);
-        Box::pin(async {})
-    }
-}
+/// Records every requested wait and returns at once (hand it to
+/// [`OpenAiConfigBuilder::sleeper`]).
+pub use logline_core::testing::RecordingSleep;
 
 // ---------------------------------------------------------------- bodies
 

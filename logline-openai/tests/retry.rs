@@ -9,7 +9,7 @@ use common::*;
 use logline_core::llm::LlmProvider;
 use logline_core::ErrorKind;
 use logline_openai::testing::{responses_text, FakeOpenAi, FakeReply, RecordingSleep, Tokens};
-use logline_openai::{OpenAiProvider, RetryPolicy};
+use logline_openai::{Jitter, OpenAiProvider, RetryPolicy};
 
 fn ok() -> FakeReply {
     FakeReply::json(responses_text(MODEL, "ok", Tokens::new(1, 0, 1)))
@@ -74,11 +74,11 @@ async fn server_errors_back_off_exponentially_then_give_up() {
     let provider = OpenAiProvider::new(
         fake.config()
             .sleeper(sleep.clone())
-            .retry(RetryPolicy {
-                max_retries: 3,
-                jitter: 0.0,
-                ..Default::default()
-            })
+            .retry(
+                RetryPolicy::default()
+                    .with_max_retries(3)
+                    .with_jitter(Jitter::None),
+            )
             .build()
             .unwrap(),
     )
@@ -211,13 +211,44 @@ async fn x_should_retry_overrides_the_status() {
 }
 
 #[tokio::test]
-async fn too_long_retry_after_falls_back_to_backoff() {
+async fn too_long_retry_after_is_cut_to_the_maximum() {
     let fake = FakeOpenAi::start().await;
     fake.push(rate_limited().header("retry-after", "3600"));
     fake.push(ok());
     let (provider, sleep) = provider(&fake, false);
     provider.complete(&simple_request("x")).await.unwrap();
-    assert_eq!(sleep.waits(), vec![Duration::from_millis(500)]);
+    assert_eq!(sleep.waits(), vec![Duration::from_secs(60)]);
+}
+
+#[tokio::test]
+async fn hostile_retry_after_values_are_clamped_not_panicking() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(rate_limited().header("retry-after", "1e20"));
+    fake.push(rate_limited().header("retry-after-ms", "1e300"));
+    fake.push(ok());
+    let sleep = RecordingSleep::new();
+    let provider = OpenAiProvider::new(
+        fake.config()
+            .sleeper(sleep.clone())
+            .retry(RetryPolicy::default().with_max_retry_after(Duration::from_secs(30)))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    provider.complete(&simple_request("x")).await.unwrap();
+    assert_eq!(fake.request_count(), 3);
+    assert_eq!(sleep.waits(), vec![Duration::from_secs(30); 2]);
+}
+
+#[tokio::test]
+async fn rate_limit_errors_carry_the_wait_and_say_nothing_ran() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(rate_limited().header("retry-after", "7"));
+    let provider = OpenAiProvider::new(fake.config().max_retries(0).build().unwrap()).unwrap();
+    let e = provider.complete(&simple_request("x")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited);
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
+    assert!(e.did_not_execute());
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ use logline_core::run::{
 };
 use logline_core::store::{Checkpoint, RunStore};
 use logline_core::workflow::{NodeType, Workflow, WorkflowDefinition};
-use logline_postgres::{PgConfig, PgQueue, PgStore};
+use logline_postgres::{PgBackend, PgConfig, PgQueue, PgStore};
 use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
@@ -226,8 +226,8 @@ fn bench_workflow() -> Workflow {
 /// Durable steps through the engine without the queue hop or a subscriber: each task starts a
 /// run and executes it in place (`Engine::execute`); every step is one checkpoint
 /// transaction, the start is one transaction (run + its job).
-async fn engine_inline(store: &PgStore, concurrency: usize) {
-    let engine = store.engine_builder().build().await.unwrap();
+async fn engine_inline(pg: &PgBackend, concurrency: usize) {
+    let engine = pg.engine_builder().build().await.unwrap();
     engine.register_workflow(&bench_workflow()).await.unwrap();
     let r = engine.start_run(start_req()).await.unwrap();
     engine.execute(r.id).await.unwrap();
@@ -259,13 +259,13 @@ async fn engine_inline(store: &PgStore, concurrency: usize) {
     );
     // The runs' jobs were never claimed (the runs executed in place): drop them.
     sqlx::query("TRUNCATE jobs")
-        .execute(store.pool())
+        .execute(pg.pool())
         .await
         .unwrap();
 }
 
-async fn engine_runs(store: &PgStore, concurrency: usize) {
-    let engine = store.engine_builder().build().await.unwrap();
+async fn engine_runs(pg: &PgBackend, concurrency: usize) {
+    let engine = pg.engine_builder().build().await.unwrap();
     engine.register_workflow(&bench_workflow()).await.unwrap();
     let opts = WorkerOptions {
         batch: concurrency.min(16),
@@ -459,17 +459,17 @@ async fn start_latency(producer: &PgQueue, label: &str, samples: usize) {
 
 /// Background load for the latency probe: 8 runs checkpointing, and a queue churning
 /// through batched enqueues and claim+complete.
-fn spawn_load(store: &PgStore, stop: Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<()>> {
+fn spawn_load(pg: &PgBackend, stop: Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        let (store, stop) = (store.clone(), stop.clone());
+        let (store, stop) = (pg.store(), stop.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 three_step_run(&store).await;
             }
         }));
     }
-    let queue = store.queue();
+    let queue = pg.queue();
     {
         let (queue, stop) = (queue.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
@@ -539,9 +539,9 @@ fn main() {
                 .await
                 .unwrap();
         }
-        let store = PgStore::connect(&config()).await.unwrap();
-        store.migrate().await.unwrap();
-        let queue = store.queue();
+        let pg = PgBackend::connect(&config()).await.unwrap();
+        pg.migrate().await.unwrap();
+        let (store, queue) = (pg.store(), pg.queue());
         println!(
             "logline-postgres bench: {} cores, {}, {} s per phase",
             std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -556,10 +556,10 @@ fn main() {
         }
         if only("engine") {
             for n in [1, 8, 16] {
-                engine_inline(&store, n).await;
+                engine_inline(&pg, n).await;
             }
             for n in [1, 8, 16] {
-                engine_runs(&store, n).await;
+                engine_runs(&pg, n).await;
             }
         }
         if only("claim") {
@@ -577,7 +577,7 @@ fn main() {
         }
         start_latency(&queue, "idle", 300).await;
         let stop = Arc::new(AtomicBool::new(false));
-        let load = spawn_load(&store, stop.clone());
+        let load = spawn_load(&pg, stop.clone());
         tokio::time::sleep(Duration::from_millis(500)).await;
         start_latency(
             &queue,

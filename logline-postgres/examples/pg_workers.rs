@@ -1,4 +1,4 @@
-//! The golden run (blueprint §3.6) on PostgreSQL, in one process or split across several.
+//! The golden run (ticket triage) on PostgreSQL, in one process or split across several.
 //!
 //! ```sh
 //! pg_ctlcluster --skip-systemctl-redirect 15 main start || true
@@ -19,7 +19,7 @@ use futures::StreamExt;
 use logline_core::engine::{StartRun, WorkerOptions};
 use logline_core::run::Subject;
 use logline_core::testing::golden;
-use logline_postgres::{PgConfig, PgStore};
+use logline_postgres::{PgBackend, PgConfig};
 use serde_json::json;
 
 #[tokio::main]
@@ -34,10 +34,10 @@ async fn main() -> logline_core::Result<()> {
     let config = PgConfig::from_env()?.schema(
         std::env::var(logline_postgres::ENV_SCHEMA).unwrap_or_else(|_| "logline_demo".into()),
     );
-    let store = PgStore::connect(&config).await?;
-    store.migrate().await?;
+    let backend = PgBackend::connect(&config).await?;
+    backend.migrate().await?;
     let engine = golden::with_tool(
-        store
+        backend
             .engine_builder()
             .default_llm(Arc::new(golden::scripted_llm())),
     )

@@ -1,4 +1,4 @@
--- LogLine on PostgreSQL, schema v1 (blueprint §4 adapted to logline-core's types).
+-- LogLine on PostgreSQL, schema v1: the tables behind logline-core's store and queue.
 --
 -- Every table lives in the schema named by `PgConfig::schema` (the connection's search_path),
 -- so one database can hold several isolated LogLine installations (and parallel tests).
@@ -62,7 +62,8 @@ CREATE TABLE policies (
 );
 CREATE INDEX policies_enabled_idx ON policies (id) WHERE enabled;
 
--- Apps (blueprint §4.3), keyed by text ids like the rest of the control plane.
+-- Apps: a packaged set of workflows, actions and scopes, keyed by text ids like the rest of
+-- the control plane.
 CREATE TABLE apps (
     id              TEXT        PRIMARY KEY,
     name            TEXT        NOT NULL,
@@ -106,7 +107,7 @@ CREATE TABLE app_actions (
 );
 CREATE INDEX app_actions_workflow_idx ON app_actions (app_workflow_id);
 
--- Audit trail (blueprint §4.7); user and tenant ids are text like run subjects.
+-- Audit trail of changes to definitions; user and tenant ids are text like run subjects.
 CREATE TABLE audit_logs (
     id            UUID        PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id       TEXT,

@@ -1,6 +1,7 @@
 //! Conversions between core types and rows.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use logline_core::store::Page;
 use logline_core::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -8,9 +9,17 @@ use serde_json::{Map, Value};
 
 use crate::error::corrupt;
 
+/// `(offset, limit)` of a page as `BIGINT`s.
+pub(crate) fn page_args(page: Page) -> (i64, i64) {
+    (
+        i64::try_from(page.offset).unwrap_or(i64::MAX),
+        i64::try_from(page.limit).unwrap_or(i64::MAX),
+    )
+}
+
 /// The snake_case name serde gives a unit enum variant (`RunStatus::Completed` → `completed`).
 pub(crate) fn enum_str<T: Serialize>(v: &T) -> Result<String> {
-    match serde_json::to_value(v)? {
+    match to_json(v)? {
         Value::String(s) => Ok(s),
         other => Err(Error::Internal(format!(
             "expected a unit variant, serialized as {other}"
@@ -24,12 +33,25 @@ pub(crate) fn parse_enum<T: DeserializeOwned>(what: &str, s: &str) -> Result<T> 
         .map_err(|_| corrupt(format!("unknown {what} `{s}`")))
 }
 
+/// Serializes one of our own values (a failure is a bug, not bad input).
+pub(crate) fn to_json<T: Serialize>(v: &T) -> Result<Value> {
+    serde_json::to_value(v).map_err(|e| Error::Internal(format!("not serializable: {e}")))
+}
+
 /// Serializes `v` to a JSON object and takes `keys` out of it (missing keys give `Null`).
 pub(crate) fn split<T: Serialize, const N: usize>(
     v: &T,
     keys: [&str; N],
 ) -> Result<([Value; N], Value)> {
-    let mut obj = match serde_json::to_value(v)? {
+    split_object(to_json(v)?, keys)
+}
+
+/// Takes `keys` out of the JSON object `v` (missing keys give `Null`).
+pub(crate) fn split_object<const N: usize>(
+    v: Value,
+    keys: [&str; N],
+) -> Result<([Value; N], Value)> {
+    let mut obj = match v {
         Value::Object(m) => m,
         other => {
             return Err(Error::Internal(format!(
@@ -47,6 +69,16 @@ pub(crate) fn join<T: DeserializeOwned>(
     rest: Value,
     fields: impl IntoIterator<Item = (&'static str, Value)>,
 ) -> Result<T> {
+    serde_json::from_value(join_object(what, rest, fields)?)
+        .map_err(|e| corrupt(format!("{what}: {e}")))
+}
+
+/// Puts `fields` back into the object `rest`.
+pub(crate) fn join_object(
+    what: &str,
+    rest: Value,
+    fields: impl IntoIterator<Item = (&'static str, Value)>,
+) -> Result<Value> {
     let mut obj = match rest {
         Value::Object(m) => m,
         Value::Null => Map::new(),
@@ -55,7 +87,7 @@ pub(crate) fn join<T: DeserializeOwned>(
     for (k, v) in fields {
         obj.insert(k.to_string(), v);
     }
-    serde_json::from_value(Value::Object(obj)).map_err(|e| corrupt(format!("{what}: {e}")))
+    Ok(Value::Object(obj))
 }
 
 /// `Some(v)` unless `v` is JSON null.

@@ -1,4 +1,5 @@
-//! The state [`crate::PgStore`] and [`crate::PgQueue`] share: pool, settings, wake-up hub.
+//! The state a [`crate::PgStore`] and a [`crate::PgQueue`] made from one [`crate::PgBackend`]
+//! share: pool, settings, wake-up hub.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -59,8 +60,10 @@ impl Db {
     /// Forgets the cached policy list.
     pub(crate) fn invalidate_policies(&self) {
         self.policy_gen.fetch_add(1, Ordering::SeqCst);
-        if let Ok(mut c) = self.policy_cache.lock() {
-            *c = None;
-        }
+        // A poisoned cache is still cleared: skipping would keep a stale list.
+        *self
+            .policy_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 }

@@ -56,6 +56,7 @@ fn backend(kind: ErrorKind, retryable: bool, message: String, source: PgError) -
         backend: BACKEND.into(),
         message,
         retryable,
+        hint: Default::default(),
         source: Some(Box::new(source)),
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod backend;
 mod codec;
 mod config;
 mod db;
@@ -9,12 +10,14 @@ mod notify;
 mod queue;
 mod store;
 
+pub use backend::PgBackend;
 pub use config::{PgConfig, ENV_DATABASE_URL, ENV_MAX_CONNECTIONS, ENV_SCHEMA, MAX_SCHEMA_LEN};
 pub use queue::PgQueue;
-pub use store::{ArchiveRuns, PgStore};
+pub use store::runs::ArchiveRuns;
+pub use store::PgStore;
 
 /// The embedded migrations, for tools that manage schema changes themselves
-/// ([`PgStore::migrate`] runs them).
+/// ([`PgBackend::migrate`] runs them).
 pub fn migrator() -> &'static sqlx::migrate::Migrator {
     &db::MIGRATOR
 }

@@ -46,10 +46,8 @@ pub(crate) struct Hub {
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        if let Ok(mut l) = self.listener.lock() {
-            if let Some(h) = l.take() {
-                h.abort();
-            }
+        if let Some(h) = lock(&self.listener).take() {
+            h.abort();
         }
     }
 }

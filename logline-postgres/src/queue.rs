@@ -23,7 +23,6 @@ use crate::codec::{bigint, parse_enum, unsigned};
 use crate::config::PgConfig;
 use crate::db::Db;
 use crate::error::{db, is_unique_violation};
-use crate::store::PgStore;
 
 /// Rows per statement in [`Queue::enqueue_batch`].
 const ENQUEUE_CHUNK: usize = 5_000;
@@ -32,6 +31,9 @@ const ENQUEUE_TRIES: usize = 5;
 
 /// A [`Queue`] on PostgreSQL. Cheap to clone; share one per process (it owns the
 /// process's notification listener for its schema).
+///
+/// A store and a queue on the same database are best made from one
+/// [`PgBackend`](crate::PgBackend), which shares the pool and the notification listener.
 #[derive(Clone)]
 pub struct PgQueue {
     pub(crate) db: Arc<Db>,
@@ -139,7 +141,7 @@ fn max_attempts(job: &NewJob) -> i32 {
 /// Inserts one job on `conn`; with `notify_in_tx` the `NOTIFY` is part of the statement (so
 /// it is delivered when the caller's transaction commits). Returns the job id (the live
 /// twin's id when the idempotency key is taken) and whether a new job was inserted.
-pub(crate) async fn enqueue_on(
+async fn enqueue_on(
     conn: &mut PgConnection,
     job_channel: &str,
     job: NewJob,
@@ -227,24 +229,20 @@ fn decode_record(row: &PgRow) -> Result<JobRecord> {
 }
 
 impl PgQueue {
-    /// Opens a pool with `config` (see [`PgStore::connect`]; a queue and a store on the same
-    /// database are best made with [`PgStore::queue`], sharing one pool and listener).
+    /// A queue on an open connection pool.
+    pub(crate) fn on(db: Arc<Db>) -> Self {
+        PgQueue { db }
+    }
+
+    /// Opens a pool with `config`. Does not create tables: call [`PgQueue::migrate`] once
+    /// (with a role allowed to create them) before use.
     pub async fn connect(config: &PgConfig) -> Result<Self> {
-        Ok(PgQueue {
-            db: Db::connect(config).await?,
-        })
+        Ok(Self::on(Db::connect(config).await?))
     }
 
     /// Creates the schema if missing and applies the embedded migrations.
     pub async fn migrate(&self) -> Result<()> {
         self.db.migrate().await
-    }
-
-    /// The store on the same pool.
-    pub fn store(&self) -> PgStore {
-        PgStore {
-            db: Arc::clone(&self.db),
-        }
     }
 
     /// The connection pool.
@@ -255,8 +253,24 @@ impl PgQueue {
     /// [`Queue::enqueue`] inside the caller's transaction: the job (and its `NOTIFY`) exist
     /// only if the transaction commits, e.g. together with the run it executes.
     pub async fn enqueue_in(&self, conn: &mut PgConnection, job: NewJob) -> Result<JobId> {
-        let (id, _) = enqueue_on(conn, self.db.hub.job_channel(), job, true).await?;
+        let (id, _) = self.enqueue_in_tx(conn, job).await?;
         Ok(id)
+    }
+
+    /// [`PgQueue::enqueue_in`] that also says whether a new job was inserted (false when a
+    /// live job holds the idempotency key); after the commit, pass an inserted job's queue to
+    /// [`PgQueue::wake`].
+    pub(crate) async fn enqueue_in_tx(
+        &self,
+        conn: &mut PgConnection,
+        job: NewJob,
+    ) -> Result<(JobId, bool)> {
+        enqueue_on(conn, self.db.hub.job_channel(), job, true).await
+    }
+
+    /// Wakes this process's workers waiting on `queue` (and signals other processes).
+    pub(crate) fn wake(&self, queue: &str) {
+        self.db.hub.queue_changed(queue);
     }
 
     /// Gives a claimed job back without counting the attempt (a worker draining on

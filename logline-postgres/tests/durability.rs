@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use logline_core::engine::{Engine, StartRun};
 use logline_core::run::{RunStatus, Subject};
-use logline_postgres::{PgConfig, PgStore};
+use logline_postgres::{PgBackend, PgConfig};
 use serde_json::json;
 use sqlx::PgPool;
 use support::cluster::PrivateCluster;
@@ -151,10 +151,10 @@ async fn killed_worker_processes_lose_no_run_and_repeat_no_effect() {
     const RUNS: usize = 600;
     let schema = support::unique_schema();
     let _g = support::SchemaGuard(schema.clone());
-    let store = support::fresh_store_in(&schema).await;
-    let pool = store.pool().clone();
+    let pg = support::fresh_backend_in(&schema).await;
+    let pool = pg.pool().clone();
     probe::create_probe_tables(&pool).await;
-    let engine = probe::probe_engine(&store).await;
+    let engine = probe::probe_engine(&pg).await;
     engine
         .register_workflow(&probe::probe_workflow(
             "crash",
@@ -213,10 +213,10 @@ async fn killed_worker_processes_lose_no_run_and_repeat_no_effect() {
 async fn a_killed_workers_run_resumes_within_15_seconds() {
     let schema = support::unique_schema();
     let _g = support::SchemaGuard(schema.clone());
-    let store = support::fresh_store_in(&schema).await;
-    let pool = store.pool().clone();
+    let pg = support::fresh_backend_in(&schema).await;
+    let pool = pg.pool().clone();
     probe::create_probe_tables(&pool).await;
-    let engine = probe::probe_engine(&store).await;
+    let engine = probe::probe_engine(&pg).await;
     engine
         .register_workflow(&probe::probe_workflow(
             "slow",
@@ -299,10 +299,10 @@ async fn a_killed_workers_run_resumes_within_15_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_in_flight_runs() {
-    let (store, _g) = support::guarded_store().await;
-    let pool = store.pool().clone();
+    let (pg, _g) = support::guarded_backend().await;
+    let pool = pg.pool().clone();
     probe::create_probe_tables(&pool).await;
-    let engine = probe::probe_engine(&store).await;
+    let engine = probe::probe_engine(&pg).await;
     engine
         .register_workflow(&probe::probe_workflow("drain", &[("effect", 800, 0, true)]))
         .await
@@ -345,11 +345,11 @@ async fn runs_complete_across_a_postgres_crash_restart() {
         .max_connections(12)
         .acquire_timeout(Duration::from_secs(3))
         .poll_interval(Duration::from_millis(500));
-    let store = PgStore::connect(&config).await.unwrap();
-    store.migrate().await.unwrap();
-    let pool = store.pool().clone();
+    let pg = PgBackend::connect(&config).await.unwrap();
+    pg.migrate().await.unwrap();
+    let pool = pg.pool().clone();
     probe::create_probe_tables(&pool).await;
-    let engine = probe::probe_engine(&store).await;
+    let engine = probe::probe_engine(&pg).await;
     engine
         .register_workflow(&probe::probe_workflow(
             "restart",

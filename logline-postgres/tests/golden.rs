@@ -1,4 +1,4 @@
-//! The golden run (blueprint §3.6) on PostgreSQL, with workers on the shared queue.
+//! The golden run (ticket triage) on PostgreSQL, with workers on the shared queue.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -12,9 +12,9 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn golden_run_on_postgres() {
-    let (store, _g) = support::guarded_store().await;
+    let (pg, _g) = support::guarded_backend().await;
     let llm = Arc::new(golden::scripted_llm());
-    let engine = golden::with_tool(store.engine_builder().default_llm(llm))
+    let engine = golden::with_tool(pg.engine_builder().default_llm(llm))
         .build()
         .await
         .unwrap();
@@ -50,7 +50,7 @@ async fn golden_run_on_postgres() {
         "gap-free from 1"
     );
     // What a fresh reader (another process) sees is the same run.
-    let again = support::fresh_store_in(store.config().schema_name()).await;
+    let again = support::fresh_store_in(pg.config().schema_name()).await;
     let stored = logline_core::store::RunStore::get_run(&again, run.id)
         .await
         .unwrap();

@@ -21,8 +21,8 @@ fn job(n: i64) -> NewJob {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_enqueue_dedupes_keys_within_and_across_batches() {
-    let (store, _g) = support::guarded_store().await;
-    let queue = store.queue();
+    let (pg, _g) = support::guarded_backend().await;
+    let queue = pg.queue();
     let live = queue.enqueue(job(0).idempotency_key("a")).await.unwrap();
     let ids = queue
         .enqueue_batch(vec![
@@ -44,8 +44,8 @@ async fn batch_enqueue_dedupes_keys_within_and_across_batches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_batch_reports_lost_leases_and_completes_the_rest() {
-    let (store, _g) = support::guarded_store().await;
-    let queue = store.queue();
+    let (pg, _g) = support::guarded_backend().await;
+    let queue = pg.queue();
     queue
         .enqueue_batch((0..3).map(job).collect())
         .await
@@ -75,8 +75,8 @@ async fn complete_batch_reports_lost_leases_and_completes_the_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_leases_read_as_queued_and_fail_rejects_stale_claims() {
-    let (store, _g) = support::guarded_store().await;
-    let queue = store.queue();
+    let (pg, _g) = support::guarded_backend().await;
+    let queue = pg.queue();
     let id = queue.enqueue(job(1)).await.unwrap();
     let j = queue
         .claim(Q, "w", 1, Duration::from_millis(100))
@@ -100,8 +100,8 @@ async fn expired_leases_read_as_queued_and_fail_rejects_stale_claims() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_returns_a_job_without_spending_an_attempt() {
-    let (store, _g) = support::guarded_store().await;
-    let queue = store.queue();
+    let (pg, _g) = support::guarded_backend().await;
+    let queue = pg.queue();
     let id = queue.enqueue(job(1)).await.unwrap();
     let j = queue.claim(Q, "w", 1, LONG).await.unwrap().remove(0);
     queue.release(&j).await.unwrap();
@@ -117,8 +117,8 @@ async fn release_returns_a_job_without_spending_an_attempt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letter_retry_conflicts_when_the_key_is_taken_again() {
-    let (store, _g) = support::guarded_store().await;
-    let queue = store.queue();
+    let (pg, _g) = support::guarded_backend().await;
+    let queue = pg.queue();
     let id = queue.enqueue(job(1).idempotency_key("k")).await.unwrap();
     let j = queue.claim(Q, "w", 1, LONG).await.unwrap().remove(0);
     queue
@@ -143,8 +143,8 @@ async fn dead_letter_retry_conflicts_when_the_key_is_taken_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_completed_drops_completed_jobs_in_batches() {
-    let (store, _g) = support::guarded_store().await;
-    let queue = store.queue();
+    let (pg, _g) = support::guarded_backend().await;
+    let queue = pg.queue();
     queue
         .enqueue_batch((0..5).map(job).collect())
         .await
@@ -168,7 +168,7 @@ async fn purge_completed_drops_completed_jobs_in_batches() {
 async fn waiters_in_another_process_wake_on_notify_and_on_schedule() {
     let schema = support::unique_schema();
     let _g = support::SchemaGuard(schema.clone());
-    let producer = support::fresh_store_in(&schema).await.queue();
+    let producer = support::fresh_backend_in(&schema).await.queue();
     let consumer =
         PgQueue::connect(&support::config(&schema).poll_interval(Duration::from_secs(30)))
             .await
@@ -214,7 +214,7 @@ async fn waiters_in_another_process_wake_on_notify_and_on_schedule() {
 async fn many_claimers_on_separate_pools_share_the_work() {
     let schema = support::unique_schema();
     let _g = support::SchemaGuard(schema.clone());
-    let producer = support::fresh_store_in(&schema).await.queue();
+    let producer = support::fresh_backend_in(&schema).await.queue();
     let ids: HashSet<_> = producer
         .enqueue_batch((0..500).map(job).collect())
         .await

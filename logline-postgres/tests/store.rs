@@ -221,11 +221,11 @@ async fn subscriber_in_another_process_sees_every_event_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_and_job_are_created_atomically() {
-    let (store, _g) = support::guarded_store().await;
-    let queue = store.queue();
+    let (pg, _g) = support::guarded_backend().await;
+    let (store, queue) = (pg.store(), pg.queue());
     let run = sample_run("t", "wf");
     let job = NewJob::new("runs", json!({ "run_id": run.id })).idempotency_key(run.id.to_string());
-    let (c, job_id) = store
+    let (c, job_id) = pg
         .create_run_with_job(&run, &[ev(EventKind::RunStarted, 1)], job.clone())
         .await
         .unwrap();
@@ -234,10 +234,7 @@ async fn run_and_job_are_created_atomically() {
 
     // The run exists: the second attempt fails and must leave no job behind.
     let other = NewJob::new("runs-2", json!({ "run_id": run.id }));
-    let err = store
-        .create_run_with_job(&run, &[], other)
-        .await
-        .unwrap_err();
+    let err = pg.create_run_with_job(&run, &[], other).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict);
     let claimed = queue
         .claim("runs-2", "w", 10, Duration::from_secs(30))
@@ -250,7 +247,7 @@ async fn run_and_job_are_created_atomically() {
 
     // Caller-managed transaction: rolled back, neither exists.
     let run2 = sample_run("t", "wf");
-    let mut tx = store.begin().await.unwrap();
+    let mut tx = pg.begin().await.unwrap();
     store.create_run_in(&mut tx, &run2, &[]).await.unwrap();
     let id2 = queue
         .enqueue_in(&mut tx, NewJob::new("runs", json!({ "run_id": run2.id })))
@@ -413,8 +410,9 @@ async fn retention_job_archives_runs_and_purges_jobs() {
     use logline_postgres::ArchiveRuns;
     use tokio_util::sync::CancellationToken;
 
-    let store = support::fresh_store().await;
-    let engine = store.engine_builder().build().await.unwrap();
+    let pg = support::fresh_backend_in(&support::unique_schema()).await;
+    let store = pg.store();
+    let engine = pg.engine_builder().build().await.unwrap();
     let definition: WorkflowDefinition = serde_json::from_value(json!({
         "entry": "a",
         "nodes": [ { "id": "a", "type": "static", "config": { "output": { "n": 1 } } } ],
@@ -435,7 +433,7 @@ async fn retention_job_archives_runs_and_purges_jobs() {
     assert!(runs.iter().all(|r| r.status == RunStatus::Completed));
     tokio::time::sleep(Duration::from_millis(50)).await;
 
-    let queue: Arc<dyn Queue> = Arc::new(store.queue());
+    let queue: Arc<dyn Queue> = Arc::new(pg.queue());
     let job = RetentionJob::new(
         Arc::new(store.clone()),
         queue,

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,6 +21,8 @@ pub struct Failure {
     pub path_contains: String,
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// How long the server stalls before answering.
+    pub stall: Duration,
 }
 
 /// Everything the fake knows.
@@ -158,7 +161,16 @@ impl FakeState {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            stall: Duration::ZERO,
         });
+    }
+
+    /// Queues a failure answered only after `stall` (a client timeout cuts it short).
+    pub fn stall_next(&mut self, path_contains: &str, status: u16, stall: Duration) {
+        self.fail_next(path_contains, status, &[]);
+        if let Some(f) = self.failures.back_mut() {
+            f.stall = stall;
+        }
     }
 
     /// Requests whose line contains `needle`.
@@ -362,36 +374,51 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
     let line = format!("{method} {uri}");
-    s.requests.push(line.clone());
-    if method == Method::POST && uri.path().contains("/tools/execute/") {
-        let key = headers
-            .get("idempotency-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        s.idempotency_keys.push(key);
-    }
-    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(s.api_key.as_str()) {
-        return error(401, "Invalid API key");
-    }
-    if let Some(pos) = s
-        .failures
-        .iter()
-        .position(|f| line.contains(&f.path_contains))
-    {
-        let f = s.failures.remove(pos).expect("present");
-        let mut resp = error(f.status, &format!("injected {}", f.status));
-        for (k, v) in f.headers {
-            if let (Ok(name), Ok(value)) = (
-                axum::http::HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_str(&v),
-            ) {
-                resp.headers_mut().insert(name, value);
-            }
+    let injected = {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        s.requests.push(line.clone());
+        if method == Method::POST && uri.path().contains("/tools/execute/") {
+            let key = headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            s.idempotency_keys.push(key);
         }
-        return resp;
+        if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(s.api_key.as_str()) {
+            return error(401, "Invalid API key");
+        }
+        s.failures
+            .iter()
+            .position(|f| line.contains(&f.path_contains))
+            .and_then(|pos| s.failures.remove(pos))
+    };
+    match injected {
+        Some(failure) => inject(failure).await,
+        None => answer(&state, method, uri, body),
     }
+}
+
+/// A queued failure, after its stall.
+async fn inject(f: Failure) -> Response {
+    if !f.stall.is_zero() {
+        tokio::time::sleep(f.stall).await;
+    }
+    let mut resp = error(f.status, &format!("injected {}", f.status));
+    for (k, v) in f.headers {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            resp.headers_mut().insert(name, value);
+        }
+    }
+    resp
+}
+
+/// The documented answer to an authorised request.
+fn answer(state: &Mutex<FakeState>, method: Method, uri: Uri, body: Bytes) -> Response {
+    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
     let Some(path) = uri
         .path()
         .strip_prefix(s.prefix.as_str())

@@ -18,10 +18,7 @@ fn job(n: i64) -> NewJob {
 }
 
 fn quick_backoff() -> Backoff {
-    Backoff {
-        base: Duration::from_millis(50),
-        max: Duration::from_millis(100),
-    }
+    Backoff::new(Duration::from_millis(50), Duration::from_millis(100))
 }
 
 /// Claim, complete, nothing left.

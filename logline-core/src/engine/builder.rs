@@ -5,7 +5,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
+use super::exec::Executor;
+use super::job::RunningRuns;
 use super::{Engine, EngineConfig, Inner, StaticHandler, StorePolicySource, DEFAULT_PROVIDER};
+use crate::agent::ToolSource;
 use crate::error::{Error, Result};
 use crate::llm::{LlmProvider, PriceTable};
 use crate::memory::{MemoryQueue, MemoryStore};
@@ -25,6 +28,7 @@ pub struct EngineBuilder {
     starter: Option<Arc<dyn super::RunStarter>>,
     llms: HashMap<String, Arc<dyn LlmProvider>>,
     hubs: Vec<Arc<dyn ToolHub>>,
+    tool_sources: HashMap<String, Arc<dyn ToolSource>>,
     local: LocalToolHub,
     policy: Option<Arc<dyn PolicyEngine>>,
     statics: HashMap<String, StaticHandler>,
@@ -66,6 +70,14 @@ impl EngineBuilder {
     /// Adds a tool hub (its tools run when their spec's `hub` equals the hub's name).
     pub fn tool_hub(mut self, hub: Arc<dyn ToolHub>) -> Self {
         self.hubs.push(hub);
+        self
+    }
+
+    /// Registers a source agents pick their tools from (`Agent::tool_search` names it;
+    /// [`crate::agent::DEFAULT_TOOL_SOURCE`] is the default name), e.g. a
+    /// [`crate::search::ToolSearch`] over a large catalog.
+    pub fn tool_source(mut self, name: impl Into<String>, source: Arc<dyn ToolSource>) -> Self {
+        self.tool_sources.insert(name.into(), source);
         self
     }
 
@@ -142,24 +154,28 @@ impl EngineBuilder {
             })
         });
         let (progress, _) = broadcast::channel(1024);
+        let exec = Executor {
+            store,
+            llms: self.llms,
+            hubs,
+            tool_sources: self.tool_sources,
+            policy,
+            statics: self.statics,
+            prices: self.prices,
+            redactor: self.redactor.unwrap_or_default(),
+            config: self.config,
+            schemas: SchemaCache::new(),
+            progress,
+            plans: Mutex::new(HashMap::new()),
+        };
         Ok(Engine {
             inner: Arc::new(Inner {
-                store,
+                exec: Arc::new(exec),
                 queue,
                 starter,
-                llms: self.llms,
-                hubs,
-                policy,
                 policy_source,
-                statics: self.statics,
-                prices: self.prices,
-                redactor: self.redactor.unwrap_or_default(),
-                config: self.config,
-                schemas: SchemaCache::new(),
-                workflows: Mutex::new(HashMap::new()),
-                running: Mutex::new(HashMap::new()),
+                running: Arc::new(RunningRuns::default()),
                 latest: Mutex::new(HashMap::new()),
-                progress,
             }),
         })
     }

@@ -1,30 +1,54 @@
-//! Executes a run step by step; each step is committed with its events as one checkpoint.
+//! The executor: runs a run step by step; each step is committed with its events as one
+//! checkpoint.
 
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use serde_json::{json, Value};
+use serde_json::json;
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::llm_nodes;
-use super::step::{check_latency, Interrupt, NodeResult, StepCtx};
-use super::{gate, tools, Inner};
+use super::nodes;
+use super::step::{check_latency, Interrupt, StepCtx};
+use super::{lock, EngineConfig, Progress, StaticHandler};
+use crate::agent::ToolSource;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{EventKind, NewEvent};
-use crate::run::{GateSubject, Run, RunId, RunStatus, Step, StepStatus};
-use crate::store::Checkpoint;
-use crate::workflow::{NodeType, Workflow, WorkflowNode};
+use crate::llm::{LlmProvider, PriceTable};
+use crate::policy::PolicyEngine;
+use crate::redact::Redactor;
+use crate::run::{Run, RunId, RunStatus, Step, StepStatus};
+use crate::schema::SchemaCache;
+use crate::store::{Checkpoint, EffectRecord, Store};
+use crate::tool::ToolHub;
+use crate::workflow::{NodeType, Workflow};
 
-/// What a node produced.
-struct NodeOutput {
-    /// Stored on the step.
-    output: Value,
-    /// Input of the next node.
-    carry: Value,
-    /// Next node; `None` ends the run.
-    next: Option<String>,
+/// A workflow version prepared for execution (immutable, cached per engine).
+pub(crate) struct Plan {
+    pub workflow: Workflow,
+    /// Nodes whose outputs `$nodes.<id>` templates read (kept on the run's cursor).
+    pub referenced_outputs: BTreeSet<String>,
 }
 
+/// Everything execution needs, nothing else.
+pub(crate) struct Executor {
+    pub store: Arc<dyn Store>,
+    pub llms: HashMap<String, Arc<dyn LlmProvider>>,
+    pub hubs: HashMap<String, Arc<dyn ToolHub>>,
+    pub tool_sources: HashMap<String, Arc<dyn ToolSource>>,
+    pub policy: Arc<dyn PolicyEngine>,
+    pub statics: HashMap<String, StaticHandler>,
+    pub prices: PriceTable,
+    pub redactor: Redactor,
+    pub config: EngineConfig,
+    pub schemas: SchemaCache,
+    pub progress: broadcast::Sender<Progress>,
+    /// Plans by workflow id, then version.
+    pub plans: Mutex<HashMap<String, HashMap<String, Arc<Plan>>>>,
+}
+
+/// Whether the step loop goes on after a checkpoint.
 pub(crate) enum Flow {
     Continue,
     Stop,
@@ -36,11 +60,11 @@ fn is_transient(e: &Error) -> bool {
     e.is_retryable() && e.kind() != ErrorKind::ModelOutput
 }
 
-impl Inner {
+impl Executor {
     /// Executes `run_id` until it completes, fails, pauses, is cancelled or `cancel` fires.
     /// `first_attempt` says the caller is the first job ever to execute this run, so a run
     /// that never ran cannot have recorded effects yet.
-    pub(crate) async fn execute_run(
+    pub async fn execute_run(
         &self,
         run_id: RunId,
         cancel: CancellationToken,
@@ -50,9 +74,7 @@ impl Inner {
         if run.status.is_terminal() || run.status == RunStatus::Paused {
             return Ok(());
         }
-        let wf = self
-            .workflow(&run.workflow_id, &run.workflow_version)
-            .await?;
+        let plan = self.plan(&run.workflow_id, &run.workflow_version).await?;
         // A run that never ran, executed by its first job attempt, has no recorded effects:
         // skip the ledger read.
         let fresh = first_attempt && run.status == RunStatus::Pending && run.cursor.step_index == 0;
@@ -73,21 +95,20 @@ impl Inner {
             if cancel.is_cancelled() {
                 return Ok(());
             }
-            match self
-                .advance(&wf, &mut run, std::mem::take(&mut recorded), &cancel)
-                .await?
-            {
+            let step_effects = std::mem::take(&mut recorded);
+            match self.advance(&plan, &mut run, step_effects, &cancel).await? {
                 Flow::Continue => {}
                 Flow::Stop => return Ok(()),
             }
         }
     }
 
+    /// Executes the next node of `run` and commits the step.
     async fn advance(
         &self,
-        wf: &Workflow,
+        plan: &Plan,
         run: &mut Run,
-        recorded: Vec<crate::store::EffectRecord>,
+        recorded: Vec<EffectRecord>,
         cancel: &CancellationToken,
     ) -> Result<Flow> {
         if let Err(e) = check_latency(run.started_at, &run.budget) {
@@ -96,12 +117,13 @@ impl Inner {
         let Some(node_id) = run.cursor.next_node.clone() else {
             return self.finish_run(run, None, Vec::new()).await;
         };
-        let node = wf
+        let node = plan
+            .workflow
             .definition
             .node(&node_id)
             .ok_or_else(|| Error::Internal(format!("node `{node_id}` not in workflow")))?;
         let visits = run.cursor.visits.get(&node_id).copied().unwrap_or(0) + 1;
-        if let Some(max) = node.config.max_visits {
+        if let Some(max) = node.max_visits {
             if visits > max {
                 let e = Error::InvalidInput(format!(
                     "node `{node_id}` would run {visits} times; its max_visits guard is {max}"
@@ -111,44 +133,32 @@ impl Inner {
         }
         // Without a template the node consumes the previous output; it is put back if the
         // step does not complete.
-        let taken = node.config.input.is_none();
-        let input = match &node.config.input {
-            Some(t) => crate::mapping::resolve(
-                t,
-                &[("input", &run.input), ("prev", &run.cursor.last_output)],
-            ),
+        let taken = node.input.is_none();
+        let input = match &node.input {
+            Some(t) => nodes::resolve(t, run, &run.cursor.last_output),
             None => std::mem::take(&mut run.cursor.last_output),
         };
         let started_at = Utc::now();
-        let (result, emitted, mut events, usage, control, step_id) = {
-            let mut sc = StepCtx::new(self, run, recorded, cancel);
+        let mut sc = StepCtx::new(self, run, recorded, cancel);
+        sc.emit(
+            EventKind::StepStarted,
+            json!({ "node_id": node.id, "node_type": node.node_type(), "index": sc.index }),
+        );
+        let result = nodes::execute(&mut sc, &plan.workflow, node, &input, visits).await;
+        if let Ok(out) = &result {
             sc.emit(
-                EventKind::StepStarted,
-                json!({ "node_id": node.id, "node_type": node.node_type, "index": sc.index }),
+                EventKind::StepCompleted,
+                json!({ "node_id": node.id, "next": out.next }),
             );
-            let result = self.execute_node(&mut sc, wf, node, &input, visits).await;
-            if let Ok(out) = &result {
-                sc.emit(
-                    EventKind::StepCompleted,
-                    json!({ "node_id": node.id, "next": out.next }),
-                );
-            }
-            let (emitted, events) = sc.take_events();
-            (
-                result,
-                emitted,
-                events,
-                sc.usage,
-                (sc.budget, sc.mode),
-                sc.step_id,
-            )
-        };
+        }
+        let done = sc.finish();
+        let mut events = done.events;
         let mut step = Step {
-            id: step_id,
+            id: done.step_id,
             run_id: run.id,
             index: run.cursor.step_index,
             node_id: node_id.clone(),
-            node_type: node.node_type,
+            node_type: node.node_type(),
             status: StepStatus::Running,
             input,
             output: None,
@@ -159,30 +169,33 @@ impl Inner {
         match result {
             Ok(out) => {
                 step.status = StepStatus::Completed;
-                step.output = Some(out.output);
                 step.finished_at = Some(Utc::now());
-                run.usage = usage;
-                (run.budget, run.mode) = control;
+                run.usage = done.usage;
+                (run.budget, run.mode) = (done.budget, done.mode);
                 run.cursor.step_index += 1;
-                if node.config.max_visits.is_some() || node.node_type == NodeType::HumanGate {
-                    run.cursor.visits.insert(node_id, visits);
+                if node.max_visits.is_some() || node.node_type() == NodeType::HumanGate {
+                    run.cursor.visits.insert(node_id.clone(), visits);
                 }
+                if plan.referenced_outputs.contains(&node_id) {
+                    run.cursor.outputs.insert(node_id, out.output.clone());
+                }
+                step.output = Some(out.output);
                 run.cursor.last_output = out.carry;
                 run.cursor.committed_step_events = 0;
                 run.cursor.next_node = out.next;
                 if run.cursor.next_node.is_none() {
                     return self.finish_run(run, Some(step), events).await;
                 }
-                Ok(self.checkpoint(run, Some(step), events).await?)
+                self.checkpoint(run, Some(step), events).await
             }
             Err(Interrupt::Pause(gate)) => {
                 if taken {
                     run.cursor.last_output = step.input.clone();
                 }
                 run.status = RunStatus::Paused;
-                run.cursor.committed_step_events = emitted;
+                run.cursor.committed_step_events = done.emitted;
                 events.push(NewEvent::step(
-                    step_id,
+                    done.step_id,
                     EventKind::RunPaused,
                     self.redactor.redacted(&json!({
                         "gate_id": gate.gate_id,
@@ -191,7 +204,7 @@ impl Inner {
                         "policy_id": gate.policy_id,
                     })),
                 ));
-                run.pending_gate = Some(gate);
+                run.pending_gate = Some(*gate);
                 self.checkpoint(run, Some(step), events).await?;
                 Ok(Flow::Stop)
             }
@@ -201,88 +214,19 @@ impl Inner {
                 if taken {
                     run.cursor.last_output = step.input.clone();
                 }
-                run.usage = usage;
-                (run.budget, run.mode) = control;
+                run.usage = done.usage;
+                (run.budget, run.mode) = (done.budget, done.mode);
                 step.status = StepStatus::Failed;
                 step.error = Some(e.to_json());
                 step.finished_at = Some(Utc::now());
                 events.push(NewEvent::step(
-                    step_id,
+                    done.step_id,
                     EventKind::StepFailed,
                     json!({ "node_id": step.node_id, "error": e.to_json() }),
                 ));
                 self.fail_run(run, Some(step), events, e).await
             }
         }
-    }
-
-    async fn execute_node(
-        &self,
-        sc: &mut StepCtx<'_>,
-        wf: &Workflow,
-        node: &WorkflowNode,
-        input: &Value,
-        visit: u32,
-    ) -> NodeResult<NodeOutput> {
-        let output = match node.node_type {
-            NodeType::Static => self.run_static(sc, node, input)?,
-            NodeType::ToolNode => {
-                let tool_id = node.config.tool_id.as_deref().ok_or_else(|| {
-                    Error::InvalidInput(format!("tool_node `{}` has no tool_id", node.id))
-                })?;
-                tools::call_one(sc, tool_id, input.clone(), node.config.timeout_ms).await?
-            }
-            NodeType::AgentNode => {
-                let agent_id = node.config.agent_id.as_deref().ok_or_else(|| {
-                    Error::InvalidInput(format!("agent_node `{}` has no agent_id", node.id))
-                })?;
-                llm_nodes::run_agent(sc, agent_id, input).await?
-            }
-            NodeType::Router => {
-                let (route, target) = llm_nodes::run_router(sc, node, input).await?;
-                return Ok(NodeOutput {
-                    output: json!({ "route": route, "target": target }),
-                    carry: input.clone(),
-                    next: Some(target),
-                });
-            }
-            NodeType::HumanGate => {
-                let gate_id = format!("node:{}:{}", node.id, visit);
-                if !gate::approved(sc.run, &gate_id, None) {
-                    return Err(Interrupt::Pause(gate::pending(
-                        gate_id,
-                        GateSubject::Node {
-                            node_id: node.id.clone(),
-                        },
-                        node.config
-                            .message
-                            .clone()
-                            .unwrap_or_else(|| format!("approval required at `{}`", node.id)),
-                        None,
-                    )));
-                }
-                input.clone()
-            }
-        };
-        let next = llm_nodes::next_node(sc, &wf.definition, node, &output).await?;
-        Ok(NodeOutput {
-            carry: output.clone(),
-            output,
-            next,
-        })
-    }
-
-    fn run_static(&self, sc: &StepCtx<'_>, node: &WorkflowNode, input: &Value) -> Result<Value> {
-        if let Some(name) = &node.config.handler {
-            let h = self.statics.get(name).ok_or_else(|| {
-                Error::InvalidInput(format!("static handler `{name}` is not registered"))
-            })?;
-            return h(input, &sc.run.input);
-        }
-        Ok(match &node.config.output {
-            Some(t) => crate::mapping::resolve(t, &[("input", &sc.run.input), ("prev", input)]),
-            None => input.clone(),
-        })
     }
 
     /// Commits a checkpoint; a lost optimistic-concurrency race stops this execution.
@@ -323,7 +267,7 @@ impl Inner {
         Ok(Flow::Stop)
     }
 
-    pub(crate) async fn fail_run(
+    async fn fail_run(
         &self,
         run: &mut Run,
         step: Option<Step>,
@@ -346,25 +290,42 @@ impl Inner {
         Ok(Flow::Stop)
     }
 
-    /// The workflow version a run executes (immutable, so cached).
-    pub(crate) async fn workflow(&self, id: &str, version: &str) -> Result<Arc<Workflow>> {
-        let cached = self
-            .workflows
-            .lock()
-            .ok()
-            .and_then(|m| m.get(id).and_then(|v| v.get(version)).cloned());
-        if let Some(w) = cached {
-            return Ok(w);
-        }
-        let w = Arc::new(self.store.get_workflow(id, Some(version)).await?);
-        if let Ok(mut m) = self.workflows.lock() {
-            if m.len() > 1024 {
-                m.clear();
+    /// Fails a run that is still pending or running (its job gave up), retrying lost races.
+    pub async fn fail_unfinished(&self, run_id: RunId, message: &str) -> Result<()> {
+        for _ in 0..8 {
+            let mut run = self.store.get_run(run_id).await?;
+            if run.status.is_terminal() || run.status == RunStatus::Paused {
+                return Ok(());
             }
-            m.entry(id.to_string())
-                .or_default()
-                .insert(version.to_string(), w.clone());
+            // A lost race leaves the run as it is; the next round reads it again.
+            let error = Error::Internal(message.to_string());
+            self.fail_run(&mut run, None, Vec::new(), error).await?;
         }
-        Ok(w)
+        Ok(())
+    }
+
+    /// The plan of a workflow version (versions are immutable, so plans are cached).
+    pub async fn plan(&self, id: &str, version: &str) -> Result<Arc<Plan>> {
+        let cached = lock(&self.plans)
+            .get(id)
+            .and_then(|v| v.get(version))
+            .cloned();
+        if let Some(p) = cached {
+            return Ok(p);
+        }
+        let workflow = self.store.get_workflow(id, Some(version)).await?;
+        let plan = Arc::new(Plan {
+            referenced_outputs: workflow.definition.referenced_outputs(),
+            workflow,
+        });
+        let mut plans = lock(&self.plans);
+        if plans.len() > 1024 {
+            plans.clear();
+        }
+        plans
+            .entry(id.to_string())
+            .or_default()
+            .insert(version.to_string(), plan.clone());
+        Ok(plan)
     }
 }

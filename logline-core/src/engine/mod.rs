@@ -7,26 +7,40 @@
 //! inside a step are recorded in the effect ledger first, so a run resumed elsewhere (crash,
 //! lost lease, approval) continues after its last checkpoint and replays, never repeats, the
 //! effects of the interrupted step.
+//!
+//! The run path, top to bottom (each module calls only the ones below it):
+//!
+//! ```text
+//! api/        registry · runs · watch        the public operations
+//! job         RunJobs                        the run-job handler a worker calls
+//! exec        Executor                       the step loop, checkpoints, finishing a run
+//! nodes/      static · tool · agent · router · human_gate
+//! edges       deterministic and natural-language edges
+//! llm         one LLM call, agent-call policy, constrained choices
+//! tool_runtime  policy → approval → validation → hub → ledger
+//! step · ledger · gate                       per-step state, effect records, approvals
+//! ```
 
 mod api;
 mod builder;
+mod edges;
 mod exec;
 mod gate;
-mod llm_nodes;
+mod job;
+mod ledger;
+mod llm;
+mod nodes;
 mod policies;
 mod starter;
 mod step;
-mod tools;
-mod worker;
+mod tool_runtime;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
+use std::collections::HashMap;
 use uuid::Uuid;
 
 pub use api::StartRun;
@@ -34,20 +48,16 @@ pub use builder::EngineBuilder;
 pub use gate::digest as args_digest;
 pub use policies::StorePolicySource;
 pub use starter::{RunStarter, StoreThenQueue};
-pub use worker::{spawn_worker, WorkerOptions, WorkerPool};
-
-use crate::llm::{LlmProvider, PriceTable};
-use crate::policy::PolicyEngine;
-use crate::queue::Queue;
-use crate::redact::Redactor;
-use crate::run::RunId;
-use crate::schema::SchemaCache;
-use crate::store::Store;
-use crate::tool::ToolHub;
-use crate::workflow::Workflow;
 
 /// Name of the provider agents use when their model profile names none.
-pub const DEFAULT_PROVIDER: &str = "default";
+pub use crate::llm::DEFAULT_PROVIDER;
+/// Worker pools are generic queue machinery; re-exported for [`Engine::spawn_workers`].
+pub use crate::queue::{spawn_worker, WorkerOptions, WorkerPool};
+
+use crate::queue::Queue;
+use crate::run::RunId;
+use exec::Executor;
+use job::RunningRuns;
 
 /// Queue that carries run jobs.
 pub const RUN_QUEUE: &str = "logline.runs";
@@ -96,26 +106,15 @@ pub struct Progress {
 /// `(node input, run input) -> output`.
 pub type StaticHandler = Arc<dyn Fn(&Value, &Value) -> crate::Result<Value> + Send + Sync>;
 
-/// Shared state of an engine.
+/// What the public operations share: the executor plus what only the API needs.
 pub(crate) struct Inner {
-    pub store: Arc<dyn Store>,
-    pub queue: Arc<dyn Queue>,
-    pub starter: Arc<dyn RunStarter>,
-    pub llms: HashMap<String, Arc<dyn LlmProvider>>,
-    pub hubs: HashMap<String, Arc<dyn ToolHub>>,
-    pub policy: Arc<dyn PolicyEngine>,
-    pub policy_source: Option<Arc<StorePolicySource>>,
-    pub statics: HashMap<String, StaticHandler>,
-    pub prices: PriceTable,
-    pub redactor: Redactor,
-    pub config: EngineConfig,
-    pub schemas: SchemaCache,
-    /// Immutable workflow versions by id, then version.
-    pub workflows: Mutex<HashMap<String, HashMap<String, Arc<Workflow>>>>,
-    pub running: Mutex<HashMap<RunId, CancellationToken>>,
+    exec: Arc<Executor>,
+    queue: Arc<dyn Queue>,
+    starter: Arc<dyn RunStarter>,
+    policy_source: Option<Arc<StorePolicySource>>,
+    running: Arc<RunningRuns>,
     /// Latest version of each workflow as last read, with the time of the read.
-    pub latest: Mutex<HashMap<String, (std::time::Instant, String)>>,
-    pub progress: broadcast::Sender<Progress>,
+    latest: Mutex<HashMap<String, (Instant, String)>>,
 }
 
 /// The orchestrator. Cheap to clone; all clones share one engine.
@@ -127,9 +126,15 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("llms", &self.inner.llms.keys().collect::<Vec<_>>())
-            .field("hubs", &self.inner.hubs.keys().collect::<Vec<_>>())
-            .field("config", &self.inner.config)
+            .field("llms", &self.inner.exec.llms.keys().collect::<Vec<_>>())
+            .field("hubs", &self.inner.exec.hubs.keys().collect::<Vec<_>>())
+            .field("config", &self.inner.exec.config)
             .finish_non_exhaustive()
     }
+}
+
+/// Locks `m`, recovering the data of a poisoned lock: every map guarded this way is a cache
+/// or a registry whose entries are written whole, so a panic elsewhere cannot leave it torn.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

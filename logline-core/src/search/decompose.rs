@@ -16,10 +16,9 @@
 //!    `besides` and `then` when a comma or an `and` precedes them; and at `and` when an
 //!    imperative request verb follows (`..., and find ...`);
 //! 3. **small pieces merge**: a piece with fewer than [`DecomposeConfig::min_words`] content
-//!    words (words that are not function or request words, see
-//!    [`super::tokenize::is_stop_word`]) is glued to its neighbour, so "Can you help me?"
-//!    never becomes a sub-request of its own; at most [`DecomposeConfig::max_parts`] pieces are
-//!    kept (the rest join the last one).
+//!    words (words that are not function or request words such as "please", "can", "me") is
+//!    glued to its neighbour, so "Can you help me?" never becomes a sub-request of its own; at
+//!    most [`DecomposeConfig::max_parts`] pieces are kept (the rest join the last one).
 //!
 //! The per-request rankings are merged with Reciprocal Rank Fusion (Cormack, Clarke &
 //! Büttcher 2009) over the whole request's ranking and each sub-request's ranking: a tool that
@@ -121,10 +120,29 @@ impl DecomposeConfig {
     }
 }
 
+impl ToolIndex {
+    /// The `k` best tools for `query` as [`ToolSearch::search`](super::ToolSearch::search)
+    /// ranks them before the policy check and the rerank: with `decompose` on, the whole
+    /// request and each of its sub-requests are ranked and the rankings merged; otherwise
+    /// (or for a request that does not split) this is [`ToolIndex::search`]. Evaluation
+    /// harnesses use it to measure the ranking on its own.
+    pub fn search_decomposed(
+        &self,
+        query: &str,
+        decompose: &DecomposeConfig,
+        gate: &ToolGate,
+        hints: &RankHints,
+        k: usize,
+    ) -> Vec<ScoredTool> {
+        let parts = decompose.parts(query);
+        search_parts(self, query, &parts, decompose, gate, hints, k)
+    }
+}
+
 /// The `k` best tools for `query` over `index`: with `parts` (sub-requests of `query`, see
 /// [`DecomposeConfig::parts`]) the whole request and each part are ranked and the rankings
 /// merged with `config.fusion`; without parts, the plain [`ToolIndex::search`].
-pub fn search_parts(
+pub(crate) fn search_parts(
     index: &ToolIndex,
     query: &str,
     parts: &[String],
@@ -217,7 +235,7 @@ const REQUEST_VERBS: &[&str] = &[
 
 /// Splits `query` into sub-requests (see the module docs). Always returns at least one piece
 /// for a non-blank query; the pieces are substrings of `query`, trimmed.
-pub fn decompose(query: &str, min_words: usize, max_parts: usize) -> Vec<String> {
+pub(crate) fn decompose(query: &str, min_words: usize, max_parts: usize) -> Vec<String> {
     let mut pieces: Vec<&str> = Vec::new();
     for sentence in sentences(query) {
         pieces.extend(clauses(sentence));
@@ -386,7 +404,11 @@ fn word(sentence: &str, start: usize, end: usize) -> (usize, usize, String) {
 /// becomes the fused score. A tool is identified by its catalog entry (the `Arc` the index
 /// hands out, cheaper to hash than its id), so the lists must come from one index snapshot,
 /// as [`ToolIndex::search_many`] returns them.
-pub fn merge(mut lists: Vec<Vec<ScoredTool>>, fusion: PartFusion, k: usize) -> Vec<ScoredTool> {
+pub(crate) fn merge(
+    mut lists: Vec<Vec<ScoredTool>>,
+    fusion: PartFusion,
+    k: usize,
+) -> Vec<ScoredTool> {
     if lists.len() < 2 {
         let mut v = lists.pop().unwrap_or_default();
         v.truncate(k);

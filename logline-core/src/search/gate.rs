@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::tool::{Connection, RiskLevel, ToolSpec};
 
-/// Tags blocked by default (chat MVP plan §5 step C).
+/// Tags blocked by default: tools that destroy data, move money or administer accounts are
+/// never offered unless the host allows them.
 pub const DEFAULT_BLOCKED_TAGS: [&str; 3] = ["delete", "money", "admin"];
 
 /// Normalised toolkit key: lowercase letters and digits only, so `Google Sheets`,

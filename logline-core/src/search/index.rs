@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::gate::{toolkit_key, Connected, ToolGate};
 use super::rank::{Bm25Params, BoostParams, Field, FIELD_COUNT};
 use super::tokenize::Analyzer;
+use crate::tool::catalog::fingerprint;
 use crate::tool::{RiskLevel, ToolSpec};
 
 const F: usize = FIELD_COUNT;
@@ -25,12 +26,15 @@ const NO_KIT: u32 = u32::MAX;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IndexConfig {
     /// Text analysis.
-    pub analyzer: Analyzer,
+    pub(crate) analyzer: Analyzer,
     /// BM25F parameters.
-    pub bm25: Bm25Params,
+    pub(crate) bm25: Bm25Params,
     /// Router boosts.
-    pub boosts: BoostParams,
-    /// Fuse toolkit-level evidence into tool scores (see [`super::rank`]).
+    pub(crate) boosts: BoostParams,
+    /// Fuse toolkit-level evidence into tool scores: a tool also scores as a member of its
+    /// toolkit (the toolkit read as one document made of all its tools), because a request
+    /// usually names or describes an app and the tools it needs come from that app. On by
+    /// default.
     pub toolkit_evidence: bool,
 }
 
@@ -61,7 +65,8 @@ pub struct ScoredTool {
 pub struct RankHints {
     /// Toolkits the router proposed.
     pub candidate_apps: Vec<String>,
-    /// Tags of the request's intent (see [`super::rank::intent_tags`]).
+    /// Tags of the request's intent (`read`, `write`, `send`, ...; see
+    /// [`SearchRequest::intent`](super::SearchRequest::intent)).
     pub intent_tags: Vec<String>,
 }
 
@@ -405,7 +410,7 @@ impl ToolIndex {
     }
 
     /// [`Self::search`] for several queries at once (a request and its sub-requests, see
-    /// [`super::decompose`](mod@super::decompose)): element `i` of the result is exactly
+    /// [`DecomposeConfig`](super::DecomposeConfig)): element `i` of the result is exactly
     /// `search(queries[i], ..)`, but each posting list is scanned once for all the queries
     /// that contain its term.
     pub fn search_many(
@@ -976,7 +981,7 @@ impl CompiledGate<'_> {
 }
 
 /// The text of each [`Field`] of a tool.
-pub fn field_texts(tool: &ToolSpec) -> [String; FIELD_COUNT] {
+pub(crate) fn field_texts(tool: &ToolSpec) -> [String; FIELD_COUNT] {
     let kit = tool.toolkit.clone().unwrap_or_default();
     let analyzer = Analyzer {
         stem: false,
@@ -1060,25 +1065,3 @@ const MAX_VALUE_LEN: usize = 64;
 /// Values indexed per parameter: a huge `enum` (every timezone, every product code) would
 /// swamp the parameter field and the index.
 const MAX_VALUES: usize = 64;
-
-/// A hash of everything that affects search and exposure (all but `updated_at`).
-pub fn fingerprint(tool: &ToolSpec) -> u64 {
-    let mut h = DefaultHasher::new();
-    tool.id.hash(&mut h);
-    tool.name.hash(&mut h);
-    tool.description.hash(&mut h);
-    tool.toolkit.hash(&mut h);
-    tool.input_schema.to_string().hash(&mut h);
-    tool.output_schema
-        .as_ref()
-        .map(Value::to_string)
-        .hash(&mut h);
-    tool.risk_level.hash(&mut h);
-    tool.side_effects.hash(&mut h);
-    tool.tags.hash(&mut h);
-    tool.requires_confirmation.hash(&mut h);
-    tool.requires_connection.hash(&mut h);
-    tool.hub.hash(&mut h);
-    tool.timeout_ms.hash(&mut h);
-    h.finish()
-}

@@ -1,17 +1,18 @@
 //! Tool search over large catalogs: policy gate first, then Top-N ranking.
 //!
 //! The system "has all the tools" (thousands of hub actions) yet shows a model only the few
-//! that fit the request (chat MVP plan §0, §5 step C). [`ToolSearch::search`]:
+//! that fit the request. [`ToolSearch::search`]:
 //!
-//! 1. **gate** ([`gate`]): only toolkits the user has connected (plus tools that need no
-//!    connection), no blocked tag (`delete`, `money`, `admin` by default), risk at most the
-//!    allowed level, inside the app's scope; then the [`crate::policy::PolicyEngine`] is asked
-//!    (`ToolExposure`) per candidate. A denied tool is never returned;
-//! 2. **rank** ([`index`], [`rank`]): BM25F over the tool name, toolkit, description and
+//! 1. **gate** ([`ToolGate`], configured by [`GateRules`]): only toolkits the user has
+//!    connected (plus tools that need no connection), no blocked tag (`delete`, `money`,
+//!    `admin` by default), risk at most the allowed level, inside the app's scope; then the
+//!    [`crate::policy::PolicyEngine`] is asked (`ToolExposure`) per candidate. A denied tool is
+//!    never returned;
+//! 2. **rank** ([`ToolIndex`]): BM25F over the tool name, toolkit, description and
 //!    parameters, with a tokeniser that splits `snake_case` and `CamelCase` slugs and stems
-//!    ([`tokenize`], [`stem`]); the router's candidate apps and intent tags boost; a
-//!    multi-intent request is split into sub-requests, each ranked along with the whole
-//!    request, and the rankings merged so every intent gets slots ([`decompose`](mod@decompose));
+//!    words; the router's candidate apps and intent tags boost ([`RankHints`]); a multi-intent
+//!    request is split into sub-requests, each ranked along with the whole request, and the
+//!    rankings merged so every intent gets slots ([`DecomposeConfig`]);
 //! 3. **rerank** (optional, any [`Reranker`]): the best candidates re-ordered by embedding
 //!    similarity to the request or its closest sub-request ([`EmbeddingReranker`]) or by an
 //!    LLM reading the request and the numbered candidates ([`LlmReranker`]); a reranker only
@@ -45,32 +46,35 @@
 //! # }
 //! ```
 
-pub mod decompose;
-pub mod gate;
+mod decompose;
+mod gate;
+// Public only for `index::fingerprint`, which logline-composio's catalog sync still imports;
+// everything else the index offers is re-exported below.
+#[doc(hidden)]
 pub mod index;
-pub mod llm_rerank;
-pub mod names;
-pub mod rank;
-pub mod rerank;
+mod llm_rerank;
+mod rank;
+mod rerank;
 mod service;
-pub mod stem;
+mod source;
+mod stem;
+// Public only for `tokenize::split_words`, which logline-composio's risk rules use to read
+// slugs the way the index does.
+#[doc(hidden)]
 pub mod tokenize;
 
 #[cfg(test)]
 mod tests;
 
-pub use decompose::{decompose, DecomposeConfig, PartFusion};
+pub use decompose::{DecomposeConfig, PartFusion};
 pub use gate::{toolkit_key, Connected, DenyReason, GateRules, ToolGate, DEFAULT_BLOCKED_TAGS};
 pub use index::{IndexConfig, RankHints, ScoredTool, ToolIndex};
 pub use llm_rerank::{LlmRerankConfig, LlmReranker};
-pub use names::{function_name, tool_definition, ToolNameMap};
-pub use rank::{intent_tags, Bm25Params, BoostParams, Field};
 pub use rerank::{
-    keep_candidates, EmbeddingReranker, Fusion, Ranked, RerankConfig, RerankUsage, Reranked,
-    Reranker,
+    EmbeddingReranker, Fusion, Ranked, RerankConfig, RerankUsage, Reranked, Reranker,
 };
 pub use service::{
-    exposure_request, CatalogObserver, ConnectionScope, RefreshReport, RefreshTask, SearchHit,
-    SearchRequest, SearchResult, ToolSearch, DEFAULT_TOP_N,
+    CatalogObserver, ConnectionScope, RefreshReport, RefreshTask, SearchHit, SearchRequest,
+    SearchResult, ToolSearch, DEFAULT_TOP_N,
 };
-pub use tokenize::Analyzer;
+pub use source::SearchToolSource;

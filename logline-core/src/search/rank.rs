@@ -30,12 +30,12 @@ use serde::{Deserialize, Serialize};
 use super::tokenize::split_words;
 
 /// Number of indexed fields.
-pub const FIELD_COUNT: usize = 5;
+pub(crate) const FIELD_COUNT: usize = 5;
 
 /// The indexed fields of a tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Field {
+pub(crate) enum Field {
     /// Display name and the words of the id (slug) not already in it.
     Name = 0,
     /// Toolkit slug.
@@ -51,15 +51,15 @@ pub enum Field {
 
 /// BM25F parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Bm25Params {
+pub(crate) struct Bm25Params {
     /// Term-frequency saturation.
-    pub k1: f32,
+    pub(crate) k1: f32,
     /// Query term-frequency saturation.
-    pub k3: f32,
+    pub(crate) k3: f32,
     /// Weight of each [`Field`], by its discriminant.
-    pub field_weight: [f32; FIELD_COUNT],
+    pub(crate) field_weight: [f32; FIELD_COUNT],
     /// Length normalisation of each field.
-    pub field_b: [f32; FIELD_COUNT],
+    pub(crate) field_b: [f32; FIELD_COUNT],
 }
 
 impl Default for Bm25Params {
@@ -73,16 +73,16 @@ impl Default for Bm25Params {
     }
 }
 
-/// Boosts from the router's output (chat MVP plan §5 step B/C).
+/// Boosts from the router's output (candidate apps and intent tags).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct BoostParams {
+pub(crate) struct BoostParams {
     /// Multiplier added for a tool whose toolkit is one of the router's candidate apps.
-    pub candidate_app: f32,
+    pub(crate) candidate_app: f32,
     /// Multiplier added for a tool carrying one of the intent's tags.
-    pub intent_tag: f32,
+    pub(crate) intent_tag: f32,
     /// Score given to a candidate app's tool that matched no query term, so the model still
     /// sees the app's tools when the wording differs.
-    pub candidate_app_floor: f32,
+    pub(crate) candidate_app_floor: f32,
 }
 
 impl Default for BoostParams {
@@ -98,7 +98,7 @@ impl Default for BoostParams {
 /// Maps a router intent (`send_email`, `list open tickets`, `read`) to catalog tags
 /// (`read`, `write`, `send`, `delete`, `money`, `admin`) by its verbs; tag names given
 /// directly pass through.
-pub fn intent_tags(intent: &str) -> Vec<String> {
+pub(crate) fn intent_tags(intent: &str) -> Vec<String> {
     const TABLE: &[(&str, &[&str])] = &[
         (
             "read",

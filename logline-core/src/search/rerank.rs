@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::index::{fingerprint, ScoredTool};
+use super::index::ScoredTool;
 use crate::error::{Error, Result};
 use crate::llm::{Embedder, TokenUsage};
+use crate::tool::catalog::fingerprint;
 use crate::tool::ToolSpec;
 
 /// How lexical and semantic evidence combine.
@@ -106,8 +107,9 @@ impl From<ScoredTool> for Ranked {
 /// ([`EmbeddingReranker`]), an LLM ([`super::LlmReranker`]), a cross-encoder service, ...
 ///
 /// A reranker only re-orders: [`ToolSearch`](super::ToolSearch) keeps the candidates it was
-/// given and nothing else ([`keep_candidates`]), so a reranker (or the model behind it) can
-/// never expose a tool the gate or the policy engine did not pass.
+/// given and nothing else (unknown and repeated tools in a reranker's answer are dropped),
+/// so a reranker (or the model behind it) can never expose a tool the gate or the policy
+/// engine did not pass.
 #[async_trait]
 pub trait Reranker: Send + Sync + std::fmt::Debug {
     /// How many of the best lexical candidates it re-orders (the search fetches at least
@@ -157,7 +159,7 @@ pub struct RerankUsage {
 
 /// What a reranker returned, restricted to `input`: unknown and repeated tools are dropped,
 /// candidates it left out follow in their original order.
-pub fn keep_candidates(input: Vec<Ranked>, output: Vec<Ranked>) -> Vec<Ranked> {
+pub(crate) fn keep_candidates(input: Vec<Ranked>, output: Vec<Ranked>) -> Vec<Ranked> {
     let allowed: HashSet<&str> = input.iter().map(|c| c.tool.id.as_str()).collect();
     let mut seen: HashSet<String> = HashSet::with_capacity(input.len());
     let mut kept: Vec<Ranked> = output
@@ -277,7 +279,7 @@ impl EmbeddingReranker {
     }
 
     /// Re-orders the first [`RerankConfig::pool`] candidates (already in lexical order) for
-    /// `query` and its `parts` (sub-requests, see [`super::decompose`](mod@super::decompose);
+    /// `query` and its `parts` (sub-requests, see [`DecomposeConfig`](super::DecomposeConfig);
     /// empty when the request was not split): the request and each part are embedded in one
     /// batch, and a tool's semantic score is its best similarity to any of them (a tool
     /// serves one intent).
@@ -351,7 +353,7 @@ impl Reranker for EmbeddingReranker {
 }
 
 /// Re-scores `head` (in lexical order) with `fusion` and sorts it, best first.
-pub fn fuse(head: &mut [Ranked], fusion: Fusion) {
+pub(crate) fn fuse(head: &mut [Ranked], fusion: Fusion) {
     let n = head.len();
     let mut sem_order: Vec<usize> = (0..n).collect();
     let sem = |c: &Ranked| c.semantic.unwrap_or(f32::NEG_INFINITY);

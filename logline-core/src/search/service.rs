@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 use super::decompose::{search_parts, DecomposeConfig};
 use super::gate::{Connected, DenyReason, GateRules, ToolGate};
 use super::index::{RankHints, ToolIndex};
-use super::names::{tool_definition, ToolNameMap};
 use super::rank::intent_tags;
 use super::rerank::{keep_candidates, Ranked, RerankUsage, Reranker};
 use crate::error::Result;
@@ -18,9 +17,10 @@ use crate::llm::ToolDefinition;
 use crate::policy::{Effect, PolicyAction, PolicyEngine, PolicyRequest, PolicyResource};
 use crate::run::Subject;
 use crate::store::{DefinitionStore, Page, ToolQuery};
+use crate::tool::{tool_definition, ToolNameMap};
 use crate::tool::{Connection, ToolHub, ToolSpec};
 
-/// Tools returned when a request does not say (chat MVP plan §0: 5-8).
+/// Tools returned when a request does not say: few enough for a model to choose well.
 pub const DEFAULT_TOP_N: usize = 8;
 
 /// Where the user's connections come from.
@@ -165,6 +165,14 @@ impl SearchResult {
     }
 }
 
+/// The function name `names` gave `tool_id` (every offered id is in the map).
+fn name_of(names: &ToolNameMap, tool_id: &str) -> String {
+    names.function_name(tool_id).map_or_else(
+        || crate::tool::names::function_name(tool_id),
+        str::to_string,
+    )
+}
+
 /// After a rerank the pool carries the reranker's scores and the rest its lexical ones;
 /// the scores are capped so they never rise down the list.
 fn non_increasing(ranked: &mut [Ranked]) {
@@ -246,7 +254,7 @@ impl ToolSearch {
     }
 
     /// Splits multi-intent requests into sub-requests ranked separately and merged (see
-    /// [`super::decompose`](mod@super::decompose)); off by default. With
+    /// [`DecomposeConfig`](super::DecomposeConfig)); off by default. With
     /// `DecomposeConfig::default()` lexical recall@8 on the StableToolBench catalog rises from
     /// 0.833 to 0.843, and a Top-8 search ranks ~4 lists instead of one (p99 at 20,000 tools
     /// about twice a plain search's: 1.4–1.6 ms instead of 0.7–0.9 ms).
@@ -482,12 +490,12 @@ impl ToolSearch {
         }
         ranked.truncate(request.top_n);
 
-        let mut names = ToolNameMap::new();
+        ranked.retain(|r| gate.check(&r.tool).is_ok());
+        let names = ToolNameMap::from_ids(ranked.iter().map(|r| r.tool.id.as_str()));
         let hits = ranked
             .into_iter()
-            .filter(|r| gate.check(&r.tool).is_ok())
             .map(|r| SearchHit {
-                definition: tool_definition(&r.tool, names.insert(&r.tool.id)),
+                definition: tool_definition(&r.tool, name_of(&names, &r.tool.id)),
                 requires_approval: approvals.get(&r.tool.id).copied().unwrap_or(false),
                 score: r.score,
                 lexical: r.lexical,
@@ -548,7 +556,7 @@ impl ToolSearch {
 }
 
 /// The `PolicyAction::ToolExposure` question about `tool`.
-pub fn exposure_request(subject: &Subject, tool: &ToolSpec) -> PolicyRequest {
+pub(crate) fn exposure_request(subject: &Subject, tool: &ToolSpec) -> PolicyRequest {
     PolicyRequest {
         action: PolicyAction::ToolExposure,
         subject: subject.clone(),
@@ -575,11 +583,5 @@ impl CatalogObserver for ToolSearch {
     fn catalog_changed(&self, upserted: &[ToolSpec], removed: &[String]) {
         self.upsert(upserted);
         self.remove(removed);
-    }
-}
-
-impl<T: CatalogObserver + ?Sized> CatalogObserver for Arc<T> {
-    fn catalog_changed(&self, upserted: &[ToolSpec], removed: &[String]) {
-        (**self).catalog_changed(upserted, removed)
     }
 }

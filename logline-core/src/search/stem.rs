@@ -6,7 +6,7 @@
 //! are not lowercase ASCII, or shorter than three letters, are returned unchanged.
 
 /// Stems one lowercase word.
-pub fn stem(word: &str) -> String {
+pub(crate) fn stem(word: &str) -> String {
     if word.len() <= 2 || !word.bytes().all(|c| c.is_ascii_lowercase()) {
         return word.to_string();
     }

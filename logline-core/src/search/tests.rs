@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use super::rank::intent_tags;
+use super::rerank::keep_candidates;
 use super::*;
 use crate::agent::Agent;
 use crate::error::{Error, Result};
@@ -611,10 +613,9 @@ fn search_many_equals_separate_searches() {
     }
 }
 
-#[tokio::test]
-async fn decomposition_gives_every_intent_of_a_request_a_slot() {
-    // One app with many tools matching the first request, one tool for the second, and
-    // unrelated tools around them.
+/// One app with many tools matching the first intent of [`TWO_INTENTS`], one tool for the
+/// second, and unrelated tools around them.
+fn two_intent_catalog() -> Vec<ToolSpec> {
     let mut tools: Vec<ToolSpec> = (0..10)
         .map(|i| {
             tool(
@@ -636,9 +637,16 @@ async fn decomposition_gives_every_intent_of_a_request_a_slot() {
         "census",
         "Median household income of a ZIP code",
     ));
-    let q = "Get the weather forecast, the hourly weather, weather alerts and the weather \
-             radar for Paris. Also fetch the income for 98765.";
-    let req = SearchRequest::new(q, subject())
+    tools
+}
+
+const TWO_INTENTS: &str = "Get the weather forecast, the hourly weather, weather alerts and \
+                           the weather radar for Paris. Also fetch the income for 98765.";
+
+#[tokio::test]
+async fn decomposition_gives_every_intent_of_a_request_a_slot() {
+    let tools = two_intent_catalog();
+    let req = SearchRequest::new(TWO_INTENTS, subject())
         .gate(GateRules::permissive())
         .unrestricted_connections();
     assert_eq!(req.top_n, DEFAULT_TOP_N);
@@ -658,6 +666,44 @@ async fn decomposition_gives_every_intent_of_a_request_a_slot() {
     let ids = ids(split.search(&req).await.unwrap());
     assert!(ids.contains("ZIP_INCOME"), "{ids}");
     assert!(ids.starts_with("WEATHER_0"), "{ids}");
+}
+
+#[tokio::test]
+async fn search_decomposed_is_the_ranking_tool_search_runs() {
+    let index = ToolIndex::from_tools(two_intent_catalog());
+    let gate = ToolGate::new(GateRules::permissive(), Connected::Unrestricted);
+    let hints = RankHints::default();
+    let ids = |hits: Vec<ScoredTool>| hits.into_iter().map(|h| h.tool.id.clone()).collect();
+
+    // Off: exactly the plain search of the whole request.
+    let off: Vec<String> = ids(index.search_decomposed(
+        TWO_INTENTS,
+        &DecomposeConfig::off(),
+        &gate,
+        &hints,
+        DEFAULT_TOP_N,
+    ));
+    let plain: Vec<String> = ids(index.search(TWO_INTENTS, &gate, &hints, DEFAULT_TOP_N));
+    assert_eq!(off, plain);
+    assert!(!off.contains(&"ZIP_INCOME".to_string()), "{off:?}");
+
+    // On: the same order `ToolSearch` returns (no policy engine, no reranker), with a slot
+    // for the second intent.
+    let on: Vec<String> = ids(index.search_decomposed(
+        TWO_INTENTS,
+        &DecomposeConfig::default(),
+        &gate,
+        &hints,
+        DEFAULT_TOP_N,
+    ));
+    let search = ToolSearch::new(ToolIndex::from_tools(two_intent_catalog()))
+        .with_decomposition(DecomposeConfig::default());
+    let req = SearchRequest::new(TWO_INTENTS, subject())
+        .gate(GateRules::permissive())
+        .unrestricted_connections();
+    let served = search.search(&req).await.unwrap();
+    assert_eq!(on, served.tool_ids());
+    assert!(on.contains(&"ZIP_INCOME".to_string()), "{on:?}");
 }
 
 #[tokio::test]

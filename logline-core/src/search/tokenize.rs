@@ -209,17 +209,17 @@ fn flush(cur: &mut String, out: &mut Vec<String>) {
 }
 
 /// Whether `word` (lowercase) is a stop word.
-pub fn is_stop_word(word: &str) -> bool {
+pub(crate) fn is_stop_word(word: &str) -> bool {
     STOP_WORDS.contains(&word)
 }
 
 /// The analysis chain: split, drop stop words and one-letter words, stem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Analyzer {
+pub(crate) struct Analyzer {
     /// Apply the Porter stemmer.
-    pub stem: bool,
+    pub(crate) stem: bool,
     /// Remove stop words.
-    pub stop_words: bool,
+    pub(crate) stop_words: bool,
 }
 
 impl Default for Analyzer {
@@ -233,14 +233,14 @@ impl Default for Analyzer {
 
 impl Analyzer {
     /// Terms of `text`, in order, with repeats.
-    pub fn terms(&self, text: &str) -> Vec<String> {
+    pub(crate) fn terms(&self, text: &str) -> Vec<String> {
         let mut out = Vec::new();
         self.terms_into(text, &mut out);
         out
     }
 
     /// Appends the terms of `text` to `out`.
-    pub fn terms_into(&self, text: &str, out: &mut Vec<String>) {
+    pub(crate) fn terms_into(&self, text: &str, out: &mut Vec<String>) {
         for w in split_words(text) {
             let single_letter = w.chars().count() == 1 && !w.chars().all(char::is_numeric);
             if single_letter || (self.stop_words && is_stop_word(&w)) {

@@ -1,4 +1,4 @@
-//! The golden run (blueprint §3.6): `demo_ticket_triage_v1`, start → fetch_tickets
+//! The golden run, ticket triage: `demo_ticket_triage_v1`, start → fetch_tickets
 //! (`ticketing.list_open`) → triage (`agent.ticket_triage`).
 
 use serde_json::{json, Value};
@@ -173,7 +173,7 @@ pub async fn install(engine: &Engine, model: &str) -> Result<()> {
     engine.register_workflow(&workflow()?).await
 }
 
-/// The golden run's minimum events, in order (blueprint §3.6).
+/// The golden run's minimum events, in order.
 pub const MINIMUM_EVENTS: &[&str] = &[
     "run_started",
     "step_started:start",

@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::locked;
 use crate::error::{Error, Result};
 use crate::run::Subject;
 use crate::tool::{Connection, PageRequest, ToolContext, ToolHub, ToolPage, ToolSpec};
@@ -97,18 +98,15 @@ impl FakeToolHub {
 
     /// Executions of one tool.
     pub fn executions_of(&self, tool_id: &str) -> usize {
-        self.executions
-            .lock()
-            .map(|e| e.iter().filter(|(t, _, _)| t == tool_id).count())
-            .unwrap_or_default()
+        locked(&self.executions)
+            .iter()
+            .filter(|(t, _, _)| t == tool_id)
+            .count()
     }
 
     /// Recorded `(tool, arguments, context)` of every execution.
     pub fn calls(&self) -> Vec<(String, Value, ToolContext)> {
-        self.executions
-            .lock()
-            .map(|e| e.clone())
-            .unwrap_or_default()
+        locked(&self.executions).clone()
     }
 }
 
@@ -144,9 +142,7 @@ impl ToolHub for FakeToolHub {
             tokio::time::sleep(self.delay).await;
         }
         self.count.fetch_add(1, Ordering::SeqCst);
-        if let Ok(mut e) = self.executions.lock() {
-            e.push((tool_id.to_string(), arguments.clone(), ctx.clone()));
-        }
+        locked(&self.executions).push((tool_id.to_string(), arguments.clone(), ctx.clone()));
         f(&arguments)
     }
 

@@ -4,6 +4,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::locked;
 use crate::error::{Error, Result};
 use crate::llm::{FinishReason, LlmProvider, LlmRequest, LlmResponse, TokenUsage, ToolCallRequest};
 
@@ -60,9 +61,7 @@ impl ScriptedLlm {
 
     /// Queues a response.
     pub fn reply(self, response: LlmResponse) -> Self {
-        if let Ok(mut s) = self.script.lock() {
-            s.push_back(Ok(response));
-        }
+        locked(&self.script).push_back(Ok(response));
         self
     }
 
@@ -96,20 +95,18 @@ impl ScriptedLlm {
 
     /// Queues a failure.
     pub fn fail(self, error: Error) -> Self {
-        if let Ok(mut s) = self.script.lock() {
-            s.push_back(Err(error));
-        }
+        locked(&self.script).push_back(Err(error));
         self
     }
 
     /// Every request received.
     pub fn requests(&self) -> Vec<LlmRequest> {
-        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+        locked(&self.requests).clone()
     }
 
     /// Number of requests received.
     pub fn calls(&self) -> usize {
-        self.requests.lock().map(|r| r.len()).unwrap_or_default()
+        locked(&self.requests).len()
     }
 }
 
@@ -120,10 +117,8 @@ impl LlmProvider for ScriptedLlm {
     }
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse> {
-        if let Ok(mut r) = self.requests.lock() {
-            r.push(request.clone());
-        }
-        let queued = self.script.lock().ok().and_then(|mut s| s.pop_front());
+        locked(&self.requests).push(request.clone());
+        let queued = locked(&self.script).pop_front();
         let mut response = match (queued, &self.responder) {
             (Some(r), _) => r?,
             (None, Some(f)) => f(request)?,

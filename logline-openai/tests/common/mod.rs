@@ -7,7 +7,7 @@ use logline_core::llm::{
     LlmRequest, LlmStreamEvent, Message, OutputSchema, ToolCallRequest, ToolChoice, ToolDefinition,
 };
 use logline_openai::testing::{FakeOpenAi, RecordingSleep};
-use logline_openai::{OpenAiProvider, RetryPolicy};
+use logline_openai::{Jitter, OpenAiProvider, RetryPolicy};
 use serde_json::{json, Value};
 
 pub const MODEL: &str = "gpt-5.4-mini";
@@ -86,10 +86,10 @@ pub fn simple_request(text: &str) -> LlmRequest {
 /// A provider on `fake` that records retry waits and has no jitter.
 pub fn provider(fake: &FakeOpenAi, chat: bool) -> (OpenAiProvider, Arc<RecordingSleep>) {
     let sleep = RecordingSleep::new();
-    let mut b = fake.config().sleeper(sleep.clone()).retry(RetryPolicy {
-        jitter: 0.0,
-        ..Default::default()
-    });
+    let mut b = fake
+        .config()
+        .sleeper(sleep.clone())
+        .retry(RetryPolicy::default().with_jitter(Jitter::None));
     if chat {
         b = b.chat_completions();
     }

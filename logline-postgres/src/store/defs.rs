@@ -1,11 +1,15 @@
-//! [`DefinitionStore`] for [`PgStore`]: workflows (versioned), tools, agents, policies.
+//! [`DefinitionStore`] and [`PolicySource`] for [`PgStore`]: workflows (versioned), tools,
+//! agents, policies.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use logline_core::agent::Agent;
-use logline_core::policy::Policy;
+use logline_core::policy::{Policy, PolicySource};
 use logline_core::store::{DefinitionStore, Page, ToolQuery};
 use logline_core::tool::ToolSpec;
 use logline_core::workflow::{Workflow, WorkflowDefinition};
@@ -15,19 +19,11 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::Row;
 
 use super::PgStore;
-use crate::codec::{enum_str, join, split};
+use crate::codec::{enum_str, join, page_args, split, to_json};
 use crate::error::{corrupt, db};
 
 /// Rows per statement when writing tool batches.
 const TOOL_CHUNK: usize = 1_000;
-
-/// `(offset, limit)` as `BIGINT`s.
-pub(crate) fn page_args(page: Page) -> (i64, i64) {
-    (
-        i64::try_from(page.offset).unwrap_or(i64::MAX),
-        i64::try_from(page.limit).unwrap_or(i64::MAX),
-    )
-}
 
 fn decode_workflow(row: &PgRow) -> Result<Workflow> {
     let definition: Value = row.try_get("definition").map_err(db)?;
@@ -56,7 +52,7 @@ async fn spec_by_id<T: serde::de::DeserializeOwned>(
     decode_spec(entity, &row)
 }
 
-pub(crate) async fn enabled_policies(pool: &PgPool) -> Result<Vec<Policy>> {
+async fn enabled_policies(pool: &PgPool) -> Result<Vec<Policy>> {
     let rows = sqlx::query("SELECT spec FROM policies WHERE enabled ORDER BY id")
         .fetch_all(pool)
         .await
@@ -206,7 +202,7 @@ impl DefinitionStore for PgStore {
                 hubs.push(t.hub.clone());
                 risks.push(t.risk_level.as_str().to_string());
                 confirm.push(t.requires_confirmation);
-                specs.push(serde_json::to_value(t)?);
+                specs.push(to_json(t)?);
                 updated.push(t.updated_at);
             }
             sqlx::query(
@@ -294,7 +290,7 @@ impl DefinitionStore for PgStore {
         .bind(&agent.id)
         .bind(&agent.name)
         .bind(&agent.allowed_tools)
-        .bind(serde_json::to_value(agent)?)
+        .bind(to_json(agent)?)
         .execute(&self.db.pool)
         .await
         .map_err(db)?;
@@ -332,7 +328,7 @@ impl DefinitionStore for PgStore {
         .bind(enum_str(&policy.effect)?)
         .bind(policy.priority)
         .bind(policy.enabled)
-        .bind(serde_json::to_value(policy)?)
+        .bind(to_json(policy)?)
         .execute(&self.db.pool)
         .await;
         self.db.invalidate_policies();
@@ -358,5 +354,37 @@ impl DefinitionStore for PgStore {
             return Err(Error::not_found("policy", id));
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl PolicySource for PgStore {
+    /// Enabled policies ordered by id, cached for [`PgConfig::policy_cache_ttl`] (writes
+    /// through this store invalidate the cache at once).
+    ///
+    /// [`PgConfig::policy_cache_ttl`]: crate::PgConfig::policy_cache_ttl
+    async fn policies(&self) -> Result<Arc<Vec<Policy>>> {
+        let ttl = self.db.config.policy_cache_ttl;
+        // The cache is one `Option` replaced whole, so a poisoned lock still holds a
+        // consistent value.
+        let cache = || {
+            self.db
+                .policy_cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let cached = cache()
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < ttl)
+            .map(|(_, list)| Arc::clone(list));
+        if let Some(list) = cached {
+            return Ok(list);
+        }
+        let generation = self.db.policy_gen.load(Ordering::SeqCst);
+        let list = Arc::new(enabled_policies(&self.db.pool).await?);
+        if self.db.policy_gen.load(Ordering::SeqCst) == generation {
+            *cache() = Some((Instant::now(), Arc::clone(&list)));
+        }
+        Ok(list)
     }
 }

@@ -14,9 +14,11 @@ use sqlx::{Postgres, Row, ValueRef};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::defs::page_args;
 use super::PgStore;
-use crate::codec::{bigint, int, join, join_ts, non_null, parse_enum, split, split_ts, unsigned};
+use crate::codec::{
+    bigint, int, join, join_object, join_ts, non_null, page_args, parse_enum, split, split_object,
+    split_ts, to_json, unsigned,
+};
 use crate::error::{db, is_foreign_key_violation};
 
 /// Statuses that end a run (kept in sync with `RunStatus::is_terminal`).
@@ -44,8 +46,11 @@ struct RunCols {
 
 impl RunCols {
     fn new(run: &Run) -> Result<Self> {
-        let ([input, result, error, _version], state) =
-            split(run, ["input", "result", "error", "version"])?;
+        // `state` keeps the layout version of the stored run (`Run::to_stored_json`).
+        let ([input, result, error, _version], state) = split_object(
+            run.to_stored_json()?,
+            ["input", "result", "error", "version"],
+        )?;
         Ok(RunCols {
             id: run.id,
             workflow_id: run.workflow_id.clone(),
@@ -211,11 +216,7 @@ WITH upd AS (
 SELECT version, last_seq FROM upd";
 
 /// Creates a run on `conn` (a pooled connection or an open transaction).
-pub(crate) async fn create_run(
-    conn: &mut PgConnection,
-    run: &Run,
-    events: &[NewEvent],
-) -> Result<Committed> {
+async fn create_run(conn: &mut PgConnection, run: &Run, events: &[NewEvent]) -> Result<Committed> {
     let cols = RunCols::new(run)?;
     let ev = EventCols::new(events);
     let n = ev.len();
@@ -248,7 +249,7 @@ fn decode_run(row: &PgRow) -> Result<Run> {
     let error: Option<Value> = row.try_get("error").map_err(db)?;
     let state: Value = row.try_get("state").map_err(db)?;
     let version: i64 = row.try_get("version").map_err(db)?;
-    join(
+    let stored = join_object(
         "run",
         state,
         [
@@ -257,7 +258,9 @@ fn decode_run(row: &PgRow) -> Result<Run> {
             ("error", error.unwrap_or(Value::Null)),
             ("version", Value::from(version)),
         ],
-    )
+    )?;
+    // Upgrades rows written by earlier releases.
+    Run::from_stored_json(stored)
 }
 
 fn decode_step(row: &PgRow) -> Result<Step> {
@@ -315,6 +318,17 @@ fn of_run(run_id: RunId, rows: Vec<PgRow>, key: &str) -> Result<Vec<PgRow>> {
 }
 
 impl PgStore {
+    /// [`RunStore::create_run`] inside the caller's transaction (e.g. one from
+    /// [`PgStore::begin`]): the run exists only if the transaction commits.
+    pub async fn create_run_in(
+        &self,
+        conn: &mut PgConnection,
+        run: &Run,
+        events: &[NewEvent],
+    ) -> Result<Committed> {
+        create_run(conn, run, events).await
+    }
+
     async fn last_seq(&self, id: RunId) -> Result<u64> {
         let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM runs WHERE id = $1")
             .bind(id)
@@ -436,7 +450,7 @@ impl RunStore for PgStore {
         let now = Utc::now();
         cols.updated_at = now;
         if let Value::Object(m) = &mut cols.state {
-            m.insert("updated_at".into(), serde_json::to_value(now)?);
+            m.insert("updated_at".into(), to_json(&now)?);
         }
         let st = StepCols::new(step.as_ref())?;
         let ev = EventCols::new(&events);

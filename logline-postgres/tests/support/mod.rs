@@ -7,7 +7,7 @@ pub mod probe;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use logline_postgres::{PgConfig, PgQueue, PgStore};
+use logline_postgres::{PgBackend, PgConfig, PgQueue, PgStore};
 use sqlx::{Connection, Executor, PgConnection};
 
 /// The default local server (trust auth).
@@ -74,25 +74,29 @@ pub async fn sweep_stale_schemas() {
     }
 }
 
+/// A migrated backend (store and queue) in `schema`.
+pub async fn fresh_backend_in(schema: &str) -> PgBackend {
+    sweep_stale_schemas().await;
+    let backend = PgBackend::connect(&config(schema))
+        .await
+        .expect("connect (is PostgreSQL running? see logline-postgres/README.md)");
+    backend.migrate().await.expect("migrate");
+    backend
+}
+
 /// A migrated store in a fresh schema.
 pub async fn fresh_store() -> PgStore {
-    let schema = unique_schema();
-    fresh_store_in(&schema).await
+    fresh_backend_in(&unique_schema()).await.store()
 }
 
 /// A migrated store in `schema`.
 pub async fn fresh_store_in(schema: &str) -> PgStore {
-    sweep_stale_schemas().await;
-    let store = PgStore::connect(&config(schema))
-        .await
-        .expect("connect (is PostgreSQL running? see logline-postgres/README.md)");
-    store.migrate().await.expect("migrate");
-    store
+    fresh_backend_in(schema).await.store()
 }
 
 /// A migrated queue in a fresh schema.
 pub async fn fresh_queue() -> PgQueue {
-    fresh_store().await.queue()
+    fresh_backend_in(&unique_schema()).await.queue()
 }
 
 /// Drops the schema when dropped (also when the test panics).
@@ -120,9 +124,15 @@ impl Drop for SchemaGuard {
     }
 }
 
+/// A backend in a fresh schema that is dropped with the guard.
+pub async fn guarded_backend() -> (PgBackend, SchemaGuard) {
+    let schema = unique_schema();
+    let backend = fresh_backend_in(&schema).await;
+    (backend, SchemaGuard(schema))
+}
+
 /// A store in a fresh schema that is dropped with the guard.
 pub async fn guarded_store() -> (PgStore, SchemaGuard) {
-    let schema = unique_schema();
-    let store = fresh_store_in(&schema).await;
-    (store, SchemaGuard(schema))
+    let (backend, guard) = guarded_backend().await;
+    (backend.store(), guard)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use logline_core::engine::{Engine, WorkerOptions};
 use logline_core::tool::{handler, ToolSpec};
 use logline_core::workflow::{Workflow, WorkflowDefinition};
-use logline_postgres::{PgConfig, PgStore};
+use logline_postgres::{PgBackend, PgConfig};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -112,9 +112,9 @@ pub fn probe_workflow(id: &str, nodes: &[(&str, u64, u64, bool)]) -> Workflow {
     Workflow::new(id, id, def)
 }
 
-/// An engine on `store` with the probe tool (no workers started).
-pub async fn probe_engine(store: &PgStore) -> Engine {
-    with_probe(store.engine_builder(), store.pool().clone())
+/// An engine on `backend` with the probe tool (no workers started).
+pub async fn probe_engine(backend: &PgBackend) -> Engine {
+    with_probe(backend.engine_builder(), backend.pool().clone())
         .build()
         .await
         .unwrap()
@@ -177,8 +177,8 @@ pub fn worker_main() {
             .schema(schema)
             .max_connections(8)
             .poll_interval(Duration::from_millis(500));
-        let store = PgStore::connect(&config).await.unwrap();
-        let engine = probe_engine(&store).await;
+        let backend = PgBackend::connect(&config).await.unwrap();
+        let engine = probe_engine(&backend).await;
         let _pool = engine.spawn_workers(worker_options(lease, concurrency));
         tokio::time::sleep(MAX_LIFE).await;
     });

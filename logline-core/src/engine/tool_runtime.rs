@@ -5,8 +5,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::step::{replay, Interrupt, NodeResult, StepCtx, EFFECT_TOOL};
-use super::{gate, Inner};
+use std::sync::Arc;
+
+use super::exec::Executor;
+use super::gate;
+use super::ledger::{replay, EFFECT_TOOL};
+use super::step::{Interrupt, NodeResult, StepCtx};
 use crate::error::{Error, Result};
 use crate::event::EventKind;
 use crate::policy::{Effect, PolicyAction, PolicyRequest, PolicyResource};
@@ -16,7 +20,7 @@ use crate::tool::{ToolContext, ToolSpec};
 /// A tool call that passed policy, approval and validation.
 pub(crate) struct Prepared {
     seq: u32,
-    spec: ToolSpec,
+    spec: Arc<ToolSpec>,
     arguments: Value,
     timeout: Duration,
 }
@@ -65,23 +69,15 @@ fn policy_request(run: &Run, mode: RunMode, spec: &ToolSpec, caller: Caller<'_>)
 /// `Ok(Err(e))` is a call-level failure the caller may hand back to a model.
 pub(crate) async fn prepare(
     sc: &mut StepCtx<'_>,
-    tool_id: &str,
+    spec: Arc<ToolSpec>,
     arguments: Value,
     caller: Caller<'_>,
     timeout_override: Option<u64>,
 ) -> NodeResult<std::result::Result<Prepared, Error>> {
     let seq = sc.next_seq();
-    let spec = match sc.inner.store.get_tool(tool_id).await {
-        Ok(s) => s,
-        Err(e) if e.kind() == crate::ErrorKind::NotFound => {
-            return Ok(Err(Error::InvalidInput(format!(
-                "unknown tool `{tool_id}`"
-            ))))
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let tool_id = spec.id.as_str();
     let decision = sc
-        .inner
+        .exec
         .policy
         .evaluate(&policy_request(sc.run, sc.mode, &spec, caller))
         .await?;
@@ -110,7 +106,7 @@ pub(crate) async fn prepare(
             } else {
                 format!("tool `{tool_id}` requires confirmation")
             };
-            return Err(Interrupt::Pause(gate::pending(
+            return Err(Interrupt::Pause(Box::new(gate::pending(
                 gate_id,
                 GateSubject::ToolCall {
                     tool_id: tool_id.to_string(),
@@ -119,11 +115,11 @@ pub(crate) async fn prepare(
                 },
                 reason,
                 decision.policy_id,
-            )));
+            ))));
         }
     }
     if let Err(e) = sc
-        .inner
+        .exec
         .schemas
         .validate(tool_id, &spec.input_schema, &arguments)
     {
@@ -136,7 +132,7 @@ pub(crate) async fn prepare(
     let timeout = Duration::from_millis(
         timeout_override
             .or(spec.timeout_ms)
-            .unwrap_or(sc.inner.config.tool_timeout.as_millis() as u64),
+            .unwrap_or(sc.exec.config.tool_timeout.as_millis() as u64),
     );
     Ok(Ok(Prepared {
         seq,
@@ -155,7 +151,7 @@ pub(crate) async fn execute(
         return (p, replay(rec), None);
     }
     let started = Instant::now();
-    let result = run_on_hub(sc.inner, sc.run, sc.step_id, sc.index, &p, sc.cancel).await;
+    let result = run_on_hub(sc.exec, sc.run, sc.step_id, sc.index, &p, sc.cancel).await;
     // Transient failures are not recorded, so a retry of the job executes the call again.
     let durable = match &result {
         Ok(_) => true,
@@ -170,14 +166,14 @@ pub(crate) async fn execute(
 }
 
 async fn run_on_hub(
-    inner: &Inner,
+    exec: &Executor,
     run: &Run,
     step_id: uuid::Uuid,
     index: u32,
     p: &Prepared,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Value> {
-    let hub = inner.hubs.get(&p.spec.hub).ok_or_else(|| {
+    let hub = exec.hubs.get(&p.spec.hub).ok_or_else(|| {
         Error::InvalidInput(format!(
             "tool `{}` names unknown hub `{}`",
             p.spec.id, p.spec.hub
@@ -235,7 +231,14 @@ pub(crate) async fn call_one(
     arguments: Value,
     timeout: Option<u64>,
 ) -> NodeResult<Value> {
-    let prepared = prepare(sc, tool_id, arguments, Caller::Node, timeout).await??;
+    let spec = match sc.exec.store.get_tool(tool_id).await {
+        Ok(s) => Arc::new(s),
+        Err(e) if e.kind() == crate::ErrorKind::NotFound => {
+            return Err(Error::InvalidInput(format!("unknown tool `{tool_id}`")).into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let prepared = prepare(sc, spec, arguments, Caller::Node, timeout).await??;
     let (p, result, ms) = execute(sc, prepared).await;
     let finished = finish(sc, p, result, ms);
     finished.result.map_err(Interrupt::Fail)

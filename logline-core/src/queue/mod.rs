@@ -1,6 +1,5 @@
 //! The work queue contract: idempotent enqueue, leased claims, heartbeats, backoff, dead letters.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,6 +9,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::Result;
+
+mod worker;
+pub use worker::{spawn_worker, WorkerOptions, WorkerPool};
 
 /// Identifier of a job.
 pub type JobId = Uuid;
@@ -133,35 +135,9 @@ pub struct JobRecord {
     pub run_at: DateTime<Utc>,
 }
 
-/// Exponential backoff with full jitter.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Backoff {
-    /// Delay before the second attempt.
-    pub base: Duration,
-    /// Upper bound.
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            base: Duration::from_millis(500),
-            max: Duration::from_secs(300),
-        }
-    }
-}
-
-impl Backoff {
-    /// Delay after `attempt` failed attempts: uniform in [cap/2, cap], cap = min(max, base·2^(attempt-1)).
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-        let cap = exp.min(self.max);
-        let half = cap / 2;
-        half + half.mul_f64(rand::random::<f64>())
-    }
-}
+/// Backoff of failed jobs: the workspace's one backoff schedule (its default, 0.5 s doubling
+/// up to 5 min with equal jitter, is the queue's).
+pub use crate::retry::Backoff;
 
 /// What `fail` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,58 +227,6 @@ pub trait Queue: Send + Sync {
     /// oldest first; returns how many. Queued, running and dead-lettered jobs stay (see
     /// [`crate::retention`]).
     async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64>;
-}
-
-#[async_trait]
-impl<T: Queue + ?Sized> Queue for Arc<T> {
-    async fn enqueue(&self, job: NewJob) -> Result<JobId> {
-        (**self).enqueue(job).await
-    }
-    async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
-        (**self).enqueue_batch(jobs).await
-    }
-    async fn claim(
-        &self,
-        queue: &str,
-        worker: &str,
-        max: usize,
-        lease: Duration,
-    ) -> Result<Vec<Job>> {
-        (**self).claim(queue, worker, max, lease).await
-    }
-    async fn heartbeat(&self, job: &Job, lease: Duration) -> Result<DateTime<Utc>> {
-        (**self).heartbeat(job, lease).await
-    }
-    async fn complete(&self, job: &Job) -> Result<()> {
-        (**self).complete(job).await
-    }
-    async fn complete_batch(&self, jobs: &[Job]) -> Result<()> {
-        (**self).complete_batch(jobs).await
-    }
-    async fn fail(
-        &self,
-        job: &Job,
-        error: &str,
-        retryable: bool,
-        backoff: Backoff,
-    ) -> Result<FailOutcome> {
-        (**self).fail(job, error, retryable, backoff).await
-    }
-    async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>> {
-        (**self).dead_letters(queue, limit).await
-    }
-    async fn retry_dead_letter(&self, id: JobId) -> Result<()> {
-        (**self).retry_dead_letter(id).await
-    }
-    async fn job(&self, id: JobId) -> Result<JobRecord> {
-        (**self).job(id).await
-    }
-    async fn wait_for_work(&self, queue: &str, timeout: Duration) -> Result<()> {
-        (**self).wait_for_work(queue, timeout).await
-    }
-    async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
-        (**self).purge_completed(cutoff, limit).await
-    }
 }
 
 /// The start of the `every`-long time slot holding `t` (slots are aligned on the Unix epoch,

@@ -1,4 +1,7 @@
 //! Tools: catalog entries, the tool hub contract, and a hub of local Rust handlers.
+//!
+//! [`names`] turns tool ids into LLM function names and back; [`catalog`] reconciles a hub's
+//! listing with the store's tool catalog.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +15,17 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::run::{RunMode, Subject};
+
+pub mod catalog;
+pub mod definition;
+pub mod names;
+
+pub use catalog::{
+    fingerprint, CatalogChanges, CatalogPages, CatalogReconciler, CatalogReport, CatalogScope,
+    HubCatalog,
+};
+pub use definition::tool_definition;
+pub use names::ToolNameMap;
 
 /// How dangerous a tool is; policies compare against it.
 #[derive(
@@ -49,7 +63,7 @@ impl RiskLevel {
     }
 }
 
-/// A catalog entry (blueprint `tools`, chat plan `tool_actions`).
+/// A catalog entry: one tool (a hub action or a local function) with its schemas and risk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {
     /// Stable id, e.g. `ticketing.list_open` or `GMAIL_SEND_EMAIL`.
@@ -298,24 +312,4 @@ impl ToolHub for LocalToolHub {
             .ok_or_else(|| Error::not_found("tool", tool_id))?;
         h(arguments, ctx.clone()).await
     }
-}
-
-/// An LLM function name for a tool id: characters outside `[A-Za-z0-9_-]` become `_`,
-/// at most 64 characters.
-pub fn function_name(tool_id: &str) -> String {
-    let mut s: String = tool_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.is_empty() {
-        s.push('_');
-    }
-    s.truncate(64);
-    s
 }

@@ -1,0 +1,131 @@
+//! Watching runs: reading them, their steps and events, waiting, and live streams.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use tokio::sync::broadcast;
+
+use crate::engine::{Engine, Progress};
+use crate::error::Result;
+use crate::event::Event;
+use crate::run::{Run, RunId, RunStatus, Step};
+use crate::store::Store;
+
+impl Engine {
+    /// Waits until the run is terminal or paused, and returns it.
+    pub async fn wait(&self, run_id: RunId) -> Result<Run> {
+        let mut seq = 0;
+        loop {
+            // Read the event cursor before the status: a run that settles after this read
+            // appends events after `seq`, which wakes the wait below.
+            loop {
+                let page = self.inner.exec.store.events(run_id, seq, 1000).await?;
+                match page.last() {
+                    Some(e) => seq = e.seq,
+                    None => break,
+                }
+            }
+            let run = self.inner.exec.store.get_run(run_id).await?;
+            if run.status.is_terminal() || run.status == RunStatus::Paused {
+                return Ok(run);
+            }
+            self.inner
+                .exec
+                .store
+                .wait_for_events(run_id, seq, Duration::from_secs(5))
+                .await?;
+        }
+    }
+
+    /// A run.
+    pub async fn get_run(&self, run_id: RunId) -> Result<Run> {
+        self.inner.exec.store.get_run(run_id).await
+    }
+
+    /// Every event of a run, in order.
+    pub async fn events(&self, run_id: RunId) -> Result<Vec<Event>> {
+        let mut out = Vec::new();
+        loop {
+            let after = out.last().map_or(0, |e: &Event| e.seq);
+            let page = self.inner.exec.store.events(run_id, after, 1000).await?;
+            if page.is_empty() {
+                return Ok(out);
+            }
+            out.extend(page);
+        }
+    }
+
+    /// Steps of a run.
+    pub async fn steps(&self, run_id: RunId) -> Result<Vec<Step>> {
+        self.inner.exec.store.steps(run_id).await
+    }
+
+    /// Live events of a run after `after_seq`: catch-up from the store, then new events as
+    /// they are committed; ends after the terminal event. No gaps, no duplicates.
+    pub fn subscribe(&self, run_id: RunId, after_seq: u64) -> BoxStream<'static, Result<Event>> {
+        struct State {
+            store: Arc<dyn Store>,
+            seq: u64,
+            buf: VecDeque<Event>,
+            done: bool,
+        }
+        let state = State {
+            store: self.inner.exec.store.clone(),
+            seq: after_seq,
+            buf: VecDeque::new(),
+            done: false,
+        };
+        Box::pin(futures::stream::unfold(state, move |mut s| async move {
+            loop {
+                if let Some(e) = s.buf.pop_front() {
+                    s.seq = e.seq;
+                    if e.kind.is_terminal() {
+                        s.done = true;
+                    }
+                    return Some((Ok(e), s));
+                }
+                if s.done {
+                    return None;
+                }
+                match s.store.events(run_id, s.seq, 256).await {
+                    Ok(page) if !page.is_empty() => s.buf.extend(page),
+                    Ok(_) => {
+                        match s.store.get_run(run_id).await {
+                            Ok(run) if run.status.is_terminal() => {
+                                // Terminal without a terminal event after our cursor: done.
+                                let more = s.store.events(run_id, s.seq, 1).await;
+                                if matches!(more, Ok(ref m) if m.is_empty()) {
+                                    return None;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                s.done = true;
+                                return Some((Err(e), s));
+                            }
+                        }
+                        if let Err(e) = s
+                            .store
+                            .wait_for_events(run_id, s.seq, Duration::from_secs(5))
+                            .await
+                        {
+                            s.done = true;
+                            return Some((Err(e), s));
+                        }
+                    }
+                    Err(e) => {
+                        s.done = true;
+                        return Some((Err(e), s));
+                    }
+                }
+            }
+        }))
+    }
+
+    /// Token-level progress of LLM calls executed by this process's workers.
+    pub fn progress(&self) -> broadcast::Receiver<Progress> {
+        self.inner.exec.progress.subscribe()
+    }
+}

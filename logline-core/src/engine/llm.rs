@@ -1,0 +1,249 @@
+//! One LLM call inside a step (budget, ledger replay, streaming progress, `llm_call` event),
+//! the `agent_call` policy check, and constrained choices (routers, edge conditions).
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::gate;
+use super::ledger::{replay, EFFECT_LLM};
+use super::step::{Interrupt, NodeResult, StepCtx};
+use super::Progress;
+use crate::agent::Agent;
+use crate::error::Error;
+use crate::event::EventKind;
+use crate::llm::{LlmRequest, LlmResponse, LlmStreamEvent, Message, OutputSchema};
+use crate::policy::{Effect, PolicyAction, PolicyRequest, PolicyResource};
+use crate::run::GateSubject;
+
+/// Who is calling the model, for events.
+pub(crate) struct LlmCaller<'a> {
+    pub agent_id: &'a str,
+    pub provider: &'a str,
+    pub purpose: &'static str,
+}
+
+/// One LLM call: budget check, ledger replay or provider call, usage and `llm_call` event.
+pub(crate) async fn call_llm(
+    sc: &mut StepCtx<'_>,
+    caller: &LlmCaller<'_>,
+    request: LlmRequest,
+) -> NodeResult<LlmResponse> {
+    let seq = sc.next_seq();
+    let (response, replayed) = match sc.recorded(seq) {
+        Some(rec) => {
+            let v = replay(rec)?;
+            let r: LlmResponse = serde_json::from_value(v)
+                .map_err(|e| Error::Internal(format!("recorded LLM effect unreadable: {e}")))?;
+            (r, true)
+        }
+        None => {
+            sc.check_llm_call_allowed()?;
+            let r = invoke(sc, caller, &request).await?;
+            let as_json = serde_json::to_value(&r)
+                .map_err(|e| Error::Internal(format!("LLM response not serializable: {e}")))?;
+            sc.record(seq, EFFECT_LLM, caller.agent_id, &Ok(as_json))
+                .await?;
+            (r, false)
+        }
+    };
+    let cost = sc.account_llm(&response, &request.model);
+    let tool_names: Vec<&str> = response
+        .tool_calls
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    sc.emit(
+        EventKind::LlmCall,
+        json!({
+            "agent_id": caller.agent_id,
+            "purpose": caller.purpose,
+            "provider": caller.provider,
+            "model": if response.model.is_empty() { &request.model } else { &response.model },
+            "usage": response.usage,
+            "cost_cents": cost,
+            "finish_reason": response.finish_reason,
+            "tool_calls": tool_names,
+            "text": response.text,
+            "replayed": replayed,
+        }),
+    );
+    sc.check_usage()?;
+    Ok(response)
+}
+
+async fn invoke(
+    sc: &StepCtx<'_>,
+    caller: &LlmCaller<'_>,
+    request: &LlmRequest,
+) -> crate::Result<LlmResponse> {
+    let provider = sc
+        .exec
+        .llms
+        .get(caller.provider)
+        .ok_or_else(|| Error::InvalidInput(format!("no LLM provider named `{}`", caller.provider)))?
+        .clone();
+    let work = async {
+        if sc.exec.progress.receiver_count() == 0 {
+            return provider.complete(request).await;
+        }
+        let mut stream = provider.stream(request).await?;
+        while let Some(item) = stream.next().await {
+            match item? {
+                LlmStreamEvent::Completed { response } => return Ok(response),
+                LlmStreamEvent::TextDelta { delta } => {
+                    let _ = sc.exec.progress.send(Progress {
+                        run_id: sc.run.id,
+                        step_id: sc.step_id,
+                        agent_id: caller.agent_id.to_string(),
+                        delta,
+                    });
+                }
+                LlmStreamEvent::ToolCallDelta { .. } => {}
+            }
+        }
+        Err(Error::ModelOutput(
+            "stream ended without a completed response".into(),
+        ))
+    };
+    tokio::select! {
+        r = work => r,
+        _ = sc.cancel.cancelled() => Err(Error::Cancelled("LLM call cancelled".into())),
+    }
+}
+
+/// Policy check before an agent runs (`agent_call`).
+pub(crate) async fn check_agent_call(sc: &mut StepCtx<'_>, agent_id: &str) -> NodeResult<()> {
+    let run = sc.run;
+    let decision = sc
+        .exec
+        .policy
+        .evaluate(&PolicyRequest {
+            action: PolicyAction::AgentCall,
+            subject: run.subject.clone(),
+            resource: PolicyResource {
+                kind: "agent".into(),
+                id: agent_id.to_string(),
+            },
+            context: json!({
+                "run": { "id": run.id, "mode": run.mode.as_str(), "workflow_id": run.workflow_id },
+                "agent": { "id": agent_id },
+            }),
+        })
+        .await?;
+    sc.emit_policy(
+        PolicyAction::AgentCall.as_str(),
+        json!({"type": "agent", "id": agent_id}),
+        &decision,
+    );
+    match decision.effect {
+        Effect::Deny => {
+            let e = Error::PolicyDenied {
+                policy_id: decision.policy_id,
+                reason: decision.reason,
+            };
+            Err(e.into())
+        }
+        Effect::RequireApproval => {
+            let gate_id = format!("agent:{}:{}", sc.index, agent_id);
+            if gate::approved(sc.run, &gate_id, None) {
+                Ok(())
+            } else {
+                Err(Interrupt::Pause(Box::new(gate::pending(
+                    gate_id,
+                    GateSubject::AgentCall {
+                        agent_id: agent_id.to_string(),
+                    },
+                    decision.reason,
+                    decision.policy_id,
+                ))))
+            }
+        }
+        Effect::Allow | Effect::Modify => Ok(()),
+    }
+}
+
+pub(crate) fn request_for(agent: &Agent, messages: Vec<Message>) -> LlmRequest {
+    LlmRequest {
+        model: agent.model_profile.model.clone(),
+        instructions: Some(agent.instructions.clone()),
+        messages,
+        temperature: agent.model_profile.temperature,
+        max_output_tokens: agent.model_profile.max_output_tokens,
+        ..Default::default()
+    }
+}
+
+pub(crate) fn as_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Asks an agent to choose one of `options` (ids) with a strict schema, retrying invalid
+/// answers up to `attempts` times. Returns (choice, reason).
+pub(crate) async fn choose(
+    sc: &mut StepCtx<'_>,
+    caller: &LlmCaller<'_>,
+    base: LlmRequest,
+    field: &str,
+    options: &[String],
+    attempts: u32,
+) -> NodeResult<(String, String)> {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            field: { "type": "string", "enum": options },
+            "reason": { "type": "string" }
+        },
+        "required": [field, "reason"],
+        "additionalProperties": false
+    });
+    let mut messages = base.messages.clone();
+    let mut last = String::new();
+    for _ in 0..attempts.max(1) {
+        let mut req = base.clone();
+        req.messages = messages.clone();
+        req.output_schema = Some(OutputSchema {
+            name: format!("{field}_choice"),
+            schema: schema.clone(),
+            strict: true,
+        });
+        let resp = call_llm(sc, caller, req).await?;
+        let verdict = resp.json().and_then(|v| {
+            let choice = v[field]
+                .as_str()
+                .ok_or_else(|| Error::ModelOutput(format!("missing `{field}`")))?;
+            if !options.iter().any(|o| o == choice) {
+                return Err(Error::ModelOutput(format!("unknown {field} `{choice}`")));
+            }
+            Ok((
+                choice.to_string(),
+                v["reason"].as_str().unwrap_or_default().to_string(),
+            ))
+        });
+        match verdict {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                last = e.to_string();
+                sc.emit(
+                    EventKind::Error,
+                    json!({ "agent_id": caller.agent_id, "error": e.to_json(), "retrying": true }),
+                );
+                messages.push(Message::Assistant {
+                    content: resp.text.clone(),
+                    tool_calls: Vec::new(),
+                });
+                messages.push(Message::user(format!(
+                    "That answer was invalid ({last}). Answer with JSON {{\"{field}\": one of {options:?}, \"reason\": \"...\"}}."
+                )));
+            }
+        }
+    }
+    Err(Error::ModelOutput(format!(
+        "`{}` gave no valid {field} after {} attempts: {last}",
+        caller.agent_id,
+        attempts.max(1)
+    ))
+    .into())
+}

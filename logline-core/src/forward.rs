@@ -1,0 +1,229 @@
+//! Every backend trait is implemented for `Arc<T>`, `Box<T>` and `&T` (with `T: ?Sized`), so
+//! a shared handle (`engine.store().clone()`, an `Arc<dyn LlmProvider>`, a
+//! `Box<dyn ToolHub>`, a borrowed backend) is accepted wherever a generic backend is.
+//!
+//! One macro writes the three impls of each trait from the trait's method list. Every method,
+//! default ones included, is forwarded: a pointer never falls back to a default body the
+//! pointee overrides. A method added to a trait must be added to its list here too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::Agent;
+use crate::engine::RunStarter;
+use crate::error::{Error, Result};
+use crate::event::{Event, NewEvent};
+use crate::llm::{Embedder, LlmProvider, LlmRequest, LlmResponse, LlmStreamEvent};
+use crate::policy::{Decision, Policy, PolicyEngine, PolicyRequest, PolicySource};
+use crate::queue::{Backoff, FailOutcome, Job, JobHandler, JobId, JobRecord, NewJob, Queue};
+use crate::retention::RunRetirement;
+use crate::run::{Run, RunId, Step};
+use crate::search::{CatalogObserver, Ranked, Reranked, Reranker};
+use crate::store::{
+    Checkpoint, Committed, DefinitionStore, EffectRecord, Page, RunFilter, RunStore, ToolQuery,
+};
+use crate::tool::{Connection, PageRequest, ToolContext, ToolHub, ToolPage, ToolSpec};
+use crate::workflow::Workflow;
+
+/// Implements `$trait` for `Arc<T>`, `Box<T>` and `&T` by forwarding each listed method to
+/// `T`. Methods are listed as `fn` (plain) or `async fn` (through `async_trait`), each with
+/// `&self` and named arguments.
+macro_rules! forward {
+    (
+        $(#[$attr:meta])*
+        trait $trait:ident {
+            $(fn $sync:ident(&self $(, $sarg:ident: $sty:ty)* $(,)?) $(-> $sret:ty)?;)*
+            $(async fn $method:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;)*
+        }
+    ) => {
+        forward!(@impl [T] [Arc<T>] $trait
+            { $(fn $sync(&self $(, $sarg: $sty)*) $(-> $sret)?;)* }
+            { $(async fn $method(&self $(, $arg: $ty)*) -> $ret;)* });
+        forward!(@impl [T] [Box<T>] $trait
+            { $(fn $sync(&self $(, $sarg: $sty)*) $(-> $sret)?;)* }
+            { $(async fn $method(&self $(, $arg: $ty)*) -> $ret;)* });
+        forward!(@impl ['a, T] [&'a T] $trait
+            { $(fn $sync(&self $(, $sarg: $sty)*) $(-> $sret)?;)* }
+            { $(async fn $method(&self $(, $arg: $ty)*) -> $ret;)* });
+    };
+    (@impl [$($gen:tt)*] [$ptr:ty] $trait:ident
+        { $(fn $sync:ident(&self $(, $sarg:ident: $sty:ty)*) $(-> $sret:ty)?;)* }
+        { $(async fn $method:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)* }
+    ) => {
+        #[async_trait]
+        impl<$($gen)*> $trait for $ptr
+        where
+            T: $trait + ?Sized,
+        {
+            $(
+                fn $sync(&self $(, $sarg: $sty)*) $(-> $sret)? {
+                    (**self).$sync($($sarg),*)
+                }
+            )*
+            $(
+                async fn $method(&self $(, $arg: $ty)*) -> $ret {
+                    (**self).$method($($arg),*).await
+                }
+            )*
+        }
+    };
+}
+
+forward! {
+    trait DefinitionStore {
+        async fn put_workflow(&self, workflow: &Workflow) -> Result<()>;
+        async fn get_workflow(&self, id: &str, version: Option<&str>) -> Result<Workflow>;
+        async fn latest_workflow_version(&self, id: &str) -> Result<String>;
+        async fn list_workflows(&self, page: Page) -> Result<Vec<Workflow>>;
+        async fn delete_workflow(&self, id: &str) -> Result<()>;
+        async fn put_tools(&self, tools: &[ToolSpec]) -> Result<()>;
+        async fn get_tool(&self, id: &str) -> Result<ToolSpec>;
+        async fn list_tools(&self, query: &ToolQuery) -> Result<Vec<ToolSpec>>;
+        async fn delete_tool(&self, id: &str) -> Result<()>;
+        async fn put_agent(&self, agent: &Agent) -> Result<()>;
+        async fn get_agent(&self, id: &str) -> Result<Agent>;
+        async fn list_agents(&self, page: Page) -> Result<Vec<Agent>>;
+        async fn put_policy(&self, policy: &Policy) -> Result<()>;
+        async fn list_policies(&self) -> Result<Vec<Policy>>;
+        async fn delete_policy(&self, id: &str) -> Result<()>;
+    }
+}
+
+forward! {
+    trait RunStore {
+        async fn create_run(&self, run: &Run, events: &[NewEvent]) -> Result<Committed>;
+        async fn get_run(&self, id: RunId) -> Result<Run>;
+        async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
+        async fn commit(&self, checkpoint: Checkpoint<'_>) -> Result<Committed>;
+        async fn events(&self, run_id: RunId, after_seq: u64, limit: usize) -> Result<Vec<Event>>;
+        async fn steps(&self, run_id: RunId) -> Result<Vec<Step>>;
+        async fn record_effect(&self, effect: &EffectRecord) -> Result<EffectRecord>;
+        async fn effects(&self, run_id: RunId, step_index: u32) -> Result<Vec<EffectRecord>>;
+        async fn wait_for_events(
+            &self,
+            run_id: RunId,
+            after_seq: u64,
+            timeout: Duration,
+        ) -> Result<()>;
+        async fn purge_runs(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64>;
+    }
+}
+
+forward! {
+    trait LlmProvider {
+        fn name(&self) -> &str;
+        async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse>;
+        async fn stream(
+            &self,
+            request: &LlmRequest,
+        ) -> Result<BoxStream<'static, Result<LlmStreamEvent>>>;
+    }
+}
+
+forward! {
+    trait Embedder {
+        fn model(&self) -> &str;
+        async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
+    }
+}
+
+forward! {
+    trait ToolHub {
+        fn name(&self) -> &str;
+        async fn list_tools(&self, page: PageRequest) -> Result<ToolPage>;
+        async fn execute(&self, tool_id: &str, arguments: Value, ctx: &ToolContext)
+            -> Result<Value>;
+        async fn connections(&self, subject: &crate::run::Subject) -> Result<Vec<Connection>>;
+    }
+}
+
+forward! {
+    trait PolicyEngine {
+        async fn evaluate(&self, request: &PolicyRequest) -> Result<Decision>;
+    }
+}
+
+forward! {
+    trait PolicySource {
+        async fn policies(&self) -> Result<Arc<Vec<Policy>>>;
+    }
+}
+
+forward! {
+    trait Queue {
+        async fn enqueue(&self, job: NewJob) -> Result<JobId>;
+        async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>>;
+        async fn claim(
+            &self,
+            queue: &str,
+            worker: &str,
+            max: usize,
+            lease: Duration,
+        ) -> Result<Vec<Job>>;
+        async fn heartbeat(&self, job: &Job, lease: Duration) -> Result<DateTime<Utc>>;
+        async fn complete(&self, job: &Job) -> Result<()>;
+        async fn complete_batch(&self, jobs: &[Job]) -> Result<()>;
+        async fn fail(
+            &self,
+            job: &Job,
+            error: &str,
+            retryable: bool,
+            backoff: Backoff,
+        ) -> Result<FailOutcome>;
+        async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>>;
+        async fn retry_dead_letter(&self, id: JobId) -> Result<()>;
+        async fn job(&self, id: JobId) -> Result<JobRecord>;
+        async fn wait_for_work(&self, queue: &str, timeout: Duration) -> Result<()>;
+        async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64>;
+    }
+}
+
+forward! {
+    trait JobHandler {
+        fn describe_error(&self, error: &Error) -> String;
+        async fn handle(&self, job: &Job, cancel: CancellationToken) -> Result<()>;
+        async fn dead_lettered(&self, job: &Job, error: &Error) -> Result<()>;
+    }
+}
+
+forward! {
+    trait RunStarter {
+        async fn create_run_and_enqueue(
+            &self,
+            run: &Run,
+            events: &[NewEvent],
+            job: NewJob,
+        ) -> Result<(Committed, JobId)>;
+    }
+}
+
+forward! {
+    trait RunRetirement {
+        async fn retire_runs(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64>;
+    }
+}
+
+forward! {
+    trait Reranker {
+        fn pool(&self) -> usize;
+        fn forget(&self, tool_id: &str);
+        async fn rerank(
+            &self,
+            query: &str,
+            parts: &[String],
+            candidates: Vec<Ranked>,
+        ) -> Result<Reranked>;
+    }
+}
+
+forward! {
+    trait CatalogObserver {
+        fn catalog_changed(&self, upserted: &[ToolSpec], removed: &[String]);
+    }
+}

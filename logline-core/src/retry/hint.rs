@@ -1,0 +1,72 @@
+//! What a backend knows about retrying one failed call, carried by [`Error::Backend`].
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// What a backend knows about retrying a failed call, beyond whether it may succeed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryHint {
+    /// The wait the remote service asked for (`Retry-After`), already bounded by the
+    /// adapter's maximum.
+    pub after: Option<Duration>,
+    /// The remote operation provably did not take place: the request was never sent
+    /// (connection refused) or was refused before processing (rate limited). Sending it
+    /// again cannot repeat a side effect.
+    pub not_executed: bool,
+}
+
+impl RetryHint {
+    /// A hint carrying the server's requested wait.
+    pub fn after(wait: Option<Duration>) -> Self {
+        RetryHint {
+            after: wait,
+            not_executed: false,
+        }
+    }
+
+    /// Marks the operation as provably not executed.
+    pub fn not_executed(mut self, yes: bool) -> Self {
+        self.not_executed = yes;
+        self
+    }
+}
+
+impl Error {
+    /// The wait the remote service asked for before a retry, when it named one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Backend { hint, .. } => hint.after,
+            _ => None,
+        }
+    }
+
+    /// Whether the failed operation provably did not run (see [`RetryHint::not_executed`]).
+    /// Only then may a side-effecting call be sent again without risking a duplicate.
+    pub fn did_not_execute(&self) -> bool {
+        matches!(self, Error::Backend { hint, .. } if hint.not_executed)
+    }
+
+    /// The same error with `hint` attached. Only [`Error::Backend`] carries a hint; other
+    /// variants are returned unchanged.
+    pub fn with_retry_hint(self, hint: RetryHint) -> Self {
+        match self {
+            Error::Backend {
+                kind,
+                backend,
+                message,
+                retryable,
+                source,
+                ..
+            } => Error::Backend {
+                kind,
+                backend,
+                message,
+                retryable,
+                hint,
+                source,
+            },
+            other => other,
+        }
+    }
+}
