@@ -3,13 +3,20 @@
 use std::time::{Duration, SystemTime};
 
 use logline_core::retry::{parse_retry_after, parse_should_retry, RetryPolicy, Verdict};
+use reqwest::header::HeaderValue;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::ComposioConfig;
+use crate::body::{
+    read_capped, read_prefix, remote_text, MAX_ERROR_BODY, MAX_ERROR_TEXT, MAX_FIELD_TEXT,
+};
+use crate::config::{ComposioConfig, ExecuteRetry};
 use crate::error::ComposioError;
+
+/// Header carrying the engine's idempotency key on executions.
+pub(crate) const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 /// The list envelope of tools, toolkits and connected accounts.
 #[derive(Debug, Clone, Deserialize)]
@@ -143,6 +150,8 @@ struct ErrorDetail {
 pub(crate) struct Client {
     http: reqwest::Client,
     config: ComposioConfig,
+    /// `x-api-key`, marked sensitive (its `Debug` shows `Sensitive`, never the key).
+    api_key: HeaderValue,
 }
 
 impl Client {
@@ -151,7 +160,15 @@ impl Client {
             .timeout(config.request_timeout)
             .build()
             .map_err(|e| ComposioError::Config(format!("HTTP client: {e}")))?;
-        Ok(Client { http, config })
+        let mut api_key = HeaderValue::from_str(&config.api_key).map_err(|_| {
+            ComposioError::Config("the API key has characters a header cannot carry".into())
+        })?;
+        api_key.set_sensitive(true);
+        Ok(Client {
+            http,
+            config,
+            api_key,
+        })
     }
 
     pub(crate) fn config(&self) -> &ComposioConfig {
@@ -210,27 +227,34 @@ impl Client {
         self.get("/connected_accounts", &q).await
     }
 
-    /// Executes a tool. Sent again only where the request provably did not run (connection
-    /// refused, 429) and only when [`ComposioConfig::retry_execute`] is on: after a timeout or
-    /// a server error the tool may have run, so the failure is returned.
+    /// Executes a tool, sending `idempotency_key` as the `Idempotency-Key` header. Sent
+    /// again only as [`ComposioConfig::execute_retry`] allows: by default only where the
+    /// request provably did not run (connection refused, 429); after a timeout or a server
+    /// error the tool may have run, so the failure is returned.
     pub(crate) async fn execute(
         &self,
         slug: &str,
         body: &ExecuteBody,
+        idempotency_key: Option<&str>,
     ) -> Result<ExecuteResponse, ComposioError> {
         let path = format!("/tools/execute/{slug}");
         let url = self.config.url(&path);
-        let policy = if self.config.retry_execute {
-            self.config.retry
-        } else {
-            self.config.retry.with_max_retries(0)
+        let key = idempotency_key
+            .map(|k| HeaderValue::from_str(k).map_err(|_| ComposioError::BadIdempotencyKey))
+            .transpose()?;
+        let (policy, resend) = match self.config.execute_retry {
+            ExecuteRetry::Never => (self.config.retry.with_max_retries(0), Resend::IfNotExecuted),
+            ExecuteRetry::NotRun => (self.config.retry, Resend::IfNotExecuted),
+            ExecuteRetry::Always => (self.config.retry, Resend::Reads),
         };
-        let resp = self
-            .send(&policy, Resend::IfNotExecuted, || {
-                self.request(Method::POST, &url).json(body)
-            })
-            .await?;
-        decode(resp, &path).await
+        self.call(&path, &policy, resend, || {
+            let request = self.request(Method::POST, &url).json(body);
+            match &key {
+                Some(k) => request.header(IDEMPOTENCY_KEY_HEADER, k.clone()),
+                None => request,
+            }
+        })
+        .await
     }
 
     async fn get<T: DeserializeOwned>(
@@ -239,18 +263,33 @@ impl Client {
         query: &[(&str, String)],
     ) -> Result<T, ComposioError> {
         let url = self.config.url(path);
-        let resp = self
-            .send(&self.config.retry, Resend::Reads, || {
-                self.request(Method::GET, &url).query(query)
-            })
-            .await?;
-        decode(resp, path).await
+        self.call(path, &self.config.retry, Resend::Reads, || {
+            self.request(Method::GET, &url).query(query)
+        })
+        .await
+    }
+
+    /// Sends with retries and decodes the body, all within the configured deadline.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        policy: &RetryPolicy,
+        resend: Resend,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<T, ComposioError> {
+        let work = async {
+            let resp = self.send(policy, resend, build).await?;
+            decode(resp, path, self.config.max_response_bytes).await
+        };
+        tokio::time::timeout(self.config.deadline, work)
+            .await
+            .map_err(|_| ComposioError::Deadline(self.config.deadline))?
     }
 
     fn request(&self, method: Method, url: &str) -> RequestBuilder {
         self.http
             .request(method, url)
-            .header("x-api-key", &self.config.api_key)
+            .header("x-api-key", self.api_key.clone())
             .header("accept", "application/json")
     }
 
@@ -263,6 +302,7 @@ impl Client {
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, ComposioError> {
         let max_wait = policy.max_retry_after;
+        let api_key = self.config.api_key.as_str();
         let classify = |e: &ComposioError| {
             if resend.allows(e) {
                 Verdict::Retry {
@@ -277,7 +317,7 @@ impl Client {
                 self.config.sleeper.as_ref(),
                 |_| {
                     let request = build();
-                    async move { attempt(request, max_wait).await }
+                    async move { attempt(request, max_wait, api_key).await }
                 },
                 classify,
             )
@@ -316,12 +356,16 @@ impl Resend {
 }
 
 /// One attempt: a success, or the failure with the server's retry headers.
-async fn attempt(request: RequestBuilder, max_wait: Duration) -> Result<Response, ComposioError> {
+async fn attempt(
+    request: RequestBuilder,
+    max_wait: Duration,
+    api_key: &str,
+) -> Result<Response, ComposioError> {
     let resp = request.send().await.map_err(ComposioError::Transport)?;
     if resp.status().is_success() {
         return Ok(resp);
     }
-    Err(status_error(resp, max_wait).await)
+    Err(status_error(resp, max_wait, api_key).await)
 }
 
 fn retryable_status(status: u16) -> bool {
@@ -332,7 +376,10 @@ fn header<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
     resp.headers().get(name)?.to_str().ok()
 }
 
-async fn status_error(resp: Response, max_wait: Duration) -> ComposioError {
+/// The error for a failed response, with the server's retry headers, from the first
+/// [`MAX_ERROR_BODY`] bytes of its body; remote text is capped and the API key, should the
+/// server echo it, replaced.
+async fn status_error(resp: Response, max_wait: Duration, api_key: &str) -> ComposioError {
     let status = resp.status().as_u16();
     let retry_after = parse_retry_after(
         header(&resp, "retry-after-ms"),
@@ -341,16 +388,25 @@ async fn status_error(resp: Response, max_wait: Duration) -> ComposioError {
         max_wait,
     );
     let should_retry = parse_should_retry(header(&resp, "x-should-retry"));
-    let text = resp.text().await.unwrap_or_default();
+    let text = read_prefix(resp, MAX_ERROR_BODY).await;
+    let field = |s: &str| remote_text(s, api_key, MAX_FIELD_TEXT);
     let (message, request_id, suggested_fix) = match serde_json::from_str::<ErrorEnvelope>(&text) {
         Ok(env) => {
             let mut message = env.error.message;
             if !env.error.errors.is_empty() {
                 message = format!("{message} ({})", env.error.errors.join("; "));
             }
-            (message, env.error.request_id, env.error.suggested_fix)
+            (
+                remote_text(&message, api_key, MAX_ERROR_TEXT),
+                env.error.request_id.as_deref().map(field),
+                env.error.suggested_fix.as_deref().map(field),
+            )
         }
-        Err(_) => (text.chars().take(500).collect(), None, None),
+        Err(_) => (
+            remote_text(text.trim(), api_key, MAX_ERROR_TEXT),
+            None,
+            None,
+        ),
     };
     ComposioError::Status {
         status,
@@ -362,10 +418,32 @@ async fn status_error(resp: Response, max_wait: Duration) -> ComposioError {
     }
 }
 
-async fn decode<T: DeserializeOwned>(resp: Response, path: &str) -> Result<T, ComposioError> {
-    let bytes = resp.bytes().await.map_err(ComposioError::Transport)?;
+async fn decode<T: DeserializeOwned>(
+    resp: Response,
+    path: &str,
+    limit: usize,
+) -> Result<T, ComposioError> {
+    let bytes = read_capped(resp, limit).await?;
     serde_json::from_slice(&bytes).map_err(|source| ComposioError::Decode {
         path: path.to_string(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_api_key_header_is_sensitive_and_never_printed() {
+        let key = "ck_secret_key_0123456789";
+        let client = Client::new(ComposioConfig::builder(key).build().unwrap()).unwrap();
+        assert!(client.api_key.is_sensitive());
+        let shown = format!("{client:?}");
+        assert!(!shown.contains(key), "{shown}");
+        let bad = ComposioConfig::builder("line\nbreak").build().unwrap();
+        let e = Client::new(bad).unwrap_err();
+        assert!(!e.to_string().contains("line"), "{e}");
+    }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use logline_core::redact::Redactor;
 use logline_core::retry::{Backoff, RetryPolicy, Sleep, TokioSleep};
 use logline_core::{Error, Result};
 
@@ -15,6 +16,27 @@ pub const DEFAULT_BASE_URL: &str = "https://backend.composio.dev";
 pub const DEFAULT_API_PREFIX: &str = "/api/v3";
 /// Default hub name (matches `ToolSpec::hub` of synced tools).
 pub const DEFAULT_HUB_NAME: &str = "composio";
+/// Default cap of a response body.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
+/// Default deadline of one call (all its attempts and waits).
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(180);
+
+/// Which failed executions are sent again. An execution that reached Composio may have run
+/// even when the answer was a 5xx or never came, and Composio documents no idempotency key,
+/// so only failures that prove the tool did not run are retried by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExecuteRetry {
+    /// Never send an execution twice.
+    Never,
+    /// Retry only when the request provably did not run: connection failures (nothing was
+    /// sent) and 429 (rejected before running), the failures whose core error says
+    /// `did_not_execute()`. The default.
+    #[default]
+    NotRun,
+    /// Retry like reads (408, 409, 429, ≥ 500, timeouts): a tool may run twice. Only for
+    /// servers known to honour the `Idempotency-Key` header.
+    Always,
+}
 
 /// Settings. Build with [`ComposioConfig::builder`] or [`ComposioConfig::from_env`].
 #[derive(Clone)]
@@ -27,14 +49,18 @@ pub struct ComposioConfig {
     pub api_prefix: String,
     /// Hub name.
     pub hub_name: String,
-    /// Per-request timeout.
+    /// Per-attempt timeout (the whole request, body included).
     pub request_timeout: Duration,
+    /// Deadline of a whole call: every attempt, the waits between them and the body.
+    pub deadline: Duration,
+    /// Cap of a response body; reading stops with an error past it.
+    pub max_response_bytes: usize,
     /// Retries of a request: 2 by default (as the official client), 0.5 s doubling up to 8 s
     /// with 25 % jitter, server waits (`retry-after-ms` / `retry-after`) cut to 60 s.
+    /// Executions use it only as far as [`ComposioConfig::execute_retry`] allows.
     pub retry: RetryPolicy,
-    /// Whether executions are retried where the request provably did not run (connection
-    /// refused, 429). Executions are never retried after a timeout or a server error.
-    pub retry_execute: bool,
+    /// Which failed executions are sent again.
+    pub execute_retry: ExecuteRetry,
     /// How waits between attempts are performed (tests record them instead).
     pub sleeper: Arc<dyn Sleep>,
     /// Page size of catalog listings (Composio allows up to 1000).
@@ -62,7 +88,11 @@ impl fmt::Debug for ComposioConfig {
             .field("base_url", &self.base_url)
             .field("api_prefix", &self.api_prefix)
             .field("hub_name", &self.hub_name)
+            .field("request_timeout", &self.request_timeout)
+            .field("deadline", &self.deadline)
+            .field("max_response_bytes", &self.max_response_bytes)
             .field("retry", &self.retry)
+            .field("execute_retry", &self.execute_retry)
             .field("page_limit", &self.page_limit)
             .field("refresh_interval", &self.refresh_interval)
             .finish_non_exhaustive()
@@ -79,8 +109,10 @@ impl ComposioConfig {
                 api_prefix: DEFAULT_API_PREFIX.into(),
                 hub_name: DEFAULT_HUB_NAME.into(),
                 request_timeout: Duration::from_secs(60),
+                deadline: DEFAULT_DEADLINE,
+                max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
                 retry: RetryPolicy::default(),
-                retry_execute: true,
+                execute_retry: ExecuteRetry::default(),
                 sleeper: Arc::new(TokioSleep),
                 page_limit: 1000,
                 toolkits_per_request: 25,
@@ -106,6 +138,12 @@ impl ComposioConfig {
             b = b.api_prefix(prefix);
         }
         b.build()
+    }
+
+    /// Adds the API key to `redactor` as a literal secret, so that the key is removed
+    /// wherever the engine redacts (events, run errors, logs it writes).
+    pub fn redact_secrets(&self, redactor: Redactor) -> Redactor {
+        redactor.secret(self.api_key.as_str())
     }
 
     /// `base_url + api_prefix + path`.
@@ -145,9 +183,21 @@ impl ComposioConfigBuilder {
         self
     }
 
-    /// Per-request timeout.
+    /// Per-attempt timeout, body included (default 60 s).
     pub fn request_timeout(mut self, t: Duration) -> Self {
         self.config.request_timeout = t;
+        self
+    }
+
+    /// Deadline of a whole call, retries included (default 180 s).
+    pub fn deadline(mut self, t: Duration) -> Self {
+        self.config.deadline = t;
+        self
+    }
+
+    /// Cap of a response body (default 32 MiB).
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_response_bytes = bytes;
         self
     }
 
@@ -176,9 +226,9 @@ impl ComposioConfigBuilder {
         self
     }
 
-    /// Whether executions are retried where the request provably did not run.
-    pub fn retry_execute(mut self, on: bool) -> Self {
-        self.config.retry_execute = on;
+    /// Which failed executions are sent again (default [`ExecuteRetry::NotRun`]).
+    pub fn execute_retry(mut self, rule: ExecuteRetry) -> Self {
+        self.config.execute_retry = rule;
         self
     }
 
@@ -242,6 +292,11 @@ impl ComposioConfigBuilder {
                 "composio: base URL `{}` is not http(s)",
                 c.base_url
             )));
+        }
+        if c.request_timeout.is_zero() || c.deadline.is_zero() || c.max_response_bytes == 0 {
+            return Err(Error::InvalidInput(
+                "composio: timeouts and the body cap must be positive".into(),
+            ));
         }
         if !(1..=1000).contains(&c.page_limit) {
             return Err(Error::InvalidInput(format!(

@@ -36,6 +36,15 @@ pub(crate) enum ComposioError {
     /// Bad settings.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The body passed the configured size cap; reading stopped there.
+    #[error("response body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The whole call (attempts, waits, body) took longer than its deadline.
+    #[error("call not finished within its deadline of {0:?}")]
+    Deadline(Duration),
+    /// The engine's idempotency key cannot be sent as a header value.
+    #[error("the idempotency key is not a valid HTTP header value")]
+    BadIdempotencyKey,
 }
 
 fn fix_suffix(fix: &Option<String>) -> String {
@@ -115,6 +124,20 @@ impl ComposioError {
                 return Error::backend(BACKEND, ErrorKind::Internal, msg, Some(Box::new(self)));
             }
             ComposioError::Config(m) => return Error::InvalidInput(format!("composio: {m}")),
+            ComposioError::BadIdempotencyKey => {
+                return Error::InvalidInput(format!("composio: {self}"))
+            }
+            ComposioError::Deadline(_) => return Error::Timeout(format!("composio: {self}")),
+            ComposioError::TooLarge { .. } => {
+                return Error::Backend {
+                    kind: ErrorKind::Unavailable,
+                    backend: BACKEND.into(),
+                    message: self.to_string(),
+                    retryable: false,
+                    hint: RetryHint::default(),
+                    source: Some(Box::new(self)),
+                }
+            }
         };
         let tool = match op {
             Op::Execute(slug) => Some(slug),

@@ -8,6 +8,7 @@ use logline_core::tool::{Connection, PageRequest, ToolContext, ToolHub, ToolPage
 use logline_core::{Error, Result};
 use serde_json::Value;
 
+use crate::body::{remote_text, MAX_ERROR_TEXT, MAX_FIELD_TEXT};
 use crate::catalog::{convert_tool, CatalogSnapshot, Toolkit};
 use crate::client::{Client, ExecuteBody};
 use crate::config::ComposioConfig;
@@ -184,8 +185,9 @@ impl ToolHub for ComposioToolHub {
         })
     }
 
-    /// Executes for `ctx.subject.user_id` (and the chosen or looked-up connected account).
-    /// `successful: false` becomes [`Error::ToolFailed`] with the remote message.
+    /// Executes for `ctx.subject.user_id` (and the chosen or looked-up connected account),
+    /// sending `ctx.idempotency_key` as the `Idempotency-Key` header. `successful: false`
+    /// becomes [`Error::ToolFailed`] with the remote message (at most 4 KiB of it).
     async fn execute(&self, tool_id: &str, arguments: Value, ctx: &ToolContext) -> Result<Value> {
         let account = self.account_for(tool_id, ctx).await?;
         let version = self
@@ -200,7 +202,8 @@ impl ToolHub for ComposioToolHub {
             arguments,
             version,
         };
-        let resp = match self.inner.client.execute(tool_id, &body).await {
+        let key = ctx.idempotency_key.as_deref();
+        let resp = match self.inner.client.execute(tool_id, &body, key).await {
             Ok(r) => r,
             Err(e) => {
                 if e.status() == Some(422) {
@@ -214,13 +217,17 @@ impl ToolHub for ComposioToolHub {
         if resp.successful {
             return Ok(resp.data);
         }
+        let api_key = self.config().api_key.as_str();
         let message = match resp.error {
-            Value::String(s) if !s.is_empty() => s,
+            Value::String(s) if !s.is_empty() => remote_text(&s, api_key, MAX_ERROR_TEXT),
             Value::Null => "the tool reported failure without a message".to_string(),
-            other => other.to_string(),
+            other => remote_text(&other.to_string(), api_key, MAX_ERROR_TEXT),
         };
         let message = match resp.log_id {
-            Some(log) => format!("{message} (log {log})"),
+            Some(log) => format!(
+                "{message} (log {})",
+                remote_text(&log, api_key, MAX_FIELD_TEXT)
+            ),
             None => message,
         };
         Err(Error::ToolFailed {

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod body;
 mod catalog;
 mod client;
 mod config;
@@ -11,7 +12,8 @@ mod sync;
 
 pub use catalog::{CatalogSnapshot, Toolkit};
 pub use config::{
-    ComposioConfig, ComposioConfigBuilder, DEFAULT_API_PREFIX, DEFAULT_BASE_URL, DEFAULT_HUB_NAME,
+    ComposioConfig, ComposioConfigBuilder, ExecuteRetry, DEFAULT_API_PREFIX, DEFAULT_BASE_URL,
+    DEFAULT_DEADLINE, DEFAULT_HUB_NAME, DEFAULT_MAX_RESPONSE_BYTES,
 };
 pub use hub::ComposioToolHub;
 pub use risk::{CategoryEffect, RiskAssessment, RiskCategory, RiskInput, RiskOverride, RiskRules};

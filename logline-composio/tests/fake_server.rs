@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use fake_server::{FakeComposio, FakeState};
 use logline_composio::{
     sync_job, CatalogSync, CatalogSyncJob, ComposioConfig, ComposioConfigBuilder, ComposioToolHub,
-    SyncMode, CATALOG_SYNC_QUEUE,
+    ExecuteRetry, SyncMode, CATALOG_SYNC_QUEUE,
 };
 use logline_core::memory::{MemoryQueue, MemoryStore};
 use logline_core::queue::{Backoff, FailOutcome, Job, JobHandler, JobId, JobRecord, NewJob, Queue};
@@ -585,8 +585,10 @@ async fn executions_are_resent_only_when_they_provably_did_not_run() {
     assert_eq!(e.kind(), ErrorKind::Timeout);
     assert_eq!(fake.lock().count("/tools/execute/"), 1);
 
-    // With retry_execute off, not even a 429.
-    let no_retry = self::hub(&fake, |b| b.retry_execute(false).sleeper(sleep.clone()));
+    // ExecuteRetry::Never sends once whatever happens, not even again after a 429.
+    let no_retry = self::hub(&fake, |b| {
+        b.execute_retry(ExecuteRetry::Never).sleeper(sleep.clone())
+    });
     {
         let mut s = fake.lock();
         s.fail_next("/tools/execute/", 429, &[]);
@@ -599,6 +601,46 @@ async fn executions_are_resent_only_when_they_provably_did_not_run() {
     assert_eq!(e.kind(), ErrorKind::RateLimited);
     assert!(e.did_not_execute());
     assert_eq!(fake.lock().count("/tools/execute/"), 1);
+
+    // ExecuteRetry::Always resends like reads (for servers honouring the idempotency key).
+    let always = self::hub(&fake, |b| {
+        b.execute_retry(ExecuteRetry::Always).sleeper(sleep.clone())
+    });
+    {
+        let mut s = fake.lock();
+        s.fail_next("/tools/execute/", 502, &[]);
+        s.requests.clear();
+    }
+    assert!(always.execute(&slug, json!({}), &ctx("u1")).await.is_ok());
+    assert_eq!(fake.lock().count("/tools/execute/"), 2);
+}
+
+#[tokio::test]
+async fn the_engine_idempotency_key_is_sent_on_every_execution_attempt() {
+    let fake = FakeComposio::start(FakeState::generated(50, 5)).await;
+    let hub = hub(&fake, |b| b.max_retries(2).sleeper(RecordingSleep::new()));
+    let slug = execute_slug();
+    let mut keyed = ctx("u1");
+    keyed.idempotency_key = Some("run-1/step-2/3".into());
+    fake.lock().fail_next("/tools/execute/", 429, &[]);
+    hub.execute(&slug, json!({}), &keyed).await.unwrap();
+    hub.execute(&slug, json!({}), &ctx("u1")).await.unwrap();
+    let keys = fake.lock().idempotency_keys.clone();
+    assert_eq!(
+        keys,
+        vec![
+            Some("run-1/step-2/3".to_string()),
+            Some("run-1/step-2/3".to_string()),
+            None
+        ],
+        "the retry after 429 carries the same key; no key, no header"
+    );
+
+    // A key no header can carry is refused before anything is sent.
+    keyed.idempotency_key = Some("bad\nkey".into());
+    let e = hub.execute(&slug, json!({}), &keyed).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    assert_eq!(fake.lock().idempotency_keys.len(), 3);
 }
 
 #[tokio::test]

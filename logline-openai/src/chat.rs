@@ -10,7 +10,9 @@ use logline_core::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::common::{arguments_string, body_bytes, code_string, resolve_model, DecodeCtx};
+use crate::common::{
+    arguments_string, body_bytes, code_string, cut_off_note, resolve_model, DecodeCtx, OutputBudget,
+};
 use crate::config::OpenAiConfig;
 use crate::error::OpenAiError;
 use crate::stream::Assembler;
@@ -325,6 +327,18 @@ pub(crate) fn decode(bytes: &[u8], ctx: &DecodeCtx) -> Result<LlmResponse> {
         .into_iter()
         .next()
         .ok_or_else(|| OpenAiError::Stream("completion has no choices".into()))?;
+    let finish = finish_reason(choice.finish_reason.as_deref());
+    decode_choice(choice, usage, body.model.unwrap_or_default(), finish, ctx)
+        .map_err(|e| cut_off_note(e, finish))
+}
+
+fn decode_choice(
+    choice: ChoiceOut,
+    usage: TokenUsage,
+    model: String,
+    finish: FinishReason,
+    ctx: &DecodeCtx,
+) -> Result<LlmResponse> {
     let mut text = choice.message.content.filter(|t| !t.is_empty());
     if text.is_none() {
         if let Some(r) = choice.message.refusal.as_deref() {
@@ -351,8 +365,8 @@ pub(crate) fn decode(bytes: &[u8], ctx: &DecodeCtx) -> Result<LlmResponse> {
         text,
         tool_calls,
         usage,
-        model: body.model.unwrap_or_default(),
-        finish_reason: finish_reason(choice.finish_reason.as_deref()),
+        model,
+        finish_reason: finish,
     })
 }
 
@@ -437,6 +451,7 @@ pub(crate) struct ChatAssembler {
     finish: Option<String>,
     usage: TokenUsage,
     model: String,
+    budget: OutputBudget,
 }
 
 impl ChatAssembler {
@@ -449,10 +464,20 @@ impl ChatAssembler {
             finish: None,
             usage: TokenUsage::default(),
             model: String::new(),
+            budget: OutputBudget::default(),
         }
     }
 
+    fn take(&mut self, piece: &str) -> Result<()> {
+        self.budget.take(piece, self.ctx.max_output_bytes)
+    }
+
     fn build(&mut self) -> Result<LlmResponse> {
+        let finish = finish_reason(self.finish.as_deref());
+        self.build_with(finish).map_err(|e| cut_off_note(e, finish))
+    }
+
+    fn build_with(&mut self, finish: FinishReason) -> Result<LlmResponse> {
         let mut text = std::mem::take(&mut self.text);
         if text.is_empty() && !self.refusal.is_empty() {
             text = self.ctx.refusal(&self.refusal)?;
@@ -467,7 +492,7 @@ impl ChatAssembler {
             tool_calls,
             usage: self.usage,
             model: std::mem::take(&mut self.model),
-            finish_reason: finish_reason(self.finish.as_deref()),
+            finish_reason: finish,
         })
     }
 }
@@ -488,11 +513,9 @@ impl Assembler for ChatAssembler {
                 ChunkError::Object { code, message } => (code_string(&code), message),
                 ChunkError::Text(t) => (None, Some(t)),
             };
-            return Err(OpenAiError::Failed {
-                code,
-                message: message.unwrap_or_else(|| "stream error".into()),
-            }
-            .into());
+            return Err(
+                OpenAiError::failed(code, message.as_deref().unwrap_or("stream error")).into(),
+            );
         }
         if let Some(m) = chunk.model.filter(|m| !m.is_empty()) {
             self.model = m;
@@ -506,10 +529,12 @@ impl Assembler for ChatAssembler {
             }
             let Some(delta) = choice.delta else { continue };
             if let Some(t) = delta.content.filter(|t| !t.is_empty()) {
+                self.take(&t)?;
                 self.text.push_str(&t);
                 out.push_back(Ok(LlmStreamEvent::TextDelta { delta: t }));
             }
             if let Some(r) = delta.refusal {
+                self.take(&r)?;
                 self.refusal.push_str(&r);
             }
             for (pos, d) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
@@ -524,19 +549,21 @@ impl Assembler for ChatAssembler {
                         self.calls.len() - 1
                     }
                 };
+                let (name, args) = match d.function {
+                    Some(f) => (f.name.filter(|n| !n.is_empty()), f.arguments),
+                    None => (None, None),
+                };
+                let args = arguments_text(args.as_ref()).into_owned();
+                self.take(name.as_deref().unwrap_or_default())?;
+                self.take(&args)?;
                 let call = &mut self.calls[slot];
                 let new_id = d.id.filter(|i| !i.is_empty() && call.id.is_none());
                 if let Some(id) = &new_id {
                     call.id = Some(id.clone());
                 }
-                let (name, args) = match d.function {
-                    Some(f) => (f.name.filter(|n| !n.is_empty()), f.arguments),
-                    None => (None, None),
-                };
                 if let Some(n) = &name {
                     call.name.push_str(n);
                 }
-                let args = arguments_text(args.as_ref()).into_owned();
                 call.arguments.push_str(&args);
                 out.push_back(Ok(LlmStreamEvent::ToolCallDelta {
                     index: slot as u32,

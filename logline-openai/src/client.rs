@@ -4,6 +4,7 @@
 //! is how the engine cancels a run's in-flight LLM call — drops the `reqwest` request and
 //! closes the connection; nothing keeps running in the background.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -12,12 +13,11 @@ use logline_core::retry::{parse_retry_after, parse_should_retry, Verdict};
 use logline_core::Result;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
+use tokio::time::Instant;
 
+use crate::body::{read_capped, read_prefix, truncate, MAX_ERROR_BODY, MAX_ERROR_TEXT};
 use crate::config::OpenAiConfig;
-use crate::error::{config_error, OpenAiError};
-
-/// Longest part of a non-JSON error body quoted in an error message.
-const MAX_ERROR_TEXT: usize = 500;
+use crate::error::{config_error, OpenAiError, MAX_CODE_TEXT};
 
 /// A configured `reqwest` client bound to one [`OpenAiConfig`].
 #[derive(Debug, Clone)]
@@ -94,7 +94,11 @@ impl HttpClient {
         if response.status().is_success() {
             return Ok(response);
         }
-        Err(error_from_response(response, self.config.retry.max_retry_after).await)
+        let mut error = error_from_response(response, self.config.retry.max_retry_after).await;
+        if let Some(key) = &self.config.api_key {
+            error.scrub(key.expose());
+        }
+        Err(error)
     }
 
     /// Runs `attempt` under the retry policy and converts the last error.
@@ -120,47 +124,66 @@ impl HttpClient {
             .map_err(|x| x.error.into_core(x.attempts))
     }
 
-    /// POSTs `body` and returns the whole successful body.
-    pub(crate) async fn post_json(&self, path: &str, body: Bytes) -> Result<Bytes> {
+    /// POSTs `body` and returns the whole successful body (at most `limit` bytes), all
+    /// within the call's deadline.
+    pub(crate) async fn post_json(&self, path: &str, body: Bytes, limit: usize) -> Result<Bytes> {
         let timeout = self.config.timeout;
-        self.with_retries(path, |_| {
+        let attempts = self.with_retries(path, |_| {
             let body = &body;
             async move {
                 let work = async {
                     let response = self.send(path, body, false).await?;
-                    response.bytes().await.map_err(OpenAiError::Transport)
+                    read_capped(response, limit).await
                 };
                 tokio::time::timeout(timeout, work)
                     .await
                     .map_err(|_| OpenAiError::Timeout(timeout))?
             }
-        })
-        .await
+        });
+        self.by(self.deadline(), attempts).await
     }
 
-    /// POSTs `body` for a stream and returns the response once its headers arrived.
-    pub(crate) async fn post_stream(&self, path: &str, body: Bytes) -> Result<reqwest::Response> {
+    /// POSTs `body` for a stream and returns the response once its headers arrived, before
+    /// `deadline`.
+    pub(crate) async fn post_stream(
+        &self,
+        path: &str,
+        body: Bytes,
+        deadline: Instant,
+    ) -> Result<reqwest::Response> {
         let timeout = self.config.timeout;
-        self.with_retries(path, |_| {
+        let attempts = self.with_retries(path, |_| {
             let body = &body;
             async move {
                 tokio::time::timeout(timeout, self.send(path, body, true))
                     .await
                     .map_err(|_| OpenAiError::Timeout(timeout))?
             }
-        })
-        .await
+        });
+        self.by(deadline, attempts).await
+    }
+
+    /// When a call starting now must be over.
+    pub(crate) fn deadline(&self) -> Instant {
+        Instant::now() + self.config.deadline
+    }
+
+    /// Runs `work`, failing with [`OpenAiError::Deadline`] (and dropping it) at `deadline`.
+    async fn by<T>(&self, deadline: Instant, work: impl Future<Output = Result<T>>) -> Result<T> {
+        tokio::time::timeout_at(deadline, work)
+            .await
+            .unwrap_or_else(|_| Err(OpenAiError::Deadline(self.config.deadline).into()))
     }
 }
 
-/// Reads a failed response into [`OpenAiError::Api`].
+/// Reads a failed response (its first [`MAX_ERROR_BODY`] bytes) into [`OpenAiError::Api`].
 async fn error_from_response(
     response: reqwest::Response,
     max_retry_after: std::time::Duration,
 ) -> OpenAiError {
     let status = response.status();
     let headers = response.headers().clone();
-    let text = response.text().await.unwrap_or_default();
+    let text = read_prefix(response, MAX_ERROR_BODY).await;
     api_error(
         status.as_u16(),
         &headers,
@@ -200,8 +223,9 @@ pub(crate) fn api_error(
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let message = truncate(&message, MAX_ERROR_TEXT);
     let message = match request_id {
-        Some(id) => format!("{message} [request {id}]"),
+        Some(id) => format!("{message} [request {}]", truncate(&id, 200)),
         None => message,
     };
     OpenAiError::Api {
@@ -236,8 +260,9 @@ fn parse_error_body(text: &str) -> Option<(String, Option<String>, Option<String
             .get("message")
             .and_then(as_string)
             .unwrap_or_else(|| truncate(&err.to_string(), MAX_ERROR_TEXT));
-        let code = err.get("code").and_then(as_string);
-        let error_type = err.get("type").and_then(as_string);
+        let short = |s: String| truncate(&s, MAX_CODE_TEXT);
+        let code = err.get("code").and_then(as_string).map(short);
+        let error_type = err.get("type").and_then(as_string).map(short);
         return Some((message, code, error_type));
     }
     let message = v
@@ -245,17 +270,6 @@ fn parse_error_body(text: &str) -> Option<(String, Option<String>, Option<String
         .or_else(|| v.get("message"))
         .and_then(as_string)?;
     Some((truncate(&message, MAX_ERROR_TEXT), None, None))
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]
@@ -289,6 +303,17 @@ mod tests {
     }
 
     #[test]
+    fn long_remote_messages_are_capped() {
+        let h = HeaderMap::new();
+        let long = "x".repeat(100_000);
+        let e = api_error(500, &h, &long, SystemTime::now(), MAX);
+        assert!(e.to_string().len() < MAX_ERROR_TEXT + 100);
+        let body = serde_json::json!({"error": {"message": long}}).to_string();
+        let e = api_error(400, &h, &body, SystemTime::now(), MAX);
+        assert!(e.to_string().len() < MAX_ERROR_TEXT + 100);
+    }
+
+    #[test]
     fn hostile_retry_after_values_are_clamped() {
         let now = SystemTime::now();
         for (name, value) in [("retry-after", "1e20"), ("retry-after-ms", "1e300")] {
@@ -299,13 +324,5 @@ mod tests {
                 other => panic!("{other}"),
             }
         }
-    }
-
-    #[test]
-    fn truncates_on_char_boundaries() {
-        let s = "é".repeat(400);
-        let t = truncate(&s, 501);
-        assert!(t.ends_with('…'));
-        assert!(t.len() <= 504);
     }
 }

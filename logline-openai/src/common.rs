@@ -5,6 +5,7 @@ use logline_core::{Error, Result};
 use serde_json::Value;
 
 use crate::config::OpenAiConfig;
+use crate::error::OpenAiError;
 use crate::names::NameMap;
 
 /// The JSON bytes of a request body we built (a failure is a bug, not bad input).
@@ -13,13 +14,14 @@ pub(crate) fn body_bytes<T: serde::Serialize>(body: &T) -> Result<Vec<u8>> {
         .map_err(|e| Error::Internal(format!("request body not serializable: {e}")))
 }
 
-/// Per-request context the decoders need: the name aliases, the model and whether structured
-/// output was requested.
+/// Per-request context the decoders need: the name aliases, the model, whether structured
+/// output was requested and the cap on assembled streamed output.
 #[derive(Debug)]
 pub(crate) struct DecodeCtx {
     pub(crate) names: NameMap,
     pub(crate) model: String,
     pub(crate) structured: bool,
+    pub(crate) max_output_bytes: usize,
 }
 
 impl DecodeCtx {
@@ -28,6 +30,7 @@ impl DecodeCtx {
             names: NameMap::for_request(request),
             model: resolve_model(request, config)?.to_string(),
             structured: request.output_schema.is_some(),
+            max_output_bytes: config.max_response_bytes,
         })
     }
 
@@ -54,20 +57,17 @@ impl DecodeCtx {
             response.model = self.model.clone();
         }
         if self.structured && response.tool_calls.is_empty() {
-            match response.text.as_deref() {
-                None => {
-                    return Err(Error::ModelOutput(
-                        "structured output requested but the model returned no text".into(),
-                    ))
-                }
-                Some(t) => {
-                    if let Err(e) = serde_json::from_str::<Value>(t.trim()) {
-                        return Err(Error::ModelOutput(format!(
-                            "structured output is not valid JSON: {e}"
-                        )));
-                    }
-                }
-            }
+            let checked = match response.text.as_deref() {
+                None => Err(Error::ModelOutput(
+                    "structured output requested but the model returned no text".into(),
+                )),
+                Some(t) => serde_json::from_str::<Value>(t.trim())
+                    .map(drop)
+                    .map_err(|e| {
+                        Error::ModelOutput(format!("structured output is not valid JSON: {e}"))
+                    }),
+            };
+            checked.map_err(|e| cut_off_note(e, response.finish_reason))?;
         }
         if !response.tool_calls.is_empty() && response.finish_reason == FinishReason::Stop {
             response.finish_reason = FinishReason::ToolCalls;
@@ -81,6 +81,38 @@ impl DecodeCtx {
             return Err(Error::ModelOutput(format!("the model refused: {refusal}")));
         }
         Ok(refusal.to_string())
+    }
+}
+
+/// Adds why a model-output error happened when the answer was cut off at the token limit.
+pub(crate) fn cut_off_note(e: Error, finish: FinishReason) -> Error {
+    match e {
+        Error::ModelOutput(m) if finish == FinishReason::Length => Error::ModelOutput(format!(
+            "{m} (the answer was cut off at the output token limit: finish_reason `length`)"
+        )),
+        other => other,
+    }
+}
+
+/// Counts the bytes of streamed text and arguments an assembler keeps, against
+/// [`DecodeCtx::max_output_bytes`].
+#[derive(Debug, Default)]
+pub(crate) struct OutputBudget {
+    used: usize,
+}
+
+impl OutputBudget {
+    /// Accounts for `piece` before it is appended; an error once the total passes `max`.
+    pub(crate) fn take(&mut self, piece: &str, max: usize) -> Result<()> {
+        self.used = self.used.saturating_add(piece.len());
+        if self.used > max {
+            return Err(OpenAiError::TooLarge {
+                what: "the streamed output",
+                limit: max,
+            }
+            .into());
+        }
+        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use logline_core::llm::PriceTable;
+use logline_core::redact::Redactor;
 use logline_core::Result;
 
 use crate::error::config_error;
@@ -18,6 +19,15 @@ pub const DEFAULT_EMBEDDING_MODEL: &str = "text-embedding-3-small";
 
 /// Most inputs the embeddings endpoint accepts in one call.
 pub const MAX_EMBEDDING_BATCH: usize = 2048;
+
+/// Default cap of a JSON answer's body and of a stream's assembled text and arguments.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
+
+/// Default cap of one SSE event's data and of one SSE line.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 8 << 20;
+
+/// Default deadline of one whole call.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(15 * 60);
 
 /// An API key. Its `Debug` and `Display` never show the secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -79,6 +89,11 @@ pub struct OpenAiConfig {
     pub(crate) mode: ApiMode,
     pub(crate) default_model: Option<String>,
     pub(crate) timeout: Duration,
+    pub(crate) deadline: Duration,
+    pub(crate) stream_idle_timeout: Option<Duration>,
+    pub(crate) max_response_bytes: usize,
+    pub(crate) max_event_bytes: usize,
+    pub(crate) max_line_bytes: usize,
     pub(crate) connect_timeout: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) sleep: Arc<dyn Sleep>,
@@ -103,6 +118,11 @@ impl Default for OpenAiConfig {
             mode: ApiMode::Responses,
             default_model: None,
             timeout: Duration::from_secs(600),
+            deadline: DEFAULT_DEADLINE,
+            stream_idle_timeout: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            max_line_bytes: DEFAULT_MAX_EVENT_BYTES,
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             sleep: Arc::new(TokioSleep),
@@ -159,9 +179,39 @@ impl OpenAiConfig {
     pub fn default_model(&self) -> Option<&str> {
         self.default_model.as_deref()
     }
-    /// Per-attempt deadline (whole request; for streams, until headers and between events).
+    /// Per-attempt deadline: a whole non-streamed request with its body; for a stream, the
+    /// wait for the response headers.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+    /// Deadline of a whole call: every attempt, the waits between them, the body and, for a
+    /// stream, every event up to the last.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+    /// Longest wait for the next SSE event of a stream (default: [`Self::timeout`]).
+    pub fn stream_idle_timeout(&self) -> Duration {
+        self.stream_idle_timeout.unwrap_or(self.timeout)
+    }
+    /// Cap of a JSON answer's body, and of the text and arguments assembled from a stream.
+    pub fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
+    }
+    /// Cap of one SSE event's data.
+    pub fn max_event_bytes(&self) -> usize {
+        self.max_event_bytes
+    }
+    /// Cap of one SSE line.
+    pub fn max_line_bytes(&self) -> usize {
+        self.max_line_bytes
+    }
+    /// Adds the configured API key to `redactor` as a literal secret, so that the key is
+    /// removed wherever the engine redacts (events, run errors, logs it writes).
+    pub fn redact_secrets(&self, redactor: Redactor) -> Redactor {
+        match &self.api_key {
+            Some(key) => redactor.secret(key.expose()),
+            None => redactor,
+        }
     }
     /// Retry policy.
     pub fn retry(&self) -> &RetryPolicy {
@@ -264,10 +314,38 @@ impl OpenAiConfigBuilder {
         self.config.default_model = Some(model.into());
         self
     }
-    /// Per-attempt deadline (default 600 s). Streams use it until the headers arrive and
-    /// as the longest silence between two events.
+    /// Per-attempt deadline (default 600 s): a whole non-streamed request with its body;
+    /// streams use it until the headers arrive and, unless
+    /// [`Self::stream_idle_timeout`] is set, as the longest wait for the next event.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.timeout = timeout;
+        self
+    }
+    /// Deadline of a whole call, retries and the full stream included (default 15 min).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.config.deadline = deadline;
+        self
+    }
+    /// Longest wait for the next SSE event (default: the per-attempt timeout). SSE comments
+    /// and bytes of an unfinished event do not reset it.
+    pub fn stream_idle_timeout(mut self, idle: Duration) -> Self {
+        self.config.stream_idle_timeout = Some(idle);
+        self
+    }
+    /// Cap of a JSON answer's body and of a stream's assembled text and arguments
+    /// (default 32 MiB). Past it the call fails instead of buffering on.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_response_bytes = bytes;
+        self
+    }
+    /// Cap of one SSE event's data (default 8 MiB).
+    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_event_bytes = bytes;
+        self
+    }
+    /// Cap of one SSE line (default 8 MiB).
+    pub fn max_line_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_line_bytes = bytes;
         self
     }
     /// TCP/TLS connect deadline (default 10 s).
@@ -351,8 +429,14 @@ impl OpenAiConfigBuilder {
                 "OPENAI_API_KEY is not set (required for api.openai.com)",
             ));
         }
-        if c.timeout.is_zero() {
-            return Err(config_error("timeout must be positive"));
+        if c.timeout.is_zero() || c.deadline.is_zero() {
+            return Err(config_error("timeout and deadline must be positive"));
+        }
+        if c.stream_idle_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(config_error("stream idle timeout must be positive"));
+        }
+        if c.max_response_bytes == 0 || c.max_event_bytes == 0 || c.max_line_bytes == 0 {
+            return Err(config_error("size limits must be positive"));
         }
         Ok(c)
     }
@@ -426,6 +510,29 @@ mod tests {
         );
         assert!(!dbg.contains("sk-very-secret-value"), "{dbg}");
         assert!(dbg.contains("redacted"));
+    }
+
+    #[test]
+    fn bounds_have_defaults_and_must_be_positive() {
+        let c = OpenAiConfig::builder().api_key("k").build().unwrap();
+        assert_eq!(c.deadline(), DEFAULT_DEADLINE);
+        assert_eq!(c.stream_idle_timeout(), c.timeout());
+        assert_eq!(c.max_response_bytes(), 32 << 20);
+        assert_eq!(
+            (c.max_event_bytes(), c.max_line_bytes()),
+            (8 << 20, 8 << 20)
+        );
+        let c = OpenAiConfig::builder()
+            .api_key("k")
+            .stream_idle_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        assert_eq!(c.stream_idle_timeout(), Duration::from_secs(5));
+        let b = || OpenAiConfig::builder().api_key("k");
+        assert!(b().deadline(Duration::ZERO).build().is_err());
+        assert!(b().stream_idle_timeout(Duration::ZERO).build().is_err());
+        assert!(b().max_response_bytes(0).build().is_err());
+        assert!(b().max_line_bytes(0).build().is_err());
     }
 
     #[test]

@@ -14,6 +14,10 @@ use crate::error::OpenAiError;
 
 const PATH: &str = "/embeddings";
 
+/// Body bytes allowed per input on top of the configured cap: a 3072-dimension vector
+/// printed with spaces fits.
+const BYTES_PER_VECTOR: usize = 128 << 10;
+
 #[derive(Serialize)]
 struct Request<'a> {
     model: &'a str,
@@ -37,7 +41,8 @@ struct Item {
 
 /// Embeds texts with an OpenAI or OpenAI-compatible embeddings endpoint. Inputs are sent in
 /// batches of at most [`OpenAiConfig::embedding_batch_size`] (≤ 2048); the vectors come back
-/// in input order.
+/// in input order. A batch's answer may be as large as the greater of
+/// [`OpenAiConfig::max_response_bytes`] and 128 KiB per input.
 #[derive(Debug, Clone)]
 pub struct OpenAiEmbedder {
     client: HttpClient,
@@ -64,7 +69,13 @@ impl OpenAiEmbedder {
             encoding_format: "float",
             dimensions: config.embedding_dimensions,
         })?;
-        let bytes = self.client.post_json(PATH, Bytes::from(body)).await?;
+        let limit = config
+            .max_response_bytes
+            .max(texts.len().saturating_mul(BYTES_PER_VECTOR));
+        let bytes = self
+            .client
+            .post_json(PATH, Bytes::from(body), limit)
+            .await?;
         let response: Response = serde_json::from_slice(&bytes).map_err(OpenAiError::Decode)?;
         if response.data.len() != texts.len() {
             return Err(Error::backend(

@@ -2,8 +2,14 @@
 
 use std::time::Duration;
 
+use logline_core::redact::REDACTED;
 use logline_core::retry::RetryHint;
 use logline_core::{Error, ErrorKind};
+
+use crate::body::{truncate, MAX_ERROR_TEXT};
+
+/// Most bytes of a remote error code or type kept.
+pub(crate) const MAX_CODE_TEXT: usize = 200;
 
 /// Backend name carried by every error this crate returns.
 pub(crate) const BACKEND: &str = "openai";
@@ -34,6 +40,12 @@ pub(crate) enum OpenAiError {
     /// A stream went silent for longer than the timeout.
     #[error("stream idle for more than {0:?}")]
     StreamIdle(Duration),
+    /// The whole call (attempts, waits, body, stream) took longer than its deadline.
+    #[error("call not finished within its deadline of {0:?}")]
+    Deadline(Duration),
+    /// A body, an SSE line or event, or the streamed output passed its size cap.
+    #[error("{what} is larger than the limit of {limit} bytes")]
+    TooLarge { what: &'static str, limit: usize },
     /// The body is not the documented shape.
     #[error("unexpected response body: {0}")]
     Decode(#[source] serde_json::Error),
@@ -46,9 +58,6 @@ pub(crate) enum OpenAiError {
         code: Option<String>,
         message: String,
     },
-    /// `response.incomplete` or a `status:"incomplete"` body.
-    #[error("response incomplete: {reason}")]
-    Incomplete { reason: String },
     /// The response was cancelled server-side.
     #[error("response cancelled by the server")]
     ServerCancelled,
@@ -68,6 +77,29 @@ pub(crate) fn is_insufficient_quota(code: Option<&str>, error_type: Option<&str>
 }
 
 impl OpenAiError {
+    /// A failed response or a mid-stream error, with the remote text capped.
+    pub(crate) fn failed(code: Option<String>, message: &str) -> Self {
+        OpenAiError::Failed {
+            code: code.map(|c| truncate(&c, MAX_CODE_TEXT)),
+            message: truncate(message, MAX_ERROR_TEXT),
+        }
+    }
+
+    /// Replaces every occurrence of `secret` in remote text (a server that echoes the key).
+    pub(crate) fn scrub(&mut self, secret: &str) {
+        if secret.is_empty() {
+            return;
+        }
+        let text = match self {
+            OpenAiError::Api { message, .. } | OpenAiError::Failed { message, .. } => message,
+            OpenAiError::Stream(text) => text,
+            _ => return,
+        };
+        if text.contains(secret) {
+            *text = text.replace(secret, REDACTED);
+        }
+    }
+
     /// Whether the HTTP layer retries this failure (OpenAI SDK rules).
     pub(crate) fn should_retry(&self) -> bool {
         match self {
@@ -126,7 +158,10 @@ impl OpenAiError {
             }
             OpenAiError::Transport(e) if e.is_timeout() => (ErrorKind::Timeout, true),
             OpenAiError::Transport(e) => (ErrorKind::Unavailable, !e.is_builder()),
-            OpenAiError::Timeout(_) | OpenAiError::StreamIdle(_) => (ErrorKind::Timeout, true),
+            OpenAiError::Timeout(_) | OpenAiError::StreamIdle(_) | OpenAiError::Deadline(_) => {
+                (ErrorKind::Timeout, true)
+            }
+            OpenAiError::TooLarge { .. } => (ErrorKind::Unavailable, false),
             OpenAiError::Decode(_) => (ErrorKind::Unavailable, false),
             OpenAiError::Stream(_) => (ErrorKind::Unavailable, true),
             OpenAiError::Failed { code, .. } => match code.as_deref() {
@@ -137,7 +172,6 @@ impl OpenAiError {
                 }
                 _ => (ErrorKind::Unavailable, true),
             },
-            OpenAiError::Incomplete { .. } => (ErrorKind::ModelOutput, false),
             OpenAiError::ServerCancelled => (ErrorKind::Cancelled, false),
         }
     }

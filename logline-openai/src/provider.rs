@@ -11,7 +11,8 @@ use logline_core::Result;
 use crate::client::HttpClient;
 use crate::common::DecodeCtx;
 use crate::config::{ApiMode, OpenAiConfig};
-use crate::stream::drive;
+use crate::sse::SseLimits;
+use crate::stream::{drive, StreamLimits};
 use crate::{chat, responses};
 
 /// An LLM provider over the OpenAI Responses API or, in [`ApiMode::ChatCompletions`], any
@@ -101,21 +102,31 @@ impl OpenAiProvider {
     ) -> Result<BoxStream<'static, Result<LlmStreamEvent>>> {
         let ctx = DecodeCtx::new(request, self.config())?;
         let bytes = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(sse) });
-        Ok(self.events(bytes.boxed(), ctx))
+        Ok(self.events(bytes.boxed(), ctx, self.client.deadline()))
     }
 
     fn events<E>(
         &self,
         bytes: BoxStream<'static, std::result::Result<Bytes, E>>,
         ctx: DecodeCtx,
+        deadline: tokio::time::Instant,
     ) -> BoxStream<'static, Result<LlmStreamEvent>>
     where
         E: std::fmt::Display + Send + 'static,
     {
-        let idle = self.config().timeout;
+        let config = self.config();
+        let limits = StreamLimits {
+            idle: config.stream_idle_timeout(),
+            deadline,
+            deadline_after: config.deadline,
+            sse: SseLimits {
+                max_line: config.max_line_bytes,
+                max_event: config.max_event_bytes,
+            },
+        };
         match self.mode() {
-            ApiMode::Responses => drive(bytes, responses::ResponsesAssembler::new(ctx), idle),
-            ApiMode::ChatCompletions => drive(bytes, chat::ChatAssembler::new(ctx), idle),
+            ApiMode::Responses => drive(bytes, responses::ResponsesAssembler::new(ctx), limits),
+            ApiMode::ChatCompletions => drive(bytes, chat::ChatAssembler::new(ctx), limits),
         }
     }
 }
@@ -132,7 +143,11 @@ impl LlmProvider for OpenAiProvider {
             let body = self.encode_with(request, &ctx, false)?;
             let bytes = self
                 .client
-                .post_json(self.path(), Bytes::from(body))
+                .post_json(
+                    self.path(),
+                    Bytes::from(body),
+                    self.config().max_response_bytes,
+                )
                 .await?;
             self.decode_with(&bytes, &ctx)
         };
@@ -143,14 +158,15 @@ impl LlmProvider for OpenAiProvider {
         &self,
         request: &LlmRequest,
     ) -> Result<BoxStream<'static, Result<LlmStreamEvent>>> {
+        let deadline = self.client.deadline();
         let opened = async {
             let ctx = DecodeCtx::new(request, self.config())?;
             let body = self.encode_with(request, &ctx, true)?;
             let response = self
                 .client
-                .post_stream(self.path(), Bytes::from(body))
+                .post_stream(self.path(), Bytes::from(body), deadline)
                 .await?;
-            Ok(self.events(response.bytes_stream().boxed(), ctx))
+            Ok(self.events(response.bytes_stream().boxed(), ctx, deadline))
         };
         let events = opened.await.map_err(|e| self.named(e))?;
         let name = self.config().name.clone();

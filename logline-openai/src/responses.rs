@@ -10,7 +10,9 @@ use logline_core::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::common::{arguments_string, body_bytes, code_string, resolve_model, DecodeCtx};
+use crate::common::{
+    arguments_string, body_bytes, code_string, cut_off_note, resolve_model, DecodeCtx, OutputBudget,
+};
 use crate::config::OpenAiConfig;
 use crate::error::OpenAiError;
 use crate::stream::Assembler;
@@ -277,34 +279,48 @@ impl From<&Usage> for TokenUsage {
 }
 
 fn failed(body: &ResponseBody) -> OpenAiError {
-    let (code, message) = match &body.error {
-        Some(e) => (
+    match &body.error {
+        Some(e) => OpenAiError::failed(
             code_string(&e.code),
-            e.message.clone().unwrap_or_else(|| "no message".into()),
+            e.message.as_deref().unwrap_or("no message"),
         ),
-        None => (None, "no error details".into()),
-    };
-    OpenAiError::Failed { code, message }
-}
-
-fn incomplete(body: &ResponseBody) -> OpenAiError {
-    OpenAiError::Incomplete {
-        reason: body
-            .incomplete_details
-            .as_ref()
-            .and_then(|d| d.reason.clone())
-            .unwrap_or_else(|| "unknown".into()),
+        None => OpenAiError::failed(None, "no error details"),
     }
 }
 
-/// Turns a response object into an [`LlmResponse`]; failed/incomplete/cancelled are errors.
+/// The finish reason of a response object: an `incomplete` one was cut off, at the output
+/// token limit (`length`) or by the content filter.
+fn finish_reason(body: &ResponseBody) -> FinishReason {
+    if body.status.as_deref() != Some("incomplete") {
+        return FinishReason::Stop;
+    }
+    let reason = body
+        .incomplete_details
+        .as_ref()
+        .and_then(|d| d.reason.as_deref());
+    match reason {
+        Some("content_filter") => FinishReason::ContentFilter,
+        _ => FinishReason::Length,
+    }
+}
+
+/// Turns a response object into an [`LlmResponse`]; failed and cancelled are errors, an
+/// incomplete one is the partial answer with its finish reason.
 pub(crate) fn convert(body: ResponseBody, ctx: &DecodeCtx) -> Result<LlmResponse> {
     match body.status.as_deref() {
         Some("failed") => return Err(failed(&body).into()),
-        Some("incomplete") => return Err(incomplete(&body).into()),
         Some("cancelled") => return Err(OpenAiError::ServerCancelled.into()),
         _ => {}
     }
+    let finish = finish_reason(&body);
+    convert_output(body, finish, ctx).map_err(|e| cut_off_note(e, finish))
+}
+
+fn convert_output(
+    body: ResponseBody,
+    finish: FinishReason,
+    ctx: &DecodeCtx,
+) -> Result<LlmResponse> {
     let mut text: Option<String> = None;
     let mut tool_calls = Vec::new();
     for item in body.output.unwrap_or_default() {
@@ -339,7 +355,7 @@ pub(crate) fn convert(body: ResponseBody, ctx: &DecodeCtx) -> Result<LlmResponse
             .map(TokenUsage::from)
             .unwrap_or_default(),
         model: body.model.unwrap_or_default(),
-        finish_reason: FinishReason::Stop,
+        finish_reason: finish,
     })
 }
 
@@ -429,6 +445,7 @@ pub(crate) struct ResponsesAssembler {
     ctx: DecodeCtx,
     calls: Vec<PartialCall>,
     text: String,
+    budget: OutputBudget,
 }
 
 impl ResponsesAssembler {
@@ -437,7 +454,12 @@ impl ResponsesAssembler {
             ctx,
             calls: Vec::new(),
             text: String::new(),
+            budget: OutputBudget::default(),
         }
+    }
+
+    fn take(&mut self, piece: &str) -> Result<()> {
+        self.budget.take(piece, self.ctx.max_output_bytes)
     }
 
     fn find(&self, item_id: &Option<String>, output_index: Option<u64>) -> Option<usize> {
@@ -447,8 +469,30 @@ impl ResponsesAssembler {
         })
     }
 
-    /// The response built from the deltas (when the terminal event carries no output).
-    fn assembled(&mut self, usage: TokenUsage, model: String) -> Result<LlmResponse> {
+    /// The final response of a terminal event (`response.completed` or
+    /// `response.incomplete`): its output, or the deltas when it carries none.
+    fn terminal(&mut self, response: ResponseBody) -> Result<LlmResponse> {
+        let has_output = response.output.as_ref().is_some_and(|o| !o.is_empty());
+        if has_output {
+            return convert(response, &self.ctx);
+        }
+        let finish = finish_reason(&response);
+        let usage = response
+            .usage
+            .as_ref()
+            .map(TokenUsage::from)
+            .unwrap_or_default();
+        self.assembled(usage, response.model.unwrap_or_default(), finish)
+            .map_err(|e| cut_off_note(e, finish))
+    }
+
+    /// The response built from the deltas.
+    fn assembled(
+        &mut self,
+        usage: TokenUsage,
+        model: String,
+        finish: FinishReason,
+    ) -> Result<LlmResponse> {
         let mut tool_calls = Vec::with_capacity(self.calls.len());
         for c in std::mem::take(&mut self.calls) {
             tool_calls.push(self.ctx.tool_call(c.call_id, &c.name, &c.arguments)?);
@@ -459,7 +503,7 @@ impl ResponsesAssembler {
             tool_calls,
             usage,
             model,
-            finish_reason: FinishReason::Stop,
+            finish_reason: finish,
         })
     }
 }
@@ -484,6 +528,7 @@ impl Assembler for ResponsesAssembler {
                     arguments,
                 } = item
                 {
+                    self.take(&arguments)?;
                     out.push_back(Ok(LlmStreamEvent::ToolCallDelta {
                         index: self.calls.len() as u32,
                         id: Some(call_id.clone()),
@@ -507,6 +552,7 @@ impl Assembler for ResponsesAssembler {
                 let i = self.find(&item_id, output_index).ok_or_else(|| {
                     OpenAiError::Stream("arguments delta for an unknown function call".into())
                 })?;
+                self.take(&delta)?;
                 self.calls[i].arguments.push_str(&delta);
                 out.push_back(Ok(LlmStreamEvent::ToolCallDelta {
                     index: i as u32,
@@ -525,30 +571,20 @@ impl Assembler for ResponsesAssembler {
                 }
             }
             Event::TextDelta { delta } => {
+                self.take(&delta)?;
                 self.text.push_str(&delta);
                 out.push_back(Ok(LlmStreamEvent::TextDelta { delta }));
             }
             Event::RefusalDelta { delta } => {
                 if !self.ctx.structured {
+                    self.take(&delta)?;
                     self.text.push_str(&delta);
                     out.push_back(Ok(LlmStreamEvent::TextDelta { delta }));
                 }
             }
-            Event::Completed { response } => {
-                let has_output = response.output.as_ref().is_some_and(|o| !o.is_empty());
-                if has_output {
-                    return convert(response, &self.ctx).map(Some);
-                }
-                let usage = response
-                    .usage
-                    .as_ref()
-                    .map(TokenUsage::from)
-                    .unwrap_or_default();
-                return self
-                    .assembled(usage, response.model.unwrap_or_default())
-                    .map(Some);
+            Event::Completed { response } | Event::Incomplete { response } => {
+                return self.terminal(response).map(Some);
             }
-            Event::Incomplete { response } => return Err(incomplete(&response).into()),
             Event::Failed { response } => return Err(failed(&response).into()),
             Event::Error {
                 code,
@@ -562,10 +598,10 @@ impl Assembler for ResponsesAssembler {
                     ),
                     None => (code_string(&code), message),
                 };
-                return Err(OpenAiError::Failed {
+                return Err(OpenAiError::failed(
                     code,
-                    message: message.unwrap_or_else(|| "stream error".into()),
-                }
+                    message.as_deref().unwrap_or("stream error"),
+                )
                 .into());
             }
             Event::Other => {}

@@ -133,3 +133,37 @@ fn configuration_from_environment_variables() {
     assert_eq!(d.retry().max_retries, 2);
     assert_eq!(d.name(), "openai");
 }
+
+#[tokio::test]
+async fn a_key_echoed_by_the_server_is_scrubbed_and_the_redactor_learns_it() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(FakeReply::error(
+        401,
+        "invalid_request_error",
+        Some("invalid_api_key"),
+        &format!("Incorrect API key provided: {SECRET}. Header was `Bearer {SECRET}`."),
+    ));
+    let config = fake.config().api_key(SECRET).build().unwrap();
+    let provider = OpenAiProvider::new(config.clone()).unwrap();
+    let err = provider.complete(&simple_request("x")).await.unwrap_err();
+    let shown = format!("{err}\n{err:?}\n{}", err.to_json());
+    assert!(!shown.contains(SECRET), "{shown}");
+    assert!(
+        shown.contains("Incorrect API key provided: [REDACTED]"),
+        "{shown}"
+    );
+
+    // Literal registration: the key is removed even where no pattern would match it.
+    let redactor = config.redact_secrets(logline_core::redact::Redactor::none());
+    assert_eq!(
+        redactor.redact_str(&format!("job failed: key={SECRET}")),
+        Some("job failed: key=[REDACTED]".to_string())
+    );
+    let keyless = fake.config().build().unwrap();
+    assert_eq!(
+        keyless
+            .redact_secrets(logline_core::redact::Redactor::none())
+            .redact_str(SECRET),
+        None
+    );
+}

@@ -37,6 +37,8 @@ pub struct FakeState {
     pub failures: VecDeque<Failure>,
     pub requests: Vec<String>,
     pub executions: Vec<(String, Value)>,
+    /// The `idempotency-key` header of every execution request, in order.
+    pub idempotency_keys: Vec<Option<String>>,
     pub clock: u64,
     /// Check execution arguments against the tool's input schema (400 on a mismatch).
     pub validate_arguments: bool,
@@ -55,6 +57,7 @@ impl FakeState {
             failures: VecDeque::new(),
             requests: Vec::new(),
             executions: Vec::new(),
+            idempotency_keys: Vec::new(),
             clock: 0,
             validate_arguments: false,
         }
@@ -378,6 +381,13 @@ async fn handle(
     let injected = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         s.requests.push(line.clone());
+        if method == Method::POST && uri.path().contains("/tools/execute/") {
+            let key = headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            s.idempotency_keys.push(key);
+        }
         if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(s.api_key.as_str()) {
             return error(401, "Invalid API key");
         }
