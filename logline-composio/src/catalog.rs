@@ -121,6 +121,7 @@ pub(crate) fn convert_tool(
         side_effects: Vec::new(),
         tags: Vec::new(),
         requires_confirmation: false,
+        idempotent: false,
         requires_connection: !no_auth,
         hub: hub.to_string(),
         timeout_ms: None,

@@ -39,6 +39,8 @@ pub enum ErrorKind {
     ModelOutput,
     /// A tool ran and reported failure.
     ToolFailed,
+    /// A side effect may or may not have happened, and repeating it is not safe.
+    EffectOutcomeUnknown,
     /// Credentials are missing or rejected.
     Unauthorized,
     /// A bug or broken invariant.
@@ -47,7 +49,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::NotFound,
         ErrorKind::Conflict,
         ErrorKind::InvalidInput,
@@ -59,6 +61,7 @@ impl ErrorKind {
         ErrorKind::Cancelled,
         ErrorKind::ModelOutput,
         ErrorKind::ToolFailed,
+        ErrorKind::EffectOutcomeUnknown,
         ErrorKind::Unauthorized,
         ErrorKind::Internal,
     ];
@@ -82,6 +85,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::ModelOutput => "model_output",
             ErrorKind::ToolFailed => "tool_failed",
+            ErrorKind::EffectOutcomeUnknown => "effect_outcome_unknown",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Internal => "internal",
         }
@@ -198,6 +202,16 @@ pub enum Error {
         /// Whether running it again may succeed.
         retryable: bool,
     },
+    /// A tool call was sent but its outcome was not recorded (the worker died, the call timed
+    /// out, or its result could not be stored), and the tool is neither idempotent nor on a
+    /// hub that honours idempotency keys: sending it again could repeat the effect.
+    #[error("outcome of tool `{tool_id}` unknown: {message}")]
+    EffectOutcomeUnknown {
+        /// The tool.
+        tool_id: String,
+        /// What is known.
+        message: String,
+    },
     /// The operation exceeded its deadline.
     #[error("timed out: {0}")]
     Timeout(String),
@@ -255,6 +269,7 @@ impl Error {
             Error::BudgetExceeded(_) => ErrorKind::BudgetExceeded,
             Error::ModelOutput(_) => ErrorKind::ModelOutput,
             Error::ToolFailed { .. } => ErrorKind::ToolFailed,
+            Error::EffectOutcomeUnknown { .. } => ErrorKind::EffectOutcomeUnknown,
             Error::Timeout(_) => ErrorKind::Timeout,
             Error::Cancelled(_) => ErrorKind::Cancelled,
             Error::Backend { kind, .. } => *kind,

@@ -104,6 +104,9 @@ forward! {
         async fn events(&self, run_id: RunId, after_seq: u64, limit: usize) -> Result<Vec<Event>>;
         async fn steps(&self, run_id: RunId) -> Result<Vec<Step>>;
         async fn record_effect(&self, effect: &EffectRecord) -> Result<EffectRecord>;
+        async fn record_intent(&self, intent: &EffectRecord, fence: i64)
+            -> Result<Option<EffectRecord>>;
+        async fn release_intent(&self, run_id: RunId, step_index: u32, seq: u32) -> Result<()>;
         async fn effects(&self, run_id: RunId, step_index: u32) -> Result<Vec<EffectRecord>>;
         async fn wait_for_events(
             &self,
@@ -136,6 +139,7 @@ forward! {
 forward! {
     trait ToolHub {
         fn name(&self) -> &str;
+        fn honours_idempotency_keys(&self) -> bool;
         async fn list_tools(&self, page: PageRequest) -> Result<ToolPage>;
         async fn execute(&self, tool_id: &str, arguments: Value, ctx: &ToolContext)
             -> Result<Value>;

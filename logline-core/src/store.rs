@@ -133,6 +133,36 @@ pub struct Committed {
     pub last_seq: u64,
 }
 
+/// Where an effect stands in the ledger.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectState {
+    /// About to be sent (recorded before the call); no result yet.
+    Intended,
+    /// The result (or final failure) is recorded.
+    #[default]
+    Completed,
+}
+
+impl EffectState {
+    /// Stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EffectState::Intended => "intended",
+            EffectState::Completed => "completed",
+        }
+    }
+
+    /// Parses [`EffectState::as_str`] output.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "intended" => Some(EffectState::Intended),
+            "completed" => Some(EffectState::Completed),
+            _ => None,
+        }
+    }
+}
+
 /// A recorded effect (LLM or tool result) inside a step, replayed instead of re-executed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EffectRecord {
@@ -150,8 +180,28 @@ pub struct EffectRecord {
     pub output: Value,
     /// The recorded failure, when the effect failed (JSON error).
     pub error: Option<Value>,
+    /// Intended (sent, no result yet) or completed.
+    #[serde(default)]
+    pub state: EffectState,
     /// When recorded.
     pub recorded_at: DateTime<Utc>,
+}
+
+impl EffectRecord {
+    /// The intent of an effect at `(run_id, step_index, seq)`: recorded before the call.
+    pub fn intent(run_id: RunId, step_index: u32, seq: u32, kind: &str, key: &str) -> Self {
+        EffectRecord {
+            run_id,
+            step_index,
+            seq,
+            kind: kind.to_string(),
+            key: key.to_string(),
+            output: Value::Null,
+            error: None,
+            state: EffectState::Intended,
+            recorded_at: Utc::now(),
+        }
+    }
 }
 
 /// Execution: runs, steps, events and the effect ledger.
@@ -169,8 +219,22 @@ pub trait RunStore: Send + Sync {
     async fn events(&self, run_id: RunId, after_seq: u64, limit: usize) -> Result<Vec<Event>>;
     /// Steps of a run by index.
     async fn steps(&self, run_id: RunId) -> Result<Vec<Step>>;
-    /// Records an effect unless one exists at (run, step, seq); returns the stored record.
+    /// Records a completed effect at (run, step, seq) unless a completed one exists there (it
+    /// replaces an intent); returns the stored record, which is the earlier one when another
+    /// execution won the race.
     async fn record_effect(&self, effect: &EffectRecord) -> Result<EffectRecord>;
+    /// Records the intent of an effect before it is sent, fenced by the run version the
+    /// caller executes at: `Conflict` when the run's version is no longer `fence` (another
+    /// execution owns the run now). When a record already exists at that position it is
+    /// returned instead and nothing is written; `None` means this call recorded the intent.
+    async fn record_intent(
+        &self,
+        intent: &EffectRecord,
+        fence: i64,
+    ) -> Result<Option<EffectRecord>>;
+    /// Removes an unresolved intent whose call provably did not run, so a later attempt may
+    /// send it. A completed record is left as it is.
+    async fn release_intent(&self, run_id: RunId, step_index: u32, seq: u32) -> Result<()>;
     /// Effects of one step, by seq.
     async fn effects(&self, run_id: RunId, step_index: u32) -> Result<Vec<EffectRecord>>;
     /// Waits until the run may have events after `after_seq` or `timeout` passes.

@@ -133,12 +133,12 @@ async fn tool_node_validates_input_and_executes() {
 }
 
 #[tokio::test]
-async fn tool_timeouts_are_retried_then_fail_the_run() {
+async fn idempotent_tool_timeouts_are_retried_then_fail_the_run() {
     let hub = Arc::new(
         FakeToolHub::new("fake")
             .with_delay(Duration::from_secs(5))
             .tool(
-                ToolSpec::new("sleepy", "Sleeps.", json!({"type": "object"})),
+                ToolSpec::new("sleepy", "Sleeps.", json!({"type": "object"})).idempotent(),
                 |_| Ok(json!({})),
             ),
     );

@@ -13,7 +13,7 @@ use logline_core::event::{EventKind, NewEvent};
 use logline_core::policy::{Effect, Policy, PolicyScope, PolicySource, RuleExpr};
 use logline_core::queue::{JobState, NewJob, Queue};
 use logline_core::run::{step_id, Run, RunStatus, Step, StepStatus};
-use logline_core::store::{Checkpoint, DefinitionStore, EffectRecord, RunStore};
+use logline_core::store::{Checkpoint, DefinitionStore, EffectRecord, EffectState, RunStore};
 use logline_core::workflow::{NodeType, Workflow, WorkflowDefinition};
 use logline_core::ErrorKind;
 use logline_postgres::{PgConfig, PgStore};
@@ -80,6 +80,7 @@ async fn records_read_back_exactly() {
         key: "ticketing.list_open".into(),
         output: json!({"n": 1.5, "s": "ü"}),
         error: None,
+        state: EffectState::Completed,
         recorded_at: Utc::now(),
     };
     assert_eq!(store.record_effect(&effect).await.unwrap(), effect);
@@ -110,6 +111,7 @@ async fn unknown_runs_are_not_found_everywhere() {
         key: "a".into(),
         output: json!(null),
         error: None,
+        state: EffectState::Completed,
         recorded_at: Utc::now(),
     };
     assert_eq!(

@@ -107,7 +107,7 @@ macro_rules! store_conformance_tests {
         $crate::__conformance_tests!(store, $factory, $caps;
             workflows_are_versioned, tool_catalog_round_trips, agents_and_policies_round_trip,
             runs_are_created_once, commit_is_atomic_and_versioned, events_page_by_sequence,
-            effect_ledger_keeps_first_record, runs_list_by_filter, wait_for_events_wakes_on_commit,
+            effect_ledger_keeps_first_record, effect_intents_are_fenced_and_resolved, runs_list_by_filter, wait_for_events_wakes_on_commit,
             purge_removes_old_terminal_runs [purge_runs], one_of_racing_commits_wins);
     };
 }

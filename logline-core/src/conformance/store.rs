@@ -11,7 +11,7 @@ use crate::agent::{Agent, ModelProfile};
 use crate::event::{EventKind, NewEvent};
 use crate::policy::{Effect, Policy, PolicyScope, RuleExpr};
 use crate::run::{Run, RunStatus, Step, StepStatus, Subject};
-use crate::store::{Checkpoint, EffectRecord, Page, RunFilter, Store, ToolQuery};
+use crate::store::{Checkpoint, EffectRecord, EffectState, Page, RunFilter, Store, ToolQuery};
 use crate::tool::ToolSpec;
 use crate::workflow::{NodeType, Workflow, WorkflowDefinition};
 use crate::ErrorKind;
@@ -352,6 +352,7 @@ pub async fn effect_ledger_keeps_first_record(store: Arc<dyn Store>) {
         key: "t".into(),
         output: json!({"v": out}),
         error: None,
+        state: EffectState::Completed,
         recorded_at: Utc::now(),
     };
     let first = store.record_effect(&rec(1, 0, 1)).await.expect("record");
@@ -377,6 +378,57 @@ pub async fn effect_ledger_keeps_first_record(store: Arc<dyn Store>) {
         failed.error
     );
     assert!(store.effects(run.id, 9).await.expect("none").is_empty());
+}
+
+/// An intent is recorded once, fenced by the run version; a completed record replaces it;
+/// a released intent can be recorded again.
+pub async fn effect_intents_are_fenced_and_resolved(store: Arc<dyn Store>) {
+    let run = sample_run("t", "wf");
+    let version = store.create_run(&run, &[]).await.expect("create").version;
+    let intent = EffectRecord::intent(run.id, 0, 0, "tool", "mail.send");
+    assert_eq!(
+        store.record_intent(&intent, version).await.expect("intent"),
+        None
+    );
+    let existing = store.record_intent(&intent, version).await.expect("again");
+    assert_eq!(existing.map(|e| e.state), Some(EffectState::Intended));
+    let stale = EffectRecord::intent(run.id, 0, 1, "tool", "x");
+    let fenced = store.record_intent(&stale, version - 1).await;
+    assert_eq!(
+        fenced.expect_err("fenced").kind(),
+        crate::ErrorKind::Conflict
+    );
+    let listed = store.effects(run.id, 0).await.expect("effects");
+    assert_eq!(listed.len(), 1, "a fenced-out intent is not recorded");
+    assert_eq!(listed[0].state, EffectState::Intended);
+
+    let mut done = intent.clone();
+    done.state = EffectState::Completed;
+    done.output = json!({"sent": true});
+    let stored = store.record_effect(&done).await.expect("complete");
+    assert_eq!(
+        stored.output,
+        json!({"sent": true}),
+        "the result replaces the intent"
+    );
+    let after = store.record_intent(&intent, version).await.expect("after");
+    assert_eq!(after.map(|e| e.output), Some(json!({"sent": true})));
+    store.release_intent(run.id, 0, 0).await.expect("release");
+    assert_eq!(
+        store.effects(run.id, 0).await.expect("kept")[0].state,
+        EffectState::Completed
+    );
+
+    let other = EffectRecord::intent(run.id, 0, 2, "tool", "mail.send");
+    assert_eq!(
+        store.record_intent(&other, version).await.expect("intent"),
+        None
+    );
+    store.release_intent(run.id, 0, 2).await.expect("release");
+    assert_eq!(
+        store.record_intent(&other, version).await.expect("again"),
+        None
+    );
 }
 
 /// Runs filter by tenant, workflow and status, newest first.

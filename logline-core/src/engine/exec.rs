@@ -87,6 +87,15 @@ impl Executor {
         if run.started_at.is_none() {
             run.started_at = Some(Utc::now());
         }
+        // A resumed run is claimed first: the version bump fences off any execution that may
+        // still be running it elsewhere (a worker that lost its lease can neither record an
+        // effect's intent nor commit).
+        if !fresh {
+            match self.checkpoint(&mut run, None, Vec::new()).await? {
+                Flow::Continue => {}
+                Flow::Stop => return Ok(()),
+            }
+        }
         // Only the step that was in flight when this job was picked up can have recorded
         // effects; later steps of this execution start fresh.
         let mut recorded = if fresh {

@@ -14,6 +14,7 @@ use crate::event::{ErrorPayload, LlmCallPayload, LlmPurpose};
 use crate::llm::{LlmRequest, LlmResponse, LlmStreamEvent, Message, OutputSchema};
 use crate::policy::{Effect, PolicyAction, PolicyRequest, PolicyResource};
 use crate::run::GateSubject;
+use crate::store::EffectRecord;
 
 /// Who is calling the model, for events.
 pub(crate) struct LlmCaller<'a> {
@@ -30,20 +31,22 @@ pub(crate) async fn call_llm(
 ) -> NodeResult<LlmResponse> {
     let seq = sc.next_seq();
     let (response, replayed) = match sc.recorded(seq) {
-        Some(rec) => {
-            let v = replay(rec)?;
-            let r: LlmResponse = serde_json::from_value(v)
-                .map_err(|e| Error::Internal(format!("recorded LLM effect unreadable: {e}")))?;
-            (r, true)
-        }
+        Some(rec) => (recorded_response(rec)?, true),
         None => {
             sc.check_llm_call_allowed()?;
             let r = invoke(sc, caller, &request).await?;
             let as_json = serde_json::to_value(&r)
                 .map_err(|e| Error::Internal(format!("LLM response not serializable: {e}")))?;
-            sc.record(seq, EFFECT_LLM, caller.agent_id, &Ok(as_json))
+            let stored = sc
+                .record(seq, EFFECT_LLM, caller.agent_id, &Ok(as_json.clone()))
                 .await?;
-            (r, false)
+            // Another execution of this step recorded first: its answer is the one the run
+            // goes on with.
+            if stored.output == as_json {
+                (r, false)
+            } else {
+                (recorded_response(&stored)?, true)
+            }
         }
     };
     let cost = sc.account_llm(&response, &request.model);
@@ -67,6 +70,12 @@ pub(crate) async fn call_llm(
     });
     sc.check_usage()?;
     Ok(response)
+}
+
+/// The model answer a ledger record holds.
+fn recorded_response(rec: &EffectRecord) -> crate::Result<LlmResponse> {
+    serde_json::from_value(replay(rec)?)
+        .map_err(|e| Error::Internal(format!("recorded LLM effect unreadable: {e}")))
 }
 
 async fn invoke(

@@ -174,7 +174,7 @@ impl<'a> StepCtx<'a> {
         kind: &str,
         key: &str,
         output: &std::result::Result<Value, Error>,
-    ) -> Result<()> {
+    ) -> Result<EffectRecord> {
         ledger::record(
             self.exec.store.as_ref(),
             self.run.id,

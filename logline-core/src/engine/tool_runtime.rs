@@ -7,7 +7,6 @@ use serde_json::{json, Value};
 
 use std::sync::Arc;
 
-use super::exec::Executor;
 use super::gate;
 use super::ledger::{replay, EFFECT_TOOL};
 use super::step::{Interrupt, NodeResult, StepCtx};
@@ -15,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::event::{ErrorPayload, ToolCallPayload};
 use crate::policy::{Effect, PolicyAction, PolicyRequest, PolicyResource};
 use crate::run::{GateSubject, Run, RunMode};
-use crate::tool::{ToolContext, ToolSpec};
+use crate::store::{EffectRecord, EffectState};
+use crate::tool::{ToolContext, ToolHub, ToolSpec};
 
 /// A tool call that passed policy, approval and validation.
 pub(crate) struct Prepared {
@@ -139,44 +139,107 @@ pub(crate) async fn prepare(
     }))
 }
 
-/// Executes a prepared call, or replays its recorded result.
+/// Executes a prepared call, or replays its recorded result. Returns the call's wall time
+/// when it was sent in this execution.
+///
+/// The call's intent is recorded (fenced by the run version) before it is sent and its
+/// outcome after; an intent without an outcome — left by an execution that died, timed out
+/// or could not record — is sent again only to a hub that honours idempotency keys or for an
+/// idempotent tool, and is otherwise reported as [`Error::EffectOutcomeUnknown`].
 pub(crate) async fn execute(
     sc: &StepCtx<'_>,
     p: Prepared,
 ) -> (Prepared, Result<Value>, Option<u64>) {
-    if let Some(rec) = sc.recorded(p.seq) {
-        return (p, replay(rec), None);
-    }
-    let started = Instant::now();
-    let result = run_on_hub(sc.exec, sc.run, sc.step_id, sc.index, &p, sc.cancel).await;
-    // Transient failures are not recorded, so a retry of the job executes the call again.
-    let durable = match &result {
-        Ok(_) => true,
-        Err(e) => !e.is_retryable(),
+    let (result, ms) = match send_once(sc, &p).await {
+        Ok(sent) => sent,
+        Err(e) => (Err(e), None),
     };
-    if durable {
-        if let Err(e) = sc.record(p.seq, EFFECT_TOOL, &p.spec.id, &result).await {
-            return (p, Err(e), None);
+    (p, result, ms)
+}
+
+/// The outcome of the call at this position: replayed, resolved, or sent now.
+async fn send_once(sc: &StepCtx<'_>, p: &Prepared) -> Result<(Result<Value>, Option<u64>)> {
+    let hub = sc.exec.hubs.get(&p.spec.hub).ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "tool `{}` names unknown hub `{}`",
+            p.spec.id, p.spec.hub
+        ))
+    })?;
+    let resendable = hub.honours_idempotency_keys() || p.spec.idempotent;
+    let earlier = match sc.recorded(p.seq) {
+        Some(rec) => Some(rec.clone()),
+        None => claim(sc, p).await?,
+    };
+    if let Some(rec) = earlier {
+        if rec.state == EffectState::Completed {
+            return Ok((replay(&rec), None));
+        }
+        if !resendable {
+            let unknown = Error::EffectOutcomeUnknown {
+                tool_id: p.spec.id.clone(),
+                message: "an earlier execution sent it and ended before recording the result"
+                    .into(),
+            };
+            return Ok((recorded_outcome(sc, p, Err(unknown)).await?, None));
         }
     }
+    let started = Instant::now();
+    let sent = run_on_hub(hub.as_ref(), sc.run, sc.step_id, sc.index, p, sc.cancel).await;
     let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    (p, result, Some(ms))
+    let outcome = match sent {
+        Ok(v) => Ok(v),
+        // Interrupted here (cancel, lost lease): the intent stays for whoever resumes.
+        Err(e) if e.kind() == crate::ErrorKind::Cancelled => return Ok((Err(e), Some(ms))),
+        Err(e) if e.did_not_execute() => {
+            sc.exec
+                .store
+                .release_intent(sc.run.id, sc.index, p.seq)
+                .await?;
+            return Ok((Err(e), Some(ms)));
+        }
+        // A transient failure of a call that may have run: a retried job sends it again with
+        // the same key.
+        Err(e) if e.is_retryable() && resendable => return Ok((Err(e), Some(ms))),
+        Err(e) if e.is_retryable() => Err(Error::EffectOutcomeUnknown {
+            tool_id: p.spec.id.clone(),
+            message: format!("the call may have run: {e}"),
+        }),
+        Err(e) => Err(e),
+    };
+    Ok((recorded_outcome(sc, p, outcome).await?, Some(ms)))
+}
+
+/// Records the intent of the call; returns what another execution recorded there first.
+/// Fenced out (the run moved on under another execution): this execution stops.
+async fn claim(sc: &StepCtx<'_>, p: &Prepared) -> Result<Option<EffectRecord>> {
+    let intent = EffectRecord::intent(sc.run.id, sc.index, p.seq, EFFECT_TOOL, &p.spec.id);
+    match sc.exec.store.record_intent(&intent, sc.run.version).await {
+        Err(e) if e.kind() == crate::ErrorKind::Conflict => Err(Error::Cancelled(format!(
+            "run {} is executed elsewhere now: {e}",
+            sc.run.id
+        ))),
+        other => other,
+    }
+}
+
+/// Records the outcome; the stored one (another execution's, if it recorded first) wins.
+async fn recorded_outcome(
+    sc: &StepCtx<'_>,
+    p: &Prepared,
+    outcome: Result<Value>,
+) -> Result<Result<Value>> {
+    let stored = sc.record(p.seq, EFFECT_TOOL, &p.spec.id, &outcome).await?;
+    Ok(replay(&stored))
 }
 
 async fn run_on_hub(
-    exec: &Executor,
+    hub: &dyn ToolHub,
     run: &Run,
     step_id: uuid::Uuid,
     index: u32,
     p: &Prepared,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Value> {
-    let hub = exec.hubs.get(&p.spec.hub).ok_or_else(|| {
-        Error::InvalidInput(format!(
-            "tool `{}` names unknown hub `{}`",
-            p.spec.id, p.spec.hub
-        ))
-    })?;
     let ctx = ToolContext {
         run_id: Some(run.id),
         step_id: Some(step_id),

@@ -171,6 +171,20 @@ impl RecordedError {
                     retryable: self.retryable,
                 }
             }
+            ErrorKind::EffectOutcomeUnknown => {
+                let (tool_id, message) = match &self.tool_id {
+                    Some(t) => (
+                        t.clone(),
+                        detail(msg, &format!("outcome of tool `{t}` unknown: ")),
+                    ),
+                    None => msg
+                        .strip_prefix("outcome of tool `")
+                        .and_then(|rest| rest.split_once("` unknown: "))
+                        .map(|(t, m)| (t.to_string(), m.to_string()))
+                        .unwrap_or_else(|| (String::new(), msg.to_string())),
+                };
+                Error::EffectOutcomeUnknown { tool_id, message }
+            }
             ErrorKind::Timeout => Error::Timeout(detail(msg, "timed out: ")),
             ErrorKind::Cancelled => Error::Cancelled(detail(msg, "cancelled: ")),
             ErrorKind::Internal => Error::Internal(detail(msg, "internal error: ")),
@@ -249,7 +263,9 @@ impl From<&Error> for RecordedError {
             }
             Error::PolicyDenied { policy_id, .. } => r.policy_id.clone_from(policy_id),
             Error::BudgetExceeded(b) => r.budget = Some(*b),
-            Error::ToolFailed { tool_id, .. } => r.tool_id = Some(tool_id.clone()),
+            Error::ToolFailed { tool_id, .. } | Error::EffectOutcomeUnknown { tool_id, .. } => {
+                r.tool_id = Some(tool_id.clone())
+            }
             Error::Backend { backend, .. } => r.backend = Some(backend.to_string()),
             Error::Conflict(_)
             | Error::InvalidInput(_)

@@ -116,6 +116,10 @@ impl<T: ToolHub> ToolHub for Retry<T> {
         self.inner.name()
     }
 
+    fn honours_idempotency_keys(&self) -> bool {
+        self.inner.honours_idempotency_keys()
+    }
+
     async fn list_tools(&self, page: PageRequest) -> Result<ToolPage> {
         self.run(|_| self.inner.list_tools(page.clone()), retryable)
             .await

@@ -105,6 +105,10 @@ impl<T: ToolHub> ToolHub for Timeout<T> {
         self.inner.name()
     }
 
+    fn honours_idempotency_keys(&self) -> bool {
+        self.inner.honours_idempotency_keys()
+    }
+
     async fn list_tools(&self, page: PageRequest) -> Result<ToolPage> {
         let what = || format!("catalog page of hub `{}`", self.inner.name());
         self.within(what, self.inner.list_tools(page)).await

@@ -160,6 +160,10 @@ impl<T: ToolHub> ToolHub for Traced<T> {
         self.inner.name()
     }
 
+    fn honours_idempotency_keys(&self) -> bool {
+        self.inner.honours_idempotency_keys()
+    }
+
     async fn list_tools(&self, page: PageRequest) -> Result<ToolPage> {
         let span = hub_span("list_tools", self.inner.name());
         let result = self.inner.list_tools(page).instrument(span.clone()).await;

@@ -12,7 +12,8 @@ use crate::event::{Event, NewEvent};
 use crate::policy::{Policy, PolicySource};
 use crate::run::{Run, RunId, Step};
 use crate::store::{
-    Checkpoint, Committed, DefinitionStore, EffectRecord, Page, RunFilter, RunStore, ToolQuery,
+    Checkpoint, Committed, DefinitionStore, EffectRecord, EffectState, Page, RunFilter, RunStore,
+    ToolQuery,
 };
 use crate::tool::ToolSpec;
 use crate::workflow::Workflow;
@@ -379,11 +380,53 @@ impl RunStore for MemoryStore {
         let entry = runs
             .get_mut(&effect.run_id)
             .ok_or_else(|| Error::not_found("run", effect.run_id))?;
-        Ok(entry
+        let slot = entry
             .effects
             .entry((effect.step_index, effect.seq))
-            .or_insert_with(|| effect.clone())
-            .clone())
+            .or_insert_with(|| effect.clone());
+        if slot.state == EffectState::Intended {
+            *slot = effect.clone();
+        }
+        Ok(slot.clone())
+    }
+
+    async fn record_intent(
+        &self,
+        intent: &EffectRecord,
+        fence: i64,
+    ) -> Result<Option<EffectRecord>> {
+        let mut runs = self.runs()?;
+        let entry = runs
+            .get_mut(&intent.run_id)
+            .ok_or_else(|| Error::not_found("run", intent.run_id))?;
+        if entry.run.version != fence {
+            return Err(Error::Conflict(format!(
+                "run {} moved to version {} (this execution holds {fence})",
+                intent.run_id, entry.run.version
+            )));
+        }
+        match entry.effects.entry((intent.step_index, intent.seq)) {
+            std::collections::btree_map::Entry::Occupied(e) => Ok(Some(e.get().clone())),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(intent.clone());
+                Ok(None)
+            }
+        }
+    }
+
+    async fn release_intent(&self, run_id: RunId, step_index: u32, seq: u32) -> Result<()> {
+        let mut runs = self.runs()?;
+        let entry = runs
+            .get_mut(&run_id)
+            .ok_or_else(|| Error::not_found("run", run_id))?;
+        if entry
+            .effects
+            .get(&(step_index, seq))
+            .is_some_and(|e| e.state == EffectState::Intended)
+        {
+            entry.effects.remove(&(step_index, seq));
+        }
+        Ok(())
     }
 
     async fn effects(&self, run_id: RunId, step_index: u32) -> Result<Vec<EffectRecord>> {

@@ -93,6 +93,10 @@ pub struct ToolSpec {
     /// Every call pauses for human confirmation.
     #[serde(default)]
     pub requires_confirmation: bool,
+    /// Calling it again with the same arguments has no further effect (reads, upserts):
+    /// a call whose outcome was not recorded may be sent again.
+    #[serde(default)]
+    pub idempotent: bool,
     /// Whether the user must have connected the toolkit (false for local no-auth tools).
     #[serde(default)]
     pub requires_connection: bool,
@@ -129,6 +133,7 @@ impl ToolSpec {
             side_effects: Vec::new(),
             tags: Vec::new(),
             requires_confirmation: false,
+            idempotent: false,
             requires_connection: false,
             hub: local_hub(),
             timeout_ms: None,
@@ -157,6 +162,12 @@ impl ToolSpec {
     /// Requires confirmation for every call.
     pub fn confirmed(mut self) -> Self {
         self.requires_confirmation = true;
+        self
+    }
+
+    /// Marks the tool idempotent (see [`ToolSpec::idempotent`]).
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = true;
         self
     }
 
@@ -250,6 +261,13 @@ pub trait ToolHub: Send + Sync {
     /// The user's connections; hubs without accounts return none.
     async fn connections(&self, _subject: &Subject) -> Result<Vec<Connection>> {
         Ok(Vec::new())
+    }
+
+    /// Whether an execution sent again with the same [`ToolContext::idempotency_key`] is
+    /// applied at most once by the hub. The engine re-sends a call whose outcome it could not
+    /// record only to such hubs (or for tools marked [`ToolSpec::idempotent`]).
+    fn honours_idempotency_keys(&self) -> bool {
+        false
     }
 }
 

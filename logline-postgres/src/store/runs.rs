@@ -296,6 +296,28 @@ fn decode_event(row: &PgRow) -> Result<Event> {
     })
 }
 
+impl PgStore {
+    /// The effect recorded at a position, if any.
+    async fn effect_at(
+        &self,
+        run_id: RunId,
+        step_index: i32,
+        seq: i32,
+    ) -> Result<Option<EffectRecord>> {
+        let row = sqlx::query(
+            "SELECT output, error, extra FROM effects
+             WHERE run_id = $1 AND step_index = $2 AND seq = $3",
+        )
+        .bind(run_id)
+        .bind(step_index)
+        .bind(seq)
+        .fetch_optional(&self.db.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(decode_effect).transpose()
+    }
+}
+
 fn decode_effect(row: &PgRow) -> Result<EffectRecord> {
     let output: Value = row.try_get("output").map_err(db)?;
     let error: Option<Value> = row.try_get("error").map_err(db)?;
@@ -552,11 +574,15 @@ impl RunStore for PgStore {
         let ([output, error], extra) = split(effect, ["output", "error"])?;
         let step_index = int("step index", effect.step_index)?;
         let seq = int("effect seq", effect.seq)?;
+        // Insert, or replace an unresolved intent; a completed record stays as it is.
         let res = sqlx::query(
             "INSERT INTO effects (run_id, step_index, seq, kind, key, output, error, extra,
                                   recorded_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (run_id, step_index, seq) DO NOTHING",
+             ON CONFLICT (run_id, step_index, seq) DO UPDATE
+               SET output = EXCLUDED.output, error = EXCLUDED.error, extra = EXCLUDED.extra,
+                   recorded_at = EXCLUDED.recorded_at
+               WHERE effects.extra->>'state' = 'intended'",
         )
         .bind(effect.run_id)
         .bind(step_index)
@@ -578,21 +604,71 @@ impl RunStore for PgStore {
             Err(e) => return Err(db(e)),
         }
         // Another writer recorded it first (and has committed: ON CONFLICT waited for it).
+        self.effect_at(effect.run_id, step_index, seq)
+            .await?
+            .ok_or_else(|| Error::not_found("run", effect.run_id))
+    }
+
+    async fn record_intent(
+        &self,
+        intent: &EffectRecord,
+        fence: i64,
+    ) -> Result<Option<EffectRecord>> {
+        let ([output, error], extra) = split(intent, ["output", "error"])?;
+        let step_index = int("step index", intent.step_index)?;
+        let seq = int("effect seq", intent.seq)?;
+        // The run row is share-locked for the statement, so a concurrent claim (a version
+        // bump) either comes before this check or waits until the intent is committed.
         let row = sqlx::query(
-            "SELECT output, error, extra FROM effects
-             WHERE run_id = $1 AND step_index = $2 AND seq = $3",
+            "WITH fence AS (SELECT version FROM runs WHERE id = $1 FOR SHARE),
+                  ins AS (
+                    INSERT INTO effects (run_id, step_index, seq, kind, key, output, error,
+                                         extra, recorded_at)
+                    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+                    WHERE (SELECT version FROM fence) = $10
+                    ON CONFLICT (run_id, step_index, seq) DO NOTHING
+                    RETURNING 1)
+             SELECT (SELECT version FROM fence) AS version,
+                    EXISTS (SELECT 1 FROM ins) AS inserted",
         )
-        .bind(effect.run_id)
+        .bind(intent.run_id)
         .bind(step_index)
         .bind(seq)
-        .fetch_optional(&self.db.pool)
+        .bind(&intent.kind)
+        .bind(&intent.key)
+        .bind(&output)
+        .bind(non_null(error))
+        .bind(&extra)
+        .bind(intent.recorded_at)
+        .bind(fence)
+        .fetch_one(&self.db.pool)
         .await
         .map_err(db)?;
-        match row {
-            Some(r) => decode_effect(&r),
-            // Purged in between.
-            None => Err(Error::not_found("run", effect.run_id)),
+        let version: Option<i64> = row.try_get("version").map_err(db)?;
+        let inserted: bool = row.try_get("inserted").map_err(db)?;
+        match version {
+            None => Err(Error::not_found("run", intent.run_id)),
+            Some(v) if v != fence => Err(Error::Conflict(format!(
+                "run {} moved to version {v} (this execution holds {fence})",
+                intent.run_id
+            ))),
+            Some(_) if inserted => Ok(None),
+            Some(_) => self.effect_at(intent.run_id, step_index, seq).await,
         }
+    }
+
+    async fn release_intent(&self, run_id: RunId, step_index: u32, seq: u32) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM effects WHERE run_id = $1 AND step_index = $2 AND seq = $3
+               AND extra->>'state' = 'intended'",
+        )
+        .bind(run_id)
+        .bind(int("step index", step_index)?)
+        .bind(int("effect seq", seq)?)
+        .execute(&self.db.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
     }
 
     async fn effects(&self, run_id: RunId, step_index: u32) -> Result<Vec<EffectRecord>> {

@@ -37,11 +37,14 @@ pub fn with_probe(
     builder: logline_core::engine::EngineBuilder,
     pool: PgPool,
 ) -> logline_core::engine::EngineBuilder {
+    // Its side effect is deduplicated by the idempotency key, so the engine may send a call
+    // whose outcome it could not record again.
     let spec = ToolSpec::new(
         PROBE,
         "Records its call, maybe a side effect, then sleeps.",
         json!({"type": "object"}),
-    );
+    )
+    .idempotent();
     builder.tool(
         spec,
         handler(move |args: Value, ctx| {

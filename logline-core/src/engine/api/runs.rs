@@ -42,6 +42,10 @@ pub struct StartRun {
     /// App action that starts it.
     #[serde(default)]
     pub app_action_id: Option<String>,
+    /// The caller's idempotency key: a start retried with the same key (in the same tenant)
+    /// returns the run the first one created instead of starting another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 impl StartRun {
@@ -55,7 +59,14 @@ impl StartRun {
             mode: RunMode::Draft,
             budget: Budget::default(),
             app_action_id: None,
+            idempotency_key: None,
         }
+    }
+
+    /// Sets the caller's idempotency key.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
     }
 
     /// Sets the mode.
@@ -80,6 +91,37 @@ impl Engine {
     /// Returns at once with the run (pending, or paused when the policy requires approval).
     /// A denied run is recorded as failed and `Err(PolicyDenied)` is returned.
     pub async fn start_run(&self, req: StartRun) -> Result<Run> {
+        let Some(key) = &req.idempotency_key else {
+            return self.create_run(req, None).await;
+        };
+        let id = keyed_run_id(&req.subject.tenant_id, key);
+        let tenant = req.subject.tenant_id.clone();
+        match self.existing_run(id, &tenant).await? {
+            Some(run) => Ok(run),
+            None => match self.create_run(req, Some(id)).await {
+                // A concurrent start with the same key won.
+                Err(e) if e.kind() == ErrorKind::Conflict => {
+                    self.existing_run(id, &tenant).await?.ok_or(e)
+                }
+                other => other,
+            },
+        }
+    }
+
+    /// The run with `id` when it exists in `tenant`.
+    async fn existing_run(&self, id: RunId, tenant: &str) -> Result<Option<Run>> {
+        match self.inner.exec.store.get_run(id).await {
+            Ok(run) if run.subject.tenant_id == tenant => Ok(Some(run)),
+            Ok(_) => Err(Error::Conflict(format!(
+                "run id {id} is taken in another tenant"
+            ))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates the run of `req` (with `id` when the caller's key fixes it).
+    async fn create_run(&self, req: StartRun, id: Option<RunId>) -> Result<Run> {
         if req.subject.tenant_id.is_empty() {
             return Err(Error::InvalidInput("subject.tenant_id is required".into()));
         }
@@ -114,6 +156,9 @@ impl Engine {
             req.input,
             req.subject,
         );
+        if let Some(id) = id {
+            run.id = id;
+        }
         run.mode = req.mode;
         run.budget = req.budget;
         run.app_action_id = req.app_action_id;
@@ -392,4 +437,14 @@ fn pending_gate<'a>(run: &'a Run, gate_id: &str) -> Result<&'a crate::run::Pendi
             run.id
         ))),
     }
+}
+
+/// The run id an idempotency key stands for in a tenant: the same key always names the same
+/// run, so a retried start finds it.
+fn keyed_run_id(tenant: &str, key: &str) -> RunId {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{tenant}\0{key}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }

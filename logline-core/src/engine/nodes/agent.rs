@@ -194,21 +194,24 @@ async fn run_tool_calls(
     let mut contents = Vec::with_capacity(outcomes.len());
     for o in outcomes {
         let content = match o {
-            Ok((p, r, ms)) => {
-                let f = tool_runtime::finish(sc, p, r, ms);
-                if let Err(e) = &f.result {
-                    if e.kind() == crate::ErrorKind::Cancelled {
-                        return Err(Interrupt::Fail(Error::Cancelled(e.to_string())));
-                    }
-                }
-                match f.result {
-                    Ok(v) => v.to_string(),
-                    Err(e) => json!({ "error": e.to_json() }).to_string(),
-                }
-            }
+            Ok((p, r, ms)) => match tool_runtime::finish(sc, p, r, ms).result {
+                Ok(v) => v.to_string(),
+                Err(e) if ends_the_step(&e) => return Err(Interrupt::Fail(e)),
+                Err(e) => json!({ "error": e.to_json() }).to_string(),
+            },
             Err(e) => json!({ "error": e.to_json() }).to_string(),
         };
         contents.push(content);
     }
     Ok(contents)
+}
+
+/// Whether a failed call ends the step instead of being shown to the model: a cancelled
+/// call, one whose outcome is unknown, and a transient failure of a call that may have run
+/// (the retried job sends it again with the same idempotency key; the model must not call it
+/// again under a new one).
+fn ends_the_step(e: &Error) -> bool {
+    use crate::ErrorKind::{Cancelled, EffectOutcomeUnknown};
+    matches!(e.kind(), Cancelled | EffectOutcomeUnknown)
+        || (e.is_retryable() && !e.did_not_execute())
 }

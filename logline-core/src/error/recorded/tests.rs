@@ -16,6 +16,7 @@ fn variant(e: &Error) -> &'static str {
         Error::BudgetExceeded(_) => "budget_exceeded",
         Error::ModelOutput(_) => "model_output",
         Error::ToolFailed { .. } => "tool_failed",
+        Error::EffectOutcomeUnknown { .. } => "effect_outcome_unknown",
         Error::Timeout(_) => "timeout",
         Error::Cancelled(_) => "cancelled",
         Error::Backend { .. } => "backend",
@@ -23,7 +24,7 @@ fn variant(e: &Error) -> &'static str {
     }
 }
 
-const VARIANTS: [&str; 13] = [
+const VARIANTS: [&str; 14] = [
     "not_found",
     "conflict",
     "invalid_input",
@@ -33,6 +34,7 @@ const VARIANTS: [&str; 13] = [
     "budget_exceeded",
     "model_output",
     "tool_failed",
+    "effect_outcome_unknown",
     "timeout",
     "cancelled",
     "backend",
@@ -70,6 +72,10 @@ fn every_variant() -> Vec<Error> {
                 reason: m.into(),
             });
         }
+        v.push(Error::EffectOutcomeUnknown {
+            tool_id: format!("mail.{m}"),
+            message: m.into(),
+        });
         for retryable in [false, true] {
             v.push(Error::ToolFailed {
                 tool_id: format!("kv.{m}"),
@@ -180,6 +186,7 @@ fn records_of_the_previous_release_rebuild() {
             Error::Backend { backend, .. } => !backend.contains(": "),
             Error::NotFound { id, .. } => !id.contains(" not found: "),
             Error::ToolFailed { tool_id, .. } => !tool_id.contains("` failed: "),
+            Error::EffectOutcomeUnknown { tool_id, .. } => !tool_id.contains("` unknown: "),
             _ => true,
         };
         if parseable {
