@@ -56,6 +56,7 @@ pub use crate::queue::{spawn_worker, WorkerOptions, WorkerPool};
 
 use crate::queue::Queue;
 use crate::run::RunId;
+use crate::search::GateRules;
 use exec::Executor;
 use job::RunningRuns;
 
@@ -75,6 +76,11 @@ pub struct EngineConfig {
     pub condition_model: String,
     /// Attempts of a run job before it is dead-lettered (and the run failed).
     pub run_job_attempts: u32,
+    /// The gate every tool call a model asks for passes at call time (whatever offered the
+    /// tool): blocked tags, scopes and unconnected toolkits refuse it; a risk above the
+    /// ceiling makes a person confirm the exact call. Default: tool search's default rules.
+    #[serde(default)]
+    pub agent_tool_gate: GateRules,
 }
 
 impl Default for EngineConfig {
@@ -85,6 +91,7 @@ impl Default for EngineConfig {
             router_attempts: 3,
             condition_model: "gpt-4o-mini".into(),
             run_job_attempts: 5,
+            agent_tool_gate: GateRules::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::event::{ErrorPayload, ToolCallPayload};
 use crate::policy::{Effect, PolicyAction, PolicyRequest, PolicyResource};
 use crate::run::{GateSubject, Run, RunMode};
+use crate::search::{Connected, DenyReason, ToolGate};
 use crate::store::{EffectRecord, EffectState};
 use crate::tool::{ToolContext, ToolHub, ToolSpec};
 
@@ -65,6 +66,34 @@ fn policy_request(run: &Run, mode: RunMode, spec: &ToolSpec, caller: Caller<'_>)
     }
 }
 
+/// What the engine's tool gate says about a call a model asked for.
+enum Gate {
+    Pass,
+    /// Riskier than the gate lets run unattended: a person confirms the exact call.
+    Confirm,
+    Refuse(Error),
+}
+
+/// The gate at call time, the same rules tool search applies before showing a tool: blocked
+/// tags, scopes and denied tools refuse the call, a toolkit the user has not connected refuses
+/// it, and a risk above the ceiling turns it into a call a person confirms.
+async fn gate_check(sc: &StepCtx<'_>, spec: &ToolSpec) -> Result<Gate> {
+    let rules = &sc.exec.config.agent_tool_gate;
+    let connections = match sc.exec.hubs.get(&spec.hub) {
+        Some(hub) if spec.requires_connection => hub.connections(&sc.run.subject).await?,
+        _ => Vec::new(),
+    };
+    let gate = ToolGate::new(rules.clone(), Connected::from_connections(&connections));
+    Ok(match gate.check(spec) {
+        Ok(()) => Gate::Pass,
+        Err(DenyReason::TooRisky { .. }) => Gate::Confirm,
+        Err(why) => Gate::Refuse(Error::PolicyDenied {
+            policy_id: None,
+            reason: format!("tool `{}` is not allowed here: {why}", spec.id),
+        }),
+    })
+}
+
 /// Policy, approval and validation of one call. `Err(Interrupt)` pauses or fails the step;
 /// `Ok(Err(e))` is a call-level failure the caller may hand back to a model.
 pub(crate) async fn prepare(
@@ -76,6 +105,17 @@ pub(crate) async fn prepare(
 ) -> NodeResult<std::result::Result<Prepared, Error>> {
     let seq = sc.next_seq();
     let tool_id = spec.id.as_str();
+    let mut needs_confirmation = spec.requires_confirmation;
+    if let Caller::Agent(_) = caller {
+        match gate_check(sc, &spec).await? {
+            Gate::Pass => {}
+            Gate::Confirm => needs_confirmation = true,
+            Gate::Refuse(e) => {
+                sc.emit(ErrorPayload::tool(tool_id, e.to_recorded()));
+                return Ok(Err(e));
+            }
+        }
+    }
     let decision = sc
         .exec
         .policy
@@ -97,7 +137,7 @@ pub(crate) async fn prepare(
         sc.emit(ErrorPayload::tool(tool_id, e.to_recorded()));
         return Err(e.into());
     }
-    if decision.effect == Effect::RequireApproval || spec.requires_confirmation {
+    if decision.effect == Effect::RequireApproval || needs_confirmation {
         let digest = gate::digest(&arguments);
         let gate_id = format!("tool:{}:{}:{}", sc.index, seq, tool_id);
         if !gate::approved(sc.run, &gate_id, Some(&digest)) {
