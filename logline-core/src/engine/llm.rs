@@ -103,8 +103,15 @@ async fn invoke(
             "stream ended without a completed response".into(),
         ))
     };
+    let limit = sc.exec.config.llm_timeout;
     tokio::select! {
-        r = work => r,
+        r = tokio::time::timeout(limit, work) => r.unwrap_or_else(|_| {
+            Err(Error::Timeout(format!(
+                "LLM call to provider `{}` took longer than the engine's llm_timeout of {} ms",
+                caller.provider,
+                limit.as_millis()
+            )))
+        }),
         _ = sc.cancel.cancelled() => Err(Error::Cancelled("LLM call cancelled".into())),
     }
 }
