@@ -39,20 +39,20 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
 
     let notes: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let (llm, model): (Arc<dyn logline_core::llm::LlmProvider>, String) =
-        if std::env::var_os("OPENAI_API_KEY").is_some() {
-            let p = logline_openai::OpenAiProvider::from_env()?;
-            (
-                Arc::new(p),
-                std::env::var("OPENAI_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into()),
-            )
-        } else {
-            (Arc::new(scripted_model()), "scripted-assistant".into())
-        };
-    let engine = with_tools(Engine::builder(), notes.clone())
-        .default_llm(llm)
-        .build()
-        .await?;
+    let mut builder = with_tools(Engine::builder(), notes.clone());
+    let model = if std::env::var_os("OPENAI_API_KEY").is_some() {
+        let p = logline_openai::OpenAiProvider::from_env()?;
+        // The API key is redacted wherever the engine redacts (events, rows, job errors).
+        let config = p.config().clone();
+        builder = builder
+            .redact_with(move |r| config.redact_secrets(r))
+            .default_llm(Arc::new(p));
+        std::env::var("OPENAI_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into())
+    } else {
+        builder = builder.default_llm(Arc::new(scripted_model()));
+        "scripted-assistant".into()
+    };
+    let engine = builder.build().await?;
     engine
         .register_agent(
             &Agent::new("agent.assistant", INSTRUCTIONS, ModelProfile::new(model)).with_tools([
@@ -219,7 +219,9 @@ fn with_tools(
 fn scripted_model() -> ScriptedLlm {
     ScriptedLlm::from_fn(|req: &LlmRequest| {
         if let Some(Message::Tool { content, .. }) = req.messages.last() {
-            let v: Value = serde_json::from_str(content).unwrap_or_default();
+            // The engine frames tool output as data: `{"tool_result": ..., "note": ...}`.
+            let framed: Value = serde_json::from_str(content).unwrap_or_default();
+            let v = &framed["tool_result"];
             let text = if let Some(notes) = v["notes"].as_array() {
                 let titles: Vec<&str> = notes.iter().filter_map(|n| n["title"].as_str()).collect();
                 format!("You have {} note(s): {}", titles.len(), titles.join("; "))

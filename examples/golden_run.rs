@@ -27,8 +27,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let mut builder = golden::with_tool(Engine::builder());
     let (model, llm_label) = if std::env::var_os("OPENAI_API_KEY").is_some() {
         let provider = logline_openai::OpenAiProvider::from_env()?;
+        // The API key is redacted wherever the engine redacts (events, rows, job errors).
+        let config = provider.config().clone();
         builder = builder
             .prices(provider.prices().clone())
+            .redact_with(move |r| config.redact_secrets(r))
             .default_llm(Arc::new(provider));
         (
             std::env::var("OPENAI_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into()),

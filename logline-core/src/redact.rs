@@ -201,6 +201,32 @@ impl Redactor {
         }
     }
 
+    /// Redacts secret values in place: strings matching a secret pattern or holding a
+    /// configured literal secret. Unlike [`Redactor::redact`], values under sensitive key
+    /// names are kept, so data whose shape matters (step rows, effect results) stays usable.
+    pub fn redact_strings(&self, v: &mut Value) {
+        match v {
+            Value::String(s) => {
+                if let Some(r) = self.redact_str(s) {
+                    *s = r;
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| self.redact_strings(x)),
+            Value::Object(m) => m.values_mut().for_each(|x| self.redact_strings(x)),
+            _ => {}
+        }
+    }
+
+    /// Whether [`Redactor::redact_strings`] would change `v` (a scan without copying).
+    pub fn has_secret_strings(&self, v: &Value) -> bool {
+        match v {
+            Value::String(s) => self.redact_str(s).is_some(),
+            Value::Array(a) => a.iter().any(|x| self.has_secret_strings(x)),
+            Value::Object(m) => m.values().any(|x| self.has_secret_strings(x)),
+            _ => false,
+        }
+    }
+
     /// A redacted copy.
     pub fn redacted(&self, v: &Value) -> Value {
         let mut c = v.clone();

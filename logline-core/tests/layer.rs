@@ -86,6 +86,11 @@ async fn retry_gives_up_with_the_original_error() {
     assert_eq!(e.kind(), ErrorKind::RateLimited);
     assert_eq!(e.retry_after(), Some(secs(1)));
     assert_eq!(sleep.waits().len(), 2);
+    assert_eq!(
+        e.attempts(),
+        3,
+        "the attempts made are noted for the engine"
+    );
 }
 
 #[tokio::test]

@@ -189,7 +189,9 @@ impl OpenAiError {
     /// Converts into the core error, noting how many HTTP attempts were made.
     pub(crate) fn into_core(self, attempts: u32) -> Error {
         let (kind, retryable) = self.kind_and_retryable();
-        let hint = RetryHint::after(self.retry_after()).not_executed(self.not_executed());
+        let hint = RetryHint::after(self.retry_after())
+            .not_executed(self.not_executed())
+            .attempts(attempts);
         let mut message = self.to_string();
         if attempts > 1 {
             message.push_str(&format!(" (after {attempts} attempts)"));

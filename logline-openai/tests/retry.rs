@@ -122,6 +122,9 @@ async fn default_policy_two_retries_with_jitter() {
         "{waits:?}"
     );
     assert!(e.to_string().contains("after 3 attempts"), "{e}");
+    // The engine reads the attempts to not retry the call again through its job.
+    assert_eq!(e.attempts(), 3);
+    assert!(e.retries_spent());
 }
 
 #[tokio::test]
@@ -161,6 +164,7 @@ async fn client_errors_are_not_retried_and_map_to_kinds() {
         assert!(sleep.waits().is_empty());
         assert_eq!(e.kind(), kind, "status {status}");
         assert!(!e.is_retryable());
+        assert_eq!(e.attempts(), 1, "status {status}");
         assert!(e.to_string().contains("req_123"), "{e}");
     }
 }

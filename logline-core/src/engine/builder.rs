@@ -19,6 +19,9 @@ use crate::schema::SchemaCache;
 use crate::store::Store;
 use crate::tool::{LocalToolHub, ToolHandler, ToolHub, ToolSpec};
 
+/// Adds secrets to the redactor at build (see [`EngineBuilder::redact_with`]).
+type RedactorStep = Box<dyn FnOnce(Redactor) -> Redactor + Send>;
+
 /// Builds an [`Engine`]. Defaults: in-memory store and queue, the rule policy engine over the
 /// store's policies, default redaction, no LLM providers.
 #[derive(Default)]
@@ -34,6 +37,7 @@ pub struct EngineBuilder {
     statics: HashMap<String, StaticHandler>,
     prices: PriceTable,
     redactor: Option<Redactor>,
+    redactor_steps: Vec<RedactorStep>,
     config: EngineConfig,
 }
 
@@ -111,9 +115,39 @@ impl EngineBuilder {
         self
     }
 
-    /// Replaces the redactor applied to every event payload.
+    /// Replaces the redactor applied to every event payload (and, for secret values, to
+    /// step and effect rows). Secrets added with [`EngineBuilder::secret`] and
+    /// [`EngineBuilder::redact_with`] are added to it, in whatever order they were given.
     pub fn redactor(mut self, redactor: Redactor) -> Self {
         self.redactor = Some(redactor);
+        self
+    }
+
+    /// Registers a literal secret (an API key, a password) with the redactor: it is
+    /// replaced by `[REDACTED]` wherever the engine redacts (events, run and step rows,
+    /// effect rows, job errors and logs). Values shorter than 4 bytes are ignored.
+    pub fn secret(self, value: impl Into<String>) -> Self {
+        let value = value.into();
+        self.redact_with(move |r| r.secret(value))
+    }
+
+    /// Registers several literal secrets (see [`EngineBuilder::secret`]).
+    pub fn secrets<I, S>(self, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let values: Vec<String> = values.into_iter().map(Into::into).collect();
+        self.redact_with(move |r| values.into_iter().fold(r, |r, v| r.secret(v)))
+    }
+
+    /// Adds to the redactor at build, e.g. an adapter's configured keys:
+    /// `.redact_with(move |r| openai_config.redact_secrets(r))`.
+    pub fn redact_with<F>(mut self, add: F) -> Self
+    where
+        F: FnOnce(Redactor) -> Redactor + Send + 'static,
+    {
+        self.redactor_steps.push(Box::new(add));
         self
     }
 
@@ -162,7 +196,10 @@ impl EngineBuilder {
             policy,
             statics: self.statics,
             prices: self.prices,
-            redactor: self.redactor.unwrap_or_default(),
+            redactor: self
+                .redactor_steps
+                .into_iter()
+                .fold(self.redactor.unwrap_or_default(), |r, add| add(r)),
             config: self.config,
             schemas: SchemaCache::new(),
             progress,

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::nodes;
 use super::step::{check_latency, Interrupt, StepCtx};
-use super::{lock, EngineConfig, Progress, StaticHandler};
+use super::{limits, lock, EngineConfig, Progress, StaticHandler};
 use crate::agent::ToolSource;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{
@@ -58,9 +58,11 @@ pub(crate) enum Flow {
 }
 
 /// Whether a failure is transient infrastructure trouble: the job is retried and the run
-/// continues from its last checkpoint, instead of failing the run.
+/// continues from its last checkpoint, instead of failing the run. A call its backend
+/// already retried ([`Error::retries_spent`]) is not: its retry budget is spent, and
+/// retrying the job would multiply the requests.
 fn is_transient(e: &Error) -> bool {
-    e.is_retryable() && e.kind() != ErrorKind::ModelOutput
+    e.is_retryable() && e.kind() != ErrorKind::ModelOutput && !e.retries_spent()
 }
 
 impl Executor {
@@ -221,7 +223,8 @@ impl Executor {
                 run.usage = done.usage;
                 (run.budget, run.mode) = (done.budget, done.mode);
                 step.status = StepStatus::Failed;
-                step.error = Some(e.to_json());
+                step.error =
+                    Some(limits::recorded(&e, self.config.max_error_message_bytes).to_json());
                 step.finished_at = Some(Utc::now());
                 let failed = StepFailedPayload {
                     node_id: step.node_id.clone(),
@@ -240,6 +243,7 @@ impl Executor {
         step: Option<Step>,
         events: Vec<NewEvent>,
     ) -> Result<Flow> {
+        let step = step.map(|s| self.stored_step(s));
         match self.store.commit(Checkpoint { run, step, events }).await {
             Ok(c) => {
                 run.version = c.version;
@@ -284,32 +288,81 @@ impl Executor {
             let denied = PolicyEvalPayload::budget_exceeded(*kind, run.usage, run.budget);
             events.push(self.event(None, denied));
         }
-        let recorded = error.to_recorded();
+        let recorded = limits::recorded(&error, self.config.max_error_message_bytes);
+        run.error = Some(self.redactor.redacted(&recorded.to_json()));
         events.push(self.event(None, ErrorPayload::new(recorded.clone())));
         events.push(self.event(None, RunFailedPayload { error: recorded }));
         run.status = RunStatus::Failed;
-        run.error = Some(self.redactor.redacted(&error.to_json()));
         run.pending_gate = None;
         self.checkpoint(run, step, events).await?;
         Ok(Flow::Stop)
     }
 
-    /// A redacted event (run-level when `step_id` is `None`).
+    /// A redacted event (run-level when `step_id` is `None`); the message of an error it
+    /// carries is cut to [`EngineConfig::max_error_message_bytes`].
     pub fn event(&self, step_id: Option<Uuid>, payload: impl Into<EventPayload>) -> NewEvent {
         let mut event = NewEvent::new(step_id, payload);
+        limits::cap_payload_error(&mut event.payload, self.config.max_error_message_bytes);
         self.redactor.redact(&mut event.payload);
         event
     }
 
-    /// Fails a run that is still pending or running (its job gave up), retrying lost races.
-    pub async fn fail_unfinished(&self, run_id: RunId, message: &str) -> Result<()> {
+    /// A step row as stored: secret values redacted when [`EngineConfig::redact_steps`].
+    fn stored_step(&self, mut step: Step) -> Step {
+        if self.config.redact_steps {
+            let r = &self.redactor;
+            r.redact_strings(&mut step.input);
+            if let Some(v) = step.output.as_mut() {
+                r.redact_strings(v);
+            }
+            if let Some(v) = step.error.as_mut() {
+                r.redact_strings(v);
+            }
+        }
+        step
+    }
+
+    /// An effect result as recorded in the ledger: secret values redacted when
+    /// [`EngineConfig::redact_effects`]; `None` when it is stored as it is.
+    pub fn stored_effect(
+        &self,
+        output: &std::result::Result<serde_json::Value, Error>,
+    ) -> Option<std::result::Result<serde_json::Value, Error>> {
+        if !self.config.redact_effects {
+            return None;
+        }
+        let r = &self.redactor;
+        match output {
+            Ok(v) if r.has_secret_strings(v) => {
+                let mut v = v.clone();
+                r.redact_strings(&mut v);
+                Some(Ok(v))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                let mut recorded = e.to_recorded();
+                recorded.message = r.redact_str(&recorded.message)?;
+                Some(Err(recorded.into_error()))
+            }
+        }
+    }
+
+    /// Fails a run that is still pending or running because its job gave up after
+    /// `attempts` attempts with `error`, retrying lost races. The run's error keeps the
+    /// kind and retryability of `error` (a rate limit stays `rate_limited`).
+    pub async fn fail_unfinished(&self, run_id: RunId, error: &Error, attempts: u32) -> Result<()> {
+        let mut recorded = error.to_recorded();
+        recorded.message = format!(
+            "{} (the run's job gave up after {attempts} attempts)",
+            recorded.message
+        );
         for _ in 0..8 {
             let mut run = self.store.get_run(run_id).await?;
             if run.status.is_terminal() || run.status == RunStatus::Paused {
                 return Ok(());
             }
             // A lost race leaves the run as it is; the next round reads it again.
-            let error = Error::Internal(message.to_string());
+            let error = recorded.clone().into_error();
             self.fail_run(&mut run, None, Vec::new(), error).await?;
         }
         Ok(())

@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::exec::Executor;
-use super::lock;
+use super::{limits, lock};
 use crate::error::{Error, Result};
 use crate::queue::{Job, JobHandler, NewJob};
 use crate::run::{Run, RunId};
@@ -69,14 +69,17 @@ impl JobHandler for RunJobs {
         result
     }
 
+    /// The error's message with secrets redacted, cut to the engine's
+    /// `max_error_message_bytes` (what the worker logs and stores as `last_error`).
     fn describe_error(&self, error: &Error) -> String {
         let message = error.to_string();
-        self.exec.redactor.redact_str(&message).unwrap_or(message)
+        let message = self.exec.redactor.redact_str(&message).unwrap_or(message);
+        let max = self.exec.config.max_error_message_bytes;
+        limits::cut(&message, max).unwrap_or(message)
     }
 
     async fn dead_lettered(&self, job: &Job, error: &Error) -> Result<()> {
         let run_id = run_id_of(job)?;
-        let message = format!("run job gave up after {} attempts: {error}", job.attempt);
-        self.exec.fail_unfinished(run_id, &message).await
+        self.exec.fail_unfinished(run_id, error, job.attempt).await
     }
 }

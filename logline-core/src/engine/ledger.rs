@@ -20,8 +20,8 @@ const RECORD_ATTEMPTS: u32 = 6;
 const RECORD_BACKOFF: Backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
 
 /// Records the outcome of an effect (shared by sequential and concurrent callers), retrying
-/// transient store failures. Returns the stored record: another execution's when it recorded
-/// first, which the caller then adopts.
+/// transient store failures. Returns another execution's record when that one was stored
+/// first (the caller adopts it); `None` when this outcome is the recorded one.
 pub(crate) async fn record(
     store: &dyn Store,
     run_id: Uuid,
@@ -30,7 +30,7 @@ pub(crate) async fn record(
     kind: &str,
     key: &str,
     output: &std::result::Result<Value, Error>,
-) -> Result<EffectRecord> {
+) -> Result<Option<EffectRecord>> {
     let (output, error) = match output {
         Ok(v) => (v.clone(), None),
         Err(e) => (Value::Null, Some(e.to_json())),
@@ -44,7 +44,10 @@ pub(crate) async fn record(
     let mut failures = 0;
     loop {
         match store.record_effect(&record).await {
-            Ok(stored) => return Ok(stored),
+            Ok(stored) => {
+                let ours = stored.output == record.output && stored.error == record.error;
+                return Ok((!ours).then_some(stored));
+            }
             Err(e) if e.is_retryable() && failures + 1 < RECORD_ATTEMPTS => {
                 failures += 1;
                 tracing::warn!(%run_id, step_index, seq, error = %e, "recording an effect failed; retrying");

@@ -37,15 +37,11 @@ pub(crate) async fn call_llm(
             let r = invoke(sc, caller, &request).await?;
             let as_json = serde_json::to_value(&r)
                 .map_err(|e| Error::Internal(format!("LLM response not serializable: {e}")))?;
-            let stored = sc
-                .record(seq, EFFECT_LLM, caller.agent_id, &Ok(as_json.clone()))
-                .await?;
             // Another execution of this step recorded first: its answer is the one the run
             // goes on with.
-            if stored.output == as_json {
-                (r, false)
-            } else {
-                (recorded_response(&stored)?, true)
+            match sc.record(seq, EFFECT_LLM, caller.agent_id, &Ok(as_json)).await? {
+                None => (r, false),
+                Some(theirs) => (recorded_response(&theirs)?, true),
             }
         }
     };
@@ -112,8 +108,15 @@ async fn invoke(
             "stream ended without a completed response".into(),
         ))
     };
+    let limit = sc.exec.config.llm_timeout;
     tokio::select! {
-        r = work => r,
+        r = tokio::time::timeout(limit, work) => r.unwrap_or_else(|_| {
+            Err(Error::Timeout(format!(
+                "LLM call to provider `{}` took longer than the engine's llm_timeout of {} ms",
+                caller.provider,
+                limit.as_millis()
+            )))
+        }),
         _ = sc.cancel.cancelled() => Err(Error::Cancelled("LLM call cancelled".into())),
     }
 }

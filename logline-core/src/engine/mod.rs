@@ -28,6 +28,7 @@ mod exec;
 mod gate;
 mod job;
 mod ledger;
+mod limits;
 mod llm;
 mod nodes;
 mod policies;
@@ -63,8 +64,9 @@ use job::RunningRuns;
 /// Queue that carries run jobs.
 pub const RUN_QUEUE: &str = "logline.runs";
 
-/// Tunables of the engine.
+/// Tunables of the engine. Fields missing from a serialized config take their defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EngineConfig {
     /// Default tool timeout.
     pub tool_timeout: Duration,
@@ -74,13 +76,37 @@ pub struct EngineConfig {
     pub router_attempts: u32,
     /// Model of the built-in edge-condition evaluator (on the default provider).
     pub condition_model: String,
-    /// Attempts of a run job before it is dead-lettered (and the run failed).
+    /// Attempts of a run job before it is dead-lettered (and the run failed). An LLM call
+    /// whose provider already retried it ([`crate::Error::retries_spent`]) is not retried
+    /// by the job again: the step fails with the provider's error, kind kept.
     pub run_job_attempts: u32,
     /// The gate every tool call a model asks for passes at call time (whatever offered the
     /// tool): blocked tags, scopes and unconnected toolkits refuse it; a risk above the
     /// ceiling makes a person confirm the exact call. Default: tool search's default rules.
     #[serde(default)]
     pub agent_tool_gate: GateRules,
+    /// Deadline of one LLM call (every attempt the provider makes, streaming included);
+    /// past it the call fails with [`crate::Error::Timeout`]. Adapters have their own,
+    /// shorter deadlines; this one bounds providers that have none.
+    pub llm_timeout: Duration,
+    /// Most bytes of a tool result shown to a model (its JSON text); a longer result is cut
+    /// there and marked as cut. The ledger and the `tool_call` event keep the whole result.
+    pub max_tool_output_bytes: usize,
+    /// Most bytes of an error message stored (run and step rows, events, the job's
+    /// `last_error`) or shown to a model; a longer message is cut and marked.
+    pub max_error_message_bytes: usize,
+    /// Most tool calls of one model turn that are executed; the calls beyond it are
+    /// answered to the model with an `invalid_input` error and not executed.
+    pub max_parallel_tool_calls: usize,
+    /// Whether step rows (input, output, error) are stored with secret values redacted:
+    /// strings matching the redactor's secret patterns or its literal secrets. Values under
+    /// sensitive key names are kept (those rules apply to events only).
+    pub redact_steps: bool,
+    /// Whether effect-ledger rows (LLM responses, tool results) are stored with secret
+    /// values redacted, as for [`EngineConfig::redact_steps`]. A step resumed from the
+    /// ledger then sees `[REDACTED]` where the live call saw the secret; turn this off when
+    /// a tool returns a secret a later call of the same step needs.
+    pub redact_effects: bool,
 }
 
 impl Default for EngineConfig {
@@ -92,6 +118,12 @@ impl Default for EngineConfig {
             condition_model: "gpt-4o-mini".into(),
             run_job_attempts: 5,
             agent_tool_gate: GateRules::default(),
+            llm_timeout: Duration::from_secs(300),
+            max_tool_output_bytes: 64 * 1024,
+            max_error_message_bytes: 8 * 1024,
+            max_parallel_tool_calls: 16,
+            redact_steps: true,
+            redact_effects: true,
         }
     }
 }

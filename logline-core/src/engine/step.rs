@@ -167,14 +167,17 @@ impl<'a> StepCtx<'a> {
         cost
     }
 
-    /// Records an effect result in the ledger.
+    /// Records an effect result in the ledger (secrets redacted, see
+    /// [`super::EngineConfig::redact_effects`]).
     pub async fn record(
         &self,
         seq: u32,
         kind: &str,
         key: &str,
         output: &std::result::Result<Value, Error>,
-    ) -> Result<EffectRecord> {
+    ) -> Result<Option<EffectRecord>> {
+        let redacted = self.exec.stored_effect(output);
+        let output = redacted.as_ref().unwrap_or(output);
         ledger::record(
             self.exec.store.as_ref(),
             self.run.id,

@@ -262,14 +262,16 @@ async fn claim(sc: &StepCtx<'_>, p: &Prepared) -> Result<Option<EffectRecord>> {
     }
 }
 
-/// Records the outcome; the stored one (another execution's, if it recorded first) wins.
+/// Records the outcome; another execution's, if it recorded first, wins.
 async fn recorded_outcome(
     sc: &StepCtx<'_>,
     p: &Prepared,
     outcome: Result<Value>,
 ) -> Result<Result<Value>> {
-    let stored = sc.record(p.seq, EFFECT_TOOL, &p.spec.id, &outcome).await?;
-    Ok(replay(&stored))
+    Ok(match sc.record(p.seq, EFFECT_TOOL, &p.spec.id, &outcome).await? {
+        None => outcome,
+        Some(theirs) => replay(&theirs),
+    })
 }
 
 async fn run_on_hub(

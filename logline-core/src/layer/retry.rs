@@ -16,7 +16,8 @@ use crate::tool::{Connection, PageRequest, ToolContext, ToolHub, ToolPage};
 ///
 /// A failure is retried when [`Error::is_retryable`] says so, after the server's requested
 /// wait ([`Error::retry_after`], bounded by the policy) or the policy's backoff. The last
-/// error is returned unchanged. Streams are retried until they open; an error inside an open
+/// error is returned with the attempts made noted on it ([`Error::attempts`]), so the engine
+/// does not retry a call whose budget was spent here. Streams are retried until they open; an error inside an open
 /// stream is not (its deltas were already delivered).
 ///
 /// [`ToolHub::execute`] is retried only when the error also says the call provably did not
@@ -80,7 +81,11 @@ impl<T> Retry<T> {
         self.policy
             .run(self.sleep.as_ref(), op, classify)
             .await
-            .map_err(|exhausted| exhausted.error)
+            .map_err(|exhausted| {
+                // Report the attempts made here, so layers above do not retry again.
+                let attempts = exhausted.attempts.max(exhausted.error.attempts());
+                exhausted.error.with_attempts(attempts)
+            })
     }
 }
 

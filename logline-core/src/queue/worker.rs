@@ -138,6 +138,7 @@ async fn claim_loop(
         {
             Ok(j) => j,
             Err(e) => {
+                let e = handler.describe_error(&e);
                 tracing::warn!(queue = %queue_name, error = %e, "claim failed; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(opts.poll) => {}
@@ -223,7 +224,7 @@ async fn process(
     // Heartbeats run inside this task, so aborting the task (a crash) stops them too and the
     // lease expires for other workers to reclaim.
     let result = {
-        let heartbeat = keep_lease(queue.as_ref(), &job, opts, &lost);
+        let heartbeat = keep_lease(queue.as_ref(), handler.as_ref(), &job, opts, &lost);
         let work = handler.handle(&job, lost.clone());
         tokio::pin!(heartbeat, work);
         let mut beating = true;
@@ -248,9 +249,12 @@ async fn process(
             }
         }
         Err(e) => {
-            tracing::warn!(job = %job.id, attempt = job.attempt, error = %e, "job failed");
+            // Logs and `last_error` get the handler's description (redacted), never the
+            // raw error.
+            let described = handler.describe_error(&e);
+            tracing::warn!(job = %job.id, attempt = job.attempt, error = %described, "job failed");
             match queue
-                .fail(&job, &e.to_string(), e.is_retryable(), opts.backoff)
+                .fail(&job, &described, e.is_retryable(), opts.backoff)
                 .await
             {
                 Ok(FailOutcome::DeadLettered) => {
@@ -270,7 +274,13 @@ async fn process(
 }
 
 /// Extends the lease every `heartbeat`; returns (after cancelling `lost`) once it is lost.
-async fn keep_lease(queue: &dyn Queue, job: &Job, opts: &WorkerOptions, lost: &CancellationToken) {
+async fn keep_lease(
+    queue: &dyn Queue,
+    handler: &dyn JobHandler,
+    job: &Job,
+    opts: &WorkerOptions,
+    lost: &CancellationToken,
+) {
     loop {
         tokio::time::sleep(opts.heartbeat).await;
         match queue.heartbeat(job, opts.lease).await {
@@ -280,7 +290,10 @@ async fn keep_lease(queue: &dyn Queue, job: &Job, opts: &WorkerOptions, lost: &C
                 lost.cancel();
                 return;
             }
-            Err(e) => tracing::warn!(job = %job.id, error = %e, "heartbeat failed"),
+            Err(e) => {
+                let e = handler.describe_error(&e);
+                tracing::warn!(job = %job.id, error = %e, "heartbeat failed")
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::agent::{Agent, ToolQuery};
+use crate::engine::limits;
 use crate::engine::llm::{as_text, call_llm, check_agent_call, request_for, LlmCaller};
 use crate::engine::step::{Interrupt, NodeResult, StepCtx};
 use crate::engine::tool_runtime::{self, Caller};
@@ -149,15 +150,26 @@ pub(super) async fn run(
 }
 
 /// Prepares every call in order, executes them concurrently, then records events in order.
-/// Returns the tool message content of each call.
+/// Returns the tool message content of each call (see [`limits::tool_message`]). Calls
+/// beyond [`crate::engine::EngineConfig::max_parallel_tool_calls`] are answered with an
+/// error and not executed.
 async fn run_tool_calls(
     sc: &mut StepCtx<'_>,
     agent_id: &str,
     offered: &Offered,
     resp: &LlmResponse,
 ) -> NodeResult<Vec<String>> {
+    let max_calls = sc.exec.config.max_parallel_tool_calls;
     let mut prepared = Vec::with_capacity(resp.tool_calls.len());
-    for call in &resp.tool_calls {
+    for (i, call) in resp.tool_calls.iter().enumerate() {
+        if i >= max_calls {
+            prepared.push(Err(Error::InvalidInput(format!(
+                "tool call `{}` was not executed: at most {max_calls} tool calls run per turn; \
+                 call it again in a later turn",
+                call.name
+            ))));
+            continue;
+        }
         let spec = offered
             .names
             .tool_id(&call.name)
@@ -191,15 +203,19 @@ async fn run_tool_calls(
         }
     });
     let outcomes = futures::future::join_all(runs).await;
+    let config = &sc.exec.config;
+    let (max_output, max_error) = (config.max_tool_output_bytes, config.max_error_message_bytes);
     let mut contents = Vec::with_capacity(outcomes.len());
     for o in outcomes {
         let content = match o {
-            Ok((p, r, ms)) => match tool_runtime::finish(sc, p, r, ms).result {
-                Ok(v) => v.to_string(),
-                Err(e) if ends_the_step(&e) => return Err(Interrupt::Fail(e)),
-                Err(e) => json!({ "error": e.to_json() }).to_string(),
-            },
-            Err(e) => json!({ "error": e.to_json() }).to_string(),
+            Ok((p, r, ms)) => {
+                let result = tool_runtime::finish(sc, p, r, ms).result;
+                match result {
+                    Err(e) if ends_the_step(&e) => return Err(Interrupt::Fail(e)),
+                    result => limits::tool_message(&result, max_output, max_error),
+                }
+            }
+            Err(e) => limits::tool_message(&Err(e), max_output, max_error),
         };
         contents.push(content);
     }
