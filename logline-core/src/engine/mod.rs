@@ -11,7 +11,7 @@
 //! The run path, top to bottom (each module calls only the ones below it):
 //!
 //! ```text
-//! api/        registry · runs · watch        the public operations
+//! api/        registry · runs · watch · scoped   the public operations (scoped: per tenant)
 //! job         RunJobs                        the run-job handler a worker calls
 //! exec        Executor                       the step loop, checkpoints, finishing a run
 //! nodes/      static · tool · agent · router · human_gate
@@ -43,7 +43,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-pub use api::StartRun;
+pub use api::{ApprovalRules, Principal, ScopedEngine, StartRun};
 pub use builder::EngineBuilder;
 pub use gate::digest as args_digest;
 pub use policies::StorePolicySource;
@@ -75,6 +75,9 @@ pub struct EngineConfig {
     pub condition_model: String,
     /// Attempts of a run job before it is dead-lettered (and the run failed).
     pub run_job_attempts: u32,
+    /// Who may decide gates through a [`ScopedEngine`].
+    #[serde(default)]
+    pub approvals: ApprovalRules,
 }
 
 impl Default for EngineConfig {
@@ -85,6 +88,7 @@ impl Default for EngineConfig {
             router_attempts: 3,
             condition_model: "gpt-4o-mini".into(),
             run_job_attempts: 5,
+            approvals: ApprovalRules::default(),
         }
     }
 }
