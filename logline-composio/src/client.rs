@@ -102,6 +102,9 @@ pub(crate) struct WireAccount {
     pub is_disabled: bool,
     #[serde(default)]
     pub toolkit: WireRef,
+    /// The Composio user the account belongs to.
+    #[serde(default)]
+    pub user_id: Option<String>,
 }
 
 /// Body of `POST /tools/execute/{slug}`.

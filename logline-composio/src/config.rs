@@ -8,6 +8,7 @@ use logline_core::redact::Redactor;
 use logline_core::retry::{Backoff, RetryPolicy, Sleep, TokioSleep};
 use logline_core::{Error, Result};
 
+use crate::identity::ComposioUserIds;
 use crate::risk::RiskRules;
 
 /// Default base URL.
@@ -79,6 +80,8 @@ pub struct ComposioConfig {
     pub tool_version: Option<String>,
     /// Risk tagging rules.
     pub risk_rules: RiskRules,
+    /// How a run's subject becomes a Composio user (tenant-qualified by default).
+    pub user_ids: ComposioUserIds,
 }
 
 impl fmt::Debug for ComposioConfig {
@@ -95,6 +98,7 @@ impl fmt::Debug for ComposioConfig {
             .field("execute_retry", &self.execute_retry)
             .field("page_limit", &self.page_limit)
             .field("refresh_interval", &self.refresh_interval)
+            .field("user_ids", &self.user_ids)
             .finish_non_exhaustive()
     }
 }
@@ -122,6 +126,7 @@ impl ComposioConfig {
                 store_batch: 500,
                 tool_version: None,
                 risk_rules: RiskRules::default(),
+                user_ids: ComposioUserIds::default(),
             },
         }
     }
@@ -278,6 +283,13 @@ impl ComposioConfigBuilder {
     /// Risk tagging rules.
     pub fn risk_rules(mut self, rules: RiskRules) -> Self {
         self.config.risk_rules = rules;
+        self
+    }
+
+    /// How a run's subject becomes a Composio user (default
+    /// [`ComposioUserIds::TenantQualified`]).
+    pub fn user_ids(mut self, mapping: ComposioUserIds) -> Self {
+        self.config.user_ids = mapping;
         self
     }
 

@@ -44,6 +44,8 @@ impl ConnectionCache {
                     .into_iter()
                     .filter(|a| a.status.eq_ignore_ascii_case("ACTIVE") && !a.is_disabled)
                     .filter(|a| !a.toolkit.slug.is_empty())
+                    // Never another user's account, whatever the server's filter did.
+                    .filter(|a| a.user_id.as_deref().is_none_or(|u| u == user_id))
                     .map(|a| Connection {
                         toolkit: a.toolkit.slug,
                         account_id: a.id,

@@ -111,9 +111,16 @@ impl ComposioToolHub {
         Ok(convert_tool(w, &self.config().hub_name, &self.config().risk_rules, kit).spec)
     }
 
-    /// Forgets the cached connections of `user_id`.
-    pub fn invalidate_connections(&self, user_id: &str) {
-        self.inner.connections.invalidate(user_id);
+    /// The Composio user id `subject` acts as (see [`crate::ComposioUserIds`]): hosts create
+    /// the subject's connections (OAuth) under this id. `None` when the subject has no user.
+    pub fn composio_user_id(&self, subject: &Subject) -> Option<String> {
+        self.config().user_ids.of(subject)
+    }
+
+    /// Forgets the cached connections of the Composio user `composio_user_id` (as
+    /// [`ComposioToolHub::composio_user_id`] gives it, or a Composio webhook names it).
+    pub fn invalidate_connections(&self, composio_user_id: &str) {
+        self.inner.connections.invalidate(composio_user_id);
     }
 
     /// The connected account to use for `tool_id`: the caller's choice, else the user's
@@ -122,22 +129,30 @@ impl ComposioToolHub {
         if let Some(id) = &ctx.connected_account_id {
             return Ok(Some(id.clone()));
         }
-        let (Some(user), Some(tool)) =
-            (&ctx.subject.user_id, self.catalog().tool(tool_id).cloned())
-        else {
+        let (Some(user), Some(tool)) = (
+            self.composio_user_id(&ctx.subject),
+            self.catalog().tool(tool_id).cloned(),
+        ) else {
             return Ok(None);
         };
         let Some(kit) = tool.toolkit.as_deref().filter(|_| tool.requires_connection) else {
             return Ok(None);
         };
-        let conns = self.user_connections(user).await?;
+        let conns = self.user_connections(&user).await?;
         Ok(conns
             .iter()
             .find(|c| c.toolkit.eq_ignore_ascii_case(kit))
             .map(|c| c.account_id.clone()))
     }
 
+    /// Connections of the Composio user `user_id`.
     async fn user_connections(&self, user_id: &str) -> Result<Arc<Vec<Connection>>> {
+        if user_id.contains(',') {
+            // The account listing takes a comma-separated list of users.
+            return Err(Error::InvalidInput(format!(
+                "composio: user id `{user_id}` contains a comma"
+            )));
+        }
         self.inner
             .connections
             .get(&self.inner.client, user_id, self.config().connections_ttl)
@@ -185,7 +200,8 @@ impl ToolHub for ComposioToolHub {
         })
     }
 
-    /// Executes for `ctx.subject.user_id` (and the chosen or looked-up connected account),
+    /// Executes as the subject's Composio user ([`ComposioToolHub::composio_user_id`]: by
+    /// default tenant-qualified) with the chosen or looked-up connected account,
     /// sending `ctx.idempotency_key` as the `Idempotency-Key` header. `successful: false`
     /// becomes [`Error::ToolFailed`] with the remote message (at most 4 KiB of it).
     async fn execute(&self, tool_id: &str, arguments: Value, ctx: &ToolContext) -> Result<Value> {
@@ -196,8 +212,9 @@ impl ToolHub for ComposioToolHub {
             .get(tool_id)
             .cloned()
             .or_else(|| self.config().tool_version.clone());
+        let user_id = self.composio_user_id(&ctx.subject);
         let body = ExecuteBody {
-            user_id: ctx.subject.user_id.clone(),
+            user_id: user_id.clone(),
             connected_account_id: account,
             arguments,
             version,
@@ -207,7 +224,7 @@ impl ToolHub for ComposioToolHub {
             Ok(r) => r,
             Err(e) => {
                 if e.status() == Some(422) {
-                    if let Some(u) = &ctx.subject.user_id {
+                    if let Some(u) = &user_id {
                         self.invalidate_connections(u);
                     }
                 }
@@ -237,11 +254,11 @@ impl ToolHub for ComposioToolHub {
         })
     }
 
-    /// Active, enabled connected accounts of `subject.user_id`, cached for
+    /// Active, enabled connected accounts of the subject's Composio user, cached for
     /// [`ComposioConfig::connections_ttl`]. No user, no connections.
     async fn connections(&self, subject: &Subject) -> Result<Vec<Connection>> {
-        match &subject.user_id {
-            Some(u) => Ok(self.user_connections(u).await?.as_ref().clone()),
+        match self.composio_user_id(subject) {
+            Some(u) => Ok(self.user_connections(&u).await?.as_ref().clone()),
             None => Ok(Vec::new()),
         }
     }

@@ -7,6 +7,7 @@ mod config;
 mod connections;
 mod error;
 mod hub;
+mod identity;
 pub mod risk;
 mod sync;
 
@@ -16,5 +17,6 @@ pub use config::{
     DEFAULT_DEADLINE, DEFAULT_HUB_NAME, DEFAULT_MAX_RESPONSE_BYTES,
 };
 pub use hub::ComposioToolHub;
+pub use identity::{ComposioUserIds, UserIdMapping};
 pub use risk::{CategoryEffect, RiskAssessment, RiskCategory, RiskInput, RiskOverride, RiskRules};
 pub use sync::{sync_job, CatalogSync, CatalogSyncJob, SyncMode, SyncReport, CATALOG_SYNC_QUEUE};

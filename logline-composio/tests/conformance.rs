@@ -53,7 +53,12 @@ impl HubFixture for ComposioFixture {
             .map(|(slug, body)| SeenExecution {
                 tool_id: slug.clone(),
                 arguments: body["arguments"].clone(),
-                user_id: body["user_id"].as_str().map(str::to_string),
+                // Composio acts for the tenant-qualified user; the check asks for the user.
+                user_id: body["user_id"].as_str().map(|u| {
+                    u.strip_prefix(&format!("{TENANT}:"))
+                        .unwrap_or(u)
+                        .to_string()
+                }),
                 idempotency_key: None,
             })
             .collect()
@@ -63,10 +68,12 @@ impl HubFixture for ComposioFixture {
 async fn composio() -> Arc<dyn HubFixture> {
     let mut state = FakeState::generated(30, 3);
     state.validate_arguments = true;
-    state.add_account("ca_github", USER, "github", "ACTIVE", false);
-    state.add_account("ca_gmail", USER, "gmail", "ACTIVE", false);
-    state.add_account("ca_slack", USER, "slack", "ACTIVE", true);
-    state.add_account("ca_notion", USER, "notion", "EXPIRED", false);
+    let user = format!("{TENANT}:{USER}");
+    state.add_account("ca_github", &user, "github", "ACTIVE", false);
+    state.add_account("ca_gmail", &user, "gmail", "ACTIVE", false);
+    state.add_account("ca_slack", &user, "slack", "ACTIVE", true);
+    state.add_account("ca_notion", &user, "notion", "EXPIRED", false);
+    state.add_account("ca_same_name", USER, "jira", "ACTIVE", false);
     state.add_account("ca_other", "someone-else", "jira", "ACTIVE", false);
     let fake = FakeComposio::start(state).await;
     let config = ComposioConfig::builder("test-key")

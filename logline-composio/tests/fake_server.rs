@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use fake_server::{FakeComposio, FakeState};
 use logline_composio::{
     sync_job, CatalogSync, CatalogSyncJob, ComposioConfig, ComposioConfigBuilder, ComposioToolHub,
-    ExecuteRetry, SyncMode, CATALOG_SYNC_QUEUE,
+    ComposioUserIds, ExecuteRetry, SyncMode, CATALOG_SYNC_QUEUE,
 };
 use logline_core::memory::{MemoryQueue, MemoryStore};
 use logline_core::queue::{Backoff, FailOutcome, Job, JobHandler, JobId, JobRecord, NewJob, Queue};
@@ -347,8 +347,8 @@ async fn synced(fake: &FakeComposio) -> ComposioToolHub {
 async fn execute_success_and_tool_failure() {
     let mut state = FakeState::generated(120, 12);
     let kit = fake_server::toolkit_slug(0);
-    state.add_account("ca_disabled", "u1", &kit, "ACTIVE", true);
-    state.add_account("ca_good", "u1", &kit, "ACTIVE", false);
+    state.add_account("ca_disabled", "t:u1", &kit, "ACTIVE", true);
+    state.add_account("ca_good", "t:u1", &kit, "ACTIVE", false);
     let fake = FakeComposio::start(state).await;
     let hub = synced(&fake).await;
     let slug = format!("{}_LIST_ITEM", kit.to_uppercase());
@@ -358,7 +358,7 @@ async fn execute_success_and_tool_failure() {
         .await
         .unwrap();
     assert_eq!(out["echo"], json!({"item_id": "42"}));
-    assert_eq!(out["user_id"], "u1");
+    assert_eq!(out["user_id"], "t:u1", "tenant-qualified");
     assert_eq!(
         out["connected_account_id"], "ca_good",
         "the user's active, enabled account"
@@ -671,15 +671,15 @@ async fn refused_connections_are_resent_for_executions_too() {
 #[tokio::test]
 async fn connections_are_active_enabled_and_cached() {
     let mut state = FakeState::generated(10, 2);
-    state.add_account("ca_1", "u1", "github", "ACTIVE", false);
-    state.add_account("ca_2", "u1", "slack", "ACTIVE", true);
-    state.add_account("ca_3", "u1", "notion", "EXPIRED", false);
-    state.add_account("ca_4", "u1", "jira", "INITIATED", false);
-    state.add_account("ca_5", "u2", "gmail", "ACTIVE", false);
+    state.add_account("ca_1", "t:u1", "github", "ACTIVE", false);
+    state.add_account("ca_2", "t:u1", "slack", "ACTIVE", true);
+    state.add_account("ca_3", "t:u1", "notion", "EXPIRED", false);
+    state.add_account("ca_4", "t:u1", "jira", "INITIATED", false);
+    state.add_account("ca_5", "t:u2", "gmail", "ACTIVE", false);
     for i in 0..150 {
         state.add_account(
             &format!("ca_many_{i}"),
-            "u3",
+            "t:u3",
             &format!("kit{i}"),
             "ACTIVE",
             false,
@@ -708,7 +708,7 @@ async fn connections_are_active_enabled_and_cached() {
         0,
         "served from the cache"
     );
-    hub.invalidate_connections("u1");
+    hub.invalidate_connections("t:u1");
     hub.connections(&u1).await.unwrap();
     assert_eq!(fake.lock().count("/connected_accounts"), 1);
 
@@ -747,6 +747,70 @@ async fn connections_are_active_enabled_and_cached() {
         "u1 connected neither generated toolkit: {:?}",
         res.tool_ids()
     );
+}
+
+#[tokio::test]
+async fn same_named_users_of_two_tenants_never_share_accounts() {
+    let mut state = FakeState::generated(10, 2);
+    let kit = fake_server::toolkit_slug(0);
+    state.add_account("ca_acme", "acme:alice", &kit, "ACTIVE", false);
+    state.add_account("ca_globex", "globex:alice", &kit, "ACTIVE", false);
+    state.add_account("ca_bare", "alice", &kit, "ACTIVE", false);
+    let fake = FakeComposio::start(state).await;
+    let hub = synced(&fake).await;
+    let acme = Subject::tenant("acme").with_user("alice");
+    let globex = Subject::tenant("globex").with_user("alice");
+    let ids = |c: Vec<logline_core::tool::Connection>| {
+        c.into_iter().map(|c| c.account_id).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(hub.connections(&acme).await.unwrap()), ["ca_acme"]);
+    assert_eq!(ids(hub.connections(&globex).await.unwrap()), ["ca_globex"]);
+    assert_eq!(hub.composio_user_id(&acme).as_deref(), Some("acme:alice"));
+
+    let slug = format!("{}_LIST_ITEM", kit.to_uppercase());
+    let out = hub
+        .execute(&slug, json!({}), &ToolContext::for_subject(globex))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            out["user_id"].as_str(),
+            out["connected_account_id"].as_str()
+        ),
+        (Some("globex:alice"), Some("ca_globex")),
+        "executed as globex's alice with her account"
+    );
+
+    // Single-tenant hosts may keep bare user ids.
+    let bare = self::hub(&fake, |b| b.user_ids(ComposioUserIds::UserOnly));
+    assert_eq!(ids(bare.connections(&acme).await.unwrap()), ["ca_bare"]);
+}
+
+#[tokio::test]
+async fn accounts_of_other_users_in_an_answer_are_dropped() {
+    let mut state = FakeState::generated(10, 2);
+    state.add_account("ca_mine", "t:u1", "github", "ACTIVE", false);
+    state.add_account("ca_theirs", "t:u2", "slack", "ACTIVE", false);
+    state.ignore_user_filter = true;
+    let fake = FakeComposio::start(state).await;
+    let hub = self::hub(&fake, |b| b);
+    let u1 = Subject::tenant("t").with_user("u1");
+    let conns = hub.connections(&u1).await.unwrap();
+    assert_eq!(
+        conns
+            .iter()
+            .map(|c| c.account_id.as_str())
+            .collect::<Vec<_>>(),
+        ["ca_mine"]
+    );
+    // A user id with a comma would name several users in the account listing.
+    let comma = self::hub(&fake, |b| {
+        b.user_ids(ComposioUserIds::Custom(Arc::new(|_| {
+            Some("t:u1,t:u2".into())
+        })))
+    });
+    let e = comma.connections(&u1).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
 }
 
 #[tokio::test]

@@ -241,6 +241,13 @@ pub struct PendingGate {
     /// The policy that asked for it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_id: Option<String>,
+    /// The role an approver needs (checked by [`crate::engine::ScopedEngine`]); `None` =
+    /// any of the engine's approver roles ([`crate::engine::ApprovalRules`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_role: Option<String>,
+    /// Whether the run's own subject user may not approve it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forbid_self_approval: bool,
     /// When the run paused.
     pub requested_at: DateTime<Utc>,
 }

@@ -105,6 +105,12 @@ pub struct HumanGateNode {
     /// What the approver is asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The role an approver needs; default: any of the engine's approver roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_role: Option<String>,
+    /// Whether the run's own subject user may not approve the gate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forbid_self_approval: bool,
 }
 
 /// What a node does; each kind carries exactly its own configuration.

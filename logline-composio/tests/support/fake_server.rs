@@ -42,6 +42,8 @@ pub struct FakeState {
     pub clock: u64,
     /// Check execution arguments against the tool's input schema (400 on a mismatch).
     pub validate_arguments: bool,
+    /// List every user's connected accounts, whatever `user_ids` asks for.
+    pub ignore_user_filter: bool,
 }
 
 impl FakeState {
@@ -60,6 +62,7 @@ impl FakeState {
             idempotency_keys: Vec::new(),
             clock: 0,
             validate_arguments: false,
+            ignore_user_filter: false,
         }
     }
 
@@ -338,9 +341,37 @@ fn query_map(uri: &Uri) -> BTreeMap<String, String> {
         .filter(|s| !s.is_empty())
         .filter_map(|kv| {
             let (k, v) = kv.split_once('=')?;
-            Some((k.to_string(), v.replace("%2C", ",").replace("%2c", ",")))
+            Some((k.to_string(), percent_decoded(v)))
         })
         .collect()
+}
+
+/// `%XX` escapes and `+` of a query value decoded (invalid escapes kept as they are).
+fn percent_decoded(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn page<'a>(items: impl Iterator<Item = &'a Value>, q: &BTreeMap<String, String>) -> Response {
@@ -443,7 +474,10 @@ fn answer(state: &Mutex<FakeState>, method: Method, uri: Uri, body: Bytes) -> Re
         }
         (Method::GET, "/toolkits") => page(s.toolkits.values(), &q),
         (Method::GET, "/connected_accounts") => {
-            let users: Option<HashSet<&str>> = q.get("user_ids").map(|v| v.split(',').collect());
+            let users: Option<HashSet<&str>> = q
+                .get("user_ids")
+                .filter(|_| !s.ignore_user_filter)
+                .map(|v| v.split(',').collect());
             let statuses: Option<HashSet<&str>> = q.get("statuses").map(|v| v.split(',').collect());
             let items = s
                 .accounts

@@ -14,6 +14,7 @@
 //! | `LlmProvider` | [`llm_conformance_tests!`](crate::llm_conformance_tests) | `Arc<dyn` [`llm::LlmFixture`]`>` | [`llm::LlmCapabilities`] |
 //! | `ToolHub` | [`hub_conformance_tests!`](crate::hub_conformance_tests) | `Arc<dyn` [`hub::HubFixture`]`>` | [`hub::HubCapabilities`] |
 //! | `Embedder` | [`embedder_conformance_tests!`](crate::embedder_conformance_tests) | `Arc<dyn Embedder>` | [`embedder::EmbedderCapabilities`] |
+//! | `Engine` on a store and queue (tenant boundary) | [`tenancy_conformance_tests!`](crate::tenancy_conformance_tests) | [`EngineBuilder`](crate::engine::EngineBuilder) | — |
 //!
 //! Without capabilities every check runs. A check that needs a capability the backend lacks
 //! still gets its test, which passes after reporting `skipped <check>: backend lacks
@@ -34,6 +35,7 @@ pub mod hub;
 pub mod llm;
 pub mod queue;
 pub mod store;
+pub mod tenancy;
 
 use std::future::Future;
 use std::io::Write;
@@ -107,8 +109,22 @@ macro_rules! store_conformance_tests {
         $crate::__conformance_tests!(store, $factory, $caps;
             workflows_are_versioned, tool_catalog_round_trips, agents_and_policies_round_trip,
             runs_are_created_once, commit_is_atomic_and_versioned, events_page_by_sequence,
-            effect_ledger_keeps_first_record, effect_intents_are_fenced_and_resolved, runs_list_by_filter, wait_for_events_wakes_on_commit,
+            effect_ledger_keeps_first_record, effect_intents_are_fenced_and_resolved,
+            runs_list_by_filter, runs_list_pages_within_the_tenant, wait_for_events_wakes_on_commit,
             purge_removes_old_terminal_runs [purge_runs], one_of_racing_commits_wins);
+    };
+}
+
+/// Generates one `#[tokio::test]` per tenancy check; `$factory` is an async expression
+/// yielding an [`EngineBuilder`](crate::engine::EngineBuilder) on fresh backends.
+#[macro_export]
+macro_rules! tenancy_conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_tests!(tenancy, $factory, ();
+            other_tenants_runs_are_not_found, start_acts_for_the_principal,
+            lists_are_tenant_filtered, gate_decisions_need_the_role,
+            self_approval_is_refused_where_forbidden, engine_rule_forbids_self_approval,
+            progress_is_per_run);
     };
 }
 

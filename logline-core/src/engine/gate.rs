@@ -62,6 +62,8 @@ pub(crate) fn pending(
         subject,
         reason,
         policy_id,
+        required_role: None,
+        forbid_self_approval: false,
         requested_at: Utc::now(),
     }
 }

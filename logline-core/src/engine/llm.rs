@@ -39,7 +39,10 @@ pub(crate) async fn call_llm(
                 .map_err(|e| Error::Internal(format!("LLM response not serializable: {e}")))?;
             // Another execution of this step recorded first: its answer is the one the run
             // goes on with.
-            match sc.record(seq, EFFECT_LLM, caller.agent_id, &Ok(as_json)).await? {
+            match sc
+                .record(seq, EFFECT_LLM, caller.agent_id, &Ok(as_json))
+                .await?
+            {
                 None => (r, false),
                 Some(theirs) => (recorded_response(&theirs)?, true),
             }

@@ -11,7 +11,7 @@
 //! The run path, top to bottom (each module calls only the ones below it):
 //!
 //! ```text
-//! api/        registry · runs · watch        the public operations
+//! api/        registry · runs · watch · scoped   the public operations (scoped: per tenant)
 //! job         RunJobs                        the run-job handler a worker calls
 //! exec        Executor                       the step loop, checkpoints, finishing a run
 //! nodes/      static · tool · agent · router · human_gate
@@ -44,7 +44,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-pub use api::StartRun;
+pub use api::{ApprovalRules, Principal, ScopedEngine, StartRun};
 pub use builder::EngineBuilder;
 pub use gate::digest as args_digest;
 pub use policies::StorePolicySource;
@@ -107,6 +107,9 @@ pub struct EngineConfig {
     /// ledger then sees `[REDACTED]` where the live call saw the secret; turn this off when
     /// a tool returns a secret a later call of the same step needs.
     pub redact_effects: bool,
+    /// Who may decide gates through a [`ScopedEngine`].
+    #[serde(default)]
+    pub approvals: ApprovalRules,
 }
 
 impl Default for EngineConfig {
@@ -124,6 +127,7 @@ impl Default for EngineConfig {
             max_parallel_tool_calls: 16,
             redact_steps: true,
             redact_effects: true,
+            approvals: ApprovalRules::default(),
         }
     }
 }

@@ -268,10 +268,12 @@ async fn recorded_outcome(
     p: &Prepared,
     outcome: Result<Value>,
 ) -> Result<Result<Value>> {
-    Ok(match sc.record(p.seq, EFFECT_TOOL, &p.spec.id, &outcome).await? {
-        None => outcome,
-        Some(theirs) => replay(&theirs),
-    })
+    Ok(
+        match sc.record(p.seq, EFFECT_TOOL, &p.spec.id, &outcome).await? {
+            None => outcome,
+            Some(theirs) => replay(&theirs),
+        },
+    )
 }
 
 async fn run_on_hub(

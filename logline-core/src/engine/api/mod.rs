@@ -2,6 +2,8 @@
 
 mod registry;
 mod runs;
+mod scoped;
 mod watch;
 
 pub use runs::StartRun;
+pub use scoped::{ApprovalRules, Principal, ScopedEngine};

@@ -11,7 +11,7 @@ use crate::engine::{Engine, Progress};
 use crate::error::Result;
 use crate::event::Event;
 use crate::run::{Run, RunId, RunStatus, Step};
-use crate::store::Store;
+use crate::store::{RunFilter, Store};
 
 impl Engine {
     /// Waits until the run is terminal or paused, and returns it.
@@ -124,8 +124,31 @@ impl Engine {
         }))
     }
 
-    /// Token-level progress of LLM calls executed by this process's workers.
+    /// Token-level progress of LLM calls executed by this process's workers, of every run
+    /// (trusted host code only; see [`Engine::progress_of`] for one run).
     pub fn progress(&self) -> broadcast::Receiver<Progress> {
         self.inner.exec.progress.subscribe()
+    }
+
+    /// Token-level progress of one run's LLM calls executed by this process's workers. Deltas
+    /// are ephemeral: a reader that falls behind the broadcast buffer skips what it missed.
+    /// The stream ends with the engine; drop it when the run's event stream ends.
+    pub fn progress_of(&self, run_id: RunId) -> BoxStream<'static, Progress> {
+        let rx = self.inner.exec.progress.subscribe();
+        Box::pin(futures::stream::unfold(rx, move |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(p) if p.run_id == run_id => return Some((p, rx)),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }))
+    }
+
+    /// Runs matching `filter`, newest first (every tenant unless the filter names one;
+    /// trusted host code only — [`crate::engine::ScopedEngine::list_runs`] pins the tenant).
+    pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
+        self.inner.exec.store.list_runs(filter).await
     }
 }

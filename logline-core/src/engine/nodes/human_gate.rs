@@ -23,12 +23,15 @@ pub(super) fn run(
         .message
         .clone()
         .unwrap_or_else(|| format!("approval required at `{node_id}`"));
-    Err(Interrupt::Pause(Box::new(gate::pending(
+    let mut pending = gate::pending(
         gate_id,
         GateSubject::Node {
             node_id: node_id.to_string(),
         },
         reason,
         None,
-    ))))
+    );
+    pending.required_role.clone_from(&node.required_role);
+    pending.forbid_self_approval = node.forbid_self_approval;
+    Err(Interrupt::Pause(Box::new(pending)))
 }
