@@ -51,6 +51,15 @@ pub(crate) struct Executor {
     pub plans: Mutex<HashMap<String, HashMap<String, Arc<Plan>>>>,
 }
 
+/// Who executes a run: the first job of the run, a later job (a retry, a resume after an
+/// approval or a lost lease), or a caller of `Engine::execute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExecutedBy {
+    FirstJob,
+    RetriedJob,
+    Inline,
+}
+
 /// Whether the step loop goes on after a checkpoint.
 pub(crate) enum Flow {
     Continue,
@@ -67,22 +76,27 @@ fn is_transient(e: &Error) -> bool {
 
 impl Executor {
     /// Executes `run_id` until it completes, fails, pauses, is cancelled or `cancel` fires.
-    /// `first_attempt` says the caller is the first job ever to execute this run, so a run
-    /// that never ran cannot have recorded effects yet.
     pub async fn execute_run(
         &self,
         run_id: RunId,
         cancel: CancellationToken,
-        first_attempt: bool,
+        by: ExecutedBy,
     ) -> Result<()> {
         let mut run = self.store.get_run(run_id).await?;
         if run.status.is_terminal() || run.status == RunStatus::Paused {
             return Ok(());
         }
         let plan = self.plan(&run.workflow_id, &run.workflow_version).await?;
+        let never_ran = run.status == RunStatus::Pending && run.cursor.step_index == 0;
         // A run that never ran, executed by its first job attempt, has no recorded effects:
         // skip the ledger read.
-        let fresh = first_attempt && run.status == RunStatus::Pending && run.cursor.step_index == 0;
+        let fresh = by == ExecutedBy::FirstJob && never_ran;
+        // Any other job, and an inline execution of a run that already ran, resumes it.
+        let resumes = match by {
+            ExecutedBy::FirstJob => !never_ran,
+            ExecutedBy::RetriedJob => true,
+            ExecutedBy::Inline => !never_ran,
+        };
         if run.status == RunStatus::Pending {
             run.status = RunStatus::Running;
         }
@@ -92,7 +106,7 @@ impl Executor {
         // A resumed run is claimed first: the version bump fences off any execution that may
         // still be running it elsewhere (a worker that lost its lease can neither record an
         // effect's intent nor commit).
-        if !fresh {
+        if resumes {
             match self.checkpoint(&mut run, None, Vec::new()).await? {
                 Flow::Continue => {}
                 Flow::Stop => return Ok(()),

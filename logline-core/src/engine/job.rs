@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::exec::Executor;
+use super::exec::{ExecutedBy, Executor};
 use super::{limits, lock};
 use crate::error::{Error, Result};
 use crate::queue::{Job, JobHandler, NewJob};
@@ -64,7 +64,12 @@ impl JobHandler for RunJobs {
         let run_id = run_id_of(job)?;
         let token = cancel.child_token();
         self.running.start(run_id, token.clone());
-        let result = self.exec.execute_run(run_id, token, job.attempt == 1).await;
+        let by = if job.attempt == 1 {
+            ExecutedBy::FirstJob
+        } else {
+            ExecutedBy::RetriedJob
+        };
+        let result = self.exec.execute_run(run_id, token, by).await;
         self.running.end(run_id);
         result
     }

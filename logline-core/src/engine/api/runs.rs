@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::exec::ExecutedBy;
 use crate::engine::job::{run_job, RunJobs};
 use crate::engine::{gate, lock, Engine, WorkerOptions, WorkerPool, RUN_QUEUE};
 use crate::error::{Error, ErrorKind, Result};
@@ -253,7 +254,7 @@ impl Engine {
     pub async fn execute(&self, run_id: RunId) -> Result<Run> {
         self.inner
             .exec
-            .execute_run(run_id, CancellationToken::new(), false)
+            .execute_run(run_id, CancellationToken::new(), ExecutedBy::Inline)
             .await?;
         self.inner.exec.store.get_run(run_id).await
     }
