@@ -184,6 +184,8 @@ forward! {
         async fn retry_dead_letter(&self, id: JobId) -> Result<()>;
         async fn job(&self, id: JobId) -> Result<JobRecord>;
         async fn wait_for_work(&self, queue: &str, timeout: Duration) -> Result<()>;
+        async fn live_key_prefixes(&self, queue: &str, prefixes: &[String])
+            -> Result<Vec<String>>;
         async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64>;
     }
 }

@@ -13,6 +13,7 @@ pub mod layer;
 pub mod llm;
 pub mod mapping;
 pub mod memory;
+pub mod nul;
 pub mod policy;
 pub mod queue;
 pub mod redact;

@@ -46,12 +46,13 @@ pub(crate) fn split<T: Serialize, const N: usize>(
     split_object(to_json(v)?, keys)
 }
 
-/// Takes `keys` out of the JSON object `v` (missing keys give `Null`).
+/// Takes `keys` out of the JSON object `v` (missing keys give `Null`); the parts are
+/// [`storable`].
 pub(crate) fn split_object<const N: usize>(
     v: Value,
     keys: [&str; N],
 ) -> Result<([Value; N], Value)> {
-    let mut obj = match v {
+    let mut obj = match storable(v) {
         Value::Object(m) => m,
         other => {
             return Err(Error::Internal(format!(
@@ -88,6 +89,13 @@ pub(crate) fn join_object(
         obj.insert(k.to_string(), v);
     }
     Ok(Value::Object(obj))
+}
+
+/// `v` as `jsonb` accepts it: every NUL (which `jsonb` and `text` reject) replaced with
+/// U+FFFD, the transformation every backend applies ([`logline_core::nul`]).
+pub(crate) fn storable(mut v: Value) -> Value {
+    logline_core::nul::replace_nul(&mut v);
+    v
 }
 
 /// `Some(v)` unless `v` is JSON null.

@@ -19,10 +19,11 @@ use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::codec::{bigint, parse_enum, unsigned};
+use crate::codec::{bigint, parse_enum, storable, unsigned};
 use crate::config::PgConfig;
 use crate::db::Db;
 use crate::error::{db, is_unique_violation};
+use logline_core::nul::replace_nul_str;
 
 /// Rows per statement in [`Queue::enqueue_batch`].
 const ENQUEUE_CHUNK: usize = 5_000;
@@ -144,10 +145,11 @@ fn max_attempts(job: &NewJob) -> i32 {
 async fn enqueue_on(
     conn: &mut PgConnection,
     job_channel: &str,
-    job: NewJob,
+    mut job: NewJob,
     notify_in_tx: bool,
 ) -> Result<(JobId, bool)> {
     let channel = notify_in_tx.then_some(job_channel);
+    job.payload = storable(std::mem::take(&mut job.payload));
     for _ in 0..ENQUEUE_TRIES {
         let id = Uuid::now_v7();
         let row = sqlx::query(INSERT_ONE)
@@ -315,7 +317,7 @@ impl PgQueue {
         for j in jobs {
             c.ids.push(Uuid::now_v7());
             c.queues.push(j.queue.clone());
-            c.payloads.push(j.payload.clone());
+            c.payloads.push(storable(j.payload.clone()));
             c.priorities.push(j.priority);
             c.run_ats.push(j.run_at);
             c.max_attempts.push(max_attempts(j));
@@ -526,7 +528,7 @@ impl Queue for PgQueue {
         .bind(job.lease_token)
         .bind(retryable)
         .bind(seconds(delay))
-        .bind(error)
+        .bind(replace_nul_str(error).as_ref())
         .fetch_optional(&self.db.pool)
         .await
         .map_err(db)?
@@ -594,6 +596,32 @@ impl Queue for PgQueue {
             .map_err(db)?
             .ok_or_else(|| Error::not_found("job", id))?;
         decode_record(&row)
+    }
+
+    async fn live_key_prefixes(&self, queue: &str, prefixes: &[String]) -> Result<Vec<String>> {
+        // One hash-joinable lookup per prefix length (run prefixes share one length).
+        let mut by_len: HashMap<i32, Vec<String>> = HashMap::new();
+        for p in prefixes {
+            let len = i32::try_from(p.chars().count()).unwrap_or(i32::MAX);
+            by_len.entry(len).or_default().push(p.clone());
+        }
+        let mut found = Vec::new();
+        for (len, group) in by_len {
+            let hits: Vec<String> = sqlx::query_scalar(&format!(
+                "SELECT DISTINCT left(idempotency_key, $3) FROM jobs
+                 WHERE queue = $1 AND {LIVE} AND idempotency_key IS NOT NULL
+                   AND left(idempotency_key, $3) = ANY($2)"
+            ))
+            .bind(queue)
+            .bind(&group)
+            .bind(len)
+            .fetch_all(&self.db.pool)
+            .await
+            .map_err(db)?;
+            found.extend(hits);
+        }
+        found.sort();
+        Ok(found)
     }
 
     async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {

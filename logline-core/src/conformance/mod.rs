@@ -111,7 +111,8 @@ macro_rules! store_conformance_tests {
             runs_are_created_once, commit_is_atomic_and_versioned, events_page_by_sequence,
             effect_ledger_keeps_first_record, effect_intents_are_fenced_and_resolved,
             runs_list_by_filter, runs_list_pages_within_the_tenant, wait_for_events_wakes_on_commit,
-            purge_removes_old_terminal_runs [purge_runs], one_of_racing_commits_wins);
+            purge_removes_old_terminal_runs [purge_runs], one_of_racing_commits_wins,
+            nul_characters_are_stored_replaced);
     };
 }
 
@@ -145,7 +146,9 @@ macro_rules! queue_conformance_tests {
             scheduled_jobs_wait, expired_lease_is_reclaimed, heartbeat_keeps_the_lease,
             failures_back_off_then_dead_letter, non_retryable_failure_dead_letters,
             batch_enqueue_and_claim, wait_for_work_wakes_on_enqueue, concurrent_claims_are_exclusive,
-            purge_drops_only_old_completed_jobs [purge_completed]);
+            purge_drops_only_old_completed_jobs [purge_completed],
+            exhausted_leases_are_dead_lettered, panicking_handler_fails_the_job,
+            live_key_prefixes_find_live_jobs);
     };
 }
 

@@ -10,6 +10,12 @@ use serde_json::json;
 use crate::queue::{Backoff, FailOutcome, JobState, NewJob, Queue};
 use crate::ErrorKind;
 
+mod faults;
+pub use faults::{
+    exhausted_leases_are_dead_lettered, live_key_prefixes_find_live_jobs,
+    panicking_handler_fails_the_job,
+};
+
 const Q: &str = "conformance";
 const LONG: Duration = Duration::from_secs(60);
 

@@ -16,6 +16,9 @@ use crate::tool::ToolSpec;
 use crate::workflow::{NodeType, Workflow, WorkflowDefinition};
 use crate::ErrorKind;
 
+mod nul;
+pub use nul::nul_characters_are_stored_replaced;
+
 /// What a store backend supports beyond the required contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreCapabilities {

@@ -2,8 +2,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::Utc;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -11,7 +13,7 @@ use super::exec::{ExecutedBy, Executor};
 use super::{limits, lock};
 use crate::error::{Error, Result};
 use crate::queue::{Job, JobHandler, NewJob};
-use crate::run::{Run, RunId};
+use crate::run::{Run, RunId, RunStatus};
 
 /// The job that executes `run` from its stored `version` on. The key carries the version, so
 /// the job that resumes a run after an approval is never swallowed by the one that paused it.
@@ -52,6 +54,37 @@ impl RunningRuns {
     }
 }
 
+/// How often a run job checks whether its run was cancelled elsewhere: a third of its lease
+/// (the worker's heartbeat), within 200 ms..10 s.
+fn cancel_check(job: &Job) -> Duration {
+    let lease = (job.lease_until - Utc::now()).to_std().unwrap_or_default();
+    (lease / 3).clamp(Duration::from_millis(200), Duration::from_secs(10))
+}
+
+/// Fires `token` once the stored run is cancelled (by any process), so in-flight calls here
+/// stop within one `every` instead of at the end of the step; returns when the token fired.
+async fn watch_for_cancel(
+    exec: &Executor,
+    run_id: RunId,
+    token: &CancellationToken,
+    every: Duration,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = token.cancelled() => return,
+        }
+        match exec.store.get_run(run_id).await {
+            Ok(run) if run.status == RunStatus::Cancelled => {
+                token.cancel();
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(run = %run_id, error = %e, "cancellation check failed"),
+        }
+    }
+}
+
 /// Executes run jobs.
 pub(crate) struct RunJobs {
     pub exec: Arc<Executor>,
@@ -69,7 +102,16 @@ impl JobHandler for RunJobs {
         } else {
             ExecutedBy::RetriedJob
         };
-        let result = self.exec.execute_run(run_id, token, by).await;
+        let work = self.exec.execute_run(run_id, token.clone(), by);
+        let watch = watch_for_cancel(&self.exec, run_id, &token, cancel_check(job));
+        tokio::pin!(work, watch);
+        let mut watching = true;
+        let result = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                () = &mut watch, if watching => watching = false,
+            }
+        };
         self.running.end(run_id);
         result
     }

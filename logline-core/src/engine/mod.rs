@@ -34,6 +34,7 @@ mod nodes;
 mod policies;
 mod starter;
 mod step;
+mod sweep;
 mod tool_runtime;
 
 use std::sync::{Arc, Mutex};
@@ -49,6 +50,7 @@ pub use builder::EngineBuilder;
 pub use gate::digest as args_digest;
 pub use policies::StorePolicySource;
 pub use starter::{RunStarter, StoreThenQueue};
+pub use sweep::{SweepPolicy, SweepReport, SWEEP_QUEUE};
 
 /// Name of the provider agents use when their model profile names none.
 pub use crate::llm::DEFAULT_PROVIDER;

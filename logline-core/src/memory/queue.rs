@@ -1,5 +1,5 @@
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -150,7 +150,11 @@ impl MemoryQueue {
             record: JobRecord {
                 id,
                 queue: job.queue.clone(),
-                payload: job.payload,
+                payload: {
+                    let mut payload = job.payload;
+                    crate::nul::replace_nul(&mut payload);
+                    payload
+                },
                 state: JobState::Queued,
                 attempts: 0,
                 max_attempts: job.max_attempts.max(1),
@@ -286,7 +290,7 @@ impl Queue for MemoryQueue {
         let outcome = {
             let mut st = self.state()?;
             let e = st.owned(job, now)?;
-            e.record.last_error = Some(error.to_string());
+            e.record.last_error = Some(crate::nul::replace_nul_str(error).into_owned());
             if retryable && e.record.attempts < e.record.max_attempts {
                 let at = now + to_chrono(backoff.delay(e.record.attempts));
                 let old = e.lease_until;
@@ -302,6 +306,25 @@ impl Queue for MemoryQueue {
             }
         };
         Ok(outcome)
+    }
+
+    async fn live_key_prefixes(&self, queue: &str, prefixes: &[String]) -> Result<Vec<String>> {
+        let wanted: HashSet<&str> = prefixes.iter().map(String::as_str).collect();
+        let lengths: BTreeSet<usize> = wanted.iter().map(|p| p.len()).collect();
+        let mut found: BTreeSet<String> = BTreeSet::new();
+        let mut st = self.state()?;
+        st.reclaim_expired(Utc::now());
+        for (q, key) in st.live_keys.keys() {
+            if q != queue {
+                continue;
+            }
+            for len in &lengths {
+                if let Some(p) = key.get(..*len).filter(|p| wanted.contains(p)) {
+                    found.insert(p.to_string());
+                }
+            }
+        }
+        Ok(found.into_iter().collect())
     }
 
     async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {

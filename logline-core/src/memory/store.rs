@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use crate::agent::Agent;
 use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent};
+use crate::nul::{replace_nul, replace_nul_in};
 use crate::policy::{Policy, PolicySource};
 use crate::run::{Run, RunId, Step};
 use crate::store::{
@@ -246,8 +247,9 @@ impl PolicySource for MemoryStore {
 fn append_events(entry: &mut RunEntry, events: impl IntoIterator<Item = NewEvent>) -> u64 {
     let mut seq = entry.last_seq();
     let run_id = entry.run.id;
-    for e in events {
+    for mut e in events {
         seq += 1;
+        replace_nul(&mut e.payload);
         entry.events.push(Event::from_new(run_id, seq, e));
     }
     seq
@@ -255,7 +257,7 @@ fn append_events(entry: &mut RunEntry, events: impl IntoIterator<Item = NewEvent
 
 /// Copies the fields a checkpoint may change (identity fields are fixed at creation),
 /// reusing the stored run's allocations where possible.
-fn update_mutable(stored: &mut Run, new: &Run, version: i64) {
+fn update_mutable(stored: &mut Run, new: &Run, version: i64) -> Result<()> {
     stored.status = new.status;
     stored.mode = new.mode;
     stored.result.clone_from(&new.result);
@@ -275,10 +277,37 @@ fn update_mutable(stored: &mut Run, new: &Run, version: i64) {
     stored.pending_gate.clone_from(&new.pending_gate);
     if stored.approvals != new.approvals {
         stored.approvals.clone_from(&new.approvals);
+        replace_nul_in(&mut stored.approvals)?;
     }
     stored.started_at = new.started_at;
     stored.version = version;
     stored.updated_at = Utc::now();
+    replace_nul_in_run(stored)
+}
+
+/// Stores NULs as U+FFFD, as every backend does ([`crate::nul`]): the run's JSON values and
+/// its pending gate (approvals are cleaned when they change).
+fn replace_nul_in_run(run: &mut Run) -> Result<()> {
+    replace_nul(&mut run.input);
+    for v in run.result.iter_mut().chain(run.error.iter_mut()) {
+        replace_nul(v);
+    }
+    replace_nul(&mut run.cursor.last_output);
+    for v in run.cursor.outputs.values_mut() {
+        replace_nul(v);
+    }
+    if run.pending_gate.is_some() {
+        replace_nul_in(&mut run.pending_gate)?;
+    }
+    Ok(())
+}
+
+/// [`replace_nul_in_run`] for a step.
+fn replace_nul_in_step(step: &mut Step) {
+    replace_nul(&mut step.input);
+    for v in step.output.iter_mut().chain(step.error.iter_mut()) {
+        replace_nul(v);
+    }
 }
 
 #[async_trait]
@@ -290,6 +319,8 @@ impl RunStore for MemoryStore {
         }
         let mut stored = run.clone();
         stored.version = 1;
+        replace_nul_in_run(&mut stored)?;
+        replace_nul_in(&mut stored.approvals)?;
         let mut entry = RunEntry {
             run: stored,
             steps: BTreeMap::new(),
@@ -348,8 +379,9 @@ impl RunStore for MemoryStore {
             )));
         }
         let version = run.version + 1;
-        update_mutable(&mut entry.run, run, version);
-        if let Some(step) = step {
+        update_mutable(&mut entry.run, run, version)?;
+        if let Some(mut step) = step {
+            replace_nul_in_step(&mut step);
             entry.steps.insert(step.index, step);
         }
         let last_seq = append_events(entry, events);
@@ -383,9 +415,9 @@ impl RunStore for MemoryStore {
         let slot = entry
             .effects
             .entry((effect.step_index, effect.seq))
-            .or_insert_with(|| effect.clone());
+            .or_insert_with(|| cleaned(effect));
         if slot.state == EffectState::Intended {
-            *slot = effect.clone();
+            *slot = cleaned(effect);
         }
         Ok(slot.clone())
     }
@@ -477,4 +509,14 @@ impl RunStore for MemoryStore {
         }
         Ok(victims.len() as u64)
     }
+}
+
+/// The record as stored: NUL characters replaced like every other stored value.
+fn cleaned(effect: &EffectRecord) -> EffectRecord {
+    let mut stored = effect.clone();
+    replace_nul(&mut stored.output);
+    if let Some(e) = stored.error.as_mut() {
+        replace_nul(e);
+    }
+    stored
 }

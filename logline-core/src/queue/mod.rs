@@ -112,6 +112,14 @@ pub struct Job {
     pub last_error: Option<String>,
 }
 
+impl Job {
+    /// Whether every attempt was used up by claims that never finished (their leases
+    /// expired): the claimer must not run the job again but fail it, which dead-letters it.
+    pub fn exhausted(&self) -> bool {
+        self.attempt > self.max_attempts
+    }
+}
+
 /// A job's full record, for inspection and dead-letter handling.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
@@ -169,6 +177,11 @@ pub trait Queue: Send + Sync {
 
     /// Claims up to `max` eligible jobs of `queue` for `lease`; jobs whose lease expired
     /// are eligible again. Highest priority first, then oldest `run_at`.
+    ///
+    /// Every claim counts as an attempt, a reclaimed lease included. A job whose leases
+    /// expired `max_attempts` times is handed out once more as [`Job::exhausted`], so the
+    /// claimer dead-letters it through [`Queue::fail`] (and runs its dead-letter hook, as the
+    /// worker does) instead of running it forever.
     async fn claim(
         &self,
         queue: &str,
@@ -222,6 +235,16 @@ pub trait Queue: Send + Sync {
 
     /// Waits until work may be available on `queue` or `timeout` passes.
     async fn wait_for_work(&self, queue: &str, timeout: Duration) -> Result<()>;
+
+    /// Which of `prefixes` begin the idempotency key of a live (queued or running) job of
+    /// `queue` — e.g. whether a run has a job whatever run version it was enqueued at. The
+    /// default says the backend cannot tell (`Internal`).
+    async fn live_key_prefixes(&self, queue: &str, prefixes: &[String]) -> Result<Vec<String>> {
+        let _ = (queue, prefixes);
+        Err(crate::Error::Internal(
+            "this queue cannot look up live jobs by key prefix".into(),
+        ))
+    }
 
     /// Deletes up to `limit` completed jobs (of any queue) that finished before `cutoff`,
     /// oldest first; returns how many. Queued, running and dead-lettered jobs stay (see

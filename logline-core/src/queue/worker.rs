@@ -1,13 +1,16 @@
 //! Workers: claim jobs with a lease, keep the lease alive, run the handler, complete or fail.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::FutureExt;
 
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::ErrorKind;
+use crate::error::{Error, ErrorKind};
 use crate::queue::{Backoff, FailOutcome, Job, JobHandler, Queue};
 
 /// How a worker pool claims and runs jobs.
@@ -220,17 +223,29 @@ async fn process(
     job: Job,
     done: &mpsc::UnboundedSender<Job>,
 ) {
+    if job.exhausted() {
+        // Every attempt ended with an expired lease (crashed or hung workers): give up
+        // without running the job again.
+        let e = Error::Internal(format!(
+            "job {} lost its lease on all {} attempts without finishing",
+            job.id, job.max_attempts
+        ));
+        fail(queue.as_ref(), handler.as_ref(), opts, &job, e).await;
+        return;
+    }
     let lost = CancellationToken::new();
     // Heartbeats run inside this task, so aborting the task (a crash) stops them too and the
     // lease expires for other workers to reclaim.
     let result = {
         let heartbeat = keep_lease(queue.as_ref(), handler.as_ref(), &job, opts, &lost);
-        let work = handler.handle(&job, lost.clone());
+        // A panicking handler fails its job instead of leaving it leased until the lease
+        // expires and another worker runs it again.
+        let work = AssertUnwindSafe(handler.handle(&job, lost.clone())).catch_unwind();
         tokio::pin!(heartbeat, work);
         let mut beating = true;
         loop {
             tokio::select! {
-                r = &mut work => break r,
+                r = &mut work => break r.unwrap_or_else(|panic| Err(panicked(&*panic))),
                 _ = &mut heartbeat, if beating => beating = false,
             }
         }
@@ -248,27 +263,43 @@ async fn process(
                 }
             }
         }
-        Err(e) => {
-            // Logs and `last_error` get the handler's description (redacted), never the
-            // raw error.
-            let described = handler.describe_error(&e);
-            tracing::warn!(job = %job.id, attempt = job.attempt, error = %described, "job failed");
-            match queue
-                .fail(&job, &described, e.is_retryable(), opts.backoff)
-                .await
-            {
-                Ok(FailOutcome::DeadLettered) => {
-                    if let Err(e2) = handler.dead_lettered(&job, &e).await {
-                        let e2 = handler.describe_error(&e2);
-                        tracing::warn!(job = %job.id, error = %e2, "dead-letter hook failed");
-                    }
-                }
-                Ok(FailOutcome::Retrying { .. }) => {}
-                Err(e2) => {
-                    let e2 = handler.describe_error(&e2);
-                    tracing::warn!(job = %job.id, error = %e2, "fail failed")
-                }
+        Err(e) => fail(queue.as_ref(), handler.as_ref(), opts, &job, e).await,
+    }
+}
+
+/// The error of a handler that panicked (not retryable: a bug would panic again).
+fn panicked(panic: &(dyn std::any::Any + Send)) -> Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string payload".into());
+    Error::Internal(format!("job handler panicked: {message}"))
+}
+
+/// Records a failed attempt; runs the dead-letter hook when the job was dead-lettered.
+async fn fail(
+    queue: &dyn Queue,
+    handler: &dyn JobHandler,
+    opts: &WorkerOptions,
+    job: &Job,
+    e: Error,
+) {
+    // Logs and `last_error` get the handler's description (redacted), never the raw error.
+    let described = handler.describe_error(&e);
+    tracing::warn!(job = %job.id, attempt = job.attempt, error = %described, "job failed");
+    let retryable = e.is_retryable() && !job.exhausted();
+    match queue.fail(job, &described, retryable, opts.backoff).await {
+        Ok(FailOutcome::DeadLettered) => {
+            if let Err(e2) = handler.dead_lettered(job, &e).await {
+                let e2 = handler.describe_error(&e2);
+                tracing::warn!(job = %job.id, error = %e2, "dead-letter hook failed");
             }
+        }
+        Ok(FailOutcome::Retrying { .. }) => {}
+        Err(e2) => {
+            let e2 = handler.describe_error(&e2);
+            tracing::warn!(job = %job.id, error = %e2, "fail failed")
         }
     }
 }

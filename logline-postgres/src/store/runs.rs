@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::PgStore;
 use crate::codec::{
     bigint, int, join, join_object, join_ts, non_null, page_args, parse_enum, split, split_object,
-    split_ts, to_json, unsigned,
+    split_ts, storable, to_json, unsigned,
 };
 use crate::error::{db, is_foreign_key_violation};
 
@@ -117,7 +117,7 @@ impl EventCols {
             let (ts, ns) = split_ts(e.ts);
             c.step_ids.push(e.step_id);
             c.kinds.push(e.kind.as_str().to_string());
-            c.payloads.push(e.payload.clone());
+            c.payloads.push(storable(e.payload.clone()));
             c.ts.push(ts);
             c.ts_ns.push(ns);
         }
