@@ -642,7 +642,11 @@ mod tests {
         assert!(hinted.requires_confirmation);
         assert_eq!(hinted.side_effects, plain.side_effects);
         assert!(hinted.tags.contains(&"readOnlyHint".to_string()));
-        let write = assess("ASANA_CREATE_TASK", &["readOnlyHint", "idempotentHint"], None);
+        let write = assess(
+            "ASANA_CREATE_TASK",
+            &["readOnlyHint", "idempotentHint"],
+            None,
+        );
         assert_eq!(write.risk_level, RiskLevel::Medium);
         assert!(write.requires_confirmation);
         let by_method = assess("Songkick concert", &["readOnlyHint"], Some("DELETE"));
