@@ -166,6 +166,9 @@ impl CatalogSnapshot {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
