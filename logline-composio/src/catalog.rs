@@ -167,6 +167,9 @@ impl CatalogSnapshot {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

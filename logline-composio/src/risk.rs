@@ -7,13 +7,18 @@
 //!
 //! | source | rule |
 //! |---|---|
-//! | hint tags | `destructiveHint` → `delete`; `readOnlyHint` (without `destructiveHint`) → `read` only, nothing else is looked at; a tag that names a category (`send`, `money`, ...) → that category |
 //! | verb | the first word of the slug (after the toolkit's own words) or name that is in a category's word list decides `read` / `write` / `send` / `delete` |
 //! | HTTP verb | only when no word decided: `GET`/`HEAD` → `read`, `POST`/`PUT`/`PATCH` → `write`; `DELETE` → `delete` always |
 //! | domain words | unless the verb is a read: a `money` or `admin` word anywhere in the slug or name adds that category (`CREATE_REFUND` is money, `LIST_REFUNDS` is not) |
+//! | hint tags | `destructiveHint` → `delete`, a tag that names a category (`send`, `money`, ...) → that category: added to what the slug says; `readOnlyHint` (or any hint that means `read`) → `read`, only when neither a word nor the HTTP verb said anything |
 //! | nothing matched | `write` (unknown effects are treated as writes) |
 //!
-//! `read` is dropped when any other category is present. Each category then has an effect:
+//! Hints come from the remote catalog, so they can **raise** a tool's risk but never lower
+//! it below what its slug and verb say: `GMAIL_SEND_EMAIL` tagged `readOnlyHint` is still a
+//! `send` (high risk, confirmation required).
+//!
+//! `read` is dropped from the categories when any other category is present. Each category
+//! then has an effect:
 //!
 //! | category | risk | confirmation | side effect |
 //! |---|---|---|---|
@@ -24,8 +29,8 @@
 //! | `money` | high | yes | `money_movement` |
 //! | `admin` | high | yes | `admin_change` |
 //!
-//! The tool's risk is the highest of its categories; it needs confirmation if any category
-//! does. Its tags are the category names followed by its original tags.
+//! The tool's risk is the highest of its categories (a dropped `read` included); it needs
+//! confirmation if any of them does. Its tags are the category names followed by its original tags.
 //!
 //! Everything is data: change the word lists, effects or defaults, or pin single tools with
 //! [`RiskRules::with_override`]; [`RiskRules`] also (de)serialises as JSON.
@@ -161,7 +166,7 @@ impl RiskAssessment {
 pub struct RiskRules {
     /// Words of slugs and names per category (lowercase).
     pub words: BTreeMap<RiskCategory, Vec<String>>,
-    /// Hub tags (lowercase) per category; `readonlyhint` is handled specially.
+    /// Hub tags (lowercase) per category; `readonlyhint` means `read` (see the module docs).
     pub hint_tags: BTreeMap<String, RiskCategory>,
     /// HTTP methods (uppercase) per category.
     pub http_methods: BTreeMap<String, RiskCategory>,
@@ -447,34 +452,35 @@ impl RiskRules {
 
     /// Assesses one tool.
     pub fn assess(&self, input: &RiskInput<'_>) -> RiskAssessment {
-        let mut cats: BTreeSet<RiskCategory> = BTreeSet::new();
+        let mut found: BTreeSet<RiskCategory> = BTreeSet::new();
         let mut fixed: Option<&RiskOverride> = None;
         if let Some(o) = self.overrides.get(input.slug) {
-            cats.extend(o.categories.iter().copied());
+            found.extend(o.categories.iter().copied());
             fixed = Some(o);
         } else {
-            self.categorise(input, &mut cats);
+            self.categorise(input, &mut found);
         }
-        if cats.is_empty() {
-            cats.insert(self.unknown);
+        if found.is_empty() {
+            found.insert(self.unknown);
         }
-        if cats.len() > 1 {
-            cats.remove(&RiskCategory::Read);
-        }
-        let effects: Vec<&CategoryEffect> =
-            cats.iter().filter_map(|c| self.effects.get(c)).collect();
-        let mut risk = effects
-            .iter()
+        // Risk and confirmation look at every category found, so that adding one (a hint)
+        // can never lower them, whatever the effects are configured to be.
+        let all_effects = || found.iter().filter_map(|c| self.effects.get(c));
+        let mut risk = all_effects()
             .map(|e| e.risk)
             .max()
             .unwrap_or(RiskLevel::Medium);
-        let mut confirm = effects.iter().any(|e| e.requires_confirmation);
+        let mut confirm = all_effects().any(|e| e.requires_confirmation);
         if let Some(o) = fixed {
             risk = o.risk.unwrap_or(risk);
             confirm = o.requires_confirmation.unwrap_or(confirm);
         }
+        let mut cats = found.clone();
+        if cats.len() > 1 {
+            cats.remove(&RiskCategory::Read);
+        }
         let mut side_effects: Vec<String> = Vec::new();
-        for e in &effects {
+        for e in cats.iter().filter_map(|c| self.effects.get(c)) {
             if !side_effects.contains(&e.side_effect) {
                 side_effects.push(e.side_effect.clone());
             }
@@ -494,23 +500,38 @@ impl RiskRules {
         }
     }
 
+    /// What the slug, name and HTTP verb say, plus what the hint tags add. A hint that means
+    /// `read` decides only when the words and the verb say nothing: remote hints raise the
+    /// risk, never lower it.
     fn categorise(&self, input: &RiskInput<'_>, cats: &mut BTreeSet<RiskCategory>) {
-        use RiskCategory::*;
-        let hints: Vec<String> = input.tags.iter().map(|t| t.to_lowercase()).collect();
-        for h in &hints {
-            if let Some(c) = self
-                .hint_tags
-                .get(h)
-                .copied()
-                .or_else(|| RiskCategory::parse(h))
-            {
-                cats.insert(c);
+        self.categorise_words(input, cats);
+        let mut read_hint = false;
+        for tag in input.tags {
+            let hint = tag.to_lowercase();
+            let category = if hint == READ_ONLY_HINT {
+                Some(RiskCategory::Read)
+            } else {
+                self.hint_tags
+                    .get(&hint)
+                    .copied()
+                    .or_else(|| RiskCategory::parse(&hint))
+            };
+            match category {
+                Some(RiskCategory::Read) => read_hint = true,
+                Some(c) => {
+                    cats.insert(c);
+                }
+                None => {}
             }
         }
-        if hints.iter().any(|h| h == READ_ONLY_HINT) && !cats.contains(&Delete) {
-            cats.insert(Read);
-            return;
+        if read_hint && cats.is_empty() {
+            cats.insert(RiskCategory::Read);
         }
+    }
+
+    /// The categories of the slug and name words and of the HTTP verb.
+    fn categorise_words(&self, input: &RiskInput<'_>, cats: &mut BTreeSet<RiskCategory>) {
+        use RiskCategory::*;
         let kit: BTreeSet<String> = input
             .toolkit
             .map(split_words)
@@ -606,10 +627,50 @@ mod tests {
         assert!(a.requires_confirmation);
         assert!(a.tags.contains(&"delete".to_string()));
         assert!(a.tags.contains(&"destructiveHint".to_string()));
-        let r = assess("GMAIL_SEND_EMAIL", &["readOnlyHint"], None);
+        let r = assess("HACKERNEWS_FROBNICATE", &["readOnlyHint"], None);
         assert_eq!(r.categories, BTreeSet::from([RiskCategory::Read]));
         assert_eq!(r.risk_level, RiskLevel::Low);
         assert!(!r.requires_confirmation);
+    }
+
+    #[test]
+    fn a_read_only_hint_never_lowers_what_the_slug_says() {
+        let plain = assess("GMAIL_SEND_EMAIL", &[], None);
+        let hinted = assess("GMAIL_SEND_EMAIL", &["readOnlyHint"], None);
+        assert_eq!(hinted.categories, BTreeSet::from([RiskCategory::Send]));
+        assert_eq!(hinted.risk_level, RiskLevel::High);
+        assert!(hinted.requires_confirmation);
+        assert_eq!(hinted.side_effects, plain.side_effects);
+        assert!(hinted.tags.contains(&"readOnlyHint".to_string()));
+        let write = assess(
+            "ASANA_CREATE_TASK",
+            &["readOnlyHint", "idempotentHint"],
+            None,
+        );
+        assert_eq!(write.risk_level, RiskLevel::Medium);
+        assert!(write.requires_confirmation);
+        let by_method = assess("Songkick concert", &["readOnlyHint"], Some("DELETE"));
+        assert!(by_method.categories.contains(&RiskCategory::Delete));
+        // A hint that raises still counts.
+        let raised = assess("GMAIL_LIST_EMAILS", &["destructiveHint"], None);
+        assert_eq!(raised.risk_level, RiskLevel::High);
+    }
+
+    #[test]
+    fn risk_counts_every_category_found_even_a_dropped_read() {
+        let rules = RiskRules::default().with_effect(
+            RiskCategory::Read,
+            CategoryEffect::new(RiskLevel::High, true, "data_read"),
+        );
+        let tags = vec!["write".to_string()];
+        let a = rules.assess(&RiskInput {
+            slug: "GITHUB_GET_REPO",
+            toolkit: Some("github"),
+            tags: &tags,
+            ..Default::default()
+        });
+        assert_eq!(a.categories, BTreeSet::from([RiskCategory::Write]));
+        assert_eq!(a.risk_level, RiskLevel::High);
     }
 
     #[test]

@@ -49,8 +49,8 @@ impl SchemaCache {
         let v = self.validator(schema)?;
         Ok(v.iter_errors(instance)
             .map(|e| SchemaViolation {
-                instance_path: e.instance_path.to_string(),
-                schema_path: e.schema_path.to_string(),
+                instance_path: e.instance_path().to_string(),
+                schema_path: e.schema_path().to_string(),
                 message: e.to_string(),
             })
             .collect())
@@ -96,5 +96,23 @@ mod tests {
         assert!(paths.contains(&"/a"), "{paths:?}");
         assert!(paths.contains(&"/b/1"), "{paths:?}");
         assert!(err.to_string().contains("/b/1"));
+    }
+
+    /// Tool schemas come from remote hubs: one that reaches itself without descending into the
+    /// instance (found by fuzzing) must give an answer, not overflow the stack.
+    #[test]
+    fn self_referencing_schemas_do_not_recurse_forever() {
+        let c = SchemaCache::new();
+        let instance = json!({"a": "x"});
+        for schema in [
+            json!({"allOf": [{"$ref": "#"}]}),
+            json!({"anyOf": [{"$ref": "#"}, {"type": "string"}]}),
+            json!({"not": {"$ref": "#"}}),
+            json!({"$defs": {"a": {"allOf": [{"$ref": "#/$defs/b"}]},
+                             "b": {"oneOf": [{"$ref": "#/$defs/a"}]}},
+                   "$ref": "#/$defs/a"}),
+        ] {
+            assert!(c.violations(&schema, &instance).is_ok(), "{schema}");
+        }
     }
 }

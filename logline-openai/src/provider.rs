@@ -100,8 +100,23 @@ impl OpenAiProvider {
         request: &LlmRequest,
         sse: Bytes,
     ) -> Result<BoxStream<'static, Result<LlmStreamEvent>>> {
+        self.decode_sse_chunks(request, [sse])
+    }
+
+    /// Like [`OpenAiProvider::decode_sse`], with the body cut into the chunks it arrived in;
+    /// the events do not depend on where it was cut.
+    pub fn decode_sse_chunks<I>(
+        &self,
+        request: &LlmRequest,
+        chunks: I,
+    ) -> Result<BoxStream<'static, Result<LlmStreamEvent>>>
+    where
+        I: IntoIterator<Item = Bytes>,
+        I::IntoIter: Send + 'static,
+    {
         let ctx = DecodeCtx::new(request, self.config())?;
-        let bytes = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(sse) });
+        let bytes =
+            futures::stream::iter(chunks.into_iter().map(Ok::<_, std::convert::Infallible>));
         Ok(self.events(bytes.boxed(), ctx, self.client.deadline()))
     }
 

@@ -10,6 +10,9 @@
 //! read and ignored (the payloads carry their own `type`). At the end of the body, data of
 //! complete lines not yet dispatched is delivered; an unterminated last line is dropped.
 
+/// The UTF-8 byte-order mark a body may start with.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Size caps of one stream.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SseLimits {
@@ -68,12 +71,19 @@ impl SseDecoder {
             self.scan -= self.start;
             self.start = 0;
         }
-        let mut chunk = chunk;
-        if !self.started && !chunk.is_empty() {
-            self.started = true;
-            chunk = chunk.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(chunk);
-        }
         self.buf.extend_from_slice(chunk);
+        if !self.started {
+            // The body may start with a byte-order mark, possibly cut across chunks: wait
+            // until its bytes are all there (nothing before it is a line), then drop it.
+            if self.buf.len() < BOM.len() && BOM.starts_with(&self.buf) {
+                return;
+            }
+            self.started = true;
+            if self.buf.starts_with(BOM) {
+                self.buf.drain(..BOM.len());
+                self.scan = 0;
+            }
+        }
     }
 
     /// The data of the next complete event, `None` until more bytes are needed.
@@ -297,6 +307,26 @@ mod tests {
                 assert!(events.iter().all(|e| e.len() <= limits.max_event));
             }
         }
+    }
+
+    /// Found by fuzzing: a body cut inside its byte-order mark lost its first event.
+    #[test]
+    fn a_byte_order_mark_cut_across_chunks_is_still_skipped() {
+        let whole = decode(&[b"\xEF\xBB\xBFdata: a\n\n"], ROOMY).unwrap();
+        assert_eq!(whole, vec!["a"]);
+        for chunks in [
+            &[&b"\xEF"[..], b"\xBB\xBFdata: a\n\n"][..],
+            &[b"\xEF\xBB", b"", b"\xBF", b"data: a\n\n"],
+            &[b"", b"\xEF", b"\xBB", b"\xBFd", b"ata: a\n\n"],
+        ] {
+            assert_eq!(decode(chunks, ROOMY).unwrap(), whole, "{chunks:?}");
+        }
+        // Bytes that only start like a mark are data.
+        assert_eq!(
+            decode(&[b"\xEF", b"data: a\n\n"], ROOMY).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(decode(&[b"\xEF\xBB"], ROOMY).unwrap(), Vec::<String>::new());
     }
 
     #[test]

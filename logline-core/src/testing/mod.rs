@@ -1,8 +1,9 @@
 //! Test doubles and fixtures (feature `testing`): a scripted LLM, a fake tool hub, a fake
-//! embedder, a sleeper that records retry waits, and the golden run. They are real
+//! embedder, a sleeper that records retry waits, the golden run and fuzzing support. They are real
 //! implementations of the traits, driven by scripts.
 
 mod embedder;
+pub mod fuzz;
 pub mod golden;
 mod hub;
 mod llm;
