@@ -285,10 +285,10 @@ fn update_mutable(stored: &mut Run, new: &Run, version: i64) -> Result<()> {
     replace_nul_in_run(stored)
 }
 
-/// Stores NULs as U+FFFD, as every backend does ([`crate::nul`]): the run's JSON values and
-/// its pending gate (approvals are cleaned when they change).
+/// Stores NULs as U+FFFD, as every backend does ([`crate::nul`]): the run's mutable JSON
+/// values and its pending gate (the input is cleaned once, at creation; approvals when they
+/// change).
 fn replace_nul_in_run(run: &mut Run) -> Result<()> {
-    replace_nul(&mut run.input);
     for v in run.result.iter_mut().chain(run.error.iter_mut()) {
         replace_nul(v);
     }
@@ -319,6 +319,7 @@ impl RunStore for MemoryStore {
         }
         let mut stored = run.clone();
         stored.version = 1;
+        replace_nul(&mut stored.input);
         replace_nul_in_run(&mut stored)?;
         replace_nul_in(&mut stored.approvals)?;
         let mut entry = RunEntry {
