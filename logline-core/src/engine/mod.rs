@@ -12,13 +12,16 @@
 //!
 //! ```text
 //! api/        registry · runs · watch · scoped   the public operations (scoped: per tenant)
-//! job         RunJobs                        the run-job handler a worker calls
+//! job         RunJobs                        the run-job handler a worker calls (and its
+//!                                            cross-process cancel watch)
 //! exec        Executor                       the step loop, checkpoints, finishing a run
 //! nodes/      static · tool · agent · router · human_gate
 //! edges       deterministic and natural-language edges
 //! llm         one LLM call, agent-call policy, constrained choices
 //! tool_runtime  policy → approval → validation → hub → ledger
 //! step · ledger · gate                       per-step state, effect records, approvals
+//! limits                                     what a model sees of tool results and errors
+//! sweep                                      re-enqueues runs left without a job
 //! ```
 
 mod api;
