@@ -51,11 +51,7 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
+    format!("{}…", logline_core::text::prefix(s, max))
 }
 
 /// Remote text fit for an error message: `secret` (the API key, when a server echoes it)

@@ -25,6 +25,7 @@ pub mod search;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 pub mod tool;
 pub mod workflow;
 

@@ -16,13 +16,10 @@ pub(crate) fn cut(text: &str, max: usize) -> Option<String> {
     if text.len() <= max {
         return None;
     }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
+    let shown = crate::text::prefix(text, max);
     Some(format!(
-        "{}… [cut: {end} of {} bytes shown]",
-        &text[..end],
+        "{shown}… [cut: {} of {} bytes shown]",
+        shown.len(),
         text.len()
     ))
 }
