@@ -16,3 +16,8 @@ mod tenancy_checks {
     use super::*;
     logline_core::tenancy_conformance_tests!(builder());
 }
+
+mod call_gate_checks {
+    use super::*;
+    logline_core::call_gate_conformance_tests!(builder());
+}

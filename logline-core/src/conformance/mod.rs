@@ -15,6 +15,7 @@
 //! | `ToolHub` | [`hub_conformance_tests!`](crate::hub_conformance_tests) | `Arc<dyn` [`hub::HubFixture`]`>` | [`hub::HubCapabilities`] |
 //! | `Embedder` | [`embedder_conformance_tests!`](crate::embedder_conformance_tests) | `Arc<dyn Embedder>` | [`embedder::EmbedderCapabilities`] |
 //! | `Engine` on a store and queue (tenant boundary) | [`tenancy_conformance_tests!`](crate::tenancy_conformance_tests) | [`EngineBuilder`](crate::engine::EngineBuilder) | — |
+//! | `Engine` on a store and queue (tool gate at call time) | [`call_gate_conformance_tests!`](crate::call_gate_conformance_tests) | [`EngineBuilder`](crate::engine::EngineBuilder) | — |
 //!
 //! Without capabilities every check runs. A check that needs a capability the backend lacks
 //! still gets its test, which passes after reporting `skipped <check>: backend lacks
@@ -30,6 +31,7 @@
 //! );
 //! ```
 
+pub mod call_gate;
 pub mod embedder;
 pub mod hub;
 pub mod llm;
@@ -126,6 +128,17 @@ macro_rules! tenancy_conformance_tests {
             lists_are_tenant_filtered, gate_decisions_need_the_role,
             self_approval_is_refused_where_forbidden, engine_rule_forbids_self_approval,
             progress_is_per_run);
+    };
+}
+
+/// Generates one `#[tokio::test]` per call-gate check; `$factory` is an async expression
+/// yielding an [`EngineBuilder`](crate::engine::EngineBuilder) on fresh backends.
+#[macro_export]
+macro_rules! call_gate_conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_tests!(call_gate, $factory, ();
+            blocked_tag_is_refused_at_call_time, unconnected_toolkit_is_refused,
+            connected_toolkit_runs, risk_over_the_ceiling_waits_for_a_person);
     };
 }
 
