@@ -4,11 +4,12 @@
 use futures::TryStreamExt;
 use logline_core::{Error, Result};
 use serde_json::{json, Value};
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{Column, Executor, PgPool, Postgres, Row, Statement, Transaction};
 
 use super::catalog::quote_ident;
 use super::config::SqlLimits;
 use super::rows::{parse_row, ParsedRow};
+
 use super::statements::{CheckedQuery, CheckedWrite};
 use crate::error::PgError;
 
@@ -148,22 +149,21 @@ pub(crate) async fn run_query(
     }))
 }
 
-/// The result columns of a query that returned no rows.
+/// The result columns of a query that returned no rows, from the prepared statement.
 async fn column_names(
     tx: &mut Transaction<'static, Postgres>,
     q: &CheckedQuery,
     limits: &SqlLimits,
 ) -> Result<Vec<String>> {
-    let sql = format!(
-        "SELECT row_to_json(q)::text FROM (SELECT 1) AS one LEFT JOIN ({}) AS q ON false",
-        q.sql
-    );
-    let text: String = sqlx::query_scalar(&sql)
-        .persistent(false)
-        .fetch_one(&mut **tx)
+    let statement = (&mut **tx)
+        .prepare(q.sql.as_str())
         .await
         .map_err(|e| db_error("db.query", e, limits))?;
-    Ok(parse_row(&text)?.names)
+    Ok(statement
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect())
 }
 
 /// Runs a checked write; a dry run rolls it back. Returns the affected rows.
