@@ -89,7 +89,7 @@ fn analyst(sql: &'static str) -> ScriptedLlm {
             .as_array()
             .map(|rows| rows.iter().map(|r| r[0].to_string()).collect())
             .unwrap_or_default();
-        Ok(LlmResponse::text(&format!(
+        Ok(LlmResponse::text(format!(
             "{} customers: {}",
             names.len(),
             names.join(", ")
@@ -164,7 +164,7 @@ async fn a_write_is_previewed_then_applied_only_after_approval() {
             1 => tool_call("db_write", json!({ "sql": insert, "dry_run": false })),
             _ => {
                 let last = &results[results.len() - 1];
-                LlmResponse::text(&format!(
+                LlmResponse::text(format!(
                     "added {} customer(s)",
                     last["tool_result"]["affected_rows"]
                 ))

@@ -29,7 +29,7 @@ pub(crate) fn parse_statement(sql: &str, max_bytes: usize) -> Checked<Statement>
     if statements.len() != 1 {
         return Err(Refusal::StatementCount(statements.len()));
     }
-    statements.pop().ok_or_else(|| Refusal::StatementCount(0))
+    statements.pop().ok_or(Refusal::StatementCount(0))
 }
 
 /// `sql` as a query (trusted text built by the tools).
