@@ -3,7 +3,7 @@
 //! `db.write`).
 //!
 //! Layers, each enough on its own for the common attacks:
-//! 1. **Parse check** ([`statements`], [`guard`]): the PostgreSQL grammar of `sqlparser`,
+//! 1. **Parse check** (`statements.rs`, `guard.rs`): the PostgreSQL grammar of `sqlparser`,
 //!    exactly one statement, every relation in an allowlist, functions and casts in safe
 //!    allowlists, no locking, `INTO`, data-modifying CTEs or placeholders; the statement that
 //!    runs is printed from the checked tree, never the model's text.

@@ -2,7 +2,7 @@
 
 use logline_core::Error;
 
-/// Policy id carried by every refusal ([`Error::PolicyDenied::policy_id`]).
+/// Policy id carried by every refusal (the `policy_id` of [`Error::PolicyDenied`]).
 pub const SQL_SAFETY_POLICY: &str = "sql_safety";
 
 /// A statement the database tools will not run, and why.
