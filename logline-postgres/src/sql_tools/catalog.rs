@@ -243,3 +243,39 @@ fn scoped_select(rel: &Relation, tenant_setting: &str) -> String {
     }
     sql
 }
+
+#[cfg(test)]
+impl Catalog {
+    /// A catalog of `(name, tenant column, writable, hidden)` relations in schema `app`, each
+    /// with columns `id`, `tenant_id`, `name`, `note`, all text.
+    pub(crate) fn for_tests(tables: &[(&str, Option<&str>, bool, &[&str])]) -> Catalog {
+        let mut relations = BTreeMap::new();
+        for (name, tenant, writable, hidden) in tables {
+            let columns = ["id", "tenant_id", "name", "note"]
+                .iter()
+                .filter(|c| !hidden.contains(c))
+                .map(|c| Column {
+                    name: c.to_string(),
+                    sql_type: "text".into(),
+                    nullable: true,
+                    has_default: false,
+                    comment: None,
+                })
+                .collect();
+            let mut rel = Relation {
+                name: name.to_string(),
+                schema: "app".into(),
+                kind: "table",
+                columns,
+                hidden: hidden.iter().map(|h| h.to_string()).collect(),
+                tenant: tenant.map(|t| (t.to_string(), "text".to_string())),
+                writable: *writable,
+                description: None,
+                scoped: parse_query("SELECT 1").unwrap(),
+            };
+            rel.scoped = parse_query(&scoped_select(&rel, "logline.tenant_id")).unwrap();
+            relations.insert(name.to_string(), rel);
+        }
+        Catalog { relations }
+    }
+}

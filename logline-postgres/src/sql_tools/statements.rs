@@ -300,3 +300,165 @@ fn update(catalog: &Catalog, up: &mut Update, setting: &str) -> Checked<String> 
     });
     Ok(rel.name.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        Catalog::for_tests(&[
+            ("items", Some("tenant_id"), true, &["note"]),
+            ("tags", Some("tenant_id"), false, &[]),
+            ("kinds", None, false, &[]),
+        ])
+    }
+
+    fn scoped_refs(sql: &str) -> usize {
+        sql.matches("FROM \"app\".").count()
+    }
+
+    #[test]
+    fn every_reference_is_replaced_by_its_scoped_query() {
+        let c = catalog();
+        for (sql, refs, tenant_filters) in [
+            ("SELECT * FROM items", 1, 1),
+            ("SELECT * FROM items i JOIN tags t ON t.id = i.id", 2, 2),
+            ("SELECT (SELECT count(*) FROM tags), * FROM kinds", 2, 1),
+            (
+                "WITH x AS (SELECT * FROM items) SELECT * FROM x, x AS y",
+                1,
+                1,
+            ),
+            (
+                "SELECT * FROM items WHERE id IN (SELECT id FROM tags UNION SELECT id FROM items)",
+                3,
+                3,
+            ),
+            (
+                "SELECT * FROM items, LATERAL (SELECT * FROM tags WHERE tags.id = items.id) t",
+                2,
+                2,
+            ),
+            (
+                "SELECT EXISTS (SELECT 1 FROM (SELECT * FROM items) s)",
+                1,
+                1,
+            ),
+            ("SELECT * FROM app.items", 1, 1),
+        ] {
+            let out = check_query(&c, sql, 10_000).unwrap();
+            assert_eq!(scoped_refs(&out.sql), refs, "{sql} -> {}", out.sql);
+            assert_eq!(
+                out.sql
+                    .matches("current_setting('logline.tenant_id')")
+                    .count(),
+                tenant_filters,
+                "{sql} -> {}",
+                out.sql
+            );
+        }
+        let out = check_query(&c, "SELECT * FROM items", 10_000).unwrap();
+        assert!(
+            !out.sql.contains("note"),
+            "hidden column left out: {}",
+            out.sql
+        );
+        assert!(out.sql.ends_with("AS \"items\""), "{}", out.sql);
+    }
+
+    #[test]
+    fn cte_names_are_scoped_and_cannot_shadow() {
+        let c = catalog();
+        assert_eq!(
+            check_query(
+                &c,
+                "SELECT * FROM (WITH x AS (SELECT 1) SELECT * FROM x) s, x",
+                10_000
+            )
+            .unwrap_err(),
+            Refusal::Relation("x".into()),
+            "a CTE is not visible outside its query"
+        );
+        assert!(matches!(
+            check_query(&c, "WITH items AS (SELECT 1) SELECT * FROM items", 10_000),
+            Err(Refusal::Other(_))
+        ));
+        assert!(matches!(
+            check_query(&c, "SELECT * FROM other.items", 10_000),
+            Err(Refusal::Relation(_))
+        ));
+    }
+
+    #[test]
+    fn writes_force_the_tenant() {
+        let c = catalog();
+        let w = check_write(
+            &c,
+            "INSERT INTO items (id, name) VALUES ('1', 'a'), ('2', (SELECT max(name) FROM tags))",
+            10_000,
+            "logline.tenant_id",
+        )
+        .unwrap();
+        assert_eq!(w.kind, WriteKind::Insert);
+        assert_eq!(
+            w.sql
+                .matches("current_setting('logline.tenant_id')")
+                .count(),
+            3,
+            "two rows and the scoped sub-query: {}",
+            w.sql
+        );
+        assert!(w
+            .sql
+            .starts_with("INSERT INTO \"app\".\"items\" (id, name, \"tenant_id\")"));
+        let u = check_write(
+            &c,
+            "UPDATE items i SET name = 'b' WHERE id = '1' OR true",
+            10_000,
+            "logline.tenant_id",
+        )
+        .unwrap();
+        assert!(
+            u.sql.ends_with("WHERE (id = '1' OR true) AND i.\"tenant_id\" = CAST(current_setting('logline.tenant_id') AS TEXT)"),
+            "{}",
+            u.sql
+        );
+        assert_eq!(
+            u.statement,
+            "UPDATE items i SET name = 'b' WHERE id = '1' OR true"
+        );
+        for (sql, refusal) in [
+            (
+                "INSERT INTO tags (name) VALUES ('x')",
+                Refusal::NotWritable("tags".into()),
+            ),
+            (
+                "INSERT INTO items (note) VALUES ('x')",
+                Refusal::Column("note".into()),
+            ),
+            (
+                "UPDATE items SET name = note WHERE true",
+                Refusal::Column("note".into()),
+            ),
+            (
+                "INSERT INTO items (tenant_id) VALUES ('x')",
+                Refusal::TenantColumn("tenant_id".into()),
+            ),
+        ] {
+            assert_eq!(
+                check_write(&c, sql, 10_000, "logline.tenant_id").unwrap_err(),
+                refusal,
+                "{sql}"
+            );
+        }
+        assert!(matches!(
+            check_write(
+                &c,
+                "INSERT INTO items (id, name) VALUES ('1')",
+                10_000,
+                "logline.tenant_id"
+            ),
+            Err(Refusal::Other(_))
+        ));
+    }
+}
