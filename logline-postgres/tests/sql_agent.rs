@@ -217,3 +217,37 @@ async fn a_write_is_previewed_then_applied_only_after_approval() {
     );
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_reaches_the_model_which_fixes_its_sql() {
+    let db = HostDb::new().await;
+    let llm = Arc::new(ScriptedLlm::from_fn(|req| {
+        let results = tool_results(req);
+        Ok(match results.len() {
+            0 => tool_call("db_query", json!({ "sql": "SELECT value FROM secrets" })),
+            1 => tool_call(
+                "db_query",
+                json!({ "sql": "SELECT count(*) FROM orders WHERE status = 'paid'" }),
+            ),
+            _ => LlmResponse::text(format!(
+                "{} paid orders",
+                results[1]["tool_result"]["rows"][0][0]
+            )),
+        })
+    }));
+    let (engine, pool) = engine_with(&db, llm.clone(), &["db.describe", "db.query"]).await;
+    let done = run(&engine, "acme", "How many paid orders?").await;
+    assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
+    assert_eq!(text(&done), "2 paid orders");
+    let first = &tool_results(&llm.requests()[2])[0];
+    assert_eq!(first["error"]["kind"], "policy_denied", "{first}");
+    assert_eq!(first["error"]["policy_id"], "sql_safety");
+    assert!(
+        first["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("[relation]"),
+        "{first}"
+    );
+    pool.shutdown().await;
+}

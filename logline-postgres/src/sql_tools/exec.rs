@@ -31,17 +31,21 @@ async fn begin(pool: &PgPool, s: &TxSettings<'_>) -> Result<Transaction<'static,
             .await
             .map_err(PgError::from)?;
     }
-    let timeout = format!("{}ms", s.limits.statement_timeout.as_millis().max(1));
+    let ms = s.limits.statement_timeout.as_millis().max(1);
+    let timeout = format!("{ms}ms");
+    // Ends a transaction whose caller went away; far above the gaps between our statements.
+    let idle = format!("{}ms", ms + 10_000);
     sqlx::query(
         "SELECT set_config('statement_timeout', $1, true), \
                 set_config('lock_timeout', $1, true), \
-                set_config('idle_in_transaction_session_timeout', $1, true), \
+                set_config('idle_in_transaction_session_timeout', $4, true), \
                 set_config('search_path', '', true), \
                 set_config($2, $3, true)",
     )
     .bind(&timeout)
     .bind(s.tenant_setting)
     .bind(s.tenant)
+    .bind(&idle)
     .execute(&mut *tx)
     .await
     .map_err(PgError::from)?;

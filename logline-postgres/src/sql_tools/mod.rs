@@ -184,17 +184,21 @@ impl SqlToolHub {
 
     /// Checks a read and returns the SQL that would run, without running it.
     pub fn check_query(&self, sql: &str) -> std::result::Result<CheckedQuery, Refusal> {
-        statements::check_query(&self.catalog, sql, self.config.limits.max_sql_bytes)
+        parse::on_check_stack(|| {
+            statements::check_query(&self.catalog, sql, self.config.limits.max_sql_bytes)
+        })
     }
 
     /// Checks a write and returns the SQL that would run, without running it.
     pub fn check_write(&self, sql: &str) -> std::result::Result<CheckedWrite, Refusal> {
-        statements::check_write(
-            &self.catalog,
-            sql,
-            self.config.limits.max_sql_bytes,
-            &self.config.tenant_setting,
-        )
+        parse::on_check_stack(|| {
+            statements::check_write(
+                &self.catalog,
+                sql,
+                self.config.limits.max_sql_bytes,
+                &self.config.tenant_setting,
+            )
+        })
     }
 
     /// `db.describe`: the allowlisted relations (or one of them) with their columns.

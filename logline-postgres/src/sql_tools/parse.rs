@@ -10,6 +10,26 @@ use super::refusal::{Checked, Refusal};
 /// Deepest nesting the parser follows (sub-queries, parentheses, expressions).
 pub(crate) const MAX_DEPTH: usize = 40;
 
+/// Stack of the thread that parses, checks and prints a model's statement: enough for
+/// [`MAX_DEPTH`] in unoptimised builds, whose frames are large. Reserved, not committed.
+const CHECK_STACK: usize = 64 * 1024 * 1024;
+
+/// Runs `f` (parsing, checking and printing one statement) on a thread with a stack of its
+/// own, so deep nesting is refused instead of overflowing the caller's stack; a panic in the
+/// parser becomes a refusal.
+pub(crate) fn on_check_stack<T: Send>(f: impl FnOnce() -> Checked<T> + Send) -> Checked<T> {
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("logline-sql-check".into())
+            .stack_size(CHECK_STACK)
+            .spawn_scoped(scope, f)
+            .map_err(|e| Refusal::Other(format!("the SQL checker could not start: {e}")))?;
+        handle
+            .join()
+            .unwrap_or_else(|_| Err(Refusal::Other("the SQL checker failed on this SQL".into())))
+    })
+}
+
 /// The one statement in `sql`.
 pub(crate) fn parse_statement(sql: &str, max_bytes: usize) -> Checked<Statement> {
     if sql.len() > max_bytes {
@@ -79,10 +99,33 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_a_refusal_not_a_stack_overflow() {
-        let sql = format!("SELECT {}1{}", "(".repeat(5000), ")".repeat(5000));
-        assert!(matches!(
-            parse_statement(&sql, usize::MAX).unwrap_err(),
-            Refusal::Parse(_)
-        ));
+        let nested = |open: &str, close: &str, n: usize| {
+            format!("SELECT {}1{}", open.repeat(n), close.repeat(n))
+        };
+        for n in [5, 12] {
+            let sql = nested("(SELECT ", " FROM t)", n);
+            assert!(
+                on_check_stack(|| parse_statement(&sql, usize::MAX)).is_ok(),
+                "{n}"
+            );
+        }
+        for sql in [
+            nested("(", ")", 5000),
+            nested("(SELECT ", " FROM t)", 39),
+            nested("(SELECT ", " FROM t)", 500),
+            nested("ARRAY[", "]", 300),
+            nested("- ", "", 300),
+            nested("NOT ", "", 300),
+            nested("CASE WHEN true THEN ", " END", 300),
+        ] {
+            assert!(
+                matches!(
+                    on_check_stack(|| parse_statement(&sql, usize::MAX)),
+                    Err(Refusal::Parse(_))
+                ),
+                "{}",
+                &sql[..40]
+            );
+        }
     }
 }
