@@ -251,3 +251,31 @@ async fn a_refusal_reaches_the_model_which_fixes_its_sql() {
     );
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_write_changes_nothing() {
+    let db = HostDb::new().await;
+    let update = "UPDATE orders SET status = 'void' WHERE status = 'open'";
+    let llm = Arc::new(ScriptedLlm::from_fn(move |req| {
+        Ok(match tool_results(req).len() {
+            0 => tool_call("db_write", json!({ "sql": update, "dry_run": false })),
+            _ => LlmResponse::text("the write was not made"),
+        })
+    }));
+    let (engine, pool) = engine_with(&db, llm, &["db.write"]).await;
+    let before = db.snapshot("orders").await;
+    let paused = run(&engine, "acme", "Void the open orders").await;
+    assert_eq!(paused.status, RunStatus::Paused, "{:?}", paused.error);
+    let gate = paused.pending_gate.clone().unwrap();
+    engine
+        .deny(paused.id, &gate.gate_id, "admin", "not today")
+        .await
+        .unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(30), engine.wait(paused.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(done.status, RunStatus::Paused);
+    assert_eq!(db.snapshot("orders").await, before, "nothing written");
+    pool.shutdown().await;
+}

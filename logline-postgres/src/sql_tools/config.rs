@@ -98,9 +98,9 @@ impl Default for SqlLimits {
     }
 }
 
-/// Everything [`crate::SqlToolHub`] is built from (see [`crate::SqlToolHub::builder`]).
+/// Everything a [`crate::SqlToolHub`] is built from (set through its builder).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SqlToolsConfig {
+pub(crate) struct SqlToolsConfig {
     pub(crate) tables: Vec<SqlTable>,
     pub(crate) limits: SqlLimits,
     pub(crate) read_role: Option<String>,

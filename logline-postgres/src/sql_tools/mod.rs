@@ -33,12 +33,13 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::time::Duration;
 
-pub use config::{SqlLimits, SqlTable, SqlToolsConfig, TenantScope, DEFAULT_TENANT_SETTING};
+pub use config::{SqlLimits, SqlTable, TenantScope, DEFAULT_TENANT_SETTING};
 pub use refusal::{Refusal, SQL_SAFETY_POLICY};
 pub use specs::{DESCRIBE, PREVIEW_WRITE, QUERY, WRITE};
 pub use statements::{CheckedQuery, CheckedWrite, WriteKind};
 
 use catalog::Catalog;
+use config::SqlToolsConfig;
 use exec::TxSettings;
 
 /// The database tools over a host's PostgreSQL tables (see the module docs).
