@@ -164,6 +164,13 @@ struct DescribeArgs {
     table: Option<String>,
 }
 
+/// The refusal as the model's error, counted in the logs by its code (never the SQL, which
+/// may hold data).
+fn refused(tool: &str, r: Refusal) -> Error {
+    tracing::debug!(tool, code = r.code(), "database tool refused a statement");
+    r.into_error(tool)
+}
+
 fn args<T: for<'de> Deserialize<'de>>(tool: &str, v: Value) -> Result<T> {
     serde_json::from_value(v)
         .map_err(|e| Error::InvalidInput(format!("arguments of `{tool}`: {e}")))
@@ -235,12 +242,12 @@ impl SqlToolHub {
     }
 
     async fn query(&self, sql: &str, tenant: &str) -> Result<Value> {
-        let checked = self.check_query(sql).map_err(|r| r.into_error(QUERY))?;
+        let checked = self.check_query(sql).map_err(|r| refused(QUERY, r))?;
         exec::run_query(&self.pool, &self.settings(tenant, true), &checked).await
     }
 
     async fn write(&self, tool: &str, sql: &str, dry_run: bool, tenant: &str) -> Result<Value> {
-        let checked = self.check_write(sql).map_err(|r| r.into_error(tool))?;
+        let checked = self.check_write(sql).map_err(|r| refused(tool, r))?;
         let settings = self.settings(tenant, false);
         let affected = exec::run_write(&self.pool, &settings, &checked, dry_run, tool).await?;
         let mut out = json!({
