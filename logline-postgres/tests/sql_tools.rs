@@ -287,6 +287,15 @@ async fn refusals_explain_themselves() {
         .await
         .unwrap_err();
     assert_eq!(bad_args.kind(), ErrorKind::InvalidInput);
+    let write_flag_on_a_read = hub
+        .execute(
+            QUERY,
+            json!({"sql": "SELECT 1", "dry_run": false}),
+            &ctx("acme"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(write_flag_on_a_read.kind(), ErrorKind::InvalidInput);
     let no_tenant = hub
         .execute(QUERY, json!({"sql": "SELECT 1"}), &ctx(""))
         .await

@@ -148,7 +148,13 @@ impl SqlToolHubBuilder {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SqlArgs {
+struct QueryArgs {
+    sql: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteArgs {
     sql: String,
     #[serde(default = "yes")]
     dry_run: bool,
@@ -300,15 +306,15 @@ impl ToolHub for SqlToolHub {
                 self.describe(a.table.as_deref())
             }
             QUERY => {
-                let a: SqlArgs = args(tool_id, arguments)?;
+                let a: QueryArgs = args(tool_id, arguments)?;
                 self.query(&a.sql, tenant).await
             }
             PREVIEW_WRITE => {
-                let a: SqlArgs = args(tool_id, arguments)?;
+                let a: QueryArgs = args(tool_id, arguments)?;
                 self.write(tool_id, &a.sql, true, tenant).await
             }
             WRITE => {
-                let a: SqlArgs = args(tool_id, arguments)?;
+                let a: WriteArgs = args(tool_id, arguments)?;
                 self.write(tool_id, &a.sql, a.dry_run, tenant).await
             }
             other => Err(Error::not_found("tool", other)),
