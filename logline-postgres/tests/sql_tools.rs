@@ -421,3 +421,35 @@ async fn row_level_security_and_a_least_privilege_role() {
         "permission denied: {denied}"
     );
 }
+
+/// The tool-hub checks of the shared conformance suite that apply to a hub of fixed tools
+/// (the echo-tool checks need a tool that returns its arguments, which these tools are not).
+#[tokio::test]
+async fn hub_conformance_checks_that_apply() {
+    use logline_core::conformance::hub::{self, HubFixture, SeenExecution};
+    use std::sync::Arc;
+
+    struct Fixture(logline_postgres::SqlToolHub, HostDb);
+    impl HubFixture for Fixture {
+        fn hub(&self) -> &dyn ToolHub {
+            &self.0
+        }
+        fn echo_tool(&self) -> String {
+            QUERY.into()
+        }
+        fn valid_arguments(&self) -> Value {
+            json!({"sql": "SELECT 1"})
+        }
+        fn invalid_arguments(&self) -> Value {
+            json!({"sql": 1})
+        }
+        fn seen(&self) -> Vec<SeenExecution> {
+            Vec::new()
+        }
+    }
+    let db = HostDb::new().await;
+    let fixture: Arc<dyn HubFixture> = Arc::new(Fixture(db.hub().await, db));
+    hub::unknown_tool_is_not_found(fixture.clone()).await;
+    hub::invalid_arguments_are_rejected(fixture.clone()).await;
+    hub::catalog_pages_cover_every_tool(fixture).await;
+}
