@@ -429,10 +429,13 @@ async fn hub_conformance_checks_that_apply() {
     use logline_core::conformance::hub::{self, HubFixture, SeenExecution};
     use std::sync::Arc;
 
-    struct Fixture(logline_postgres::SqlToolHub, HostDb);
+    struct Fixture {
+        hub: logline_postgres::SqlToolHub,
+        _db: HostDb,
+    }
     impl HubFixture for Fixture {
         fn hub(&self) -> &dyn ToolHub {
-            &self.0
+            &self.hub
         }
         fn echo_tool(&self) -> String {
             QUERY.into()
@@ -448,7 +451,10 @@ async fn hub_conformance_checks_that_apply() {
         }
     }
     let db = HostDb::new().await;
-    let fixture: Arc<dyn HubFixture> = Arc::new(Fixture(db.hub().await, db));
+    let fixture: Arc<dyn HubFixture> = Arc::new(Fixture {
+        hub: db.hub().await,
+        _db: db,
+    });
     hub::unknown_tool_is_not_found(fixture.clone()).await;
     hub::invalid_arguments_are_rejected(fixture.clone()).await;
     hub::catalog_pages_cover_every_tool(fixture).await;
