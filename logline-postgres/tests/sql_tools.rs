@@ -166,9 +166,10 @@ async fn results_are_capped_in_rows_and_bytes() {
     .await;
     assert_eq!(bytes["row_count"], 2, "the third row would pass 2000 bytes");
     assert_eq!(bytes["truncated_by"], "max_bytes");
-    let huge = query(&hub, "acme", "SELECT lpad('x', 50000000, 'x')").await;
+    let huge = query(&hub, "acme", "SELECT lpad('x', 50000000, 'x') AS big").await;
     assert_eq!(huge["row_count"], 0);
     assert_eq!(huge["truncated_by"], "max_bytes");
+    assert_eq!(huge["columns"], json!(["big"]));
 }
 
 #[tokio::test]

@@ -140,8 +140,7 @@ pub(crate) async fn run_query(
     }
     let columns = match columns {
         Some(c) => c,
-        None if truncated_by.is_none() => column_names(&mut tx, q, s.limits).await?,
-        None => Vec::new(),
+        None => column_names(&mut tx, q, s.limits).await?,
     };
     tx.rollback().await.map_err(PgError::from)?;
     Ok(json!({
@@ -153,7 +152,8 @@ pub(crate) async fn run_query(
     }))
 }
 
-/// The result columns of a query that returned no rows, from the prepared statement.
+/// The result columns of a query that returned no rows (or only a row past the byte cap),
+/// from the prepared statement.
 async fn column_names(
     tx: &mut Transaction<'static, Postgres>,
     q: &CheckedQuery,
