@@ -460,3 +460,30 @@ async fn hub_conformance_checks_that_apply() {
     hub::invalid_arguments_are_rejected(fixture.clone()).await;
     hub::catalog_pages_cover_every_tool(fixture).await;
 }
+
+/// Many calls of two tenants at once on a pool of four connections: each sees only its own
+/// rows (the tenant setting is per transaction, never left on a pooled session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_tenants_never_see_each_other() {
+    let db = HostDb::new().await;
+    let hub = std::sync::Arc::new(db.hub().await);
+    let calls = (0..40).map(|i| {
+        let hub = hub.clone();
+        let tenant = if i % 2 == 0 { "acme" } else { "globex" };
+        tokio::spawn(async move {
+            let out = hub
+                .execute(
+                    QUERY,
+                    json!({"sql": "SELECT DISTINCT tenant_id FROM customers"}),
+                    &ctx(tenant),
+                )
+                .await
+                .unwrap();
+            (tenant, out["rows"].clone())
+        })
+    });
+    for call in futures::future::join_all(calls).await {
+        let (tenant, rows) = call.unwrap();
+        assert_eq!(rows, json!([[tenant]]));
+    }
+}
