@@ -250,6 +250,21 @@ async fn hostile_statements_are_refused_or_contained() {
         .scalar_i64(&objects.replace("'{s}'", &format!("'{}'", db.schema)))
         .await;
 
+    // The markers are what a leak would show: globex itself reads them.
+    let own = hub
+        .execute(
+            QUERY,
+            json!({"sql": "SELECT c.name, o.tenant_id, o.total FROM orders o JOIN customers c ON c.id = o.customer_id"}),
+            &ctx("globex"),
+        )
+        .await
+        .unwrap()["rows"]
+        .to_string();
+    assert!(
+        own.contains(CANARY) && own.contains("globex") && own.contains("999.99"),
+        "{own}"
+    );
+
     let reads = read_corpus(&db.schema);
     let writes = write_corpus();
     assert!(reads.len() + writes.len() >= 60);
@@ -284,7 +299,12 @@ async fn hostile_statements_are_refused_or_contained() {
             "{tool} {expect:?} {sql:.80?} -> {}",
             logline_core::text::prefix(&shown, 160)
         );
-        if !acceptable || shown.contains(CANARY) {
+        // Rows read back hold nothing of the other tenant (its id, its order's total).
+        let foreign_rows = matches!(&outcome, Ok(v) if {
+            let rows = v["rows"].to_string();
+            rows.contains("globex") || rows.contains("999.99")
+        });
+        if !acceptable || shown.contains(CANARY) || foreign_rows {
             failures.push(format!("{tool} {expect:?} {sql:?} -> {shown}"));
         }
     }
