@@ -8,11 +8,13 @@ mod db;
 mod error;
 mod notify;
 mod queue;
+pub mod sql_tools;
 mod store;
 
 pub use backend::PgBackend;
 pub use config::{PgConfig, ENV_DATABASE_URL, ENV_MAX_CONNECTIONS, ENV_SCHEMA, MAX_SCHEMA_LEN};
 pub use queue::PgQueue;
+pub use sql_tools::{SqlTable, SqlToolHub};
 pub use store::runs::ArchiveRuns;
 pub use store::PgStore;
 
