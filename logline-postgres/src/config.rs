@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::error::PgError;
+use crate::store::group::GroupCommit;
 
 /// Environment variable holding the connection URL.
 pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
@@ -14,6 +15,8 @@ pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 pub const ENV_SCHEMA: &str = "LOGLINE_PG_SCHEMA";
 /// Environment variable with the pool size (default 16).
 pub const ENV_MAX_CONNECTIONS: &str = "LOGLINE_PG_MAX_CONNECTIONS";
+/// Environment variable switching group commit: `on` (default) or `off`.
+pub const ENV_GROUP_COMMIT: &str = "LOGLINE_PG_GROUP_COMMIT";
 
 /// Longest accepted schema name: notification channels embed it and PostgreSQL caps
 /// identifiers at 63 bytes.
@@ -34,6 +37,7 @@ pub struct PgConfig {
     pub(crate) poll_interval: Duration,
     pub(crate) notify: bool,
     pub(crate) policy_cache_ttl: Duration,
+    pub(crate) group_commit: Option<GroupCommit>,
 }
 
 impl fmt::Debug for PgConfig {
@@ -49,6 +53,7 @@ impl fmt::Debug for PgConfig {
             .field("poll_interval", &self.poll_interval)
             .field("notify", &self.notify)
             .field("policy_cache_ttl", &self.policy_cache_ttl)
+            .field("group_commit", &self.group_commit)
             .finish()
     }
 }
@@ -92,7 +97,8 @@ fn redact_query_password(tail: &str) -> String {
 
 impl PgConfig {
     /// Settings for `url` (`postgres://user:pass@host:port/db`) with defaults: schema
-    /// `public`, 16 connections, 1 s polling fallback, notifications on.
+    /// `public`, 16 connections, 1 s polling fallback, notifications on, group commit on with
+    /// [`GroupCommit::default`].
     pub fn new(url: impl Into<String>) -> Self {
         PgConfig {
             url: url.into(),
@@ -105,10 +111,12 @@ impl PgConfig {
             poll_interval: Duration::from_secs(1),
             notify: true,
             policy_cache_ttl: Duration::from_secs(1),
+            group_commit: Some(GroupCommit::default()),
         }
     }
 
-    /// Reads `DATABASE_URL` (required), `LOGLINE_PG_SCHEMA` and `LOGLINE_PG_MAX_CONNECTIONS`.
+    /// Reads `DATABASE_URL` (required), `LOGLINE_PG_SCHEMA`, `LOGLINE_PG_MAX_CONNECTIONS` and
+    /// `LOGLINE_PG_GROUP_COMMIT` (`on` or `off`).
     pub fn from_env() -> logline_core::Result<Self> {
         let url = std::env::var(ENV_DATABASE_URL).map_err(|_| {
             logline_core::Error::InvalidInput(format!("{ENV_DATABASE_URL} is not set"))
@@ -124,6 +132,9 @@ impl PgConfig {
                 ))
             })?;
             config = config.max_connections(n);
+        }
+        if let Some(on) = group_commit_from_env()? {
+            config = config.group_commit(on.then(GroupCommit::default));
         }
         Ok(config)
     }
@@ -188,6 +199,19 @@ impl PgConfig {
         self
     }
 
+    /// Group commit of checkpoints and effect-ledger writes across runs (`None` = off: one
+    /// transaction per write). Each run's writes stay atomic and are acknowledged only after
+    /// the flush; see [`GroupCommit`] for the batch settings.
+    pub fn group_commit(mut self, settings: Option<GroupCommit>) -> Self {
+        self.group_commit = settings;
+        self
+    }
+
+    /// The group commit settings (`None` = off).
+    pub fn group_commit_of(&self) -> Option<GroupCommit> {
+        self.group_commit
+    }
+
     /// The configured schema.
     pub fn schema_name(&self) -> &str {
         &self.schema
@@ -224,6 +248,20 @@ impl PgConfig {
             .test_before_acquire(false)
             .connect_with(opts)
             .await?)
+    }
+}
+
+/// `LOGLINE_PG_GROUP_COMMIT` as a switch, if set.
+pub fn group_commit_from_env() -> logline_core::Result<Option<bool>> {
+    let Ok(v) = std::env::var(ENV_GROUP_COMMIT) else {
+        return Ok(None);
+    };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "on" | "1" | "true" => Ok(Some(true)),
+        "off" | "0" | "false" => Ok(Some(false)),
+        _ => Err(logline_core::Error::InvalidInput(format!(
+            "{ENV_GROUP_COMMIT} must be `on` or `off`"
+        ))),
     }
 }
 

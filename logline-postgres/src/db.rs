@@ -13,6 +13,7 @@ use sqlx::postgres::PgPool;
 use crate::config::PgConfig;
 use crate::error::{db, is_unique_violation, PgError};
 use crate::notify::Hub;
+use crate::store::group::GroupWriter;
 
 /// The embedded migrations (`logline-postgres/migrations`).
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -25,12 +26,18 @@ pub(crate) struct Db {
     pub(crate) policy_cache: Mutex<Option<(Instant, Arc<Vec<Policy>>)>>,
     /// Bumped by every policy write; a list read before a write is not cached after it.
     pub(crate) policy_gen: AtomicU64,
+    /// The group-commit queue (`None` when off).
+    pub(crate) group: Option<GroupWriter>,
 }
 
 impl Db {
     pub(crate) async fn connect(config: &PgConfig) -> Result<Arc<Db>> {
         let pool = config.connect_pool().await?;
+        let group = config
+            .group_commit
+            .map(|settings| GroupWriter::spawn(pool.clone(), settings));
         Ok(Arc::new(Db {
+            group,
             hub: Hub::new(config.clone()),
             pool,
             config: config.clone(),

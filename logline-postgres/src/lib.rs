@@ -12,9 +12,13 @@ pub mod sql_tools;
 mod store;
 
 pub use backend::PgBackend;
-pub use config::{PgConfig, ENV_DATABASE_URL, ENV_MAX_CONNECTIONS, ENV_SCHEMA, MAX_SCHEMA_LEN};
+pub use config::{
+    group_commit_from_env, PgConfig, ENV_DATABASE_URL, ENV_GROUP_COMMIT, ENV_MAX_CONNECTIONS,
+    ENV_SCHEMA, MAX_SCHEMA_LEN,
+};
 pub use queue::PgQueue;
 pub use sql_tools::{SqlTable, SqlToolHub};
+pub use store::group::GroupCommit;
 pub use store::runs::ArchiveRuns;
 pub use store::PgStore;
 

@@ -3,8 +3,11 @@
 //! This file holds the type and its constructors; `defs` implements the definition store and
 //! the policy source, `runs` the run store and retention.
 
+mod cols;
 pub(crate) mod defs;
+pub(crate) mod group;
 pub(crate) mod runs;
+mod writes;
 
 use std::sync::Arc;
 
@@ -19,8 +22,9 @@ use crate::error::db;
 /// A [`logline_core::store::Store`] on PostgreSQL.
 ///
 /// Cheap to clone (shared pool). Every checkpoint is a single statement — run update with
-/// the version check, step upsert and event inserts — so it is one transaction and one
-/// round trip. Event sequence numbers come from the run row (`last_seq`) inside that
+/// the version check, step upsert and event inserts. With group commit (the default,
+/// [`crate::PgConfig::group_commit`]) the checkpoints and ledger writes of concurrent runs
+/// share one transaction and one flush; each run's write stays atomic. Event sequence numbers come from the run row (`last_seq`) inside that
 /// statement: unique, gap-free, in commit order.
 ///
 /// A store and a queue on the same database are best made from one
@@ -69,6 +73,22 @@ impl PgStore {
     /// The settings this store was opened with.
     pub fn config(&self) -> &PgConfig {
         &self.db.config
+    }
+
+    /// Executes a run-path write: through group commit when it is on, else on its own.
+    pub(crate) async fn write(
+        &self,
+        write: writes::Write,
+    ) -> std::result::Result<writes::Written, sqlx::Error> {
+        let write = match &self.db.group {
+            Some(group) => match group.submit(write).await {
+                Ok(answer) => return answer,
+                Err(write) => write,
+            },
+            None => write,
+        };
+        let mut conn = self.db.pool.acquire().await?;
+        write.execute(&mut conn).await
     }
 
     /// Starts a transaction for [`PgStore::create_run_in`] (and other writes the caller

@@ -10,162 +10,19 @@ use logline_core::store::{Checkpoint, Committed, EffectRecord, RunFilter, RunSto
 use logline_core::{Error, Result};
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgRow};
-use sqlx::{Postgres, Row, ValueRef};
+use sqlx::{Row, ValueRef};
 use tokio::time::Instant;
-use uuid::Uuid;
 
+use super::cols::{EventCols, RunCols};
+use super::writes::{CheckpointWrite, EffectWrite, Write, Written};
 use super::PgStore;
 use crate::codec::{
-    bigint, int, join, join_object, join_ts, non_null, page_args, parse_enum, split, split_object,
-    split_ts, storable, to_json, unsigned,
+    bigint, int, join, join_object, join_ts, page_args, parse_enum, unsigned,
 };
 use crate::error::{db, is_foreign_key_violation};
 
 /// Statuses that end a run (kept in sync with `RunStatus::is_terminal`).
 const TERMINAL: &str = "('completed', 'failed', 'cancelled')";
-
-/// The run's columns, in the order of `$1..$16` in [`INSERT_RUN`].
-struct RunCols {
-    id: Uuid,
-    workflow_id: String,
-    workflow_version: String,
-    status: String,
-    mode: String,
-    tenant_id: String,
-    user_id: Option<String>,
-    app_id: Option<String>,
-    app_action_id: Option<String>,
-    input: Value,
-    result: Option<Value>,
-    error: Option<Value>,
-    state: Value,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-    started_at: Option<DateTime<Utc>>,
-}
-
-impl RunCols {
-    fn new(run: &Run) -> Result<Self> {
-        // `state` keeps the layout version of the stored run (`Run::to_stored_json`).
-        let ([input, result, error, _version], state) = split_object(
-            run.to_stored_json()?,
-            ["input", "result", "error", "version"],
-        )?;
-        Ok(RunCols {
-            id: run.id,
-            workflow_id: run.workflow_id.clone(),
-            workflow_version: run.workflow_version.clone(),
-            status: run.status.as_str().to_string(),
-            mode: run.mode.as_str().to_string(),
-            tenant_id: run.subject.tenant_id.clone(),
-            user_id: run.subject.user_id.clone(),
-            app_id: run.subject.app_id.clone(),
-            app_action_id: run.app_action_id.clone(),
-            input,
-            result: non_null(result),
-            error: non_null(error),
-            state,
-            created_at: run.created_at,
-            updated_at: run.updated_at,
-            started_at: run.started_at,
-        })
-    }
-
-    fn bind<'q>(
-        self,
-        q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-        q.bind(self.id)
-            .bind(self.workflow_id)
-            .bind(self.workflow_version)
-            .bind(self.status)
-            .bind(self.mode)
-            .bind(self.tenant_id)
-            .bind(self.user_id)
-            .bind(self.app_id)
-            .bind(self.app_action_id)
-            .bind(self.input)
-            .bind(self.result)
-            .bind(self.error)
-            .bind(self.state)
-            .bind(self.created_at)
-            .bind(self.updated_at)
-            .bind(self.started_at)
-    }
-}
-
-/// Events as parallel arrays for `unnest`.
-#[derive(Default)]
-struct EventCols {
-    step_ids: Vec<Option<Uuid>>,
-    kinds: Vec<String>,
-    payloads: Vec<Value>,
-    ts: Vec<DateTime<Utc>>,
-    ts_ns: Vec<i16>,
-}
-
-impl EventCols {
-    fn new(events: &[NewEvent]) -> Self {
-        let mut c = EventCols {
-            step_ids: Vec::with_capacity(events.len()),
-            kinds: Vec::with_capacity(events.len()),
-            payloads: Vec::with_capacity(events.len()),
-            ts: Vec::with_capacity(events.len()),
-            ts_ns: Vec::with_capacity(events.len()),
-        };
-        for e in events {
-            let (ts, ns) = split_ts(e.ts);
-            c.step_ids.push(e.step_id);
-            c.kinds.push(e.kind.as_str().to_string());
-            c.payloads.push(storable(e.payload.clone()));
-            c.ts.push(ts);
-            c.ts_ns.push(ns);
-        }
-        c
-    }
-
-    fn len(&self) -> i64 {
-        i64::try_from(self.kinds.len()).unwrap_or(i64::MAX)
-    }
-}
-
-/// The step's columns (`None` when the checkpoint has no step).
-#[derive(Default)]
-struct StepCols {
-    idx: Option<i32>,
-    id: Option<Uuid>,
-    node_id: Option<String>,
-    node_type: Option<String>,
-    status: Option<String>,
-    input: Option<Value>,
-    output: Option<Value>,
-    error: Option<Value>,
-    extra: Option<Value>,
-    started_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
-}
-
-impl StepCols {
-    fn new(step: Option<&Step>) -> Result<Self> {
-        let Some(s) = step else {
-            return Ok(StepCols::default());
-        };
-        let ([input, output, error], extra) = split(s, ["input", "output", "error"])?;
-        Ok(StepCols {
-            idx: Some(int("step index", s.index)?),
-            id: Some(s.id),
-            node_id: Some(s.node_id.clone()),
-            node_type: Some(s.node_type.as_str().to_string()),
-            status: Some(s.status.as_str().to_string()),
-            input: Some(input),
-            output: non_null(output),
-            error: non_null(error),
-            extra: Some(extra),
-            started_at: Some(s.started_at),
-            finished_at: s.finished_at,
-        })
-    }
-}
 
 /// Insert a run at version 1 with its first events (seq 1..n); returns nothing on conflict.
 const INSERT_RUN: &str = "
@@ -184,36 +41,6 @@ WITH ins AS (
               WITH ORDINALITY AS e(step_id, kind, payload, ts, ts_ns, ord)
 )
 SELECT count(*) FROM ins";
-
-/// A checkpoint in one statement: the run update (only at the expected version, which also
-/// locks the row), the step upsert and the events numbered after the run's `last_seq`.
-/// Identity fields (workflow, input, subject, creation time) are fixed at creation and not
-/// rewritten; between the first and the last step no indexed column changes, so the update
-/// is HOT.
-const COMMIT: &str = "
-WITH upd AS (
-    UPDATE runs SET status = $2, mode = $3, result = $4, error = $5, state = $6,
-        updated_at = $7, started_at = $8, version = version + 1, last_seq = last_seq + $10,
-        finished_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled')
-                           THEN $7::timestamptz END
-    WHERE id = $1 AND version = $9
-    RETURNING id, version, last_seq
-), st AS (
-    INSERT INTO steps (run_id, idx, id, node_id, node_type, status, input, output, error,
-                       extra, started_at, finished_at)
-    SELECT upd.id, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21
-    FROM upd WHERE $11::int IS NOT NULL
-    ON CONFLICT (run_id, idx) DO UPDATE SET id = EXCLUDED.id, node_id = EXCLUDED.node_id,
-        node_type = EXCLUDED.node_type, status = EXCLUDED.status, input = EXCLUDED.input,
-        output = EXCLUDED.output, error = EXCLUDED.error, extra = EXCLUDED.extra,
-        started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at
-), ev AS (
-    INSERT INTO events (run_id, seq, step_id, kind, payload, ts, ts_ns, schema_version)
-    SELECT upd.id, upd.last_seq - $10 + e.ord, e.step_id, e.kind, e.payload, e.ts, e.ts_ns, $27
-    FROM upd, unnest($22::uuid[], $23::text[], $24::jsonb[], $25::timestamptz[], $26::int2[])
-              WITH ORDINALITY AS e(step_id, kind, payload, ts, ts_ns, ord)
-)
-SELECT version, last_seq FROM upd";
 
 /// Creates a run on `conn` (a pooled connection or an open transaction).
 async fn create_run(conn: &mut PgConnection, run: &Run, events: &[NewEvent]) -> Result<Committed> {
@@ -464,51 +291,13 @@ impl RunStore for PgStore {
     }
 
     async fn commit(&self, checkpoint: Checkpoint<'_>) -> Result<Committed> {
-        let Checkpoint { run, step, events } = checkpoint;
-        let expected = run.version;
-        let run_id = run.id;
-        let mut cols = RunCols::new(run)?;
-        // The store stamps the change (as the memory store does).
-        let now = Utc::now();
-        cols.updated_at = now;
-        if let Value::Object(m) = &mut cols.state {
-            m.insert("updated_at".into(), to_json(&now)?);
-        }
-        let st = StepCols::new(step.as_ref())?;
-        let ev = EventCols::new(&events);
-        let n = ev.len();
-        let row = sqlx::query(COMMIT)
-            .bind(run_id)
-            .bind(cols.status)
-            .bind(cols.mode)
-            .bind(cols.result)
-            .bind(cols.error)
-            .bind(cols.state)
-            .bind(cols.updated_at)
-            .bind(cols.started_at)
-            .bind(expected)
-            .bind(n)
-            .bind(st.idx)
-            .bind(st.id)
-            .bind(st.node_id)
-            .bind(st.node_type)
-            .bind(st.status)
-            .bind(st.input)
-            .bind(st.output)
-            .bind(st.error)
-            .bind(st.extra)
-            .bind(st.started_at)
-            .bind(st.finished_at)
-            .bind(ev.step_ids)
-            .bind(ev.kinds)
-            .bind(ev.payloads)
-            .bind(ev.ts)
-            .bind(ev.ts_ns)
-            .bind(EVENT_SCHEMA_VERSION as i16)
-            .fetch_optional(&self.db.pool)
-            .await
-            .map_err(db)?;
-        let Some(row) = row else {
+        let write = CheckpointWrite::new(checkpoint)?;
+        let (run_id, expected, notify) = (write.run_id(), write.expected(), write.has_events());
+        let written = self.write(Write::Checkpoint(Box::new(write))).await;
+        let Written::Checkpoint(committed) = written.map_err(db)? else {
+            return Err(mismatched());
+        };
+        let Some((version, last_seq)) = committed else {
             let current: Option<i64> = sqlx::query_scalar("SELECT version FROM runs WHERE id = $1")
                 .bind(run_id)
                 .fetch_optional(&self.db.pool)
@@ -521,9 +310,7 @@ impl RunStore for PgStore {
                 )),
             });
         };
-        let version: i64 = row.try_get(0).map_err(db)?;
-        let last_seq: i64 = row.try_get(1).map_err(db)?;
-        if n > 0 {
+        if notify {
             self.db.hub.run_changed(run_id);
         }
         Ok(Committed {
@@ -571,33 +358,12 @@ impl RunStore for PgStore {
     }
 
     async fn record_effect(&self, effect: &EffectRecord) -> Result<EffectRecord> {
-        let ([output, error], extra) = split(effect, ["output", "error"])?;
-        let step_index = int("step index", effect.step_index)?;
-        let seq = int("effect seq", effect.seq)?;
-        // Insert, or replace an unresolved intent; a completed record stays as it is.
-        let res = sqlx::query(
-            "INSERT INTO effects (run_id, step_index, seq, kind, key, output, error, extra,
-                                  recorded_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (run_id, step_index, seq) DO UPDATE
-               SET output = EXCLUDED.output, error = EXCLUDED.error, extra = EXCLUDED.extra,
-                   recorded_at = EXCLUDED.recorded_at
-               WHERE effects.extra->>'state' = 'intended'",
-        )
-        .bind(effect.run_id)
-        .bind(step_index)
-        .bind(seq)
-        .bind(&effect.kind)
-        .bind(&effect.key)
-        .bind(&output)
-        .bind(non_null(error))
-        .bind(&extra)
-        .bind(effect.recorded_at)
-        .execute(&self.db.pool)
-        .await;
-        match res {
-            Ok(r) if r.rows_affected() == 1 => return Ok(effect.clone()),
-            Ok(_) => {}
+        let write = EffectWrite::new(effect)?;
+        let (step_index, seq) = (write.step_index, write.seq);
+        match self.write(Write::Effect(Box::new(write))).await {
+            Ok(Written::Effect { stored: true }) => return Ok(effect.clone()),
+            Ok(Written::Effect { stored: false }) => {}
+            Ok(_) => return Err(mismatched()),
             Err(e) if is_foreign_key_violation(&e) => {
                 return Err(Error::not_found("run", effect.run_id))
             }
@@ -614,38 +380,12 @@ impl RunStore for PgStore {
         intent: &EffectRecord,
         fence: i64,
     ) -> Result<Option<EffectRecord>> {
-        let ([output, error], extra) = split(intent, ["output", "error"])?;
-        let step_index = int("step index", intent.step_index)?;
-        let seq = int("effect seq", intent.seq)?;
-        // The run row is share-locked for the statement, so a concurrent claim (a version
-        // bump) either comes before this check or waits until the intent is committed.
-        let row = sqlx::query(
-            "WITH fence AS (SELECT version FROM runs WHERE id = $1 FOR SHARE),
-                  ins AS (
-                    INSERT INTO effects (run_id, step_index, seq, kind, key, output, error,
-                                         extra, recorded_at)
-                    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
-                    WHERE (SELECT version FROM fence) = $10
-                    ON CONFLICT (run_id, step_index, seq) DO NOTHING
-                    RETURNING 1)
-             SELECT (SELECT version FROM fence) AS version,
-                    EXISTS (SELECT 1 FROM ins) AS inserted",
-        )
-        .bind(intent.run_id)
-        .bind(step_index)
-        .bind(seq)
-        .bind(&intent.kind)
-        .bind(&intent.key)
-        .bind(&output)
-        .bind(non_null(error))
-        .bind(&extra)
-        .bind(intent.recorded_at)
-        .bind(fence)
-        .fetch_one(&self.db.pool)
-        .await
-        .map_err(db)?;
-        let version: Option<i64> = row.try_get("version").map_err(db)?;
-        let inserted: bool = row.try_get("inserted").map_err(db)?;
+        let write = EffectWrite::new(intent)?;
+        let (step_index, seq) = (write.step_index, write.seq);
+        let written = self.write(Write::Intent(Box::new(write), fence)).await;
+        let Written::Intent { version, inserted } = written.map_err(db)? else {
+            return Err(mismatched());
+        };
         match version {
             None => Err(Error::not_found("run", intent.run_id)),
             Some(v) if v != fence => Err(Error::Conflict(format!(
@@ -720,6 +460,11 @@ impl RunStore for PgStore {
     async fn purge_runs(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
         self.retire_runs("", cutoff, limit).await
     }
+}
+
+/// A write answered with another write's outcome (a bug in the batch bookkeeping).
+fn mismatched() -> Error {
+    Error::Internal("group commit answered a write with another kind of outcome".into())
 }
 
 /// Retention that archives: finished runs move to `runs_archive` (with their steps and

@@ -39,12 +39,17 @@ pub fn unique_schema() -> String {
     )
 }
 
-/// Settings for a fresh schema with a fast polling fallback.
+/// Settings for a fresh schema with a fast polling fallback; group commit as
+/// `LOGLINE_PG_GROUP_COMMIT` says (on when unset, as by default).
 pub fn config(schema: &str) -> PgConfig {
-    PgConfig::new(database_url())
+    let config = PgConfig::new(database_url())
         .schema(schema)
         .max_connections(8)
-        .poll_interval(Duration::from_millis(500))
+        .poll_interval(Duration::from_millis(500));
+    match logline_postgres::group_commit_from_env().expect("LOGLINE_PG_GROUP_COMMIT") {
+        Some(false) => config.group_commit(None),
+        _ => config,
+    }
 }
 
 /// Drops test schemas left behind by test processes that are gone, or older than an hour

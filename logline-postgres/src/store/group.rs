@@ -1,0 +1,268 @@
+//! Group commit: the checkpoints and ledger writes of many runs in one transaction and one
+//! WAL flush.
+//!
+//! Writers ([`GroupCommit::writers`]) take turns gathering the writes that are queued (and,
+//! with a [`GroupCommit::window`], those that arrive shortly after) into a batch of at most
+//! [`GroupCommit::max_batch`], ordered by run id. A batch of one is executed on its own; a
+//! larger one inside `BEGIN … COMMIT`. Each write is conflict-tolerant (a stale version
+//! changes nothing and reports so), so one run's conflict never fails the others. A
+//! statement error (a missing run, a deadlock, a lost connection) rolls the batch back —
+//! nothing of it was committed — and each write is then executed on its own, so every run
+//! still gets its own answer. A caller is answered only after `COMMIT` returned, that is after
+//! the flush; when `COMMIT` itself fails the outcome is unknown and every caller of the batch
+//! gets the error (a later execution resumes from whatever was committed, as after any lost
+//! connection).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgPool;
+use sqlx::Connection;
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::time::{timeout_at, Instant};
+
+use super::writes::{Write, Written};
+
+/// Settings of group commit ([`crate::PgConfig::group_commit`]).
+///
+/// Defaults: no window (a batch holds what queued up while the previous one was being
+/// flushed, so a lone write goes at once), batches of at most 64 writes, 2 ms latency cap, 2
+/// writers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommit {
+    window: Duration,
+    max_batch: usize,
+    max_latency: Duration,
+    writers: usize,
+}
+
+impl Default for GroupCommit {
+    fn default() -> Self {
+        GroupCommit {
+            window: Duration::ZERO,
+            max_batch: 64,
+            max_latency: Duration::from_millis(2),
+            writers: 2,
+        }
+    }
+}
+
+impl GroupCommit {
+    /// How long a writer waits for a further write after the last one arrived, while the
+    /// batch is not full and the latency cap allows (default zero: no waiting).
+    pub fn window(mut self, d: Duration) -> Self {
+        self.window = d;
+        self
+    }
+
+    /// Most writes in one transaction (default 64; at least 1).
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n.max(1);
+        self
+    }
+
+    /// Longest a write waits in the queue for its batch to close, counted from its arrival
+    /// (default 2 ms); bounds what the window adds to a step's latency.
+    pub fn max_latency(mut self, d: Duration) -> Self {
+        self.max_latency = d;
+        self
+    }
+
+    /// Batches in flight at once, each on its own pooled connection (default 2; at least
+    /// 1): while one is flushed the next gathers.
+    pub fn writers(mut self, n: usize) -> Self {
+        self.writers = n.max(1);
+        self
+    }
+
+    /// The window.
+    pub fn window_of(&self) -> Duration {
+        self.window
+    }
+
+    /// The batch size.
+    pub fn max_batch_of(&self) -> usize {
+        self.max_batch
+    }
+
+    /// The latency cap.
+    pub fn max_latency_of(&self) -> Duration {
+        self.max_latency
+    }
+
+    /// The number of writers.
+    pub fn writers_of(&self) -> usize {
+        self.writers
+    }
+}
+
+/// A queued write and where its answer goes.
+struct Request {
+    write: Write,
+    arrived: Instant,
+    reply: oneshot::Sender<std::result::Result<Written, sqlx::Error>>,
+}
+
+/// The queue in front of the writers; dropping it (with the store) stops them.
+pub(crate) struct GroupWriter {
+    queue: mpsc::Sender<Request>,
+}
+
+impl GroupWriter {
+    /// Starts the writers on the current tokio runtime.
+    pub(crate) fn spawn(pool: PgPool, settings: GroupCommit) -> Self {
+        let (queue, rx) = mpsc::channel(settings.max_batch * settings.writers * 4);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..settings.writers {
+            tokio::spawn(write_batches(pool.clone(), rx.clone(), settings));
+        }
+        GroupWriter { queue }
+    }
+
+    /// Queues `write` and waits until its batch is committed. `Ok(Err(write))` hands the
+    /// write back when the writers are gone (the runtime that ran them ended), so the caller
+    /// executes it itself.
+    pub(crate) async fn submit(
+        &self,
+        write: Write,
+    ) -> std::result::Result<std::result::Result<Written, sqlx::Error>, Write> {
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            write,
+            arrived: Instant::now(),
+            reply,
+        };
+        if let Err(refused) = self.queue.send(request).await {
+            return Err(refused.0.write);
+        }
+        Ok(match answer.await {
+            Ok(result) => result,
+            // The writer was dropped with the write in hand: it may or may not be committed.
+            Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "group commit stopped before answering; the write may or may not be committed",
+            ))),
+        })
+    }
+}
+
+/// One writer: gathers a batch, executes it, answers, repeats until the queue closes.
+async fn write_batches(
+    pool: PgPool,
+    queue: Arc<Mutex<mpsc::Receiver<Request>>>,
+    settings: GroupCommit,
+) {
+    loop {
+        let batch = {
+            let mut rx = queue.lock().await;
+            match gather(&mut rx, &settings).await {
+                Some(batch) => batch,
+                None => return,
+            }
+        };
+        execute(&pool, batch).await;
+    }
+}
+
+/// The next batch: the first write, what is already queued, then what arrives within the
+/// window (each arrival opens a new window), until the batch is full or the first write
+/// reaches the latency cap. `None` when the queue is closed and empty.
+async fn gather(rx: &mut mpsc::Receiver<Request>, s: &GroupCommit) -> Option<Vec<Request>> {
+    let first = rx.recv().await?;
+    let cap = first.arrived + s.max_latency;
+    let mut batch = vec![first];
+    loop {
+        while batch.len() < s.max_batch {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        if batch.len() >= s.max_batch || s.window.is_zero() {
+            break;
+        }
+        let until = (Instant::now() + s.window).min(cap);
+        match timeout_at(until, rx.recv()).await {
+            Ok(Some(r)) => batch.push(r),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+/// Executes a batch and answers every request in it.
+async fn execute(pool: &PgPool, mut batch: Vec<Request>) {
+    if batch.len() == 1 {
+        let r = batch.remove(0);
+        let result = execute_alone(pool, &r.write).await;
+        let _ = r.reply.send(result);
+        return;
+    }
+    batch.sort_by_key(|r| r.write.run_id());
+    match execute_together(pool, &batch).await {
+        Together::Committed(results) => {
+            for (r, w) in batch.into_iter().zip(results) {
+                let _ = r.reply.send(Ok(w));
+            }
+        }
+        Together::CommitFailed(e) => {
+            let e = Arc::new(e);
+            for r in batch {
+                let _ = r.reply.send(Err(shared_error(&e)));
+            }
+        }
+        Together::RolledBack => {
+            for r in batch {
+                let result = execute_alone(pool, &r.write).await;
+                let _ = r.reply.send(result);
+            }
+        }
+    }
+}
+
+enum Together {
+    /// Every write applied (or reported that it could not) and the transaction committed.
+    Committed(Vec<Written>),
+    /// `COMMIT` failed: whether the batch is durable is unknown.
+    CommitFailed(sqlx::Error),
+    /// A statement failed before `COMMIT`: nothing of the batch was committed.
+    RolledBack,
+}
+
+async fn execute_alone(pool: &PgPool, write: &Write) -> std::result::Result<Written, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    write.execute(&mut conn).await
+}
+
+async fn execute_together(pool: &PgPool, batch: &[Request]) -> Together {
+    let Ok(mut conn) = pool.acquire().await else {
+        return Together::RolledBack;
+    };
+    let Ok(mut tx) = conn.begin().await else {
+        return Together::RolledBack;
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for r in batch {
+        match r.write.execute(&mut tx).await {
+            Ok(w) => results.push(w),
+            Err(e) => {
+                tracing::debug!(error = %e, "group commit batch rolled back");
+                // Dropping the transaction rolls it back (or the connection is gone).
+                drop(tx);
+                return Together::RolledBack;
+            }
+        }
+    }
+    match tx.commit().await {
+        Ok(()) => Together::Committed(results),
+        Err(e) => Together::CommitFailed(e),
+    }
+}
+
+/// The same failure for every caller of a batch (`sqlx::Error` is not `Clone`).
+fn shared_error(e: &Arc<sqlx::Error>) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        format!("group commit failed at COMMIT, outcome unknown: {e}"),
+    ))
+}
