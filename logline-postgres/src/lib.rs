@@ -18,7 +18,7 @@ pub use config::{
 };
 pub use queue::PgQueue;
 pub use sql_tools::{SqlTable, SqlToolHub};
-pub use store::group::GroupCommit;
+pub use store::group::{GroupCommit, GroupCommitStats};
 pub use store::runs::ArchiveRuns;
 pub use store::PgStore;
 

@@ -13,6 +13,7 @@
 //! gets the error (a later execution resumes from whatever was committed, as after any lost
 //! connection).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,6 +97,47 @@ impl GroupCommit {
     }
 }
 
+/// What group commit did so far ([`crate::PgStore::group_commit_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupCommitStats {
+    /// Writes executed on their own (a batch of one, or after a rollback).
+    pub alone: u64,
+    /// Transactions of two or more writes that committed.
+    pub batches: u64,
+    /// Writes in those transactions.
+    pub batched_writes: u64,
+    /// Transactions rolled back by a failing statement (their writes then went alone).
+    pub rolled_back: u64,
+    /// Transactions whose `COMMIT` failed (their callers got the error).
+    pub commit_failures: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    alone: AtomicU64,
+    batches: AtomicU64,
+    batched_writes: AtomicU64,
+    rolled_back: AtomicU64,
+    commit_failures: AtomicU64,
+}
+
+impl Counters {
+    fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> GroupCommitStats {
+        GroupCommitStats {
+            alone: self.alone.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+            batched_writes: self.batched_writes.load(Ordering::Relaxed),
+            rolled_back: self.rolled_back.load(Ordering::Relaxed),
+            commit_failures: self.commit_failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// A queued write and where its answer goes.
 struct Request {
     write: Write,
@@ -106,6 +148,7 @@ struct Request {
 /// The queue in front of the writers; dropping it (with the store) stops them.
 pub(crate) struct GroupWriter {
     queue: mpsc::Sender<Request>,
+    counters: Arc<Counters>,
 }
 
 impl GroupWriter {
@@ -113,10 +156,20 @@ impl GroupWriter {
     pub(crate) fn spawn(pool: PgPool, settings: GroupCommit) -> Self {
         let (queue, rx) = mpsc::channel(settings.max_batch * settings.writers * 4);
         let rx = Arc::new(Mutex::new(rx));
+        let counters = Arc::new(Counters::default());
         for _ in 0..settings.writers {
-            tokio::spawn(write_batches(pool.clone(), rx.clone(), settings));
+            let writer = Writer {
+                pool: pool.clone(),
+                counters: counters.clone(),
+            };
+            tokio::spawn(writer.run(rx.clone(), settings));
         }
-        GroupWriter { queue }
+        GroupWriter { queue, counters }
+    }
+
+    /// The counters so far.
+    pub(crate) fn stats(&self) -> GroupCommitStats {
+        self.counters.snapshot()
     }
 
     /// Queues `write` and waits until its batch is committed. `Ok(Err(write))` hands the
@@ -147,20 +200,58 @@ impl GroupWriter {
 }
 
 /// One writer: gathers a batch, executes it, answers, repeats until the queue closes.
-async fn write_batches(
+struct Writer {
     pool: PgPool,
-    queue: Arc<Mutex<mpsc::Receiver<Request>>>,
-    settings: GroupCommit,
-) {
-    loop {
-        let batch = {
-            let mut rx = queue.lock().await;
-            match gather(&mut rx, &settings).await {
-                Some(batch) => batch,
-                None => return,
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    async fn run(self, queue: Arc<Mutex<mpsc::Receiver<Request>>>, settings: GroupCommit) {
+        loop {
+            let batch = {
+                let mut rx = queue.lock().await;
+                match gather(&mut rx, &settings).await {
+                    Some(batch) => batch,
+                    None => return,
+                }
+            };
+            self.execute(batch).await;
+        }
+    }
+
+    /// Executes a batch and answers every request in it.
+    async fn execute(&self, mut batch: Vec<Request>) {
+        let c = &self.counters;
+        if batch.len() == 1 {
+            let r = batch.remove(0);
+            Counters::add(&c.alone, 1);
+            let _ = r.reply.send(execute_alone(&self.pool, &r.write).await);
+            return;
+        }
+        batch.sort_by_key(|r| r.write.run_id());
+        match execute_together(&self.pool, &batch).await {
+            Together::Committed(results) => {
+                Counters::add(&c.batches, 1);
+                Counters::add(&c.batched_writes, batch.len());
+                for (r, w) in batch.into_iter().zip(results) {
+                    let _ = r.reply.send(Ok(w));
+                }
             }
-        };
-        execute(&pool, batch).await;
+            Together::CommitFailed(e) => {
+                Counters::add(&c.commit_failures, 1);
+                let e = Arc::new(e);
+                for r in batch {
+                    let _ = r.reply.send(Err(shared_error(&e)));
+                }
+            }
+            Together::RolledBack => {
+                Counters::add(&c.rolled_back, 1);
+                Counters::add(&c.alone, batch.len());
+                for r in batch {
+                    let _ = r.reply.send(execute_alone(&self.pool, &r.write).await);
+                }
+            }
+        }
     }
 }
 
@@ -188,36 +279,6 @@ async fn gather(rx: &mut mpsc::Receiver<Request>, s: &GroupCommit) -> Option<Vec
         }
     }
     Some(batch)
-}
-
-/// Executes a batch and answers every request in it.
-async fn execute(pool: &PgPool, mut batch: Vec<Request>) {
-    if batch.len() == 1 {
-        let r = batch.remove(0);
-        let result = execute_alone(pool, &r.write).await;
-        let _ = r.reply.send(result);
-        return;
-    }
-    batch.sort_by_key(|r| r.write.run_id());
-    match execute_together(pool, &batch).await {
-        Together::Committed(results) => {
-            for (r, w) in batch.into_iter().zip(results) {
-                let _ = r.reply.send(Ok(w));
-            }
-        }
-        Together::CommitFailed(e) => {
-            let e = Arc::new(e);
-            for r in batch {
-                let _ = r.reply.send(Err(shared_error(&e)));
-            }
-        }
-        Together::RolledBack => {
-            for r in batch {
-                let result = execute_alone(pool, &r.write).await;
-                let _ = r.reply.send(result);
-            }
-        }
-    }
 }
 
 enum Together {

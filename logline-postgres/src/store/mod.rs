@@ -91,6 +91,11 @@ impl PgStore {
         write.execute(&mut conn).await
     }
 
+    /// What group commit did so far (`None` when it is off).
+    pub fn group_commit_stats(&self) -> Option<group::GroupCommitStats> {
+        self.db.group.as_ref().map(|g| g.stats())
+    }
+
     /// Starts a transaction for [`PgStore::create_run_in`] (and other writes the caller
     /// wants to commit with it).
     pub async fn begin(&self) -> Result<Transaction<'static, Postgres>> {

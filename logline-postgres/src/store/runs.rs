@@ -16,9 +16,7 @@ use tokio::time::Instant;
 use super::cols::{EventCols, RunCols};
 use super::writes::{CheckpointWrite, EffectWrite, Write, Written};
 use super::PgStore;
-use crate::codec::{
-    bigint, int, join, join_object, join_ts, page_args, parse_enum, unsigned,
-};
+use crate::codec::{bigint, int, join, join_object, join_ts, page_args, parse_enum, unsigned};
 use crate::error::{db, is_foreign_key_violation};
 
 /// Statuses that end a run (kept in sync with `RunStatus::is_terminal`).
