@@ -9,7 +9,11 @@
 //! everything runs in the schema `llbench`, dropped and recreated first. `LOGLINE_BENCH_SECS`
 //! sets the length of each timed phase (default 5), `LOGLINE_BENCH_ONLY` a comma-separated
 //! list of phases (`store,engine,claim,enqueue,latency`), `LOGLINE_BENCH_NOTIFY=0` turns
-//! notifications off.
+//! notifications off, `LOGLINE_PG_GROUP_COMMIT=off` group commit.
+//!
+//! First it measures the machine's own limit on the same server (`pgbench -N` at 1, 8 and 16
+//! clients, in the database `llbench_pgbench`); each durable figure is printed beside it as a
+//! share (throughput) or a multiple (latency). `LOGLINE_BENCH_PGBENCH=0` skips that.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,6 +34,10 @@ use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
+mod limit;
+
+use limit::Limit;
+
 const SCHEMA: &str = "llbench";
 
 fn url() -> String {
@@ -47,10 +55,14 @@ fn phase() -> Duration {
 
 fn config() -> PgConfig {
     let notify = std::env::var("LOGLINE_BENCH_NOTIFY").map_or(true, |v| v != "0");
-    PgConfig::new(url())
+    let config = PgConfig::new(url())
         .schema(SCHEMA)
         .max_connections(40)
-        .notify(notify)
+        .notify(notify);
+    match logline_postgres::group_commit_from_env().unwrap() {
+        Some(false) => config.group_commit(None),
+        _ => config,
+    }
 }
 
 fn only(phase: &str) -> bool {
@@ -154,7 +166,7 @@ async fn three_step_run(store: &PgStore) -> Duration {
     t.elapsed()
 }
 
-async fn checkpoints_sequential(store: &PgStore) {
+async fn checkpoints_sequential(store: &PgStore, limit: &Limit) {
     let until = Instant::now() + phase();
     let (mut steps, mut commit_time) = (0u64, Duration::ZERO);
     let t = Instant::now();
@@ -164,14 +176,15 @@ async fn checkpoints_sequential(store: &PgStore) {
     }
     let wall = t.elapsed().as_secs_f64();
     println!(
-        "store checkpoints, 1 run at a time:      {:>8.0} steps/s  ({:.3} ms per step checkpoint; {:.3} ms per step incl. run creation)",
+        "store checkpoints, 1 run at a time:      {:>8.0} steps/s  ({:.3} ms per step checkpoint; {:.3} ms per step incl. run creation){}",
         steps as f64 / wall,
         commit_time.as_secs_f64() * 1e3 / steps as f64,
-        wall * 1e3 / steps as f64
+        wall * 1e3 / steps as f64,
+        limit.latency_ratio(commit_time.as_secs_f64() * 1e3 / steps as f64)
     );
 }
 
-async fn checkpoints_concurrent(store: &PgStore, runs: usize) {
+async fn checkpoints_concurrent(store: &PgStore, runs: usize, limit: &Limit) {
     let steps = Arc::new(AtomicU64::new(0));
     let until = Instant::now() + phase();
     let t = Instant::now();
@@ -190,8 +203,9 @@ async fn checkpoints_concurrent(store: &PgStore, runs: usize) {
     }
     let n = steps.load(Ordering::Relaxed) as f64;
     println!(
-        "store checkpoints, {runs:>2} concurrent runs:  {:>8.0} steps/s",
-        n / t.elapsed().as_secs_f64()
+        "store checkpoints, {runs:>2} concurrent runs:  {:>8.0} steps/s{}",
+        n / t.elapsed().as_secs_f64(),
+        limit.share(n / t.elapsed().as_secs_f64(), runs)
     );
 }
 
@@ -226,7 +240,7 @@ fn bench_workflow() -> Workflow {
 /// Durable steps through the engine without the queue hop or a subscriber: each task starts a
 /// run and executes it in place (`Engine::execute`); every step is one checkpoint
 /// transaction, the start is one transaction (run + its job).
-async fn engine_inline(pg: &PgBackend, concurrency: usize) {
+async fn engine_inline(pg: &PgBackend, concurrency: usize, limit: &Limit) {
     let engine = pg.engine_builder().build().await.unwrap();
     engine.register_workflow(&bench_workflow()).await.unwrap();
     let r = engine.start_run(start_req()).await.unwrap();
@@ -252,10 +266,11 @@ async fn engine_inline(pg: &PgBackend, concurrency: usize) {
     let runs = done.load(Ordering::Relaxed) as f64;
     let wall = t.elapsed().as_secs_f64();
     println!(
-        "engine inline,     {concurrency:>2} concurrent runs:  {:>8.0} steps/s  {:>7.0} runs/s  {:.3} ms per step",
+        "engine inline,     {concurrency:>2} concurrent runs:  {:>8.0} steps/s  {:>7.0} runs/s  {:.3} ms per step{}",
         runs * 3.0 / wall,
         runs / wall,
-        wall * 1e3 / (runs * 3.0) * concurrency as f64
+        wall * 1e3 / (runs * 3.0) * concurrency as f64,
+        beside(limit, runs * 3.0 / wall, concurrency, wall * 1e3 / (runs * 3.0))
     );
     // The runs' jobs were never claimed (the runs executed in place): drop them.
     sqlx::query("TRUNCATE jobs")
@@ -264,7 +279,7 @@ async fn engine_inline(pg: &PgBackend, concurrency: usize) {
         .unwrap();
 }
 
-async fn engine_runs(pg: &PgBackend, concurrency: usize) {
+async fn engine_runs(pg: &PgBackend, concurrency: usize, limit: &Limit) {
     let engine = pg.engine_builder().build().await.unwrap();
     engine.register_workflow(&bench_workflow()).await.unwrap();
     let opts = WorkerOptions {
@@ -317,12 +332,23 @@ async fn engine_runs(pg: &PgBackend, concurrency: usize) {
         )
     };
     println!(
-        "engine end to end, {concurrency:>2} concurrent runs:  {:>8.0} steps/s  {:>7.0} runs/s  {:.3} ms per step{extra}",
+        "engine end to end, {concurrency:>2} concurrent runs:  {:>8.0} steps/s  {:>7.0} runs/s  {:.3} ms per step{extra}{}",
         runs * 3.0 / wall,
         runs / wall,
-        wall * 1e3 / (runs * 3.0) * concurrency as f64
+        wall * 1e3 / (runs * 3.0) * concurrency as f64,
+        beside(limit, runs * 3.0 / wall, concurrency, wall * 1e3 / (runs * 3.0))
     );
     pool.shutdown().await;
+}
+
+/// A throughput figure beside pgbench at the same concurrency; one run at a time, its
+/// per-step time beside pgbench's one-client latency.
+fn beside(limit: &Limit, per_s: f64, concurrency: usize, ms_per_step: f64) -> String {
+    if concurrency == 1 {
+        limit.latency_ratio(ms_per_step)
+    } else {
+        limit.share(per_s, concurrency)
+    }
 }
 
 async fn batched_enqueue(queue: &PgQueue, producers: usize) {
@@ -543,24 +569,34 @@ fn main() {
         pg.migrate().await.unwrap();
         let (store, queue) = (pg.store(), pg.queue());
         println!(
-            "logline-postgres bench: {} cores, {}, {} s per phase",
+            "logline-postgres bench: {} cores, {}, {} s per phase, group commit {:?}",
             std::thread::available_parallelism().map_or(1, |n| n.get()),
             server_settings().await,
-            phase().as_secs()
+            phase().as_secs(),
+            config().group_commit_of()
         );
+        let limit = if std::env::var("LOGLINE_BENCH_PGBENCH").is_ok_and(|v| v == "0") {
+            Limit::default()
+        } else {
+            Limit::measure(&url(), &[8, 16], phase()).await
+        };
+        println!("{}", limit.describe());
         if only("store") {
-            checkpoints_sequential(&store).await;
+            checkpoints_sequential(&store, &limit).await;
             for n in [8, 16] {
-                checkpoints_concurrent(&store, n).await;
+                checkpoints_concurrent(&store, n, &limit).await;
             }
         }
         if only("engine") {
             for n in [1, 8, 16] {
-                engine_inline(&pg, n).await;
+                engine_inline(&pg, n, &limit).await;
             }
             for n in [1, 8, 16] {
-                engine_runs(&pg, n).await;
+                engine_runs(&pg, n, &limit).await;
             }
+        }
+        if let Some(stats) = store.group_commit_stats() {
+            println!("group commit: {stats:?}");
         }
         if only("claim") {
             for (consumers, batch) in [(1, 100), (1, 500), (4, 100)] {
