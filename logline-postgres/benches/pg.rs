@@ -36,7 +36,7 @@ use uuid::Uuid;
 
 mod limit;
 
-use limit::Limit;
+use limit::{Limit, Work};
 
 const SCHEMA: &str = "llbench";
 
@@ -245,6 +245,8 @@ async fn engine_inline(pg: &PgBackend, concurrency: usize, limit: &Limit) {
     engine.register_workflow(&bench_workflow()).await.unwrap();
     let r = engine.start_run(start_req()).await.unwrap();
     engine.execute(r.id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = Work::read(&url()).await;
     let until = Instant::now() + phase();
     let t = Instant::now();
     let done = Arc::new(AtomicU64::new(0));
@@ -265,12 +267,14 @@ async fn engine_inline(pg: &PgBackend, concurrency: usize, limit: &Limit) {
     }
     let runs = done.load(Ordering::Relaxed) as f64;
     let wall = t.elapsed().as_secs_f64();
+    let work = spent(before, runs).await;
     println!(
-        "engine inline,     {concurrency:>2} concurrent runs:  {:>8.0} steps/s  {:>7.0} runs/s  {:.3} ms per step{}",
+        "engine inline,     {concurrency:>2} concurrent runs:  {:>8.0} steps/s  {:>7.0} runs/s  {:.3} ms per step{}{}",
         runs * 3.0 / wall,
         runs / wall,
         wall * 1e3 / (runs * 3.0) * concurrency as f64,
-        beside(limit, runs * 3.0 / wall, concurrency, wall * 1e3 / (runs * 3.0))
+        beside(limit, runs * 3.0 / wall, concurrency, wall * 1e3 / (runs * 3.0)),
+        work
     );
     // The runs' jobs were never claimed (the runs executed in place): drop them.
     sqlx::query("TRUNCATE jobs")
@@ -291,6 +295,8 @@ async fn engine_runs(pg: &PgBackend, concurrency: usize, limit: &Limit) {
     // Warm up.
     let r = engine.start_run(start_req()).await.unwrap();
     finish(&engine, r.id).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = Work::read(&url()).await;
     let until = Instant::now() + phase();
     let t = Instant::now();
     let done = Arc::new(AtomicU64::new(0));
@@ -323,6 +329,7 @@ async fn engine_runs(pg: &PgBackend, concurrency: usize, limit: &Limit) {
     }
     let runs = done.load(Ordering::Relaxed) as f64;
     let wall = t.elapsed().as_secs_f64();
+    let work = spent(before, runs).await;
     let extra = if latencies.is_empty() {
         String::new()
     } else {
@@ -332,13 +339,23 @@ async fn engine_runs(pg: &PgBackend, concurrency: usize, limit: &Limit) {
         )
     };
     println!(
-        "engine end to end, {concurrency:>2} concurrent runs:  {:>8.0} steps/s  {:>7.0} runs/s  {:.3} ms per step{extra}{}",
+        "engine end to end, {concurrency:>2} concurrent runs:  {:>8.0} steps/s  {:>7.0} runs/s  {:.3} ms per step{extra}{}{}",
         runs * 3.0 / wall,
         runs / wall,
         wall * 1e3 / (runs * 3.0) * concurrency as f64,
-        beside(limit, runs * 3.0 / wall, concurrency, wall * 1e3 / (runs * 3.0))
+        beside(limit, runs * 3.0 / wall, concurrency, wall * 1e3 / (runs * 3.0)),
+        work
     );
     pool.shutdown().await;
+}
+
+/// Transactions and WAL flushes per run since `before` (counts, independent of load).
+async fn spent(before: Option<Work>, runs: f64) -> String {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    match (before, Work::read(&url()).await) {
+        (Some(b), Some(a)) if runs > 0.0 => b.per_run(&a, runs),
+        _ => String::new(),
+    }
 }
 
 /// A throughput figure beside pgbench at the same concurrency; one run at a time, its

@@ -23,6 +23,7 @@ use crate::codec::{bigint, parse_enum, storable, unsigned};
 use crate::config::PgConfig;
 use crate::db::Db;
 use crate::error::{db, is_unique_violation};
+use crate::store::writes::{Write, Written};
 use logline_core::nul::replace_nul_str;
 
 /// Rows per statement in [`Queue::enqueue_batch`].
@@ -479,18 +480,21 @@ impl Queue for PgQueue {
         }
         let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
         let tokens: Vec<Uuid> = jobs.iter().map(|j| j.lease_token).collect();
-        let done: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE jobs j SET state = 'completed', lease_token = NULL, lease_until = NULL,
-                 worker = NULL, finished_at = now(), updated_at = now()
-             FROM unnest($1::uuid[], $2::uuid[]) AS t(id, token)
-             WHERE j.id = t.id AND j.lease_token = t.token AND j.state = 'running'
-             RETURNING j.id",
-        )
-        .bind(&ids)
-        .bind(&tokens)
-        .fetch_all(&self.db.pool)
-        .await
-        .map_err(db)?;
+        // Through group commit when it is on: completions share the flush of the runs'
+        // checkpoints.
+        let store = crate::PgStore::on(self.db.clone());
+        let done = match store
+            .write(Write::CompleteJobs(ids, tokens))
+            .await
+            .map_err(db)?
+        {
+            Written::CompletedJobs(done) => done,
+            _ => {
+                return Err(Error::Internal(
+                    "group commit answered a job completion with another outcome".into(),
+                ))
+            }
+        };
         if done.len() == jobs.len() {
             return Ok(());
         }

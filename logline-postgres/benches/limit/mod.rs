@@ -140,3 +140,43 @@ impl Limit {
         }
     }
 }
+
+/// Server-wide counters that do not depend on the machine's load: committed transactions of
+/// the database and WAL flushes (`pg_stat_wal.wal_sync`, PostgreSQL 14+).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Work {
+    commits: i64,
+    wal_syncs: i64,
+}
+
+impl Work {
+    /// The counters now (statistics are flushed by idle backends within a second, so call
+    /// this after a pause).
+    pub async fn read(url: &str) -> Option<Work> {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(url).await.ok()?;
+        let _ = sqlx::query("SELECT pg_stat_force_next_flush()")
+            .execute(&mut c)
+            .await;
+        let commits: i64 = sqlx::query_scalar(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&mut c)
+        .await
+        .ok()?;
+        let wal_syncs: i64 = sqlx::query_scalar("SELECT wal_sync FROM pg_stat_wal")
+            .fetch_one(&mut c)
+            .await
+            .ok()?;
+        Some(Work { commits, wal_syncs })
+    }
+
+    /// `after - self` per run, as text.
+    pub fn per_run(&self, after: &Work, runs: f64) -> String {
+        format!(
+            "  {{{:.2} transactions, {:.2} WAL flushes per run}}",
+            (after.commits - self.commits) as f64 / runs,
+            (after.wal_syncs - self.wal_syncs) as f64 / runs
+        )
+    }
+}

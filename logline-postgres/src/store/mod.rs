@@ -7,7 +7,7 @@ mod cols;
 pub(crate) mod defs;
 pub(crate) mod group;
 pub(crate) mod runs;
-mod writes;
+pub(crate) mod writes;
 
 use std::sync::Arc;
 

@@ -69,6 +69,14 @@ WITH fence AS (SELECT version FROM runs WHERE id = $1 FOR SHARE),
        RETURNING 1)
 SELECT (SELECT version FROM fence) AS version, EXISTS (SELECT 1 FROM ins) AS inserted";
 
+/// Complete the jobs still held with their lease tokens; returns the ids completed.
+const COMPLETE_JOBS: &str = "
+UPDATE jobs j SET state = 'completed', lease_token = NULL, lease_until = NULL,
+    worker = NULL, finished_at = now(), updated_at = now()
+FROM unnest($1::uuid[], $2::uuid[]) AS t(id, token)
+WHERE j.id = t.id AND j.lease_token = t.token AND j.state = 'running'
+RETURNING j.id";
+
 /// A checkpoint's columns.
 pub(crate) struct CheckpointWrite {
     run_id: Uuid,
@@ -99,10 +107,12 @@ pub(crate) enum Write {
     Intent(Box<EffectWrite>, i64),
     /// [`logline_core::store::RunStore::record_effect`].
     Effect(Box<EffectWrite>),
+    /// [`logline_core::queue::Queue::complete_batch`]: job ids and their lease tokens.
+    CompleteJobs(Vec<Uuid>, Vec<Uuid>),
 }
 
 /// What a write did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Written {
     /// The run's new version and last event seq; `None` when the expected version was stale
     /// or the run is missing.
@@ -114,6 +124,8 @@ pub(crate) enum Written {
     },
     /// Whether the record was stored (false: a completed record was there first).
     Effect { stored: bool },
+    /// The jobs completed (a job whose lease was lost is missing).
+    CompletedJobs(Vec<Uuid>),
 }
 
 impl CheckpointWrite {
@@ -189,6 +201,8 @@ impl Write {
         match self {
             Write::Checkpoint(c) => c.run_id,
             Write::Intent(e, _) | Write::Effect(e) => e.run_id,
+            // Job rows are locked after the run rows of the batch.
+            Write::CompleteJobs(..) => Uuid::max(),
         }
     }
 
@@ -252,6 +266,14 @@ impl Write {
                 Ok(Written::Effect {
                     stored: done.rows_affected() == 1,
                 })
+            }
+            Write::CompleteJobs(ids, tokens) => {
+                let done = sqlx::query_scalar(COMPLETE_JOBS)
+                    .bind(ids)
+                    .bind(tokens)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                Ok(Written::CompletedJobs(done))
             }
         }
     }
