@@ -1,17 +1,21 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod artifacts;
 mod backend;
 mod codec;
 mod config;
 mod db;
 mod error;
+mod notes;
 mod notify;
 mod queue;
 mod store;
 
+pub use artifacts::PgArtifactIndex;
 pub use backend::PgBackend;
 pub use config::{PgConfig, ENV_DATABASE_URL, ENV_MAX_CONNECTIONS, ENV_SCHEMA, MAX_SCHEMA_LEN};
+pub use notes::PgNoteStore;
 pub use queue::PgQueue;
 pub use store::runs::ArchiveRuns;
 pub use store::PgStore;
