@@ -16,6 +16,9 @@ use crate::{email, notes, pdf, scaffold};
 /// Name of the hub; every skill's [`ToolSpec::hub`].
 pub const SKILLS_HUB: &str = "skills";
 
+/// When the skills' catalog entries last changed (Unix seconds); bump with any change.
+const SPECS_RELEASED: i64 = 1_795_996_800;
+
 /// Caps on what one skill call may process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkillLimits {
@@ -64,11 +67,19 @@ impl SkillsHub {
         SkillsHubBuilder::default()
     }
 
-    /// Every skill's catalog entry, on [`SKILLS_HUB`].
+    /// Every skill's catalog entry, on [`SKILLS_HUB`]. They carry a fixed `updated_at` (the
+    /// release of these definitions), so catalog refreshes see no change until they change.
     pub fn specs() -> Vec<ToolSpec> {
         let mut specs = vec![email::spec(), pdf::spec(), scaffold::spec()];
         specs.extend(notes::specs());
-        specs.into_iter().map(|s| s.on_hub(SKILLS_HUB)).collect()
+        let released = chrono::DateTime::from_timestamp(SPECS_RELEASED, 0).unwrap_or_default();
+        specs
+            .into_iter()
+            .map(|mut s| {
+                s.updated_at = released;
+                s.on_hub(SKILLS_HUB)
+            })
+            .collect()
     }
 
     /// The caps in force.
