@@ -72,7 +72,13 @@ async fn corrected_pdf_carries_the_corrections() {
     let pages = pdf_pages(&bytes);
     assert_eq!(pages.len(), 3);
     let text = pages.join("\n");
-    for fixed in ["The quarterly report", "ten percent", "received", "stable", "Appendix A"] {
+    for fixed in [
+        "The quarterly report",
+        "ten percent",
+        "received",
+        "stable",
+        "Appendix A",
+    ] {
         assert!(text.contains(fixed), "{fixed:?} missing from {text:?}");
     }
     for typo in ["Teh", "tenn", "recieved", "stabel", "Apendix"] {
@@ -106,7 +112,12 @@ async fn page_and_size_caps_are_enforced_before_the_model() {
         std::sync::Arc::new(logline_core::notes::MemoryNoteStore::new()),
         limits,
     );
-    let id = upload(&f, "long.pdf", multi_page_pdf(&[PAGE_ONE, PAGE_TWO, PAGE_THREE])).await;
+    let id = upload(
+        &f,
+        "long.pdf",
+        multi_page_pdf(&[PAGE_ONE, PAGE_TWO, PAGE_THREE]),
+    )
+    .await;
     let e = f
         .hub
         .execute("pdf.correct", json!({"artifact_id": id}), &ctx(dan()))

@@ -87,7 +87,11 @@ async fn scaffold_zip_unpacks_to_a_project_that_compiles() {
         .arg(&handlers)
         .output()
         .unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     assert!(String::from_utf8_lossy(&check.stdout).contains("os.system"));
     let requirements = std::fs::read_to_string(dir.join("caf_order_bot/requirements.txt")).unwrap();
     assert!(requirements.contains("python-telegram-bot"));

@@ -45,10 +45,18 @@ async fn email_draft_returns_subject_and_body_and_sends_nothing() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     let e = f
         .hub
-        .execute("email.draft", json!({"brief": "x", "send": true}), &ctx(dan()))
+        .execute(
+            "email.draft",
+            json!({"brief": "x", "send": true}),
+            &ctx(dan()),
+        )
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::InvalidInput, "unknown arguments are refused");
+    assert_eq!(
+        e.kind(),
+        ErrorKind::InvalidInput,
+        "unknown arguments are refused"
+    );
 }
 
 #[tokio::test]
@@ -57,17 +65,29 @@ async fn notes_and_todos_belong_to_the_caller() {
     let c = ctx(dan());
     let note = f
         .hub
-        .execute("notes.create", json!({"title": "Ideas", "body": "ship it"}), &c)
+        .execute(
+            "notes.create",
+            json!({"title": "Ideas", "body": "ship it"}),
+            &c,
+        )
         .await
         .unwrap();
     assert_eq!(note["note"]["title"], "Ideas");
     f.hub
-        .execute("tasks.create", json!({"title": "Pay rent", "due": "2030-02-01"}), &c)
+        .execute(
+            "tasks.create",
+            json!({"title": "Pay rent", "due": "2030-02-01"}),
+            &c,
+        )
         .await
         .unwrap();
     let listed = f.hub.execute("notes.list", json!({}), &c).await.unwrap();
     assert_eq!(listed["notes"][0]["body"], "ship it");
-    let listed = f.hub.execute("tasks.list", json!({"limit": 5}), &c).await.unwrap();
+    let listed = f
+        .hub
+        .execute("tasks.list", json!({"limit": 5}), &c)
+        .await
+        .unwrap();
     assert_eq!(listed["tasks"][0]["due"], "2030-02-01");
     let stored = f.notes.list_notes(&Owner::from(&dan()), 10).await.unwrap();
     assert_eq!(stored[0].task_id, c.run_id, "linked to the run");
@@ -87,7 +107,11 @@ async fn notes_and_todos_belong_to_the_caller() {
         let e = f.hub.execute(tool, args.clone(), &c).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{tool} {args}");
     }
-    let e = f.hub.execute("notes.delete", json!({}), &c).await.unwrap_err();
+    let e = f
+        .hub
+        .execute("notes.delete", json!({}), &c)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
 }
 
@@ -102,7 +126,11 @@ async fn catalog_tags_are_honest() {
         assert_eq!(spec.risk_level, RiskLevel::Low, "{}", spec.id);
         assert!(!spec.requires_connection);
         for tag in ["send", "delete", "money", "admin"] {
-            assert!(!spec.tags.iter().any(|t| t == tag), "{} is tagged {tag}", spec.id);
+            assert!(
+                !spec.tags.iter().any(|t| t == tag),
+                "{} is tagged {tag}",
+                spec.id
+            );
         }
         let reads = spec.tags.iter().any(|t| t == "read");
         let creates = spec.tags.iter().any(|t| t == "create");
