@@ -207,3 +207,20 @@ async fn unusable_model_output_is_a_model_error_and_stores_nothing() {
         .unwrap();
     assert_eq!(all.len(), 1, "only the upload");
 }
+
+#[tokio::test]
+async fn deeply_nested_objects_are_an_input_error() {
+    let f = fixture(ScriptedLlm::new());
+    for depth in [1_000usize, 200_000] {
+        let mut bytes = b"%PDF-1.4\n1 0 obj\n".to_vec();
+        bytes.extend(std::iter::repeat_n(b'[', depth));
+        bytes.extend(b"\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n");
+        let id = upload(&f, "nested.pdf", bytes).await;
+        let e = f
+            .hub
+            .execute("pdf.correct", json!({"artifact_id": id}), &ctx(dan()))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    }
+}
