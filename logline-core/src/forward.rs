@@ -249,6 +249,7 @@ forward! {
         ) -> Result<Artifact>;
         async fn head(&self, owner: &Owner, id: uuid::Uuid) -> Result<Artifact>;
         async fn get(&self, owner: &Owner, id: uuid::Uuid) -> Result<(Artifact, bytes::Bytes)>;
+        async fn open(&self, owner: &Owner, id: uuid::Uuid) -> Result<(Artifact, ByteStream)>;
         async fn list(&self, owner: &Owner, filter: &ArtifactFilter) -> Result<Vec<Artifact>>;
         async fn delete(&self, owner: &Owner, id: uuid::Uuid) -> Result<()>;
     }

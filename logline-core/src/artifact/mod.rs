@@ -143,6 +143,8 @@ pub trait ArtifactStore: Send + Sync {
     async fn head(&self, owner: &Owner, id: Uuid) -> Result<Artifact>;
     /// The owner's artifact `id` and its bytes.
     async fn get(&self, owner: &Owner, id: Uuid) -> Result<(Artifact, Bytes)>;
+    /// The owner's artifact `id` and its bytes as a stream (downloads of large files).
+    async fn open(&self, owner: &Owner, id: Uuid) -> Result<(Artifact, ByteStream)>;
     /// The owner's artifacts, newest first.
     async fn list(&self, owner: &Owner, filter: &ArtifactFilter) -> Result<Vec<Artifact>>;
     /// Deletes the owner's artifact `id` (metadata and bytes).

@@ -242,6 +242,20 @@ impl ArtifactStore for ObjectArtifactStore {
         Ok((artifact, bytes))
     }
 
+    async fn open(&self, owner: &Owner, id: Uuid) -> Result<(Artifact, ByteStream)> {
+        let artifact = self.index.get(owner, id).await?;
+        let found = self
+            .objects
+            .get(&object_path(owner, id))
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => Error::not_found("artifact", id),
+                e => object_error(e),
+            })?;
+        let stream = found.into_stream().map(|chunk| chunk.map_err(object_error));
+        Ok((artifact, Box::pin(stream)))
+    }
+
     async fn list(&self, owner: &Owner, filter: &ArtifactFilter) -> Result<Vec<Artifact>> {
         self.index.list(owner, filter).await
     }

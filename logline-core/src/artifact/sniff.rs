@@ -218,6 +218,29 @@ mod tests {
         assert!(resolve_content_type(None, cut, true, &limits).is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_and_declared_type_give_a_result(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            declared in proptest::option::of("[ -~]{0,40}"),
+            complete in proptest::prelude::any::<bool>(),
+        ) {
+            let limits = UploadLimits::default();
+            if let Ok(t) = resolve_content_type(declared.as_deref(), &bytes, complete, &limits) {
+                proptest::prop_assert!(limits.allows(&t));
+            }
+        }
+
+        #[test]
+        fn cleaned_names_are_single_safe_components(raw in "(?s).{0,300}") {
+            if let Ok(name) = crate::artifact::clean_name(&raw) {
+                proptest::prop_assert!(!name.is_empty() && name.len() <= crate::artifact::MAX_NAME_BYTES);
+                proptest::prop_assert!(!name.contains(['/', '\\']) && name != "..");
+                proptest::prop_assert!(!name.chars().any(char::is_control));
+            }
+        }
+    }
+
     #[test]
     fn wildcards_allow_a_family() {
         let limits = UploadLimits::default().allow(["text/*"]);

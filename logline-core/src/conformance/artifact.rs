@@ -112,6 +112,7 @@ pub async fn other_owners_get_not_found(index: Arc<dyn ArtifactIndex>) {
         for e in [
             s.head(&other, a.id).await.unwrap_err(),
             s.get(&other, a.id).await.unwrap_err(),
+            s.open(&other, a.id).await.map(|_| ()).unwrap_err(),
             s.delete(&other, a.id).await.unwrap_err(),
         ] {
             assert_eq!(e.kind(), ErrorKind::NotFound, "{other:?}: {e}");
