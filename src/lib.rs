@@ -9,6 +9,7 @@
 //! | `postgres` | `postgres` | `logline-postgres`: `PgBackend`, `PgStore`, `PgQueue` |
 //! | `openai` | `openai` | `logline-openai`: `OpenAiProvider`, `OpenAiEmbedder` |
 //! | `composio` | `composio` | `logline-composio`: `ComposioToolHub` |
+//! | `skills` | `skills` | `logline-skills`: `SkillsHub` (email drafts, PDF pipeline, scaffolds, notes) |
 
 pub use logline_core as core;
 pub use logline_core::engine::{Engine, EngineBuilder, StartRun, WorkerOptions};
@@ -20,3 +21,5 @@ pub use logline_composio as composio;
 pub use logline_openai as openai;
 #[cfg(feature = "postgres")]
 pub use logline_postgres as postgres;
+#[cfg(feature = "skills")]
+pub use logline_skills as skills;

@@ -178,6 +178,9 @@ pub enum Error {
         /// Every failing path.
         violations: Vec<SchemaViolation>,
     },
+    /// An upload was refused before it was stored (size, content type, file name).
+    #[error("upload rejected: {0}")]
+    UploadRejected(crate::artifact::UploadRejection),
     /// A policy denied the operation.
     #[error("policy denied: {reason}")]
     PolicyDenied {
@@ -262,9 +265,10 @@ impl Error {
         match self {
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Conflict(_) => ErrorKind::Conflict,
-            Error::InvalidInput(_) | Error::InvalidWorkflow(_) | Error::SchemaValidation { .. } => {
-                ErrorKind::InvalidInput
-            }
+            Error::InvalidInput(_)
+            | Error::InvalidWorkflow(_)
+            | Error::SchemaValidation { .. }
+            | Error::UploadRejected(_) => ErrorKind::InvalidInput,
             Error::PolicyDenied { .. } => ErrorKind::PolicyDenied,
             Error::BudgetExceeded(_) => ErrorKind::BudgetExceeded,
             Error::ModelOutput(_) => ErrorKind::ModelOutput,

@@ -16,10 +16,15 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agent;
+use crate::artifact::{
+    Artifact, ArtifactFilter, ArtifactIndex, ArtifactStore, ByteStream, NewArtifact,
+};
 use crate::engine::RunStarter;
 use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent};
 use crate::llm::{Embedder, LlmProvider, LlmRequest, LlmResponse, LlmStreamEvent};
+use crate::notes::{Note, NoteStore, Todo};
+use crate::owner::Owner;
 use crate::policy::{Decision, Policy, PolicyEngine, PolicyRequest, PolicySource};
 use crate::queue::{Backoff, FailOutcome, Job, JobHandler, JobId, JobRecord, NewJob, Queue};
 use crate::retention::RunRetirement;
@@ -231,5 +236,39 @@ forward! {
 forward! {
     trait CatalogObserver {
         fn catalog_changed(&self, upserted: &[ToolSpec], removed: &[String]);
+    }
+}
+
+forward! {
+    trait ArtifactStore {
+        async fn put_stream(
+            &self,
+            owner: &Owner,
+            upload: NewArtifact,
+            body: ByteStream,
+        ) -> Result<Artifact>;
+        async fn head(&self, owner: &Owner, id: uuid::Uuid) -> Result<Artifact>;
+        async fn get(&self, owner: &Owner, id: uuid::Uuid) -> Result<(Artifact, bytes::Bytes)>;
+        async fn open(&self, owner: &Owner, id: uuid::Uuid) -> Result<(Artifact, ByteStream)>;
+        async fn list(&self, owner: &Owner, filter: &ArtifactFilter) -> Result<Vec<Artifact>>;
+        async fn delete(&self, owner: &Owner, id: uuid::Uuid) -> Result<()>;
+    }
+}
+
+forward! {
+    trait ArtifactIndex {
+        async fn insert(&self, artifact: &Artifact) -> Result<()>;
+        async fn get(&self, owner: &Owner, id: uuid::Uuid) -> Result<Artifact>;
+        async fn list(&self, owner: &Owner, filter: &ArtifactFilter) -> Result<Vec<Artifact>>;
+        async fn remove(&self, owner: &Owner, id: uuid::Uuid) -> Result<Artifact>;
+    }
+}
+
+forward! {
+    trait NoteStore {
+        async fn create_note(&self, note: &Note) -> Result<()>;
+        async fn list_notes(&self, owner: &Owner, limit: u32) -> Result<Vec<Note>>;
+        async fn create_todo(&self, todo: &Todo) -> Result<()>;
+        async fn list_todos(&self, owner: &Owner, limit: u32) -> Result<Vec<Todo>>;
     }
 }

@@ -2,6 +2,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod agent;
+pub mod artifact;
 #[cfg(feature = "testing")]
 #[allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 pub mod conformance;
@@ -13,7 +14,9 @@ pub mod layer;
 pub mod llm;
 pub mod mapping;
 pub mod memory;
+pub mod notes;
 pub mod nul;
+pub mod owner;
 pub mod policy;
 pub mod queue;
 pub mod redact;

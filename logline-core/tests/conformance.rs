@@ -177,3 +177,21 @@ mod fake_embedder_checks {
     use super::*;
     logline_core::embedder_conformance_tests!(fake_embedder());
 }
+
+async fn memory_artifact_index() -> Arc<dyn logline_core::artifact::ArtifactIndex> {
+    Arc::new(logline_core::artifact::MemoryArtifactIndex::new())
+}
+
+mod memory_artifact_checks {
+    use super::*;
+    logline_core::artifact_conformance_tests!(memory_artifact_index());
+}
+
+async fn memory_note_store() -> Arc<dyn logline_core::notes::NoteStore> {
+    Arc::new(logline_core::notes::MemoryNoteStore::new())
+}
+
+mod memory_note_checks {
+    use super::*;
+    logline_core::notes_conformance_tests!(memory_note_store());
+}

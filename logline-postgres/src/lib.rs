@@ -1,21 +1,25 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod artifacts;
 mod backend;
 mod codec;
 mod config;
 mod db;
 mod error;
+mod notes;
 mod notify;
 mod queue;
 pub mod sql_tools;
 mod store;
 
+pub use artifacts::PgArtifactIndex;
 pub use backend::PgBackend;
 pub use config::{
     group_commit_from_env, PgConfig, ENV_DATABASE_URL, ENV_GROUP_COMMIT, ENV_MAX_CONNECTIONS,
     ENV_SCHEMA, MAX_SCHEMA_LEN,
 };
+pub use notes::PgNoteStore;
 pub use queue::PgQueue;
 pub use sql_tools::{SqlTable, SqlToolHub};
 pub use store::group::{GroupCommit, GroupCommitStats};

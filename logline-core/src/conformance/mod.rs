@@ -14,6 +14,8 @@
 //! | `LlmProvider` | [`llm_conformance_tests!`](crate::llm_conformance_tests) | `Arc<dyn` [`llm::LlmFixture`]`>` | [`llm::LlmCapabilities`] |
 //! | `ToolHub` | [`hub_conformance_tests!`](crate::hub_conformance_tests) | `Arc<dyn` [`hub::HubFixture`]`>` | [`hub::HubCapabilities`] |
 //! | `Embedder` | [`embedder_conformance_tests!`](crate::embedder_conformance_tests) | `Arc<dyn Embedder>` | [`embedder::EmbedderCapabilities`] |
+//! | `ArtifactIndex` (behind an `ObjectArtifactStore`) | [`artifact_conformance_tests!`](crate::artifact_conformance_tests) | `Arc<dyn ArtifactIndex>` | — |
+//! | `NoteStore` | [`notes_conformance_tests!`](crate::notes_conformance_tests) | `Arc<dyn NoteStore>` | — |
 //! | `Engine` on a store and queue (tenant boundary) | [`tenancy_conformance_tests!`](crate::tenancy_conformance_tests) | [`EngineBuilder`](crate::engine::EngineBuilder) | — |
 //! | `Engine` on a store and queue (tool gate at call time) | [`call_gate_conformance_tests!`](crate::call_gate_conformance_tests) | [`EngineBuilder`](crate::engine::EngineBuilder) | — |
 //!
@@ -31,10 +33,12 @@
 //! );
 //! ```
 
+pub mod artifact;
 pub mod call_gate;
 pub mod embedder;
 pub mod hub;
 pub mod llm;
+pub mod notes;
 pub mod queue;
 pub mod store;
 pub mod tenancy;
@@ -234,5 +238,29 @@ macro_rules! embedder_conformance_tests {
             distinct_texts_embed_differently,
             large_batches_keep_their_order,
             vectors_are_normalized [normalized]);
+    };
+}
+
+/// Generates one `#[tokio::test]` per artifact check; `$factory` is an async expression
+/// yielding a fresh `Arc<dyn ArtifactIndex>`.
+#[macro_export]
+macro_rules! artifact_conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_tests!(artifact, $factory, ();
+            put_get_round_trips, streamed_uploads_are_assembled, other_owners_get_not_found,
+            lists_filter_by_task_newest_first, delete_removes_record_and_bytes,
+            oversized_uploads_are_refused, wrong_types_are_refused, hostile_names_are_refused,
+            failed_streams_store_nothing, duplicate_ids_conflict);
+    };
+}
+
+/// Generates one `#[tokio::test]` per note store check; `$factory` is an async expression
+/// yielding a fresh `Arc<dyn NoteStore>`.
+#[macro_export]
+macro_rules! notes_conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_tests!(notes, $factory, ();
+            notes_round_trip_newest_first, todos_round_trip_newest_first,
+            other_owners_see_nothing);
     };
 }

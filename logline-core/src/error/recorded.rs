@@ -17,8 +17,8 @@ const UNNAMED_BACKEND: &str = "recorded";
 /// The JSON form is what [`Error::to_json`] returns: `kind`, `message` and `retryable`
 /// always; `policy_id` for `policy_denied` (null when no policy matched); and, when the
 /// variant has them, `tool_id`, `violations`, `issues`, `budget`, `backend`, `entity` and
-/// `id`. Records written before the last four existed still rebuild: the data is read back
-/// from the message.
+/// `id`, and `rejection` for a refused upload. Records written before `budget`, `backend`,
+/// `entity` and `id` existed still rebuild: the data is read back from the message.
 ///
 /// ```
 /// use logline_core::{Error, ErrorKind};
@@ -61,6 +61,9 @@ pub struct RecordedError {
     /// The id of the record that was not found.
     #[serde(default)]
     pub id: Option<String>,
+    /// Why an upload was refused ([`Error::UploadRejected`]).
+    #[serde(default)]
+    pub rejection: Option<crate::artifact::UploadRejection>,
 }
 
 impl RecordedError {
@@ -78,6 +81,7 @@ impl RecordedError {
             backend: None,
             entity: None,
             id: None,
+            rejection: None,
         }
     }
 
@@ -140,7 +144,10 @@ impl RecordedError {
                     violations: violations.clone(),
                 },
                 (None, Some(issues)) => Error::InvalidWorkflow(issues.clone()),
-                (None, None) => Error::InvalidInput(detail(msg, "invalid input: ")),
+                (None, None) => match &self.rejection {
+                    Some(r) => Error::UploadRejected(r.clone()),
+                    None => Error::InvalidInput(detail(msg, "invalid input: ")),
+                },
             },
             ErrorKind::PolicyDenied => Error::PolicyDenied {
                 policy_id: self.policy_id.clone(),
@@ -267,6 +274,7 @@ impl From<&Error> for RecordedError {
                 r.tool_id = Some(tool_id.clone())
             }
             Error::Backend { backend, .. } => r.backend = Some(backend.to_string()),
+            Error::UploadRejected(rejection) => r.rejection = Some(rejection.clone()),
             Error::Conflict(_)
             | Error::InvalidInput(_)
             | Error::ModelOutput(_)
@@ -320,6 +328,9 @@ impl Serialize for RecordedError {
         }
         if let Some(id) = &self.id {
             m.serialize_entry("id", id)?;
+        }
+        if let Some(r) = &self.rejection {
+            m.serialize_entry("rejection", r)?;
         }
         m.end()
     }

@@ -21,10 +21,12 @@ fn variant(e: &Error) -> &'static str {
         Error::Cancelled(_) => "cancelled",
         Error::Backend { .. } => "backend",
         Error::Internal(_) => "internal",
+        Error::UploadRejected(_) => "upload_rejected",
     }
 }
 
-const VARIANTS: [&str; 14] = [
+const VARIANTS: [&str; 15] = [
+    "upload_rejected",
     "not_found",
     "conflict",
     "invalid_input",
@@ -62,6 +64,12 @@ fn every_variant() -> Vec<Error> {
         });
         v.push(Error::Conflict(m.into()));
         v.push(Error::InvalidInput(m.into()));
+        v.push(Error::UploadRejected(
+            crate::artifact::UploadRejection::TypeMismatch {
+                declared: m.into(),
+                sniffed: "text/plain".into(),
+            },
+        ));
         v.push(Error::ModelOutput(m.into()));
         v.push(Error::Timeout(m.into()));
         v.push(Error::Cancelled(m.into()));
