@@ -1,0 +1,12 @@
+//! The store suite on the memory backend.
+mod support;
+
+use std::sync::Arc;
+
+use logline_server::store::{MemoryServerStore, ServerStore};
+
+async fn fresh() -> Arc<dyn ServerStore> {
+    Arc::new(MemoryServerStore::new())
+}
+
+store_suite!(fresh());
