@@ -10,7 +10,8 @@ use std::sync::Arc;
 use logline_core::engine::{Engine, WorkerOptions, WorkerPool};
 use logline_server::demo::{register_demo, with_local_tools, DemoModel};
 use logline_server::store::{MemoryServerStore, ServerStore};
-use logline_server::{Server, ServerConfig};
+use logline_server::Server;
+pub use logline_server::ServerConfig;
 use reqwest::{header::HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -71,7 +72,13 @@ impl TestApp {
             .await
             .unwrap();
         let workers = engine.spawn_workers(WorkerOptions::default());
-        Self::on(engine, Arc::new(MemoryServerStore::new()), config, Some(workers)).await
+        Self::on(
+            engine,
+            Arc::new(MemoryServerStore::new()),
+            config,
+            Some(workers),
+        )
+        .await
     }
 
     /// A server over `engine` and `store`.
@@ -86,7 +93,9 @@ impl TestApp {
         let shutdown = server.shutdown_token();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = server.router().into_make_service_with_connect_info::<SocketAddr>();
+        let app = server
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
         let stop = shutdown.clone();
         let served = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -106,7 +115,13 @@ impl TestApp {
     }
 
     /// Sends a request; `token` as a bearer credential; a JSON body when given.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -119,7 +134,11 @@ impl TestApp {
         let headers = res.headers().clone();
         let text = res.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer { status, headers, body }
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Answer {
@@ -133,7 +152,12 @@ impl TestApp {
     /// Registers a new tenant's admin.
     pub async fn register(&self, email: &str) -> Login {
         let a = self
-            .call(Method::POST, "/api/v1/auth/register", None, Some(json!({"email": email, "password": "password-123"})))
+            .call(
+                Method::POST,
+                "/api/v1/auth/register",
+                None,
+                Some(json!({"email": email, "password": "password-123"})),
+            )
             .await;
         assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
         login_of(email, &a.body)
@@ -142,7 +166,12 @@ impl TestApp {
     /// Signs in.
     pub async fn login(&self, email: &str) -> Login {
         let a = self
-            .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"email": email, "password": "password-123"})))
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": "password-123"})),
+            )
             .await;
         assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
         login_of(email, &a.body)
@@ -151,7 +180,11 @@ impl TestApp {
     /// An admin adds a user with `role` to their tenant and the user signs in.
     pub async fn add_user(&self, admin: &Login, email: &str, role: &str) -> Login {
         let a = self
-            .post("/api/v1/users", &admin.access, json!({"email": email, "password": "password-123", "role": role}))
+            .post(
+                "/api/v1/users",
+                &admin.access,
+                json!({"email": email, "password": "password-123", "role": role}),
+            )
             .await;
         assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
         self.login(email).await
@@ -159,14 +192,26 @@ impl TestApp {
 
     /// Creates a workflow over HTTP and returns its id.
     pub async fn workflow(&self, token: &str, definition: Value) -> String {
-        let a = self.post("/api/v1/workflows", token, json!({"name": "wf", "definition": definition})).await;
+        let a = self
+            .post(
+                "/api/v1/workflows",
+                token,
+                json!({"name": "wf", "definition": definition}),
+            )
+            .await;
         assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
         a.id()
     }
 
     /// Starts a run and waits until it is terminal or paused.
     pub async fn run_to_rest(&self, token: &str, workflow: &str, input: Value) -> Value {
-        let a = self.post(&format!("/api/v1/workflows/{workflow}/runs"), token, json!({"input": input})).await;
+        let a = self
+            .post(
+                &format!("/api/v1/workflows/{workflow}/runs"),
+                token,
+                json!({"input": input}),
+            )
+            .await;
         assert_eq!(a.status, StatusCode::ACCEPTED, "{:?}", a.body);
         let id = a.id();
         let run = self.engine.wait(id.parse().unwrap()).await.unwrap();
@@ -214,6 +259,9 @@ pub fn assert_problem(a: &Answer, status: StatusCode) {
         a.body
     );
     assert_eq!(a.body["status"], status.as_u16(), "{:?}", a.body);
-    assert!(a.body["type"].as_str().unwrap().starts_with("urn:logline:problem:"));
+    assert!(a.body["type"]
+        .as_str()
+        .unwrap()
+        .starts_with("urn:logline:problem:"));
     assert!(a.body["title"].is_string() && a.body["detail"].is_string());
 }

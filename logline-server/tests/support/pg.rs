@@ -10,29 +10,46 @@ use sqlx::{Connection, Executor, PgConnection};
 const PREFIX: &str = "llsrv_";
 
 pub fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 fn unix_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 pub fn unique_schema() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{PREFIX}{}_{}_{}", unix_secs(), std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{PREFIX}{}_{}_{}",
+        unix_secs(),
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 async fn sweep() {
-    let Ok(mut conn) = PgConnection::connect(&database_url()).await else { return };
+    let Ok(mut conn) = PgConnection::connect(&database_url()).await else {
+        return;
+    };
     let names: Vec<String> =
         sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'llsrv\\_%'")
             .fetch_all(&mut conn)
             .await
             .unwrap_or_default();
     for name in names {
-        let pid: u32 = name[PREFIX.len()..].split('_').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let pid: u32 = name[PREFIX.len()..]
+            .split('_')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = conn.execute(format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE").as_str()).await;
+            let _ = conn
+                .execute(format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE").as_str())
+                .await;
         }
     }
 }
