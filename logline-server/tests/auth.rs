@@ -1,4 +1,6 @@
 //! Auth flows over HTTP: register, login, refresh rotation and reuse, logout, me, API keys.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use reqwest::{Method, StatusCode};

@@ -1,4 +1,6 @@
 //! Rate limits with their headers, the per-tenant cap on runs in progress, body limits.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::Arc;

@@ -1,4 +1,6 @@
 //! What each role may do: admin, developer, user of one tenant, on every route.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use reqwest::{Method, StatusCode};

@@ -1,5 +1,7 @@
 //! Every route doing its job over HTTP: workflows, runs, events, approvals, cancel, tools,
 //! agents, policies, audit logs, metrics, problems.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use reqwest::{Method, StatusCode};

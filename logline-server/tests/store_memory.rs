@@ -1,4 +1,6 @@
 //! The store suite on the memory backend.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::Arc;

@@ -1,5 +1,7 @@
 //! The run event stream (SSE): every event once, in order, resumable with `Last-Event-ID`
 //! after a dropped connection; graceful shutdown ends open streams.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use reqwest::StatusCode;

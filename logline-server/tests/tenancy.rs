@@ -1,5 +1,7 @@
 //! Tenant isolation: tenant B probing tenant A's ids on every route gets the same 404 as for
 //! ids that do not exist, and A's data is unchanged.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use reqwest::{Method, StatusCode};
