@@ -45,14 +45,39 @@ impl LlmProvider for DemoModel {
     }
 }
 
-/// Adds the local `echo` tool (returns its arguments).
+/// Id of the local wait tool.
+pub const WAIT_TOOL: &str = "wait";
+/// Longest wait of the `wait` tool, in milliseconds.
+pub const MAX_WAIT_MS: u64 = 60_000;
+
+/// Adds the local tools: `echo` (returns its arguments) and `wait` (sleeps `ms`
+/// milliseconds, at most a minute, then returns `{"waited_ms": ms}`; idempotent).
 pub fn with_local_tools(builder: EngineBuilder) -> EngineBuilder {
-    let spec = ToolSpec::new(
+    let echo = ToolSpec::new(
         ECHO_TOOL,
         "Returns its arguments unchanged.",
         json!({"type": "object", "additionalProperties": true}),
     );
-    builder.tool(spec, handler(|args, _ctx| async move { Ok(args) }))
+    let wait = ToolSpec::new(
+        WAIT_TOOL,
+        "Waits the given milliseconds (at most 60000).",
+        json!({
+            "type": "object",
+            "properties": {"ms": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_MS}},
+            "required": ["ms"]
+        }),
+    )
+    .idempotent();
+    builder
+        .tool(echo, handler(|args, _ctx| async move { Ok(args) }))
+        .tool(
+            wait,
+            handler(|args, _ctx| async move {
+                let ms = args["ms"].as_u64().unwrap_or(0).min(MAX_WAIT_MS);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                Ok(json!({"waited_ms": ms}))
+            }),
+        )
 }
 
 /// Registers the demo agent and workflow and shares them (and the echo tool) with every
@@ -95,5 +120,6 @@ pub async fn register_demo(engine: &Engine, server: &Server) -> Result<()> {
     }
     server.share(kinds::AGENT, DEMO_AGENT).await?;
     server.share(kinds::WORKFLOW, DEMO_WORKFLOW).await?;
-    server.share(kinds::TOOL, ECHO_TOOL).await
+    server.share(kinds::TOOL, ECHO_TOOL).await?;
+    server.share(kinds::TOOL, WAIT_TOOL).await
 }

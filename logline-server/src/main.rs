@@ -48,12 +48,20 @@ enum Command {
         /// Runs executed at once by this process's workers.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Seconds a worker holds a run without renewing its lease; a run of a crashed
+        /// worker is taken over after this long.
+        #[arg(long, default_value_t = 10)]
+        lease_secs: u64,
     },
     /// Executes runs from the shared PostgreSQL queue (needs DATABASE_URL).
     Worker {
         /// Runs executed at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Seconds a worker holds a run without renewing its lease; a run of a crashed
+        /// worker is taken over after this long.
+        #[arg(long, default_value_t = 10)]
+        lease_secs: u64,
     },
 }
 
@@ -89,35 +97,41 @@ async fn run(cli: Cli) -> logline_core::Result<()> {
             listen,
             no_workers,
             concurrency,
+            lease_secs,
         } => {
-            serve(
-                deployment,
-                config,
-                listen,
-                (!no_workers).then_some(concurrency),
-            )
-            .await
+            let workers = (!no_workers).then(|| worker_options(concurrency, lease_secs));
+            serve(deployment, config, listen, workers).await
         }
-        Command::Worker { concurrency } => {
+        Command::Worker {
+            concurrency,
+            lease_secs,
+        } => {
             if deployment.backend != "postgres" {
                 return Err(logline_core::Error::InvalidInput(
                     "`worker` shares work through PostgreSQL: set DATABASE_URL".into(),
                 ));
             }
-            work(deployment, concurrency).await
+            work(deployment, worker_options(concurrency, lease_secs)).await
         }
     }
 }
 
-fn worker_options(concurrency: usize) -> WorkerOptions {
-    WorkerOptions::default().concurrency(concurrency.max(1))
+fn worker_options(concurrency: usize, lease_secs: u64) -> WorkerOptions {
+    let lease = Duration::from_secs(lease_secs.max(1));
+    let mut options = WorkerOptions::default()
+        .concurrency(concurrency.max(1))
+        .lease(lease);
+    options.heartbeat = lease / 3;
+    options
 }
 
-async fn work(d: Deployment, concurrency: usize) -> logline_core::Result<()> {
-    let pool = d.engine.spawn_workers(worker_options(concurrency));
+async fn work(d: Deployment, options: WorkerOptions) -> logline_core::Result<()> {
+    let concurrency = options.concurrency;
+    let sweeper_options = worker_options(1, options.lease.as_secs());
+    let pool = d.engine.spawn_workers(options);
     let sweeper = d
         .engine
-        .spawn_sweeper(SweepPolicy::default(), worker_options(1))
+        .spawn_sweeper(SweepPolicy::default(), sweeper_options)
         .await?;
     tracing::info!(
         concurrency,
@@ -133,7 +147,7 @@ async fn serve(
     d: Deployment,
     mut config: ServerConfig,
     listen: Option<SocketAddr>,
-    workers: Option<usize>,
+    workers: Option<WorkerOptions>,
 ) -> logline_core::Result<()> {
     if let Some(addr) = listen {
         config.listen = addr;
@@ -147,12 +161,15 @@ async fn serve(
     register_demo(&d.engine, &server).await?;
     first_admin(&server).await?;
     let pools = match workers {
-        Some(n) => Some((
-            d.engine.spawn_workers(worker_options(n)),
-            d.engine
-                .spawn_sweeper(SweepPolicy::default(), worker_options(1))
-                .await?,
-        )),
+        Some(options) => {
+            let sweeper_options = worker_options(1, options.lease.as_secs());
+            Some((
+                d.engine.spawn_workers(options),
+                d.engine
+                    .spawn_sweeper(SweepPolicy::default(), sweeper_options)
+                    .await?,
+            ))
+        }
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(addr)
