@@ -20,7 +20,7 @@ use crate::audit::{self, Action};
 use crate::auth::{Caller, ClientInfo};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::routes::{
-    owned, ownership, to_json, tools, workflows::BUILDERS, Body, PageQuery, Paged,
+    no_nul, owned, ownership, to_json, tools, workflows::BUILDERS, Body, PageQuery, Paged,
 };
 use crate::state::AppState;
 
@@ -84,6 +84,7 @@ pub async fn upsert(
     Body(mut body): Body<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(BUILDERS)?;
+    no_nul(&body)?;
     let Some(obj) = body.as_object_mut() else {
         return Err(ApiError::bad_request("an agent is a JSON object"));
     };

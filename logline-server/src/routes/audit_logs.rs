@@ -8,7 +8,7 @@ use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::routes::PageQuery;
+use crate::routes::{plain_text, PageQuery};
 use crate::state::AppState;
 use crate::store::{AuditEntry, AuditFilter, Role};
 
@@ -53,6 +53,16 @@ pub async fn logs(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
     caller.require(&[Role::Admin, Role::Developer])?;
+    for v in [&q.user_id, &q.resource_type, &q.resource_id, &q.action]
+        .into_iter()
+        .flatten()
+    {
+        if !plain_text(v) {
+            return Err(ApiError::bad_request(
+                "filters are printable text of at most 512 bytes",
+            ));
+        }
+    }
     let (_, limit, offset) = PageQuery {
         page: q.page,
         limit: q.limit,

@@ -116,7 +116,9 @@ fn check_email(email: &str) -> ApiResult<String> {
     let email = email.trim();
     let ok = email.len() <= MAX_EMAIL_LEN
         && email.split_once('@').is_some_and(|(a, d)| {
-            !a.is_empty() && d.contains('.') && !email.contains(char::is_whitespace)
+            !a.is_empty()
+                && d.contains('.')
+                && !email.contains(|c: char| c.is_whitespace() || c.is_control())
         });
     if ok {
         Ok(email.to_string())
@@ -139,7 +141,7 @@ pub async fn create_user(
         id: Uuid::now_v7(),
         email,
         password_hash: auth::hash_password(password)?,
-        name: name.map(|n| n.chars().take(200).collect()),
+        name: name.map(|n| n.chars().filter(|c| !c.is_control()).take(200).collect()),
         role,
         tenant_id,
         created_at: Utc::now(),
@@ -238,7 +240,9 @@ pub async fn login(
     client: ClientInfo,
     Body(req): Body<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
-    let user = match state.store.user_by_email(req.email.trim()).await {
+    let email = check_email(&req.email).unwrap_or_default();
+    let user = match state.store.user_by_email(&email).await {
+        Ok(_) if email.is_empty() => None,
         Ok(u) => Some(u),
         Err(e) if e.kind() == ErrorKind::NotFound => None,
         Err(e) => return Err(e.into()),
@@ -247,9 +251,10 @@ pub async fn login(
         .as_ref()
         .map_or(auth::decoy_hash(), |u| u.password_hash.as_str());
     let ok = auth::verify_password(&req.password, hash);
+    let failed_user = user.clone().filter(|_| !ok);
     let Some(user) = user.filter(|_| ok) else {
         state.metrics.count("logins_failed");
-        if let Ok(u) = state.store.user_by_email(req.email.trim()).await {
+        if let Some(u) = failed_user {
             audit::record_for(
                 &state,
                 &u.tenant_id,

@@ -51,7 +51,7 @@ pub async fn create_key(
     Body(req): Body<CreateKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
     let name = req.name.trim();
-    if name.is_empty() || name.len() > 200 {
+    if name.is_empty() || name.len() > 200 || !crate::routes::plain_text(name) {
         return Err(ApiError::bad_request("`name` has 1 to 200 characters"));
     }
     let permissions = req

@@ -110,6 +110,9 @@ pub async fn ownership(
     id: &str,
     tenant: &str,
 ) -> ApiResult<Ownership> {
+    if !plain_text(id) {
+        return Err(ApiError::not_found(kind, id.escape_default()));
+    }
     match state.store.owner(kind, id).await? {
         Some(o) if o.tenant_id.is_none() => Ok(Ownership::Shared),
         Some(o) if o.tenant_id.as_deref() == Some(tenant) => Ok(Ownership::Own),
@@ -150,5 +153,19 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptBody<T
         serde_json::from_slice(&bytes)
             .map(OptBody)
             .map_err(|e| ApiError::bad_request(format!("body: {e}")))
+    }
+}
+
+/// Whether `s` is usable as an id or filter: no control characters, at most 512 bytes.
+pub fn plain_text(s: &str) -> bool {
+    s.len() <= 512 && !s.contains(char::is_control)
+}
+
+/// `BadRequest` when a definition holds NUL anywhere (it cannot be stored).
+pub fn no_nul(v: &serde_json::Value) -> ApiResult<()> {
+    if logline_core::nul::has_nul(v) {
+        Err(ApiError::bad_request("the body holds a NUL character"))
+    } else {
+        Ok(())
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::audit::{self, Action};
 use crate::auth::{Caller, ClientInfo};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::routes::{owned, ownership, to_json, Body};
+use crate::routes::{no_nul, owned, ownership, to_json, Body};
 use crate::state::AppState;
 use crate::store::Role;
 
@@ -19,6 +19,7 @@ use crate::store::Role;
 pub const KIND: &str = "policy";
 
 fn parse(mut body: Value, id: &str, tenant: &str) -> ApiResult<Policy> {
+    no_nul(&body)?;
     let Some(obj) = body.as_object_mut() else {
         return Err(ApiError::bad_request("a policy is a JSON object"));
     };

@@ -18,7 +18,7 @@ use crate::audit::{self, Action};
 use crate::auth::{Caller, ClientInfo};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::limits::check_run_cap;
-use crate::routes::{ownership, to_json, workflows, Body, OptBody, PageQuery, Paged};
+use crate::routes::{ownership, plain_text, to_json, workflows, Body, OptBody, PageQuery, Paged};
 use crate::state::AppState;
 
 /// Longest accepted `Idempotency-Key`.
@@ -143,6 +143,9 @@ pub async fn start(
     };
     let scoped = caller.scoped(&state);
     check_run_cap(&scoped, state.config.max_concurrent_runs_per_tenant).await?;
+    if req.version.as_deref().is_some_and(|v| !plain_text(v)) {
+        return Err(ApiError::bad_request("`version` is printable text"));
+    }
     let mut start = StartRun::new(id.clone(), req.input, Subject::default())
         .mode(req.mode.unwrap_or_default())
         .budget(req.budget.unwrap_or_default());
@@ -178,6 +181,11 @@ pub async fn list(
         limit: q.limit,
     }
     .resolve()?;
+    if q.workflow_id.as_deref().is_some_and(|w| !plain_text(w)) {
+        return Err(ApiError::bad_request(
+            "`workflow_id` is printable text of at most 512 bytes",
+        ));
+    }
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(

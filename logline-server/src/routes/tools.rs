@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 use crate::audit::{self, Action};
 use crate::auth::{Caller, ClientInfo};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::routes::{owned, to_json, workflows::BUILDERS, Body, PageQuery, Paged};
+use crate::routes::{
+    no_nul, owned, plain_text, to_json, workflows::BUILDERS, Body, PageQuery, Paged,
+};
 use crate::state::AppState;
 
 /// Kind of tools in the ownership directory.
@@ -52,9 +54,10 @@ pub async fn upsert(
     Body(spec): Body<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(BUILDERS)?;
+    no_nul(&spec)?;
     let spec: ToolSpec =
         serde_json::from_value(spec).map_err(|e| ApiError::bad_request(format!("tool: {e}")))?;
-    if spec.id.trim().is_empty() || spec.id.len() > 200 {
+    if spec.id.trim().is_empty() || spec.id.len() > 200 || !plain_text(&spec.id) {
         return Err(ApiError::bad_request("`id` has 1 to 200 characters"));
     }
     let existed = state.store.owner(KIND, &spec.id).await?.is_some();

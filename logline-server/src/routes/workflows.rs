@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::audit::{self, Action};
 use crate::auth::{Caller, ClientInfo};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::routes::{owned, ownership, to_json, Body, PageQuery, Paged};
+use crate::routes::{no_nul, owned, ownership, plain_text, to_json, Body, PageQuery, Paged};
 use crate::state::AppState;
 use crate::store::Role;
 
@@ -54,6 +54,7 @@ pub struct UpdateWorkflow {
 }
 
 fn parse_definition(v: Value) -> ApiResult<WorkflowDefinition> {
+    no_nul(&v)?;
     serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("definition: {e}")))
 }
 
@@ -99,9 +100,20 @@ fn next_version(v: &str) -> String {
     }
 }
 
+fn check_version(v: Option<String>) -> ApiResult<Option<String>> {
+    match v {
+        Some(v) if v.is_empty() || v.len() > 64 || !plain_text(&v) => Err(ApiError::bad_request(
+            "`version` has 1 to 64 printable characters",
+        )),
+        v => Ok(v),
+    }
+}
+
 fn check_name(name: &str) -> ApiResult<()> {
-    if name.trim().is_empty() || name.len() > 200 {
-        return Err(ApiError::bad_request("`name` has 1 to 200 characters"));
+    if name.trim().is_empty() || name.len() > 200 || !plain_text(name) {
+        return Err(ApiError::bad_request(
+            "`name` has 1 to 200 printable characters",
+        ));
     }
     Ok(())
 }
@@ -124,7 +136,7 @@ pub async fn create(
     let wf = Workflow {
         id: id.clone(),
         name: req.name,
-        version: req.version.unwrap_or_else(|| "1.0.0".into()),
+        version: check_version(req.version)?.unwrap_or_else(|| "1.0.0".into()),
         definition,
         created_at: Utc::now(),
     };
@@ -205,7 +217,7 @@ pub async fn update(
         wf.definition = parse_definition(def)?;
         check_references(&state, &wf.definition, &caller.tenant_id).await?;
     }
-    wf.version = req.version.unwrap_or_else(|| next_version(&wf.version));
+    wf.version = check_version(req.version)?.unwrap_or_else(|| next_version(&wf.version));
     wf.created_at = Utc::now();
     state.engine.register_workflow(&wf).await?;
     audit::record(
