@@ -97,7 +97,7 @@ impl Server {
 
     /// The routes and their OpenAPI document.
     pub fn api(&self) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-        OpenApiRouter::with_openapi(ApiDoc::openapi())
+        let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .routes(routes!(health::health))
             .routes(routes!(auth::register))
             .routes(routes!(auth::login))
@@ -129,7 +129,10 @@ impl Server {
             .routes(routes!(policies::get, policies::update, policies::delete))
             .routes(routes!(audit_logs::logs))
             .routes(routes!(metrics::metrics))
-            .split_for_parts()
+            .split_for_parts();
+        let (router, mut doc) = (router, doc);
+        crate::openapi::document_problems(&mut doc);
+        (router, doc)
     }
 
     /// The router with every layer: metrics, authentication and rate limits, body limit,

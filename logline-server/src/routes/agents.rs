@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
@@ -20,7 +20,7 @@ use crate::audit::{self, Action};
 use crate::auth::{Caller, ClientInfo};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::routes::{
-    no_nul, owned, ownership, to_json, tools, workflows::BUILDERS, Body, PageQuery, Paged,
+    no_nul, owned, ownership, to_json, tools, workflows::BUILDERS, Body, PageQuery, Paged, Params,
 };
 use crate::state::AppState;
 
@@ -43,7 +43,7 @@ pub struct AgentTest {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<PageQuery>,
+    Params(q): Params<PageQuery>,
 ) -> ApiResult<Json<Paged>> {
     let (page, limit, offset) = q.resolve()?;
     let ids = state

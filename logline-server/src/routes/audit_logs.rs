@@ -1,6 +1,6 @@
 //! `GET /api/v1/audit/logs`: the tenant's audit rows with filters (admins and developers).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -8,7 +8,7 @@ use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::routes::{plain_text, PageQuery};
+use crate::routes::{plain_text, PageQuery, Params};
 use crate::state::AppState;
 use crate::store::{AuditEntry, AuditFilter, Role};
 
@@ -50,7 +50,7 @@ fn date(name: &str, v: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
 pub async fn logs(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<AuditQuery>,
+    Params(q): Params<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
     caller.require(&[Role::Admin, Role::Developer])?;
     for v in [&q.user_id, &q.resource_type, &q.resource_id, &q.action]

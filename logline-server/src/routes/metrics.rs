@@ -1,6 +1,6 @@
 //! `GET /api/v1/metrics`: this process's counters as JSON or Prometheus text (admins).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -10,6 +10,7 @@ use utoipa::IntoParams;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::metrics::MetricsSnapshot;
+use crate::routes::Params;
 use crate::state::AppState;
 use crate::store::Role;
 
@@ -23,12 +24,12 @@ pub struct MetricsQuery {
 
 /// The metrics snapshot.
 #[utoipa::path(get, path = "/api/v1/metrics", tag = "metrics", params(MetricsQuery),
-    responses((status = 200, body = MetricsSnapshot), (status = 200, content_type = "text/plain", body = String),
+    responses((status = 200, description = "The snapshot", content((MetricsSnapshot = "application/json"), (String = "text/plain"))),
         (status = 400, body = Problem), (status = 403, body = Problem)), security(("bearer" = [])))]
 pub async fn metrics(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<MetricsQuery>,
+    Params(q): Params<MetricsQuery>,
 ) -> ApiResult<Response> {
     caller.require(&[Role::Admin])?;
     match q.format.as_deref() {

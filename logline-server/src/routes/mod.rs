@@ -44,10 +44,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 } else {
                     "invalid_input"
                 };
-                let status = if status.is_client_error() {
-                    status
-                } else {
-                    StatusCode::BAD_REQUEST
+                let status = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => status,
+                    _ => StatusCode::BAD_REQUEST,
                 };
                 Err(ApiError::new(status, kind, rejection.body_text()))
             }
@@ -167,5 +166,23 @@ pub fn no_nul(v: &serde_json::Value) -> ApiResult<()> {
         Err(ApiError::bad_request("the body holds a NUL character"))
     } else {
         Ok(())
+    }
+}
+
+/// Query parameters; malformed ones are a 400 problem.
+#[derive(Debug, Clone)]
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> ApiResult<Self> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Params(q.0))
+            .map_err(|r| ApiError::bad_request(r.body_text()))
     }
 }

@@ -2,7 +2,7 @@
 //! cancel. Every operation goes through the caller's scoped engine: another tenant's run is
 //! a 404 like a missing one.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use logline_core::engine::StartRun;
@@ -18,7 +18,9 @@ use crate::audit::{self, Action};
 use crate::auth::{Caller, ClientInfo};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::limits::check_run_cap;
-use crate::routes::{ownership, plain_text, to_json, workflows, Body, OptBody, PageQuery, Paged};
+use crate::routes::{
+    ownership, plain_text, to_json, workflows, Body, OptBody, PageQuery, Paged, Params,
+};
 use crate::state::AppState;
 
 /// Longest accepted `Idempotency-Key`.
@@ -174,7 +176,7 @@ pub async fn start(
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<RunQuery>,
+    Params(q): Params<RunQuery>,
 ) -> ApiResult<Json<Paged>> {
     let (page, limit, offset) = PageQuery {
         page: q.page,
@@ -224,7 +226,7 @@ pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(q): Query<EventQuery>,
+    Params(q): Params<EventQuery>,
 ) -> ApiResult<Json<Vec<Value>>> {
     let after = q.after.unwrap_or(0);
     let events = caller.scoped(&state).events(run_id(&id)?).await?;

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
@@ -12,6 +12,7 @@ use futures::{Stream, StreamExt};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::routes::runs::{run_id, EventQuery};
+use crate::routes::Params;
 use crate::state::AppState;
 
 /// Streams the run's events after `Last-Event-ID` (or `?after=`), ending after the terminal
@@ -26,7 +27,7 @@ pub async fn stream(
     caller: Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<EventQuery>,
+    Params(q): Params<EventQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let after = match headers.get("last-event-id") {
         Some(v) => v

@@ -1,7 +1,7 @@
 //! `/api/v1/tools`: the tools the tenant may use (its own and the shared ones), and
 //! creating or replacing the tenant's own tool specs.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use logline_core::tool::ToolSpec;
@@ -11,7 +11,7 @@ use crate::audit::{self, Action};
 use crate::auth::{Caller, ClientInfo};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::routes::{
-    no_nul, owned, plain_text, to_json, workflows::BUILDERS, Body, PageQuery, Paged,
+    no_nul, owned, plain_text, to_json, workflows::BUILDERS, Body, PageQuery, Paged, Params,
 };
 use crate::state::AppState;
 
@@ -24,7 +24,7 @@ pub const KIND: &str = "tool";
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<PageQuery>,
+    Params(q): Params<PageQuery>,
 ) -> ApiResult<Json<Paged>> {
     let (page, limit, offset) = q.resolve()?;
     let ids = state

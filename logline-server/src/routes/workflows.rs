@@ -1,7 +1,7 @@
 //! `/api/v1/workflows`: create, list (paged), get, update (a new version), delete. A
 //! workflow made over HTTP belongs to the caller's tenant and gets a server-chosen id.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
@@ -14,7 +14,9 @@ use uuid::Uuid;
 use crate::audit::{self, Action};
 use crate::auth::{Caller, ClientInfo};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::routes::{no_nul, owned, ownership, plain_text, to_json, Body, PageQuery, Paged};
+use crate::routes::{
+    no_nul, owned, ownership, plain_text, to_json, Body, PageQuery, Paged, Params,
+};
 use crate::state::AppState;
 use crate::store::Role;
 
@@ -161,7 +163,7 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<PageQuery>,
+    Params(q): Params<PageQuery>,
 ) -> ApiResult<Json<Paged>> {
     let (page, limit, offset) = q.resolve()?;
     let ids = state

@@ -147,7 +147,7 @@ pub struct AuditEntry {
     /// Resource id.
     pub resource_id: Option<String>,
     /// What changed (never secrets).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub changes: Option<Value>,
     /// Client address.
     pub ip_address: Option<String>,
