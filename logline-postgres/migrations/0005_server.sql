@@ -56,3 +56,32 @@ CREATE TABLE definition_owners (
 CREATE INDEX definition_owners_visible_idx ON definition_owners (kind, tenant_id, seq);
 
 CREATE INDEX audit_logs_tenant_created_idx ON audit_logs (tenant_id, created_at DESC);
+
+CREATE TABLE alert_configs (
+    id                  UUID             PRIMARY KEY,
+    tenant_id           TEXT             NOT NULL,
+    name                TEXT             NOT NULL,
+    description         TEXT,
+    rule_type           TEXT             NOT NULL
+        CHECK (rule_type IN ('error_rate', 'budget_exceeded', 'policy_denials')),
+    threshold           DOUBLE PRECISION NOT NULL,
+    comparison_operator TEXT             NOT NULL CHECK (comparison_operator IN ('>', '<', '>=', '<=', '==')),
+    window_secs         BIGINT           NOT NULL,
+    cooldown_secs       BIGINT           NOT NULL,
+    webhook_url         TEXT,
+    enabled             BOOLEAN          NOT NULL,
+    created_at          TIMESTAMPTZ      NOT NULL
+);
+CREATE INDEX alert_configs_tenant_idx ON alert_configs (tenant_id, created_at);
+
+CREATE TABLE alert_history (
+    id              UUID        PRIMARY KEY,
+    alert_config_id UUID        NOT NULL REFERENCES alert_configs (id) ON DELETE CASCADE,
+    tenant_id       TEXT        NOT NULL,
+    triggered_at    TIMESTAMPTZ NOT NULL,
+    resolved_at     TIMESTAMPTZ,
+    message         TEXT        NOT NULL,
+    metadata        JSONB       NOT NULL
+);
+CREATE INDEX alert_history_config_idx ON alert_history (alert_config_id, triggered_at DESC);
+CREATE INDEX alert_history_tenant_idx ON alert_history (tenant_id, triggered_at DESC);

@@ -45,6 +45,10 @@ pub struct ServerConfig {
     /// Whether the client address is read from `X-Forwarded-For` (only behind a trusted
     /// proxy).
     pub trust_forwarded_for: bool,
+    /// Seconds between checks of every enabled alert by `serve`; 0 = only on request.
+    pub alert_check_interval_secs: u64,
+    /// Whether alert webhooks may use plain `http://` (else `https://` only).
+    pub alert_webhooks_allow_http: bool,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +68,8 @@ impl Default for ServerConfig {
             sse_keep_alive_secs: 15,
             agent_test_timeout_secs: 60,
             trust_forwarded_for: false,
+            alert_check_interval_secs: 60,
+            alert_webhooks_allow_http: false,
         }
     }
 }

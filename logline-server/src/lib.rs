@@ -4,6 +4,7 @@
 //! rate limits, audit rows, metrics and a generated OpenAPI 3.1 document.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod config;

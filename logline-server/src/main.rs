@@ -28,7 +28,8 @@ struct Cli {
     /// TOML config file (settings: listen, jwt_secret, access_ttl_secs, refresh_ttl_secs,
     /// open_registration, cors_origins, max_body_bytes, rate_limit_per_minute,
     /// rate_limit_burst, max_concurrent_runs_per_tenant, shutdown_grace_secs,
-    /// sse_keep_alive_secs, agent_test_timeout_secs, trust_forwarded_for).
+    /// sse_keep_alive_secs, agent_test_timeout_secs, trust_forwarded_for,
+    /// alert_check_interval_secs, alert_webhooks_allow_http).
     #[arg(long, short, env = "LOGLINE_CONFIG", global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -160,6 +161,10 @@ async fn serve(
     let server = Server::with_store(d.engine.clone(), config, d.store.clone());
     register_demo(&d.engine, &server).await?;
     first_admin(&server).await?;
+    if server.state().config.alert_check_interval_secs > 0 {
+        let every = Duration::from_secs(server.state().config.alert_check_interval_secs);
+        logline_server::alerts::spawn_checker(server.state().clone(), every);
+    }
     let pools = match workers {
         Some(options) => {
             let sweeper_options = worker_options(1, options.lease.as_secs());

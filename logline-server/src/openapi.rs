@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
     modifiers(&SecuritySchemes),
     tags(
         (name = "health"), (name = "auth"), (name = "workflows"), (name = "runs"),
-        (name = "tools"), (name = "agents"), (name = "policies"), (name = "audit"), (name = "metrics")
+        (name = "tools"), (name = "agents"), (name = "policies"), (name = "audit"), (name = "metrics"), (name = "alerts")
     )
 )]
 pub struct ApiDoc;

@@ -25,7 +25,8 @@ use crate::limits::RateLimits;
 use crate::metrics::{track, Metrics};
 use crate::openapi::ApiDoc;
 use crate::routes::{
-    agents, audit_logs, auth, health, keys, metrics, policies, runs, stream, tools, workflows,
+    agents, alerts, audit_logs, auth, health, keys, metrics, policies, runs, stream, tools,
+    workflows,
 };
 use crate::state::{AppState, Shared};
 use crate::store::{MemoryServerStore, ServerStore};
@@ -129,6 +130,11 @@ impl Server {
             .routes(routes!(policies::get, policies::update, policies::delete))
             .routes(routes!(audit_logs::logs))
             .routes(routes!(metrics::metrics))
+            .routes(routes!(alerts::list, alerts::create))
+            .routes(routes!(alerts::update, alerts::delete))
+            .routes(routes!(alerts::check))
+            .routes(routes!(alerts::history))
+            .routes(routes!(alerts::resolve))
             .split_for_parts();
         let (router, mut doc) = (router, doc);
         crate::openapi::document_problems(&mut doc);

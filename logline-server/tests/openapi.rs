@@ -45,6 +45,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/policies/{id}"),
     ("get", "/api/v1/audit/logs"),
     ("get", "/api/v1/metrics"),
+    ("get", "/api/v1/alerts/configs"),
+    ("post", "/api/v1/alerts/configs"),
+    ("patch", "/api/v1/alerts/configs/{id}"),
+    ("delete", "/api/v1/alerts/configs/{id}"),
+    ("post", "/api/v1/alerts/check"),
+    ("get", "/api/v1/alerts/history"),
+    ("post", "/api/v1/alerts/history/{id}/resolve"),
 ];
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! that answers problems, pagination, and ownership checks of definitions.
 
 pub mod agents;
+pub mod alerts;
 pub mod audit_logs;
 pub mod auth;
 pub mod health;

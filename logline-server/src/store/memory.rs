@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 use logline_core::{Error, Result};
 use uuid::Uuid;
 
-use super::{ApiKey, AuditEntry, AuditFilter, Owner, RefreshToken, ServerStore, Session, User};
+use super::{
+    AlertConfig, AlertEvent, ApiKey, AuditEntry, AuditFilter, Owner, RefreshToken, ServerStore,
+    Session, User,
+};
 
 #[derive(Default)]
 struct State {
@@ -22,6 +25,8 @@ struct State {
     /// (kind, id) → (owner, claim order).
     owners: BTreeMap<(String, String), (Owner, u64)>,
     claims: u64,
+    alerts: Vec<AlertConfig>,
+    firings: Vec<AlertEvent>,
 }
 
 /// The server's records in memory; cheap to share behind an `Arc`.
@@ -232,6 +237,100 @@ impl ServerStore for MemoryServerStore {
             .owners
             .remove(&(kind.to_string(), id.to_string()));
         Ok(())
+    }
+
+    async fn put_alert(&self, alert: &AlertConfig) -> Result<()> {
+        let mut s = self.lock();
+        match s.alerts.iter_mut().find(|a| a.id == alert.id) {
+            Some(a) if a.tenant_id == alert.tenant_id => *a = alert.clone(),
+            Some(_) => return Err(Error::Conflict(format!("alert `{}` exists", alert.id))),
+            None => s.alerts.push(alert.clone()),
+        }
+        Ok(())
+    }
+
+    async fn alerts(&self, tenant_id: &str) -> Result<Vec<AlertConfig>> {
+        Ok(self
+            .lock()
+            .alerts
+            .iter()
+            .filter(|a| a.tenant_id == tenant_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn enabled_alerts(&self) -> Result<Vec<AlertConfig>> {
+        Ok(self
+            .lock()
+            .alerts
+            .iter()
+            .filter(|a| a.enabled)
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_alert(&self, tenant_id: &str, id: Uuid) -> Result<()> {
+        let mut s = self.lock();
+        let before = s.alerts.len();
+        s.alerts
+            .retain(|a| !(a.id == id && a.tenant_id == tenant_id));
+        if s.alerts.len() == before {
+            return Err(Error::not_found("alert", id));
+        }
+        s.firings.retain(|f| f.alert_config_id != id);
+        Ok(())
+    }
+
+    async fn fire_alert(&self, event: &AlertEvent, cooldown_secs: u64) -> Result<bool> {
+        let mut s = self.lock();
+        let cooldown =
+            chrono::Duration::seconds(i64::try_from(cooldown_secs).unwrap_or(i64::MAX / 2));
+        let recent = s.firings.iter().any(|f| {
+            f.alert_config_id == event.alert_config_id
+                && f.triggered_at > event.triggered_at - cooldown
+        });
+        if recent {
+            return Ok(false);
+        }
+        s.firings.push(event.clone());
+        Ok(true)
+    }
+
+    async fn alert_history(
+        &self,
+        tenant_id: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<AlertEvent>> {
+        let s = self.lock();
+        let mut rows: Vec<&AlertEvent> = s
+            .firings
+            .iter()
+            .filter(|f| f.tenant_id == tenant_id)
+            .collect();
+        rows.reverse();
+        rows.sort_by_key(|f| std::cmp::Reverse(f.triggered_at));
+        Ok(rows
+            .into_iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .cloned()
+            .collect())
+    }
+
+    async fn resolve_alert(&self, tenant_id: &str, id: Uuid) -> Result<AlertEvent> {
+        let mut s = self.lock();
+        match s
+            .firings
+            .iter_mut()
+            .find(|f| f.id == id && f.tenant_id == tenant_id)
+        {
+            Some(f) => {
+                f.resolved_at.get_or_insert_with(Utc::now);
+                Ok(f.clone())
+            }
+            None => Err(Error::not_found("alert event", id)),
+        }
     }
 
     async fn visible(

@@ -185,6 +185,69 @@ pub struct Owner {
     pub tenant_id: Option<String>,
 }
 
+/// What an alert watches, over its window, per tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertRule {
+    /// Failed runs / finished runs.
+    ErrorRate,
+    /// Runs failed on a budget.
+    BudgetExceeded,
+    /// Policy denials (audit rows `policy_deny`).
+    PolicyDenials,
+}
+
+/// An alert configuration of a tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AlertConfig {
+    /// Id.
+    pub id: Uuid,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// What it watches.
+    pub rule_type: AlertRule,
+    /// Threshold the value is compared with.
+    pub threshold: f64,
+    /// `>`, `<`, `>=`, `<=` or `==`.
+    pub comparison_operator: String,
+    /// Seconds of history the value is computed over.
+    pub window_secs: u64,
+    /// Seconds after a firing during which the alert does not fire again.
+    pub cooldown_secs: u64,
+    /// Where firings are POSTed (JSON), if anywhere.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Disabled alerts are not checked.
+    pub enabled: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One firing of an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AlertEvent {
+    /// Id.
+    pub id: Uuid,
+    /// The alert.
+    pub alert_config_id: Uuid,
+    /// Tenant.
+    pub tenant_id: String,
+    /// When it fired.
+    pub triggered_at: DateTime<Utc>,
+    /// When someone resolved it.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// What happened.
+    pub message: String,
+    /// The value, threshold and webhook delivery.
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+}
+
 /// Storage of the server's own records. Every read that returns tenant data takes the tenant
 /// and filters by it in the query.
 #[async_trait]
@@ -234,6 +297,27 @@ pub trait ServerStore: Send + Sync {
     async fn owner(&self, kind: &str, id: &str) -> Result<Option<Owner>>;
     /// Forgets the owner of `kind`/`id`.
     async fn release(&self, kind: &str, id: &str) -> Result<()>;
+    /// Inserts or replaces an alert configuration (keyed by id within its tenant).
+    async fn put_alert(&self, alert: &AlertConfig) -> Result<()>;
+    /// The tenant's alert configurations, oldest first.
+    async fn alerts(&self, tenant_id: &str) -> Result<Vec<AlertConfig>>;
+    /// Every enabled alert configuration of every tenant (for the periodic check).
+    async fn enabled_alerts(&self) -> Result<Vec<AlertConfig>>;
+    /// Deletes an alert configuration of the tenant (and its history); `NotFound` if none.
+    async fn delete_alert(&self, tenant_id: &str, id: Uuid) -> Result<()>;
+    /// Records a firing unless the alert fired less than `cooldown` before
+    /// `event.triggered_at`; returns whether it was recorded.
+    async fn fire_alert(&self, event: &AlertEvent, cooldown_secs: u64) -> Result<bool>;
+    /// Firings of the tenant's alerts, newest first.
+    async fn alert_history(
+        &self,
+        tenant_id: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<AlertEvent>>;
+    /// Marks a firing of the tenant resolved (no-op when already resolved); `NotFound` if none.
+    async fn resolve_alert(&self, tenant_id: &str, id: Uuid) -> Result<AlertEvent>;
+
     /// Ids of `kind` owned by `tenant_id` or shared, oldest first.
     async fn visible(
         &self,

@@ -10,7 +10,8 @@ use sqlx::{QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::{
-    ApiKey, AuditEntry, AuditFilter, Owner, RefreshToken, Role, ServerStore, Session, User,
+    AlertConfig, AlertEvent, AlertRule, ApiKey, AuditEntry, AuditFilter, Owner, RefreshToken, Role,
+    ServerStore, Session, User,
 };
 
 /// The server's records in the PostgreSQL schema of a `PgBackend` (use its pool).
@@ -99,6 +100,41 @@ fn audit_row(r: &PgRow) -> Result<AuditEntry> {
         ip_address: r.try_get("ip_address").map_err(db)?,
         user_agent: r.try_get("user_agent").map_err(db)?,
         created_at: r.try_get("created_at").map_err(db)?,
+    })
+}
+
+fn alert(r: &PgRow) -> Result<AlertConfig> {
+    let rule: String = r.try_get("rule_type").map_err(db)?;
+    let rule: AlertRule = serde_json::from_value(serde_json::Value::String(rule.clone()))
+        .map_err(|_| Error::Internal(format!("stored alert rule `{rule}`")))?;
+    let secs = |c: &str| -> Result<u64> {
+        Ok(u64::try_from(r.try_get::<i64, _>(c).map_err(db)?).unwrap_or(0))
+    };
+    Ok(AlertConfig {
+        id: r.try_get("id").map_err(db)?,
+        tenant_id: r.try_get("tenant_id").map_err(db)?,
+        name: r.try_get("name").map_err(db)?,
+        description: r.try_get("description").map_err(db)?,
+        rule_type: rule,
+        threshold: r.try_get("threshold").map_err(db)?,
+        comparison_operator: r.try_get("comparison_operator").map_err(db)?,
+        window_secs: secs("window_secs")?,
+        cooldown_secs: secs("cooldown_secs")?,
+        webhook_url: r.try_get("webhook_url").map_err(db)?,
+        enabled: r.try_get("enabled").map_err(db)?,
+        created_at: r.try_get("created_at").map_err(db)?,
+    })
+}
+
+fn firing(r: &PgRow) -> Result<AlertEvent> {
+    Ok(AlertEvent {
+        id: r.try_get("id").map_err(db)?,
+        alert_config_id: r.try_get("alert_config_id").map_err(db)?,
+        tenant_id: r.try_get("tenant_id").map_err(db)?,
+        triggered_at: r.try_get("triggered_at").map_err(db)?,
+        resolved_at: r.try_get("resolved_at").map_err(db)?,
+        message: r.try_get("message").map_err(db)?,
+        metadata: r.try_get("metadata").map_err(db)?,
     })
 }
 
@@ -415,6 +451,137 @@ impl ServerStore for PgServerStore {
             .await
             .map_err(db)?;
         Ok(())
+    }
+
+    async fn put_alert(&self, a: &AlertConfig) -> Result<()> {
+        let rule = serde_json::to_value(a.rule_type)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let done = sqlx::query(
+            "INSERT INTO alert_configs (id, tenant_id, name, description, rule_type, threshold, comparison_operator, \
+             window_secs, cooldown_secs, webhook_url, enabled, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description, \
+             rule_type = EXCLUDED.rule_type, threshold = EXCLUDED.threshold, \
+             comparison_operator = EXCLUDED.comparison_operator, window_secs = EXCLUDED.window_secs, \
+             cooldown_secs = EXCLUDED.cooldown_secs, webhook_url = EXCLUDED.webhook_url, enabled = EXCLUDED.enabled \
+             WHERE alert_configs.tenant_id = EXCLUDED.tenant_id",
+        )
+        .bind(a.id)
+        .bind(&a.tenant_id)
+        .bind(replace_nul_str(&a.name).as_ref())
+        .bind(a.description.as_deref().map(|d| replace_nul_str(d).into_owned()))
+        .bind(rule)
+        .bind(a.threshold)
+        .bind(&a.comparison_operator)
+        .bind(i64_of(a.window_secs))
+        .bind(i64_of(a.cooldown_secs))
+        .bind(a.webhook_url.as_deref().map(|u| replace_nul_str(u).into_owned()))
+        .bind(a.enabled)
+        .bind(a.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if done == 0 {
+            return Err(Error::Conflict(format!("alert `{}` exists", a.id)));
+        }
+        Ok(())
+    }
+
+    async fn alerts(&self, tenant_id: &str) -> Result<Vec<AlertConfig>> {
+        sqlx::query("SELECT * FROM alert_configs WHERE tenant_id = $1 ORDER BY created_at, id")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(alert)
+            .collect()
+    }
+
+    async fn enabled_alerts(&self) -> Result<Vec<AlertConfig>> {
+        sqlx::query("SELECT * FROM alert_configs WHERE enabled ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(alert)
+            .collect()
+    }
+
+    async fn delete_alert(&self, tenant_id: &str, id: Uuid) -> Result<()> {
+        let n = sqlx::query("DELETE FROM alert_configs WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        if n == 0 {
+            return Err(Error::not_found("alert", id));
+        }
+        Ok(())
+    }
+
+    async fn fire_alert(&self, e: &AlertEvent, cooldown_secs: u64) -> Result<bool> {
+        let mut metadata = e.metadata.clone();
+        replace_nul(&mut metadata);
+        let n = sqlx::query(
+            "INSERT INTO alert_history (id, alert_config_id, tenant_id, triggered_at, resolved_at, message, metadata) \
+             SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS ( \
+               SELECT 1 FROM alert_history WHERE alert_config_id = $2 \
+               AND triggered_at > $4 - make_interval(secs => $8::double precision))",
+        )
+        .bind(e.id)
+        .bind(e.alert_config_id)
+        .bind(&e.tenant_id)
+        .bind(e.triggered_at)
+        .bind(e.resolved_at)
+        .bind(replace_nul_str(&e.message).as_ref())
+        .bind(metadata)
+        .bind(i64_of(cooldown_secs))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn alert_history(
+        &self,
+        tenant_id: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<AlertEvent>> {
+        sqlx::query(
+            "SELECT * FROM alert_history WHERE tenant_id = $1 ORDER BY triggered_at DESC, id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(tenant_id)
+        .bind(i64_of(limit))
+        .bind(i64_of(offset))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(firing)
+        .collect()
+    }
+
+    async fn resolve_alert(&self, tenant_id: &str, id: Uuid) -> Result<AlertEvent> {
+        let row = sqlx::query(
+            "UPDATE alert_history SET resolved_at = coalesce(resolved_at, now()) \
+             WHERE id = $1 AND tenant_id = $2 RETURNING *",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref()
+            .map(firing)
+            .unwrap_or_else(|| Err(Error::not_found("alert event", id)))
     }
 
     async fn visible(

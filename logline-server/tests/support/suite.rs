@@ -331,6 +331,113 @@ pub async fn ownership(s: &dyn ServerStore) {
     s.claim("workflow", "w1", Some("t2")).await.unwrap();
 }
 
+pub async fn alerts(s: &dyn ServerStore) {
+    use logline_server::store::{AlertConfig, AlertEvent, AlertRule};
+    let alert = |tenant: &str, name: &str, enabled: bool| AlertConfig {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.into(),
+        name: name.into(),
+        description: None,
+        rule_type: AlertRule::ErrorRate,
+        threshold: 0.5,
+        comparison_operator: ">".into(),
+        window_secs: 3600,
+        cooldown_secs: 600,
+        webhook_url: Some("https://hooks.example/x".into()),
+        enabled,
+        created_at: Utc::now(),
+    };
+    let mut a = alert("t1", "a", true);
+    s.put_alert(&a).await.unwrap();
+    s.put_alert(&alert("t1", "b", false)).await.unwrap();
+    s.put_alert(&alert("t2", "c", true)).await.unwrap();
+    a.threshold = 0.7;
+    s.put_alert(&a).await.unwrap();
+    let t1 = s.alerts("t1").await.unwrap();
+    assert_eq!(
+        t1.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert_eq!(t1[0].threshold, 0.7);
+    assert_eq!(
+        t1[0].webhook_url.as_deref(),
+        Some("https://hooks.example/x")
+    );
+    let mut enabled: Vec<String> = s
+        .enabled_alerts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.name)
+        .collect();
+    enabled.sort();
+    assert_eq!(enabled, ["a", "c"]);
+    // Another tenant cannot overwrite or delete it.
+    let mut stolen = a.clone();
+    stolen.tenant_id = "t2".into();
+    assert_eq!(
+        s.put_alert(&stolen).await.unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
+    assert_eq!(
+        s.delete_alert("t2", a.id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+
+    let fire = |at: chrono::DateTime<Utc>| AlertEvent {
+        id: Uuid::now_v7(),
+        alert_config_id: a.id,
+        tenant_id: "t1".into(),
+        triggered_at: at,
+        resolved_at: None,
+        message: "m".into(),
+        metadata: json!({"value": 0.9}),
+    };
+    let now = Utc::now();
+    assert!(s
+        .fire_alert(&fire(now - Duration::seconds(700)), 600)
+        .await
+        .unwrap());
+    assert!(
+        s.fire_alert(&fire(now), 600).await.unwrap(),
+        "past the cooldown"
+    );
+    assert!(
+        !s.fire_alert(&fire(now + Duration::seconds(10)), 600)
+            .await
+            .unwrap(),
+        "inside the cooldown"
+    );
+    let history = s.alert_history("t1", 0, 10).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(history[0].triggered_at > history[1].triggered_at);
+    assert_eq!(history[0].metadata["value"], 0.9);
+    assert!(s.alert_history("t2", 0, 10).await.unwrap().is_empty());
+    assert_eq!(s.alert_history("t1", 1, 10).await.unwrap().len(), 1);
+
+    assert_eq!(
+        s.resolve_alert("t2", history[0].id)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    let resolved = s.resolve_alert("t1", history[0].id).await.unwrap();
+    let at = resolved.resolved_at.unwrap();
+    assert_eq!(
+        s.resolve_alert("t1", history[0].id)
+            .await
+            .unwrap()
+            .resolved_at
+            .unwrap(),
+        at
+    );
+
+    s.delete_alert("t1", a.id).await.unwrap();
+    assert!(s.alert_history("t1", 0, 10).await.unwrap().is_empty());
+    assert_eq!(s.alerts("t1").await.unwrap().len(), 1);
+}
+
 /// Every case, each on a fresh store from `fresh`.
 #[macro_export]
 macro_rules! store_suite {
@@ -350,6 +457,10 @@ macro_rules! store_suite {
         #[tokio::test]
         async fn audit() {
             support::suite::audit(&*$fresh.await).await;
+        }
+        #[tokio::test]
+        async fn alerts() {
+            support::suite::alerts(&*$fresh.await).await;
         }
         #[tokio::test]
         async fn ownership() {
