@@ -144,3 +144,49 @@ fn parse_like(like: &toml::Value, raw: &str) -> Option<toml::Value> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_the_defaults() {
+        let text = include_str!("../logline.example.toml");
+        assert_eq!(
+            ServerConfig::from_toml(text).unwrap(),
+            ServerConfig::default()
+        );
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        let file =
+            ServerConfig::from_toml("listen = \"0.0.0.0:9000\"\nrate_limit_burst = 5").unwrap();
+        let vars = |name: &str| match name {
+            "LOGLINE_RATE_LIMIT_BURST" => Some("7".to_string()),
+            "LOGLINE_CORS_ORIGINS" => Some("https://a.example, https://b.example".to_string()),
+            "LOGLINE_OPEN_REGISTRATION" => Some("off".to_string()),
+            _ => None,
+        };
+        let c = file.with_vars(vars).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.rate_limit_burst, 7);
+        assert_eq!(c.cors_origins, ["https://a.example", "https://b.example"]);
+        assert!(!c.open_registration);
+    }
+
+    #[test]
+    fn bad_values_are_typed_errors() {
+        assert!(ServerConfig::from_toml("nope = 1").is_err());
+        assert!(ServerConfig::from_toml("listen = \"not an address\"").is_err());
+        let bad = ServerConfig::default()
+            .with_vars(|n| (n == "LOGLINE_MAX_BODY_BYTES").then(|| "lots".into()));
+        assert_eq!(
+            bad.unwrap_err().kind(),
+            logline_core::ErrorKind::InvalidInput
+        );
+        let bad =
+            ServerConfig::default().with_vars(|n| (n == "LOGLINE_LISTEN").then(|| "x".into()));
+        assert!(bad.is_err());
+    }
+}
