@@ -49,6 +49,7 @@ pub mod kinds {
 /// The HTTP API over one engine.
 pub struct Server {
     state: AppState,
+    extra: Vec<OpenApiRouter<AppState>>,
 }
 
 /// The API's router over `engine` with the server's records in memory (see [`Server`] to
@@ -77,6 +78,7 @@ impl Server {
                 limits,
                 shutdown: CancellationToken::new(),
             }),
+            extra: Vec::new(),
         }
     }
 
@@ -96,9 +98,21 @@ impl Server {
         self.state.store.claim(kind, id, None).await
     }
 
+    /// Adds routes (with their `utoipa` annotations) to the API: they share the state, the
+    /// layers (authentication, limits, metrics) and the OpenAPI document. Handlers take
+    /// [`crate::auth::Caller`] and act through `Caller::scoped`, like the built-in ones.
+    pub fn with_routes(mut self, routes: OpenApiRouter<AppState>) -> Self {
+        self.extra.push(routes);
+        self
+    }
+
     /// The routes and their OpenAPI document.
     pub fn api(&self) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-        let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
+        for extra in &self.extra {
+            api = api.merge(extra.clone());
+        }
+        let (router, doc) = api
             .routes(routes!(health::health))
             .routes(routes!(auth::register))
             .routes(routes!(auth::login))

@@ -96,3 +96,63 @@ async fn the_document_lists_every_route_and_each_is_served() {
         assert!(a.status.as_u16() < 500, "{method} {path}: {}", a.status);
     }
 }
+
+/// A route a host adds: authenticated, limited and documented like the built-in ones.
+#[utoipa::path(get, path = "/api/v1/hello", responses((status = 200, body = String)), security(("bearer" = [])))]
+async fn hello(caller: logline_server::auth::Caller) -> String {
+    format!("hello {}", caller.tenant_id)
+}
+
+#[tokio::test]
+async fn hosts_add_routes_that_share_auth_and_the_document() {
+    use std::sync::Arc;
+
+    use logline_core::engine::Engine;
+    use logline_server::store::MemoryServerStore;
+    use logline_server::Server;
+
+    let engine = Engine::builder().build().await.unwrap();
+    let server = Server::with_store(
+        engine,
+        support::config(),
+        Arc::new(MemoryServerStore::new()),
+    )
+    .with_routes(utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(hello)));
+    let (_, doc) = server.api();
+    let doc = serde_json::to_value(doc).unwrap();
+    assert!(doc["paths"]["/api/v1/hello"]["get"]["responses"]["401"].is_object());
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = server.router();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = reqwest::Client::new();
+    let anon = http
+        .get(format!("{base}/api/v1/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    let reg: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&serde_json::json!({"email": "h@example.com", "password": "password-123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hi = http
+        .get(format!("{base}/api/v1/hello"))
+        .bearer_auth(reg["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        hi,
+        format!("hello {}", reg["user"]["tenant_id"].as_str().unwrap())
+    );
+}
