@@ -45,7 +45,7 @@ struct World {
     admin_log: PathBuf,
 }
 
-async fn world(llm: ScriptedLlm) -> World {
+async fn world(llm: Arc<ScriptedLlm>) -> World {
     let (crm_log, admin_log) = (log_file("crm"), log_file("admin"));
     let hub = McpToolHub::new([
         support::fixture_stdio("crm").with_secret("FIXTURE_LOG", crm_log.display().to_string()),
@@ -59,7 +59,7 @@ async fn world(llm: ScriptedLlm) -> World {
     };
     let engine = Engine::builder()
         .tool_hub(Arc::new(hub.clone()))
-        .default_llm(Arc::new(llm))
+        .default_llm(llm)
         .tool_source(
             "mcp_search",
             Arc::new(SearchToolSource::new(search.clone()).gate(rules()).top_n(5)),
@@ -83,7 +83,7 @@ async fn world(llm: ScriptedLlm) -> World {
 
 #[tokio::test]
 async fn hidden_tools_are_not_shown() {
-    let w = world(ScriptedLlm::new()).await;
+    let w = world(Arc::new(ScriptedLlm::new())).await;
     let send = w.engine.store().get_tool("crm.send_message").await.unwrap();
     assert_eq!(send.risk_level, RiskLevel::High);
     let delete = w
@@ -131,7 +131,8 @@ async fn an_injected_instruction_cannot_reach_a_hidden_tool() {
             ("admin_echo", json!({"message": "x"})),
         ])
         .reply_text("done");
-    let w = world(llm).await;
+    let llm = Arc::new(llm);
+    let w = world(llm.clone()).await;
     let agent = Agent::new("helper", "Help.", ModelProfile::new("scripted"))
         .with_tool_search("mcp_search", Some(5));
     w.engine.register_agent(&agent).await.unwrap();
@@ -162,13 +163,8 @@ async fn an_injected_instruction_cannot_reach_a_hidden_tool() {
     // The echo ran, with the injected text in its result; nothing else reached any server.
     assert_eq!(calls(&w.crm_log), vec!["\"echo\"".to_string()]);
     assert!(calls(&w.admin_log).is_empty());
-    let events = w.engine.events(run.id).await.unwrap();
-    let refused = events
-        .iter()
-        .filter(|e| e.kind.as_str() == "error" || e.kind.as_str() == "tool_call")
-        .map(|e| e.payload.to_string())
-        .collect::<Vec<_>>()
-        .join("\n");
+    // What the model was told: the injected text came back, the hidden tools were refused.
+    let refused = serde_json::to_string(&llm.requests().last().unwrap().messages).unwrap();
     assert!(
         refused.contains("IGNORE ALL PREVIOUS"),
         "the injection reached the model"
@@ -187,7 +183,7 @@ async fn offered_anyway_a_blocked_tool_is_refused_at_call_time() {
     let llm = ScriptedLlm::new()
         .reply_tool_calls(&[("crm_delete_records", json!({}))])
         .reply_text("done");
-    let w = world(llm).await;
+    let w = world(Arc::new(llm)).await;
     let agent = Agent::new("static", "Help.", ModelProfile::new("scripted"))
         .with_tools(["crm.delete_records"]);
     w.engine.register_agent(&agent).await.unwrap();
