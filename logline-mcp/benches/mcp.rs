@@ -6,6 +6,7 @@
 //!   a first sync (every tool written) and a second (nothing changed).
 //!
 //! `cargo bench -p logline-mcp --bench mcp` (`MCP_BENCH_CALLS`, default 2000).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,7 +41,10 @@ async fn bare_client(n: usize) -> (Duration, Duration) {
     let cmd = tokio::process::Command::new(FIXTURE);
     let transport = rmcp::transport::TokioChildProcess::new(cmd).expect("spawn");
     let client = ().serve(transport).await.expect("handshake");
-    let args = json!({"message": "hi"}).as_object().cloned().unwrap_or_default();
+    let args = json!({"message": "hi"})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let call = || CallToolRequestParams::new("echo").with_arguments(args.clone());
     for _ in 0..100 {
         client.call_tool(call()).await.expect("warm-up");
