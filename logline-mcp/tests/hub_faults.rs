@@ -258,3 +258,48 @@ async fn pages_and_list_changes_over_http() {
     let config = McpServerConfig::http("fx", format!("http://127.0.0.1:{port}/mcp"));
     paging_and_list_changes(config).await;
 }
+
+#[tokio::test]
+async fn cancelling_a_run_cancels_its_call_on_the_server() {
+    let hub = McpToolHub::new([fixture_stdio("fx")]).unwrap();
+    let engine = Engine::builder()
+        .tool_hub(Arc::new(hub.clone()))
+        .build()
+        .await
+        .unwrap();
+    McpCatalogSync::new(hub.clone(), engine.store().clone())
+        .sync_all()
+        .await
+        .unwrap();
+    let def = WorkflowDefinition::from_json(json!({
+        "entry": "s",
+        "nodes": [{"id": "s", "type": "tool_node", "config": {"tool_id": "fx.slow"}}]
+    }))
+    .unwrap();
+    engine
+        .register_workflow(&Workflow::new("slow_wf", "Slow", def))
+        .await
+        .unwrap();
+    let workers = engine.spawn_workers(WorkerOptions::default());
+    let run = engine
+        .start_run(
+            StartRun::new("slow_wf", json!({"ms": 20000}), Subject::tenant("t1"))
+                .mode(logline_core::run::RunMode::Auto),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    engine.cancel(run.id, "changed my mind").await.unwrap();
+    let mut cancelled = 0;
+    for _ in 0..100 {
+        cancelled = stats(&hub, "fx").await["cancelled"].as_u64().unwrap();
+        if cancelled == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    workers.shutdown().await;
+    assert_eq!(cancelled, 1, "notifications/cancelled reached the server");
+    let run = engine.get_run(run.id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Cancelled);
+}
