@@ -16,6 +16,8 @@ pub use logline_core::{Error, ErrorKind, Result};
 
 #[cfg(feature = "composio")]
 pub use logline_composio as composio;
+#[cfg(feature = "mcp")]
+pub use logline_mcp as mcp;
 #[cfg(feature = "openai")]
 pub use logline_openai as openai;
 #[cfg(feature = "postgres")]
