@@ -9,6 +9,7 @@
 //! | `postgres` | `postgres` | `logline-postgres`: `PgBackend`, `PgStore`, `PgQueue` |
 //! | `openai` | `openai` | `logline-openai`: `OpenAiProvider`, `OpenAiEmbedder` |
 //! | `composio` | `composio` | `logline-composio`: `ComposioToolHub` |
+//! | `mcp` | `mcp` | `logline-mcp`: `McpToolHub` (MCP servers as a hub), `McpServer` (workflows as MCP tools) |
 
 pub use logline_core as core;
 pub use logline_core::engine::{Engine, EngineBuilder, StartRun, WorkerOptions};
