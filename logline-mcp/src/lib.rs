@@ -12,6 +12,6 @@ pub use config::{
 mod server;
 
 pub use server::{
-    HttpAuth, McpServer, McpServerBuilder, McpSession, Published, DEFAULT_MAX_WAIT, MCP_PATH,
+    HttpAuth, McpServer, McpServerBuilder, McpService, Published, DEFAULT_MAX_WAIT, MCP_PATH,
     RUN_STATUS_TOOL,
 };

@@ -133,16 +133,16 @@ async fn an_injected_instruction_cannot_reach_a_hidden_tool() {
         .reply_text("done");
     let llm = Arc::new(llm);
     let w = world(llm.clone()).await;
-    let agent = Agent::new("helper", "Help.", ModelProfile::new("scripted"))
+    let agent = Agent::new("assistant", "Help.", ModelProfile::new("scripted"))
         .with_tool_search("mcp_search", Some(5));
     w.engine.register_agent(&agent).await.unwrap();
     let def = WorkflowDefinition::from_json(json!({
         "entry": "a",
-        "nodes": [{"id": "a", "type": "agent_node", "config": {"agent_id": "helper"}}]
+        "nodes": [{"id": "a", "type": "agent_node", "config": {"agent_id": "assistant"}}]
     }))
     .unwrap();
     w.engine
-        .register_workflow(&Workflow::new("helper_wf", "Helper", def))
+        .register_workflow(&Workflow::new("assistant_wf", "Assistant", def))
         .await
         .unwrap();
     let workers = w.engine.spawn_workers(WorkerOptions::default());
@@ -150,7 +150,7 @@ async fn an_injected_instruction_cannot_reach_a_hidden_tool() {
         .engine
         .run_to_completion(
             StartRun::new(
-                "helper_wf",
+                "assistant_wf",
                 json!("echo the message hello"),
                 Subject::tenant("t1").with_user("u1"),
             )

@@ -1,5 +1,5 @@
 //! One server's connection, kept up by a supervisor task: connect, serve until the
-//! connection ends (the process exited, the HTTP session broke), then reconnect after a
+//! connection ends (the process exited, the HTTP connection broke), then reconnect after a
 //! backoff. Calls take the current peer; they never outlive the connection they were sent
 //! on, and are never re-sent here.
 

@@ -10,13 +10,13 @@ use logline_core::engine::Principal;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use super::session::McpSession;
+use super::service::McpService;
 use super::McpServer;
 
 /// Where a LogLine server mounts MCP.
 pub const MCP_PATH: &str = "/mcp";
 
-/// Authenticates an HTTP request from its headers (a bearer token, a session cookie):
+/// Authenticates an HTTP request from its headers (a bearer token, a cookie):
 /// the principal, or `None` for 401.
 pub type HttpAuth = Arc<dyn Fn(&HeaderMap) -> Option<Principal> + Send + Sync>;
 
@@ -28,14 +28,14 @@ impl McpServer {
     pub fn http_service(
         &self,
         allowed_hosts: Vec<String>,
-    ) -> StreamableHttpService<McpSession, LocalSessionManager> {
+    ) -> StreamableHttpService<McpService, LocalSessionManager> {
         let inner = self.inner.clone();
         let mut config = StreamableHttpServerConfig::default();
         if !allowed_hosts.is_empty() {
             config = config.with_allowed_hosts(allowed_hosts);
         }
         StreamableHttpService::new(
-            move || Ok(McpSession::new(inner.clone(), None)),
+            move || Ok(McpService::new(inner.clone(), None)),
             Arc::new(LocalSessionManager::default()),
             config,
         )

@@ -3,7 +3,7 @@
 
 mod follow;
 mod http;
-mod session;
+mod service;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 pub use http::{HttpAuth, MCP_PATH};
 
-pub use session::McpSession;
+pub use service::McpService;
 
 /// Name of the tool that resumes following a run by id.
 pub const RUN_STATUS_TOOL: &str = "logline_run_status";
@@ -143,23 +143,23 @@ impl McpServer {
         }
     }
 
-    /// A session for `principal` (stdio, tests, in-process transports).
-    pub fn session(&self, principal: Principal) -> McpSession {
-        McpSession::new(self.inner.clone(), Some(principal))
+    /// The MCP service acting as `principal` (stdio, tests, in-process transports).
+    pub fn service(&self, principal: Principal) -> McpService {
+        McpService::new(self.inner.clone(), Some(principal))
     }
 
     /// Serves on this process's stdin and stdout as `principal` until the client closes.
     pub async fn serve_stdio(&self, principal: Principal) -> Result<()> {
         use rmcp::ServiceExt;
         let running = self
-            .session(principal)
+            .service(principal)
             .serve(rmcp::transport::stdio())
             .await
             .map_err(|e| Error::Internal(format!("mcp: handshake on stdio: {e}")))?;
         running
             .waiting()
             .await
-            .map_err(|e| Error::Internal(format!("mcp: stdio session: {e}")))?;
+            .map_err(|e| Error::Internal(format!("mcp: serving stdio: {e}")))?;
         Ok(())
     }
 }

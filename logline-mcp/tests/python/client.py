@@ -35,11 +35,11 @@ def plain(result):
     }
 
 
-async def session_run(read, write):
+async def exercise(read, write):
     out = {}
-    async with ClientSession(read, write, elicitation_callback=elicit) as session:
-        await session.initialize()
-        tools = await session.list_tools()
+    async with ClientSession(read, write, elicitation_callback=elicit) as client:
+        await client.initialize()
+        tools = await client.list_tools()
         out["tools"] = sorted(t.name for t in tools.tools)
         out["schemas"] = {t.name: field(t, "input_schema", "inputSchema") for t in tools.tools}
         progress = []
@@ -47,19 +47,19 @@ async def session_run(read, write):
         async def on_progress(p, total, message):
             progress.append({"progress": p, "message": message})
 
-        r = await session.call_tool("word_count", {"text": "one two three"}, progress_callback=on_progress)
+        r = await client.call_tool("word_count", {"text": "one two three"}, progress_callback=on_progress)
         out["word_count"] = plain(r)
         out["progress"] = progress
-        r = await session.call_tool("word_count", {"text": ""})
+        r = await client.call_tool("word_count", {"text": ""})
         out["invalid"] = plain(r)
-        r = await session.call_tool("publish_note", {"text": "hello mcp world"})
+        r = await client.call_tool("publish_note", {"text": "hello mcp world"})
         out["publish"] = plain(r)
         out["elicitations"] = list(elicit.asked)
         run_id = (field(r, "structured_content", "structuredContent") or {}).get("run_id")
         if run_id:
-            r = await session.call_tool("logline_run_status", {"run_id": run_id})
+            r = await client.call_tool("logline_run_status", {"run_id": run_id})
             out["status"] = plain(r)
-        r = await session.call_tool("logline_run_status", {"run_id": "00000000-0000-0000-0000-000000000000"})
+        r = await client.call_tool("logline_run_status", {"run_id": "00000000-0000-0000-0000-000000000000"})
         out["unknown_run"] = plain(r)
     return out
 
@@ -72,7 +72,7 @@ async def main():
 
         params = StdioServerParameters(command=sys.argv[2], args=sys.argv[3:])
         async with stdio_client(params) as streams:
-            out = await session_run(streams[0], streams[1])
+            out = await exercise(streams[0], streams[1])
     else:
         import httpx2
         from mcp.client.streamable_http import streamable_http_client
@@ -81,7 +81,7 @@ async def main():
         client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
         async with client:
             async with streamable_http_client(url, http_client=client) as streams:
-                out = await session_run(streams[0], streams[1])
+                out = await exercise(streams[0], streams[1])
     print(json.dumps(out))
 
 

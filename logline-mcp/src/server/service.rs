@@ -1,5 +1,5 @@
-//! One MCP client session: tools/list of the published workflows, tools/call under the
-//! session's (stdio) or the request's (HTTP) principal.
+//! The MCP service of one client: tools/list of the published workflows, tools/call under
+//! the service's own (stdio) or the request's (HTTP) principal.
 
 use std::sync::Arc;
 
@@ -19,17 +19,17 @@ use super::{ServerInner, RUN_STATUS_TOOL};
 /// The MCP service of one client. Over HTTP the principal of each request comes from the
 /// request (see [`crate::HttpAuth`]).
 #[derive(Clone)]
-pub struct McpSession {
+pub struct McpService {
     inner: Arc<ServerInner>,
     principal: Option<Principal>,
 }
 
-impl McpSession {
+impl McpService {
     pub(crate) fn new(inner: Arc<ServerInner>, principal: Option<Principal>) -> Self {
-        McpSession { inner, principal }
+        McpService { inner, principal }
     }
 
-    /// The caller: the session's, else the one the host's authentication put on the HTTP
+    /// The caller: the service's own, else the one the host's authentication put on the HTTP
     /// request. Never from the request body.
     fn principal(&self, ctx: &RequestContext<RoleServer>) -> Option<Principal> {
         if let Some(p) = &self.principal {
@@ -84,7 +84,7 @@ impl McpSession {
     }
 }
 
-impl ServerHandler for McpSession {
+impl ServerHandler for McpService {
     fn get_info(&self) -> ServerInfo {
         serde_json::from_value(json!({
             "protocolVersion": "2025-06-18",
