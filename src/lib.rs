@@ -10,6 +10,7 @@
 //! | `openai` | `openai` | `logline-openai`: `OpenAiProvider`, `OpenAiEmbedder` |
 //! | `composio` | `composio` | `logline-composio`: `ComposioToolHub` |
 //! | `skills` | `skills` | `logline-skills`: `SkillsHub` (email drafts, PDF pipeline, scaffolds, notes) |
+//! | `mcp` | `mcp` | `logline-mcp`: `McpToolHub` (MCP servers as a hub), `McpServer` (workflows as MCP tools) |
 
 pub use logline_core as core;
 pub use logline_core::engine::{Engine, EngineBuilder, StartRun, WorkerOptions};
@@ -17,6 +18,8 @@ pub use logline_core::{Error, ErrorKind, Result};
 
 #[cfg(feature = "composio")]
 pub use logline_composio as composio;
+#[cfg(feature = "mcp")]
+pub use logline_mcp as mcp;
 #[cfg(feature = "openai")]
 pub use logline_openai as openai;
 #[cfg(feature = "postgres")]
