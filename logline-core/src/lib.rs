@@ -2,6 +2,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod agent;
+pub mod chat;
 #[cfg(feature = "testing")]
 #[allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 pub mod conformance;
