@@ -2,6 +2,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod backend;
+mod chat;
 mod codec;
 mod config;
 mod db;
@@ -11,6 +12,7 @@ mod queue;
 mod store;
 
 pub use backend::PgBackend;
+pub use chat::PgChatStore;
 pub use config::{PgConfig, ENV_DATABASE_URL, ENV_MAX_CONNECTIONS, ENV_SCHEMA, MAX_SCHEMA_LEN};
 pub use queue::PgQueue;
 pub use store::runs::ArchiveRuns;
