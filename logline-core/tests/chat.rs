@@ -1,6 +1,8 @@
 //! The chat suite on the memory backends: store checks and whole chat tasks (scripted
 //! model, fake hub).
 
+#![allow(clippy::expect_used)]
+
 use std::sync::Arc;
 
 use logline_core::chat::MemoryChatStore;
