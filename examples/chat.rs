@@ -1,228 +1,302 @@
-//! Chat with tools: a conversation with an agent that can take notes and send email, with the
-//! confirm flow for anything that sends (the run pauses until the user approves the exact call).
+//! An interactive terminal chat on the chat pipeline: each message is a task (a run of the
+//! built-in chat workflow) whose progress is shown live — the router's decision, the tools
+//! selected, tool calls, streamed text — and a call that sends or writes asks `y/n` with a
+//! preview of exactly what it will do.
 //!
-//! - No configuration: a scripted model that understands "note", "list notes" and "email".
-//! - `OPENAI_API_KEY` set: OpenAI (`OPENAI_MODEL`, default `gpt-4o-mini`).
+//! - No configuration: a scripted model that understands "note", "list notes" and "email",
+//!   and local demo tools (notes kept in memory, an email tool that only prints).
+//! - `OPENAI_API_KEY`: OpenAI (`OPENAI_MODEL` for the executor, default `gpt-4o`;
+//!   `OPENAI_CHEAP_MODEL` for router and summary, default `gpt-4o-mini`).
+//! - `COMPOSIO_API_KEY`: Composio's catalog is synced and searched too (the user is
+//!   `COMPOSIO_USER`, default `demo:dan`; only toolkits connected there are offered).
 //!
-//! `cargo run --example chat` plays a short demo conversation;
-//! `cargo run --example chat -- "take a note: buy milk" "list my notes"` sends your messages;
-//! `cargo run --example chat -- --interactive` reads messages from stdin.
+//! Reads one message per stdin line and ends at end of input, so
+//! `echo "take a note: buy milk" | cargo run --example chat` works unattended; at a
+//! confirmation the next line is the answer (`y` confirms; anything else, or end of input,
+//! refuses).
 
 use std::error::Error;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
-use logline_core::agent::{Agent, ModelProfile};
-use logline_core::engine::{Engine, StartRun, WorkerOptions};
+use futures::StreamExt;
+use logline_core::agent::ModelProfile;
+use logline_core::chat::{ChatConfig, ChatEvent, ChatService, MemoryChatStore};
+use logline_core::engine::{Engine, EngineBuilder, Principal, WorkerOptions};
 use logline_core::llm::{LlmRequest, LlmResponse, Message, ToolCallRequest};
-use logline_core::run::{GateSubject, RunStatus, Subject};
+use logline_core::search::{GateRules, SearchToolSource, ToolIndex, ToolSearch};
 use logline_core::testing::ScriptedLlm;
 use logline_core::tool::{handler, RiskLevel, ToolSpec};
-use logline_core::workflow::{Workflow, WorkflowDefinition};
 use serde_json::{json, Value};
 
-const INSTRUCTIONS: &str = "You are a helpful assistant in a chat. The input holds the \
-conversation so far (`history`) and the user's new `message`. Use the tools to take and list \
-notes and to send email; answer briefly in plain text.";
+type Lines = std::io::Lines<std::io::StdinLock<'static>>;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let interactive = args.iter().any(|a| a == "--interactive");
-    let mut messages: Vec<String> = args.into_iter().filter(|a| !a.starts_with("--")).collect();
-    if messages.is_empty() && !interactive {
-        messages = vec![
-            "Take a note: call the plumber about room 305".into(),
-            "What notes do I have?".into(),
-            "Email ops@example.com that the plumber is booked".into(),
-        ];
-    }
-
     let notes: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let mut builder = with_tools(Engine::builder(), notes.clone());
-    let model = if std::env::var_os("OPENAI_API_KEY").is_some() {
+    let store = Arc::new(MemoryChatStore::new());
+    let tools = demo_tools();
+    let mut builder = with_handlers(Engine::builder(), &tools, notes.clone());
+    let mut config = ChatConfig::default();
+    if std::env::var_os("OPENAI_API_KEY").is_some() {
         let p = logline_openai::OpenAiProvider::from_env()?;
-        // The API key is redacted wherever the engine redacts (events, rows, job errors).
-        let config = p.config().clone();
+        let secrets = p.config().clone();
         builder = builder
-            .redact_with(move |r| config.redact_secrets(r))
+            .redact_with(move |r| secrets.redact_secrets(r))
             .default_llm(Arc::new(p));
-        std::env::var("OPENAI_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into())
+        config.main_model = ModelProfile::new(env_or("OPENAI_MODEL", "gpt-4o"));
+        config.cheap_model = ModelProfile::new(env_or("OPENAI_CHEAP_MODEL", "gpt-4o-mini"));
+        println!("(model: OpenAI {})", config.main_model.model);
     } else {
         builder = builder.default_llm(Arc::new(scripted_model()));
-        "scripted-assistant".into()
+        println!("(model: scripted; set OPENAI_API_KEY for OpenAI)");
+    }
+    let composio = match std::env::var_os("COMPOSIO_API_KEY") {
+        Some(_) => Some(logline_composio::ComposioToolHub::from_env()?),
+        None => None,
     };
-    let engine = builder.build().await?;
-    engine
-        .register_agent(
-            &Agent::new("agent.assistant", INSTRUCTIONS, ModelProfile::new(model)).with_tools([
-                "notes.create",
-                "notes.list",
-                "email.send",
-            ]),
-        )
+    let mut search = ToolSearch::new(ToolIndex::from_tools(tools.clone()));
+    if let Some(hub) = &composio {
+        search = search.with_hub(Arc::new(hub.clone()));
+        builder = builder.tool_hub(Arc::new(hub.clone()));
+    }
+    let search = Arc::new(search);
+    let source =
+        SearchToolSource::new(search.clone()).gate(GateRules::default().max_risk(RiskLevel::High));
+    let engine = builder
+        .tool_source("default", Arc::new(source))
+        .chat_store(store.clone())
+        .build()
         .await?;
-    let def = WorkflowDefinition::from_json(json!({
-        "entry": "reply",
-        "nodes": [{"id": "reply", "type": "agent_node", "config": {"agent_id": "agent.assistant"}}]
-    }))?;
-    engine
-        .register_workflow(&Workflow::new("chat", "Chat with tools", def))
-        .await?;
+    engine.register_tools(&tools).await?;
+    if let Some(hub) = composio {
+        let sync = logline_composio::CatalogSync::new(hub, engine.store().clone());
+        let report = sync.run(logline_composio::SyncMode::Full).await?;
+        let refreshed = search.refresh_from_store(engine.store().as_ref()).await?;
+        println!(
+            "(Composio: {} tools written, {} in the search index)",
+            report.tools_written, refreshed.total
+        );
+    }
+    let service = ChatService::install(engine.clone(), store, config).await?;
     let workers = engine.spawn_workers(WorkerOptions::default());
+    let user = env_or("COMPOSIO_USER", "demo:dan");
+    let (tenant, name) = user.split_once(':').unwrap_or(("demo", "dan"));
+    let chat = service.scoped(Principal::user(tenant, name))?;
+    let conversation = chat.create_conversation("terminal").await?;
 
-    let subject = Subject::tenant("demo").with_user("dan");
-    let mut history: Vec<Value> = Vec::new();
-    let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
-    let mut scripted = messages.into_iter();
+    let echo = !std::io::stdin().is_terminal();
+    let mut lines: Lines = std::io::stdin().lock().lines();
     loop {
-        let message = if interactive {
-            print!("you> ");
-            std::io::stdout().flush()?;
-            match lines.next() {
-                Some(line) => line?,
-                None => break,
-            }
-        } else {
-            match scripted.next() {
-                Some(m) => {
-                    println!("you> {m}");
-                    m
-                }
-                None => break,
-            }
+        print!("you> ");
+        std::io::stdout().flush()?;
+        let Some(line) = lines.next().transpose()? else {
+            println!();
+            break;
         };
-        let input = json!({ "history": history, "message": message });
-        let mut run = engine
-            .run_to_completion(StartRun::new("chat", input, subject.clone()))
-            .await?;
-        while run.status == RunStatus::Paused {
-            let Some(gate) = run.pending_gate.clone() else {
-                break;
-            };
-            let approve = match &gate.subject {
-                GateSubject::ToolCall {
-                    tool_id, arguments, ..
-                } => {
-                    println!("confirm> {tool_id} {arguments}  [{}]", gate.reason);
-                    if interactive {
-                        print!("approve? [y/N] ");
-                        std::io::stdout().flush()?;
-                        matches!(lines.next().transpose()?.as_deref(), Some("y") | Some("Y"))
+        let text = line.trim();
+        if echo {
+            println!("{text}");
+        }
+        if text.is_empty() {
+            continue;
+        }
+        let task = chat.send(conversation.id, text, Vec::new()).await?;
+        let mut events = chat.events(task).await?;
+        // Whether text was streamed, and whether the cursor is still on its line.
+        let (mut streamed, mut midline) = (false, false);
+        while let Some(event) = events.next().await {
+            let event = event?;
+            if midline && !matches!(event, ChatEvent::Delta { .. }) {
+                println!();
+                midline = false;
+            }
+            match event {
+                ChatEvent::Router { decision } => println!(
+                    "  · router: intent={} needs_tools={} apps={} risk={}",
+                    decision["intent"],
+                    decision["needs_tools"],
+                    decision["candidate_apps"],
+                    decision["risk_level"]
+                ),
+                ChatEvent::ToolsSelected { tools } => {
+                    println!("  · tools selected: {}", tools.join(", "))
+                }
+                ChatEvent::ToolCall {
+                    tool_id,
+                    ok,
+                    output,
+                    error,
+                } => match ok {
+                    true => println!("  · tool {tool_id} → {output}"),
+                    false => println!("  · tool {tool_id} ✗ {}", error.unwrap_or_default()),
+                },
+                ChatEvent::AwaitingConfirm(c) => {
+                    println!(
+                        "  ? confirm this action:\n    {}",
+                        c.preview.replace('\n', "\n    ")
+                    );
+                    print!("  run it? [y/N] ");
+                    std::io::stdout().flush()?;
+                    let answer = lines.next().transpose()?.unwrap_or_default();
+                    if echo {
+                        println!(
+                            "{}",
+                            if answer.is_empty() {
+                                "(no answer)"
+                            } else {
+                                &answer
+                            }
+                        );
+                    }
+                    if answer.trim().eq_ignore_ascii_case("y") {
+                        chat.confirm(task, &c.gate_id).await?;
                     } else {
-                        println!("approve? [y/N] y");
-                        true
+                        chat.deny(task, &c.gate_id, Some("declined in chat"))
+                            .await?;
                     }
                 }
-                other => {
-                    println!("confirm> {other:?}");
-                    true
+                ChatEvent::Delta { text } => {
+                    if !midline {
+                        print!("assistant> ");
+                        (streamed, midline) = (true, true);
+                    }
+                    print!("{text}");
+                    std::io::stdout().flush()?;
                 }
-            };
-            run = if approve {
-                engine.approve(run.id, &gate.gate_id, "dan", None).await?;
-                engine.wait(run.id).await?
-            } else {
-                engine
-                    .deny(run.id, &gate.gate_id, "dan", "declined in chat")
-                    .await?
-            };
+                ChatEvent::Final { text, limit } => {
+                    if !streamed {
+                        println!("assistant> {text}");
+                    }
+                    if let Some(limit) = limit {
+                        println!("  · (ended by the {limit} cap)");
+                    }
+                }
+                ChatEvent::Error { kind, message } => {
+                    println!("  ! task failed ({kind}): {message}")
+                }
+            }
         }
-        let reply = match run.status {
-            RunStatus::Completed => run
-                .result
-                .as_ref()
-                .and_then(|r| r["text"].as_str())
-                .unwrap_or_default()
-                .to_string(),
-            _ => format!(
-                "(run {}: {})",
-                run.status.as_str(),
-                run.error
-                    .as_ref()
-                    .map(|e| e["message"].to_string())
-                    .unwrap_or_default()
-            ),
-        };
-        println!("assistant> {reply}");
-        history.push(json!({"role": "user", "content": message}));
-        history.push(json!({"role": "assistant", "content": reply}));
     }
     workers.shutdown().await;
-    println!(
-        "notes kept: {}",
-        serde_json::to_string(&*notes.lock().map_err(|_| "poisoned")?)?
-    );
+    let kept = notes.lock().map_err(|_| "notes lock")?.len();
+    println!("notes kept: {kept}");
     Ok(())
 }
 
-fn with_tools(
-    b: logline_core::engine::EngineBuilder,
+fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_string())
+}
+
+/// Local demo tools: notes (low risk) and an email tool that sends (confirmed).
+fn demo_tools() -> Vec<ToolSpec> {
+    vec![
+        ToolSpec::new(
+            "notes.create",
+            "Create a note with a title and an optional body.",
+            json!({"type": "object", "properties": {"title": {"type": "string"},
+                   "body": {"type": "string"}}, "required": ["title"]}),
+        )
+        .in_toolkit("notes")
+        .with_tags(["create", "notes"]),
+        ToolSpec::new(
+            "notes.list",
+            "List the user's notes.",
+            json!({"type": "object", "properties": {}}),
+        )
+        .in_toolkit("notes")
+        .with_tags(["read"]),
+        ToolSpec::new(
+            "email.send",
+            "Send an email to a recipient.",
+            json!({"type": "object", "properties": {"to": {"type": "string"},
+                   "subject": {"type": "string"}, "body": {"type": "string"}},
+                   "required": ["to", "subject", "body"]}),
+        )
+        .in_toolkit("email")
+        .with_risk(RiskLevel::High)
+        .with_tags(["send", "email"]),
+    ]
+}
+
+fn with_handlers(
+    b: EngineBuilder,
+    tools: &[ToolSpec],
     notes: Arc<Mutex<Vec<Value>>>,
-) -> logline_core::engine::EngineBuilder {
-    let create = ToolSpec::new(
-        "notes.create",
-        "Create a note with a title and an optional body.",
-        json!({"type": "object", "properties": {"title": {"type": "string"}, "body": {"type": "string"}}, "required": ["title"]}),
-    )
-    .with_risk(RiskLevel::Medium)
-    .with_tags(["write"]);
-    let list = ToolSpec::new(
-        "notes.list",
-        "List the user's notes.",
-        json!({"type": "object", "properties": {}}),
-    )
-    .with_tags(["read"]);
-    let send = ToolSpec::new(
-        "email.send",
-        "Send an email.",
-        json!({"type": "object", "properties": {"to": {"type": "string"}, "subject": {"type": "string"}, "body": {"type": "string"}},
-               "required": ["to", "subject", "body"]}),
-    )
-    .with_risk(RiskLevel::High)
-    .with_tags(["send"])
-    .confirmed();
+) -> EngineBuilder {
     let (n1, n2) = (notes.clone(), notes);
+    let lock_err = || logline_core::Error::Internal("notes lock".into());
     b.tool(
-        create,
+        tools[0].clone(),
         handler(move |args, _| {
             let notes = n1.clone();
             async move {
-                let mut n = notes
-                    .lock()
-                    .map_err(|_| logline_core::Error::Internal("notes lock".into()))?;
+                let mut n = notes.lock().map_err(|_| lock_err())?;
                 n.push(args.clone());
                 Ok(json!({"created": args["title"], "count": n.len()}))
             }
         }),
     )
     .tool(
-        list,
+        tools[1].clone(),
         handler(move |_, _| {
             let notes = n2.clone();
             async move {
-                let n = notes
-                    .lock()
-                    .map_err(|_| logline_core::Error::Internal("notes lock".into()))?;
+                let n = notes.lock().map_err(|_| lock_err())?;
                 Ok(json!({"notes": *n}))
             }
         }),
     )
     .tool(
-        send,
+        tools[2].clone(),
         handler(|args, _| async move { Ok(json!({"sent": true, "to": args["to"]})) }),
     )
 }
 
-/// A rule-based stand-in for a model: enough to show tool calls and the confirm flow offline.
+/// The user's latest words in a request.
+fn latest_user_text(req: &LlmRequest) -> String {
+    req.messages
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            Message::User { content } => Some(content.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// A rule-based stand-in for the models: router (strict JSON), summary and executor.
 fn scripted_model() -> ScriptedLlm {
     ScriptedLlm::from_fn(|req: &LlmRequest| {
+        let text = latest_user_text(req);
+        let lower = text.to_lowercase();
+        if req.output_schema.is_some() {
+            let (intent, apps, risk) = if lower.contains("email") {
+                ("send_email", vec!["email"], "high")
+            } else if lower.contains("notes") && (lower.contains("list") || lower.contains("what"))
+            {
+                ("list_notes", vec!["notes"], "low")
+            } else if lower.contains("note") {
+                ("create_note", vec!["notes"], "low")
+            } else {
+                ("chat", vec![], "low")
+            };
+            let tools = intent != "chat";
+            let answer = (!tools).then(|| format!("You said: {text}"));
+            return Ok(LlmResponse::text(
+                json!({"intent": intent, "needs_tools": tools, "candidate_apps": apps,
+                       "risk_level": risk, "needs_files": false,
+                       "requires_confirmation": risk == "high", "answer": answer})
+                .to_string(),
+            ));
+        }
+        if req.tools.is_empty() {
+            return Ok(LlmResponse::text("A conversation about notes and email."));
+        }
         if let Some(Message::Tool { content, .. }) = req.messages.last() {
-            // The engine frames tool output as data: `{"tool_result": ..., "note": ...}`.
             let framed: Value = serde_json::from_str(content).unwrap_or_default();
             let v = &framed["tool_result"];
-            let text = if let Some(notes) = v["notes"].as_array() {
+            let reply = if let Some(notes) = v["notes"].as_array() {
                 let titles: Vec<&str> = notes.iter().filter_map(|n| n["title"].as_str()).collect();
                 format!("You have {} note(s): {}", titles.len(), titles.join("; "))
             } else if v["sent"] == true {
@@ -230,54 +304,45 @@ fn scripted_model() -> ScriptedLlm {
             } else if v.get("created").is_some() {
                 format!("Noted: {}.", v["created"].as_str().unwrap_or_default())
             } else {
-                format!("Something went wrong: {content}")
+                "I did not do it: the action was refused or failed.".to_string()
             };
-            return Ok(LlmResponse::text(text));
+            return Ok(LlmResponse::text(reply));
         }
-        let message = req
-            .messages
-            .iter()
-            .rev()
-            .find_map(|m| match m {
-                Message::User { content } => serde_json::from_str::<Value>(content).ok(),
-                _ => None,
-            })
-            .and_then(|v| v["message"].as_str().map(String::from))
-            .unwrap_or_default();
-        let lower = message.to_lowercase();
-        let call = |name: &str, arguments: Value| LlmResponse {
+        let pick = |id: &str| {
+            req.tools
+                .iter()
+                .find(|t| t.name.starts_with(id))
+                .map(|t| t.name.clone())
+        };
+        let call = |name: String, arguments: Value| LlmResponse {
             tool_calls: vec![ToolCallRequest {
                 id: "call_1".into(),
-                name: name.into(),
+                name,
                 arguments,
             }],
             ..Default::default()
         };
-        Ok(if lower.contains("email") {
-            let to = message
+        let chosen = if lower.contains("email") {
+            let to = text
                 .split_whitespace()
                 .find(|w| w.contains('@'))
                 .unwrap_or("team@example.com");
-            let body = message
-                .split_once(" that ")
-                .map(|(_, b)| b)
-                .unwrap_or(&message);
-            call(
-                "email_send",
-                json!({"to": to, "subject": "Update", "body": body}),
-            )
-        } else if lower.contains("note")
-            && (lower.contains("what") || lower.contains("list") || lower.contains("show"))
-        {
-            call("notes_list", json!({}))
-        } else if lower.contains("note") {
-            let title = message
-                .split_once(':')
-                .map(|(_, t)| t.trim())
-                .unwrap_or(&message);
-            call("notes_create", json!({"title": title}))
+            pick("email").map(|n| {
+                call(
+                    n,
+                    json!({"to": to, "subject": "Message from chat", "body": text}),
+                )
+            })
+        } else if lower.contains("list") || lower.contains("what") {
+            pick("notes_list").map(|n| call(n, json!({})))
         } else {
-            LlmResponse::text(format!("You said: {message}"))
-        })
+            let title = text
+                .split_once(':')
+                .map_or(text.as_str(), |(_, t)| t)
+                .trim()
+                .to_string();
+            pick("notes_create").map(|n| call(n, json!({"title": title})))
+        };
+        Ok(chosen.unwrap_or_else(|| LlmResponse::text("No suitable tool is available.")))
     })
 }

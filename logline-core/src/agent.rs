@@ -145,6 +145,10 @@ pub struct ToolQuery<'a> {
     pub request: &'a str,
     /// How many tools to offer, when the agent says.
     pub top_n: Option<usize>,
+    /// A router's intent for the request (`send_email`), which steers the ranking.
+    pub intent: Option<&'a str>,
+    /// Apps a router named as candidates (`gmail`), which steer the ranking.
+    pub candidate_apps: &'a [String],
 }
 
 /// Where an agent's tools come from for one step: a catalog search behind a gate

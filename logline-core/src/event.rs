@@ -16,9 +16,9 @@ use crate::run::RunId;
 mod payload;
 
 pub use payload::{
-    ApprovalDenied, BudgetDenied, ErrorPayload, EventPayload, GateDecision, LlmCallPayload,
-    LlmPurpose, PolicyDecided, PolicyEvalPayload, RouteSelectedPayload, RouteSelection,
-    RunCancelledPayload, RunCompletedPayload, RunFailedPayload, RunPausedPayload,
+    ApprovalDenied, BudgetDenied, ChatStepPayload, ErrorPayload, EventPayload, GateDecision,
+    LlmCallPayload, LlmPurpose, PolicyDecided, PolicyEvalPayload, RouteSelectedPayload,
+    RouteSelection, RunCancelledPayload, RunCompletedPayload, RunFailedPayload, RunPausedPayload,
     RunResumedPayload, RunStartedPayload, StepCompletedPayload, StepFailedPayload,
     StepStartedPayload, ToolCallPayload,
 };
@@ -60,11 +60,13 @@ pub enum EventKind {
     RunCancelled,
     /// A router or edge condition chose the next node.
     RouteSelected,
+    /// A stage of a chat turn (router decision, tools selected, confirmation, answer).
+    ChatStep,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::RunStarted,
         EventKind::StepStarted,
         EventKind::StepCompleted,
@@ -79,6 +81,7 @@ impl EventKind {
         EventKind::RunFailed,
         EventKind::RunCancelled,
         EventKind::RouteSelected,
+        EventKind::ChatStep,
     ];
 
     /// Stable snake_case name.
@@ -98,6 +101,7 @@ impl EventKind {
             EventKind::RunFailed => "run_failed",
             EventKind::RunCancelled => "run_cancelled",
             EventKind::RouteSelected => "route_selected",
+            EventKind::ChatStep => "chat_step",
         }
     }
 
@@ -118,6 +122,7 @@ impl EventKind {
             "run_failed" => EventKind::RunFailed,
             "run_cancelled" => EventKind::RunCancelled,
             "route_selected" => EventKind::RouteSelected,
+            "chat_step" => EventKind::ChatStep,
             _ => return None,
         })
     }

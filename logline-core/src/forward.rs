@@ -14,10 +14,14 @@ use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::agent::Agent;
 use crate::artifact::{
     Artifact, ArtifactFilter, ArtifactIndex, ArtifactStore, ByteStream, NewArtifact,
+};
+use crate::chat::{
+    ChatMessage, ChatScope, ChatStore, ChatTask, Conversation, NewUserMessage, TaskId,
 };
 use crate::engine::RunStarter;
 use crate::error::{Error, Result};
@@ -270,5 +274,49 @@ forward! {
         async fn list_notes(&self, owner: &Owner, limit: u32) -> Result<Vec<Note>>;
         async fn create_todo(&self, todo: &Todo) -> Result<()>;
         async fn list_todos(&self, owner: &Owner, limit: u32) -> Result<Vec<Todo>>;
+    }
+}
+
+forward! {
+    trait ChatStore {
+        async fn create_conversation(&self, scope: &ChatScope, title: &str) -> Result<Conversation>;
+        async fn get_conversation(&self, scope: &ChatScope, id: Uuid) -> Result<Conversation>;
+        async fn list_conversations(&self, scope: &ChatScope, limit: u32) -> Result<Vec<Conversation>>;
+        async fn add_user_message(&self, scope: &ChatScope, msg: NewUserMessage) -> Result<ChatMessage>;
+        async fn add_assistant_message(
+            &self,
+            scope: &ChatScope,
+            task_id: TaskId,
+            content: &str,
+        ) -> Result<ChatMessage>;
+        async fn messages(
+            &self,
+            scope: &ChatScope,
+            conversation_id: Uuid,
+            after_seq: i64,
+            limit: u32,
+        ) -> Result<Vec<ChatMessage>>;
+        async fn recent_messages(
+            &self,
+            scope: &ChatScope,
+            conversation_id: Uuid,
+            before_seq: i64,
+            limit: u32,
+        ) -> Result<Vec<ChatMessage>>;
+        async fn set_summary(
+            &self,
+            scope: &ChatScope,
+            conversation_id: Uuid,
+            summary: &str,
+            upto_seq: i64,
+        ) -> Result<bool>;
+        async fn get_task(&self, scope: &ChatScope, task_id: TaskId) -> Result<ChatTask>;
+        async fn tasks(&self, scope: &ChatScope, conversation_id: Uuid) -> Result<Vec<ChatTask>>;
+        async fn set_router_output(
+            &self,
+            scope: &ChatScope,
+            task_id: TaskId,
+            decision: &Value,
+        ) -> Result<()>;
     }
 }

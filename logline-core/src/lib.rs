@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod artifact;
+pub mod chat;
 #[cfg(feature = "testing")]
 #[allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 pub mod conformance;

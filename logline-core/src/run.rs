@@ -267,6 +267,10 @@ pub struct Approval {
     pub reason: Option<String>,
     /// When.
     pub at: DateTime<Utc>,
+    /// The call was refused instead: the run goes on and the model is told it was refused
+    /// (tool-call gates only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
 }
 
 /// Where the run stands between steps: everything needed to continue on any worker.

@@ -61,6 +61,11 @@ impl PgBackend {
         PgStore::on(Arc::clone(&self.db))
     }
 
+    /// The chat store on this pool.
+    pub fn chat_store(&self) -> crate::PgChatStore {
+        crate::PgChatStore::on(Arc::clone(&self.db))
+    }
+
     /// The queue on this pool and listener.
     pub fn queue(&self) -> PgQueue {
         PgQueue::on(Arc::clone(&self.db))

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod backend;
+mod chat;
 mod codec;
 mod config;
 mod db;
@@ -15,6 +16,7 @@ mod store;
 
 pub use artifacts::PgArtifactIndex;
 pub use backend::PgBackend;
+pub use chat::PgChatStore;
 pub use config::{
     group_commit_from_env, PgConfig, ENV_DATABASE_URL, ENV_GROUP_COMMIT, ENV_MAX_CONNECTIONS,
     ENV_SCHEMA, MAX_SCHEMA_LEN,

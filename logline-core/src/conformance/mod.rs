@@ -35,6 +35,8 @@
 
 pub mod artifact;
 pub mod call_gate;
+pub mod chat;
+pub mod chat_flow;
 pub mod embedder;
 pub mod hub;
 pub mod llm;
@@ -119,6 +121,26 @@ macro_rules! store_conformance_tests {
             runs_list_by_filter, runs_list_pages_within_the_tenant, wait_for_events_wakes_on_commit,
             purge_removes_old_terminal_runs [purge_runs], one_of_racing_commits_wins,
             nul_characters_are_stored_replaced);
+    };
+}
+
+/// Generates one `#[tokio::test]` per chat check (the store checks of
+/// [`chat`](crate::conformance::chat) and the whole tasks of
+/// [`chat_flow`](crate::conformance::chat_flow)); `$factory` is an async expression yielding
+/// a fresh [`ChatFixture`](crate::conformance::chat::ChatFixture).
+#[macro_export]
+macro_rules! chat_conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_tests!(chat, $factory, ();
+            chat_data_is_scoped_to_tenant_and_user,
+            messages_are_numbered_and_answers_written_once, summaries_never_go_back,
+            nul_characters_are_stored_replaced);
+        $crate::__conformance_tests!(chat_flow, $factory, ();
+            chat_only_question_takes_one_model_call,
+            note_creation_goes_through_search_and_executor, email_send_runs_only_after_confirm,
+            denied_email_is_never_sent, tool_call_cap_ends_the_task,
+            crashed_chat_task_repeats_no_call, prompts_stay_bounded_on_long_conversations,
+            other_tenants_chats_are_not_found);
     };
 }
 

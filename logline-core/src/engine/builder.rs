@@ -32,6 +32,7 @@ pub struct EngineBuilder {
     llms: HashMap<String, Arc<dyn LlmProvider>>,
     hubs: Vec<Arc<dyn ToolHub>>,
     tool_sources: HashMap<String, Arc<dyn ToolSource>>,
+    chat_store: Option<Arc<dyn crate::chat::ChatStore>>,
     local: LocalToolHub,
     policy: Option<Arc<dyn PolicyEngine>>,
     statics: HashMap<String, StaticHandler>,
@@ -74,6 +75,13 @@ impl EngineBuilder {
     /// Adds a tool hub (its tools run when their spec's `hub` equals the hub's name).
     pub fn tool_hub(mut self, hub: Arc<dyn ToolHub>) -> Self {
         self.hubs.push(hub);
+        self
+    }
+
+    /// Where `chat` nodes save router decisions, rolling summaries and answers (see
+    /// [`crate::chat`]); a workflow with a `chat` node needs one.
+    pub fn chat_store(mut self, store: Arc<dyn crate::chat::ChatStore>) -> Self {
+        self.chat_store = Some(store);
         self
     }
 
@@ -193,6 +201,7 @@ impl EngineBuilder {
             llms: self.llms,
             hubs,
             tool_sources: self.tool_sources,
+            chat_store: self.chat_store,
             policy,
             statics: self.statics,
             prices: self.prices,

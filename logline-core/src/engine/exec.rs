@@ -40,6 +40,8 @@ pub(crate) struct Executor {
     pub llms: HashMap<String, Arc<dyn LlmProvider>>,
     pub hubs: HashMap<String, Arc<dyn ToolHub>>,
     pub tool_sources: HashMap<String, Arc<dyn ToolSource>>,
+    /// Where `chat` nodes save router decisions, summaries and answers.
+    pub chat_store: Option<Arc<dyn crate::chat::ChatStore>>,
     pub policy: Arc<dyn PolicyEngine>,
     pub statics: HashMap<String, StaticHandler>,
     pub prices: PriceTable,

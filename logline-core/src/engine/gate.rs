@@ -47,7 +47,15 @@ fn canonical(v: &Value, out: &mut String) {
 pub(crate) fn approved(run: &Run, gate_id: &str, args_digest: Option<&str>) -> bool {
     run.approvals
         .iter()
-        .any(|a| a.gate_id == gate_id && a.args_digest.as_deref() == args_digest)
+        .any(|a| !a.refused && a.gate_id == gate_id && a.args_digest.as_deref() == args_digest)
+}
+
+/// Whether a person refused the call at `gate_id` (with these arguments): the run goes on
+/// and the call is answered as refused.
+pub(crate) fn refused(run: &Run, gate_id: &str, args_digest: &str) -> bool {
+    run.approvals
+        .iter()
+        .any(|a| a.refused && a.gate_id == gate_id && a.args_digest.as_deref() == Some(args_digest))
 }
 
 /// A gate to pause at.

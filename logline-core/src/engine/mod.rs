@@ -48,6 +48,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
 
+pub(crate) use api::keyed_run_id;
 pub use api::{ApprovalRules, Principal, ScopedEngine, StartRun};
 pub use builder::EngineBuilder;
 pub use gate::digest as args_digest;

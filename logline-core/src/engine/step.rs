@@ -112,6 +112,11 @@ impl<'a> StepCtx<'a> {
         }
     }
 
+    /// The ledger position the next effect will get.
+    pub fn peek_seq(&self) -> u32 {
+        self.next_seq
+    }
+
     /// Reserves the ledger position of the next effect.
     pub fn next_seq(&mut self) -> u32 {
         let s = self.next_seq;

@@ -140,6 +140,14 @@ pub(crate) async fn prepare(
     if decision.effect == Effect::RequireApproval || needs_confirmation {
         let digest = gate::digest(&arguments);
         let gate_id = format!("tool:{}:{}:{}", sc.index, seq, tool_id);
+        if gate::refused(sc.run, &gate_id, &digest) {
+            let e = Error::PolicyDenied {
+                policy_id: None,
+                reason: format!("the user refused this call of `{tool_id}`; it was not executed"),
+            };
+            sc.emit(ErrorPayload::tool(tool_id, e.to_recorded()));
+            return Ok(Err(e));
+        }
         if !gate::approved(sc.run, &gate_id, Some(&digest)) {
             let reason = if decision.effect == Effect::RequireApproval {
                 decision.reason.clone()

@@ -12,8 +12,10 @@ use crate::error::{Error, RecordedError, Result};
 use crate::llm::{FinishReason, TokenUsage};
 use crate::run::{Budget, GateSubject, NodeType, PendingGate, Run, RunMode, RunUsage, Subject};
 
+mod chat;
 mod policy_eval;
 
+pub use chat::ChatStepPayload;
 pub use policy_eval::{ApprovalDenied, BudgetDenied, PolicyDecided, PolicyEvalPayload};
 
 /// Declares [`EventPayload`] with one variant per [`EventKind`] (same names) and the
@@ -103,6 +105,8 @@ event_payloads! {
     RunCancelled(RunCancelledPayload),
     /// `route_selected`.
     RouteSelected(RouteSelectedPayload),
+    /// `chat_step`.
+    ChatStep(ChatStepPayload),
 }
 
 /// `run_started`: the run was created (run-level; input and subject are redacted in the
@@ -196,6 +200,8 @@ pub enum LlmPurpose {
     Router,
     /// Natural-language edge conditions.
     EdgeCondition,
+    /// A chat's rolling summary of older messages.
+    Summary,
 }
 
 /// `llm_call`: a model answered, or its recorded answer was replayed (step-level).
@@ -301,6 +307,8 @@ impl From<&PendingGate> for RunPausedPayload {
 pub enum GateDecision {
     /// The gate was approved.
     Approved,
+    /// The tool call was refused; the run goes on and the model is told.
+    Refused,
 }
 
 /// `run_resumed`: a gate was approved (run-level).
@@ -308,7 +316,7 @@ pub enum GateDecision {
 pub struct RunResumedPayload {
     /// The gate.
     pub gate_id: String,
-    /// Always `approved` (a denial fails the run).
+    /// `approved`, or `refused` for a refused tool call (a denial fails the run).
     pub decision: GateDecision,
     /// Who approved.
     pub approver: String,

@@ -55,7 +55,13 @@ impl SearchToolSource {
 
 /// The search request of one agent step.
 fn request(query: &ToolQuery<'_>, top_n: usize) -> SearchRequest {
-    SearchRequest::new(query.request, query.subject.clone()).top_n(query.top_n.unwrap_or(top_n))
+    let mut req = SearchRequest::new(query.request, query.subject.clone())
+        .top_n(query.top_n.unwrap_or(top_n))
+        .candidate_apps(query.candidate_apps.iter().cloned());
+    if let Some(intent) = query.intent {
+        req = req.intent(intent);
+    }
+    req
 }
 
 #[async_trait]

@@ -20,6 +20,8 @@ pub enum NodeType {
     Router,
     /// Pauses for human approval.
     HumanGate,
+    /// A chat turn: context, router, tool search, executor, confirmation.
+    Chat,
 }
 
 impl NodeType {
@@ -31,6 +33,7 @@ impl NodeType {
             NodeType::AgentNode => "agent_node",
             NodeType::Router => "router",
             NodeType::HumanGate => "human_gate",
+            NodeType::Chat => "chat",
         }
     }
 
@@ -42,6 +45,7 @@ impl NodeType {
             "agent_node" => NodeType::AgentNode,
             "router" => NodeType::Router,
             "human_gate" => NodeType::HumanGate,
+            "chat" => NodeType::Chat,
             _ => return None,
         })
     }
@@ -126,6 +130,8 @@ pub enum NodeKind {
     Router(RouterNode),
     /// Pause for approval.
     HumanGate(HumanGateNode),
+    /// One chat turn.
+    Chat(ChatNode),
 }
 
 impl NodeKind {
@@ -137,6 +143,7 @@ impl NodeKind {
             NodeKind::Agent(_) => NodeType::AgentNode,
             NodeKind::Router(_) => NodeType::Router,
             NodeKind::HumanGate(_) => NodeType::HumanGate,
+            NodeKind::Chat(_) => NodeType::Chat,
         }
     }
 }
@@ -266,8 +273,11 @@ impl Workflow {
     }
 }
 
+mod chat_node;
 mod validate;
 mod wire;
+
+pub use chat_node::{ChatLimits, ChatNode, ConfirmRules};
 
 pub use validate::{format_issues, AnyRegistry, Registry, ValidationIssue};
 

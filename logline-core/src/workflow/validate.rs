@@ -275,6 +275,13 @@ fn validate_node(
         NodeKind::Agent(a) if !registry.has_agent(&a.agent_id) => {
             issues.push(unknown_agent(&a.agent_id))
         }
+        NodeKind::Chat(c) => {
+            for agent_id in c.agent_ids() {
+                if !registry.has_agent(agent_id) {
+                    issues.push(unknown_agent(agent_id));
+                }
+            }
+        }
         NodeKind::Router(r) => {
             if !registry.has_agent(&r.router_agent_id) {
                 issues.push(unknown_agent(&r.router_agent_id));

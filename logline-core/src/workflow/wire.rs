@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{
-    AgentNode, EdgeGuard, HumanGateNode, NodeKind, NodeType, RouterNode, StaticNode, ToolNode,
+    AgentNode, ChatNode, EdgeGuard, HumanGateNode, NodeKind, NodeType, RouterNode, StaticNode,
+    ToolNode,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -43,6 +44,7 @@ impl TryFrom<Node> for super::WorkflowNode {
             NodeType::AgentNode => kind_of(c, NodeKind::Agent),
             NodeType::Router => kind_of(c, NodeKind::Router),
             NodeType::HumanGate => kind_of(c, NodeKind::HumanGate),
+            NodeType::Chat => kind_of(c, NodeKind::Chat),
         };
         let describe =
             |e: serde_json::Error| format!("{} `{}`: config: {e}", n.node_type.as_str(), n.id);
@@ -73,6 +75,7 @@ impl From<super::WorkflowNode> for Node {
             NodeKind::Agent(k) => fields::<AgentNode>(k),
             NodeKind::Router(k) => fields::<RouterNode>(k),
             NodeKind::HumanGate(k) => fields::<HumanGateNode>(k),
+            NodeKind::Chat(k) => fields::<ChatNode>(k),
         };
         config.extend(fields(&Common {
             input: n.input,

@@ -5,5 +5,6 @@ mod runs;
 mod scoped;
 mod watch;
 
+pub(crate) use runs::keyed_run_id;
 pub use runs::StartRun;
 pub use scoped::{ApprovalRules, Principal, ScopedEngine};

@@ -36,6 +36,11 @@ impl Engine {
         crate::engine::EngineBuilder::default()
     }
 
+    /// Whether the engine was built with a chat store.
+    pub(crate) fn has_chat_store(&self) -> bool {
+        self.inner.exec.chat_store.is_some()
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.exec.store
@@ -54,13 +59,17 @@ impl Engine {
             tools: HashSet::new(),
             agents: HashSet::new(),
         };
+        let mut refs: Vec<(&String, bool)> = Vec::new();
         for n in &def.nodes {
-            let (id, is_tool) = match &n.kind {
-                NodeKind::Tool(t) => (&t.tool_id, true),
-                NodeKind::Agent(a) => (&a.agent_id, false),
-                NodeKind::Router(r) => (&r.router_agent_id, false),
-                NodeKind::Static(_) | NodeKind::HumanGate(_) => continue,
-            };
+            match &n.kind {
+                NodeKind::Tool(t) => refs.push((&t.tool_id, true)),
+                NodeKind::Agent(a) => refs.push((&a.agent_id, false)),
+                NodeKind::Router(r) => refs.push((&r.router_agent_id, false)),
+                NodeKind::Chat(c) => refs.extend(c.agent_ids().map(|id| (id, false))),
+                NodeKind::Static(_) | NodeKind::HumanGate(_) => {}
+            }
+        }
+        for (id, is_tool) in refs {
             if is_tool {
                 if self.exists(self.inner.exec.store.get_tool(id).await)? {
                     known.tools.insert(id.to_string());

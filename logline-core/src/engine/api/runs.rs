@@ -13,7 +13,7 @@ use crate::engine::job::{run_job, RunJobs};
 use crate::engine::{gate, lock, Engine, WorkerOptions, WorkerPool, RUN_QUEUE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{
-    ErrorPayload, NewEvent, PolicyEvalPayload, RunCancelledPayload, RunFailedPayload,
+    ErrorPayload, GateDecision, NewEvent, PolicyEvalPayload, RunCancelledPayload, RunFailedPayload,
     RunPausedPayload, RunResumedPayload, RunStartedPayload,
 };
 use crate::policy::{Effect, PolicyAction, PolicyRequest, PolicyResource};
@@ -293,11 +293,41 @@ impl Engine {
         approver: &str,
         reason: Option<&str>,
     ) -> Result<Run> {
+        self.resume(run_id, gate_id, approver, reason, false).await
+    }
+
+    /// Refuses the tool call the run is paused at and resumes the run: the call is not
+    /// executed and the model is told that it was refused (a denial, by contrast, fails the
+    /// run). Only gates of tool calls can be refused.
+    pub async fn refuse(
+        &self,
+        run_id: RunId,
+        gate_id: &str,
+        approver: &str,
+        reason: Option<&str>,
+    ) -> Result<Run> {
+        self.resume(run_id, gate_id, approver, reason, true).await
+    }
+
+    /// Records the decision at the pending gate and enqueues the run again.
+    async fn resume(
+        &self,
+        run_id: RunId,
+        gate_id: &str,
+        approver: &str,
+        reason: Option<&str>,
+        refused: bool,
+    ) -> Result<Run> {
         let run = self
             .update_run(run_id, |run| {
                 let gate = pending_gate(run, gate_id)?;
                 let digest = match &gate.subject {
                     GateSubject::ToolCall { args_digest, .. } => Some(args_digest.clone()),
+                    _ if refused => {
+                        return Err(Error::InvalidInput(format!(
+                            "gate `{gate_id}` is not a tool call; deny it instead"
+                        )))
+                    }
                     _ => None,
                 };
                 run.approvals.push(Approval {
@@ -306,11 +336,15 @@ impl Engine {
                     approver: approver.to_string(),
                     reason: reason.map(String::from),
                     at: Utc::now(),
+                    refused,
                 });
                 run.pending_gate = None;
                 run.status = RunStatus::Running;
-                let resumed =
+                let mut resumed =
                     RunResumedPayload::approved(gate_id, approver, reason.map(String::from));
+                if refused {
+                    resumed.decision = GateDecision::Refused;
+                }
                 Ok(vec![self.inner.exec.event(None, resumed)])
             })
             .await?;
@@ -442,7 +476,7 @@ fn pending_gate<'a>(run: &'a Run, gate_id: &str) -> Result<&'a crate::run::Pendi
 
 /// The run id an idempotency key stands for in a tenant: the same key always names the same
 /// run, so a retried start finds it.
-fn keyed_run_id(tenant: &str, key: &str) -> RunId {
+pub(crate) fn keyed_run_id(tenant: &str, key: &str) -> RunId {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("{tenant}\0{key}").as_bytes());
     let mut bytes = [0u8; 16];

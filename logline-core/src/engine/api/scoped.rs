@@ -206,6 +206,14 @@ impl ScopedEngine {
         self.engine.deny(run_id, gate_id, approver, reason).await
     }
 
+    /// Refuses the tool call the run is paused at, in the principal's name; the run goes on
+    /// and the model is told the call was refused. Needs what [`ScopedEngine::deny`] needs.
+    pub async fn refuse(&self, run_id: RunId, gate_id: &str, reason: Option<&str>) -> Result<Run> {
+        let run = self.get_run(run_id).await?;
+        let approver = self.decider(&run, gate_id, false)?;
+        self.engine.refuse(run_id, gate_id, approver, reason).await
+    }
+
     /// The principal's user id when it may decide `gate_id` of `run`. A gate other than the
     /// pending one is left to the engine to reject, after the default role check.
     fn decider(&self, run: &Run, gate_id: &str, approving: bool) -> Result<&str> {

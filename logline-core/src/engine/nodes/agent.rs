@@ -49,6 +49,8 @@ async fn offered_tools(sc: &StepCtx<'_>, agent: &Agent, request: &str) -> Result
                     agent_id: &agent.id,
                     request,
                     top_n: search.top_n,
+                    intent: None,
+                    candidate_apps: &[],
                 })
                 .await?
         }
@@ -226,7 +228,7 @@ async fn run_tool_calls(
 /// call, one whose outcome is unknown, and a transient failure of a call that may have run
 /// (the retried job sends it again with the same idempotency key; the model must not call it
 /// again under a new one).
-fn ends_the_step(e: &Error) -> bool {
+pub(super) fn ends_the_step(e: &Error) -> bool {
     use crate::ErrorKind::{Cancelled, EffectOutcomeUnknown};
     matches!(e.kind(), Cancelled | EffectOutcomeUnknown)
         || (e.is_retryable() && !e.did_not_execute())

@@ -2,6 +2,7 @@
 //! edges for the next node.
 
 mod agent;
+mod chat;
 mod human_gate;
 mod router;
 mod static_node;
@@ -38,6 +39,7 @@ pub(crate) async fn execute(
         NodeKind::Agent(a) => agent::run(sc, a, input).await?,
         NodeKind::Router(r) => return router::run(sc, &node.id, r, input).await,
         NodeKind::HumanGate(g) => human_gate::run(sc, &node.id, g, input, visit)?,
+        NodeKind::Chat(c) => chat::run(sc, c, input).await?,
     };
     let next = edges::next(sc, &wf.definition, node, &output).await?;
     Ok(NodeOutput {

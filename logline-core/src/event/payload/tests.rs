@@ -160,6 +160,17 @@ fn stored_before_types() -> Vec<(EventKind, Value)> {
             RouteSelected,
             json!({"node_id": "check", "choice": "none", "condition": null, "reason": "none holds", "to": null}),
         ),
+        (
+            ChatStep,
+            json!({"stage": "tools_selected", "tools": ["notes.create"]}),
+        ),
+        (
+            ChatStep,
+            json!({"stage": "awaiting_confirm", "gate_id": "tool:0:2:GMAIL_SEND_EMAIL",
+                   "tool_id": "GMAIL_SEND_EMAIL", "preview": "GMAIL_SEND_EMAIL\n  to: bob",
+                   "args_digest": "ab"}),
+        ),
+        (ChatStep, json!({"stage": "final", "text": "Done."})),
     ]
 }
 
