@@ -2,6 +2,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod agent;
+pub mod app;
 #[cfg(feature = "testing")]
 #[allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 pub mod conformance;
@@ -16,6 +17,7 @@ pub mod memory;
 pub mod nul;
 pub mod policy;
 pub mod queue;
+pub mod recall;
 pub mod redact;
 pub mod retention;
 pub mod retry;

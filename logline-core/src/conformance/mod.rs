@@ -14,6 +14,8 @@
 //! | `LlmProvider` | [`llm_conformance_tests!`](crate::llm_conformance_tests) | `Arc<dyn` [`llm::LlmFixture`]`>` | [`llm::LlmCapabilities`] |
 //! | `ToolHub` | [`hub_conformance_tests!`](crate::hub_conformance_tests) | `Arc<dyn` [`hub::HubFixture`]`>` | [`hub::HubCapabilities`] |
 //! | `Embedder` | [`embedder_conformance_tests!`](crate::embedder_conformance_tests) | `Arc<dyn Embedder>` | [`embedder::EmbedderCapabilities`] |
+//! | `RecallStore` (agent memory) | [`recall_conformance_tests!`](crate::recall_conformance_tests) | `Arc<dyn RecallStore>` | — |
+//! | `AppStore` | [`app_conformance_tests!`](crate::app_conformance_tests) | `Arc<dyn AppStore>` | — |
 //! | `Engine` on a store and queue (tenant boundary) | [`tenancy_conformance_tests!`](crate::tenancy_conformance_tests) | [`EngineBuilder`](crate::engine::EngineBuilder) | — |
 //!
 //! Without capabilities every check runs. A check that needs a capability the backend lacks
@@ -30,10 +32,12 @@
 //! );
 //! ```
 
+pub mod apps;
 pub mod embedder;
 pub mod hub;
 pub mod llm;
 pub mod queue;
+pub mod recall;
 pub mod store;
 pub mod tenancy;
 
@@ -113,6 +117,28 @@ macro_rules! store_conformance_tests {
             runs_list_by_filter, runs_list_pages_within_the_tenant, wait_for_events_wakes_on_commit,
             purge_removes_old_terminal_runs [purge_runs], one_of_racing_commits_wins,
             nul_characters_are_stored_replaced);
+    };
+}
+
+/// Generates one `#[tokio::test]` per agent memory store check; `$factory` is an async
+/// expression yielding a fresh `Arc<dyn RecallStore>`.
+#[macro_export]
+macro_rules! recall_conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_tests!(recall, $factory, ();
+            items_round_trip_and_ids_are_owned, reads_stay_within_tenant_and_owner,
+            search_ranks_by_similarity_with_filters, lists_are_newest_first,
+            deletes_touch_only_owned_items, expired_items_vanish_and_are_purged);
+    };
+}
+
+/// Generates one `#[tokio::test]` per app store check; `$factory` is an async expression
+/// yielding a fresh `Arc<dyn AppStore>`.
+#[macro_export]
+macro_rules! app_conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_tests!(apps, $factory, ();
+            imports_are_versioned_and_idempotent, apps_list_and_delete);
     };
 }
 

@@ -41,6 +41,7 @@ pub(crate) struct Executor {
     pub hubs: HashMap<String, Arc<dyn ToolHub>>,
     pub tool_sources: HashMap<String, Arc<dyn ToolSource>>,
     pub policy: Arc<dyn PolicyEngine>,
+    pub apps: Arc<dyn crate::app::AppStore>,
     pub statics: HashMap<String, StaticHandler>,
     pub prices: PriceTable,
     pub redactor: Redactor,

@@ -48,7 +48,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
 
-pub use api::{ApprovalRules, Principal, ScopedEngine, StartRun};
+pub use api::{ApprovalRules, ImportReport, Principal, ScopedEngine, StartRun};
 pub use builder::EngineBuilder;
 pub use gate::digest as args_digest;
 pub use policies::StorePolicySource;

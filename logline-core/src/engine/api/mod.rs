@@ -1,9 +1,11 @@
 //! The engine's public operations, one file per concern.
 
+mod apps;
 mod registry;
 mod runs;
 mod scoped;
 mod watch;
 
+pub use apps::ImportReport;
 pub use runs::StartRun;
 pub use scoped::{ApprovalRules, Principal, ScopedEngine};
