@@ -177,7 +177,7 @@ pub async fn search_ranks_by_similarity_with_filters(store: Arc<dyn RecallStore>
         i.metadata = meta.as_object().cloned().expect("object");
         store.put(&i).await.expect("put");
     }
-    let s = scope("t1", &[me.clone()], false);
+    let s = scope("t1", std::slice::from_ref(&me), false);
     let found = store
         .search(&s, &[2.0, 0.2, 0.0], &any(), 3)
         .await
