@@ -87,6 +87,15 @@ impl RecallStore for MemoryRecallStore {
             }
         }
         let mut stored = item.clone();
+        // As on every backend: NUL is stored as U+FFFD.
+        if stored.content.contains('\0') {
+            stored.content = crate::nul::replace_nul_str(&stored.content).into_owned();
+        }
+        let mut metadata = serde_json::Value::Object(std::mem::take(&mut stored.metadata));
+        crate::nul::replace_nul(&mut metadata);
+        if let serde_json::Value::Object(m) = metadata {
+            stored.metadata = m;
+        }
         if let Some(old) = state
             .tenants
             .get(&item.tenant_id)
