@@ -16,12 +16,14 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agent;
+use crate::app::{App, AppStore, ImportOutcome};
 use crate::engine::RunStarter;
 use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent};
 use crate::llm::{Embedder, LlmProvider, LlmRequest, LlmResponse, LlmStreamEvent};
 use crate::policy::{Decision, Policy, PolicyEngine, PolicyRequest, PolicySource};
 use crate::queue::{Backoff, FailOutcome, Job, JobHandler, JobId, JobRecord, NewJob, Queue};
+use crate::recall::{MemoryFilter, MemoryItem, Owner, ReadScope, RecallStore, ScoredItem};
 use crate::retention::RunRetirement;
 use crate::run::{Run, RunId, Step};
 use crate::search::{CatalogObserver, Ranked, Reranked, Reranker};
@@ -231,5 +233,28 @@ forward! {
 forward! {
     trait CatalogObserver {
         fn catalog_changed(&self, upserted: &[ToolSpec], removed: &[String]);
+    }
+}
+
+forward! {
+    trait AppStore {
+        async fn put_app(&self, app: &App) -> Result<ImportOutcome>;
+        async fn get_app(&self, id: &str) -> Result<App>;
+        async fn list_apps(&self, page: Page) -> Result<Vec<App>>;
+        async fn delete_app(&self, id: &str) -> Result<()>;
+    }
+}
+
+forward! {
+    trait RecallStore {
+        async fn put(&self, item: &MemoryItem) -> Result<()>;
+        async fn get(&self, scope: &ReadScope, id: uuid::Uuid) -> Result<MemoryItem>;
+        async fn list(&self, scope: &ReadScope, filter: &MemoryFilter, limit: usize)
+            -> Result<Vec<MemoryItem>>;
+        async fn search(&self, scope: &ReadScope, query: &[f32], filter: &MemoryFilter,
+            limit: usize) -> Result<Vec<ScoredItem>>;
+        async fn delete(&self, tenant_id: &str, owners: &[Owner], ids: &[uuid::Uuid],
+            filter: &MemoryFilter) -> Result<u64>;
+        async fn purge_expired(&self, now: DateTime<Utc>, limit: u64) -> Result<u64>;
     }
 }

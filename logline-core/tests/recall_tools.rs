@@ -345,3 +345,76 @@ async fn an_app_reaches_only_the_memory_its_manifest_grants() {
     let out = app_turn(&f, &[("memory_search", json!({"query": "tea"}))]).await;
     assert_eq!(out[0]["items"][0]["content"], "alice likes tea");
 }
+
+#[tokio::test]
+async fn resources_are_chunked_searchable_and_forgotten_as_a_whole() {
+    use logline_core::recall::ChunkOptions;
+    let store = Arc::new(MemoryRecallStore::new());
+    let recall = Recall::new(store.clone(), Arc::new(FakeEmbedder::new(128)));
+    let owner = Owner::new(OwnerKind::Tenant, "t1");
+    let text = "House rules.\n\nThe pool closes at nine in winter. Towels are at the desk.\n\n\
+                Breakfast runs from seven to ten in the garden. Late breakfast costs extra.\n\n\
+                Parking is underground; electric cars charge on level minus one.";
+    let meta = json!({"source": "handbook"}).as_object().cloned().unwrap();
+    let opts = ChunkOptions {
+        max_chars: 80,
+        overlap: 10,
+    };
+    let ingested = recall
+        .ingest("t1", owner.clone(), "handbook.md", text, opts, meta)
+        .await
+        .unwrap();
+    assert!(ingested.chunks.len() >= 3, "{:?}", ingested.chunks);
+    let scope = ReadScope {
+        tenant_id: "t1".into(),
+        owners: vec![owner.clone()],
+        shared: false,
+    };
+    let found = recall
+        .search(
+            &scope,
+            "when does breakfast run in the garden",
+            &MemoryFilter::default(),
+            1,
+        )
+        .await
+        .unwrap();
+    let best = &found[0].item;
+    assert!(best.content.contains("Breakfast runs"), "{}", best.content);
+    assert_eq!(best.metadata["resource"], "handbook.md");
+    assert_eq!(best.metadata["source"], "handbook");
+    assert!(best.metadata["chunk"].is_u64());
+    // Another tenant reads none of it; forgetting the resource removes every chunk.
+    let other = ReadScope {
+        tenant_id: "t2".into(),
+        owners: vec![Owner::new(OwnerKind::Tenant, "t2")],
+        shared: true,
+    };
+    assert!(recall
+        .search(&other, "breakfast", &MemoryFilter::default(), 5)
+        .await
+        .unwrap()
+        .is_empty());
+    let n = recall
+        .forget_resource("t1", std::slice::from_ref(&owner), ingested.resource_id)
+        .await
+        .unwrap();
+    assert_eq!(n as usize, ingested.chunks.len());
+    assert!(store
+        .list(&scope, &MemoryFilter::default(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let err = recall
+        .ingest(
+            "t1",
+            owner,
+            "empty",
+            "  \n ",
+            ChunkOptions::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), logline_core::ErrorKind::InvalidInput);
+}
