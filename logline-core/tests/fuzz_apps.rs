@@ -1,10 +1,10 @@
 //! Fuzz targets for app manifests (JSON, YAML and JSON values, mutated from the blueprint's
 //! manifest) and action input mappings: no panic; a manifest that parses passes validation
 //! and round-trips; a bad one names where it is wrong.
+#![allow(clippy::expect_used)]
 
 use logline_core::app::{build_input, Manifest};
 use logline_core::testing::fuzz::{self, json, mangled_text, mutated};
-use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::Value;
 
