@@ -23,6 +23,7 @@ use crate::artifact::{
 use crate::chat::{
     ChatMessage, ChatScope, ChatStore, ChatTask, Conversation, NewUserMessage, TaskId,
 };
+use crate::app::{App, AppStore, ImportOutcome};
 use crate::engine::RunStarter;
 use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent};
@@ -31,6 +32,7 @@ use crate::notes::{Note, NoteStore, Todo};
 use crate::owner::Owner;
 use crate::policy::{Decision, Policy, PolicyEngine, PolicyRequest, PolicySource};
 use crate::queue::{Backoff, FailOutcome, Job, JobHandler, JobId, JobRecord, NewJob, Queue};
+use crate::recall::{MemoryFilter, MemoryItem, Owner, ReadScope, RecallStore, ScoredItem};
 use crate::retention::RunRetirement;
 use crate::run::{Run, RunId, Step};
 use crate::search::{CatalogObserver, Ranked, Reranked, Reranker};
@@ -260,6 +262,15 @@ forward! {
 }
 
 forward! {
+    trait AppStore {
+        async fn put_app(&self, app: &App) -> Result<ImportOutcome>;
+        async fn get_app(&self, id: &str) -> Result<App>;
+        async fn list_apps(&self, page: Page) -> Result<Vec<App>>;
+        async fn delete_app(&self, id: &str) -> Result<()>;
+    }
+}
+
+forward! {
     trait ArtifactIndex {
         async fn insert(&self, artifact: &Artifact) -> Result<()>;
         async fn get(&self, owner: &Owner, id: uuid::Uuid) -> Result<Artifact>;
@@ -318,5 +329,19 @@ forward! {
             task_id: TaskId,
             decision: &Value,
         ) -> Result<()>;
+    }
+}
+
+forward! {
+    trait RecallStore {
+        async fn put(&self, item: &MemoryItem) -> Result<()>;
+        async fn get(&self, scope: &ReadScope, id: uuid::Uuid) -> Result<MemoryItem>;
+        async fn list(&self, scope: &ReadScope, filter: &MemoryFilter, limit: usize)
+            -> Result<Vec<MemoryItem>>;
+        async fn search(&self, scope: &ReadScope, query: &[f32], filter: &MemoryFilter,
+            limit: usize) -> Result<Vec<ScoredItem>>;
+        async fn delete(&self, tenant_id: &str, owners: &[Owner], ids: &[uuid::Uuid],
+            filter: &MemoryFilter) -> Result<u64>;
+        async fn purge_expired(&self, now: DateTime<Utc>, limit: u64) -> Result<u64>;
     }
 }

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod artifact;
 pub mod chat;
+pub mod app;
 #[cfg(feature = "testing")]
 #[allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 pub mod conformance;
@@ -20,6 +21,7 @@ pub mod nul;
 pub mod owner;
 pub mod policy;
 pub mod queue;
+pub mod recall;
 pub mod redact;
 pub mod retention;
 pub mod retry;

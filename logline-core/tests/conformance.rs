@@ -195,3 +195,25 @@ mod memory_note_checks {
     use super::*;
     logline_core::notes_conformance_tests!(memory_note_store());
 }
+
+mod recall_checks {
+    use super::*;
+    use logline_core::memory::MemoryRecallStore;
+    use logline_core::recall::RecallStore;
+
+    async fn recall_store() -> Arc<dyn RecallStore> {
+        Arc::new(MemoryRecallStore::new())
+    }
+    logline_core::recall_conformance_tests!(recall_store());
+}
+
+mod app_checks {
+    use super::*;
+    use logline_core::app::AppStore;
+    use logline_core::memory::MemoryAppStore;
+
+    async fn app_store() -> Arc<dyn AppStore> {
+        Arc::new(MemoryAppStore::new())
+    }
+    logline_core::app_conformance_tests!(app_store());
+}

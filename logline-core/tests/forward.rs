@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use logline_core::app::AppStore;
 use logline_core::engine::{Engine, RunStarter};
 use logline_core::llm::{Embedder, LlmProvider, LlmRequest, LlmResponse, LlmStreamEvent};
 use logline_core::memory::MemoryQueue;
 use logline_core::policy::{PolicyEngine, PolicySource};
 use logline_core::queue::{Job, JobHandler, NewJob, Queue};
+use logline_core::recall::RecallStore;
 use logline_core::retention::RunRetirement;
 use logline_core::run::Subject;
 use logline_core::search::{CatalogObserver, Ranked, Reranked, Reranker};
@@ -50,6 +52,8 @@ fn every_backend_trait_is_implemented_by_its_pointers() {
         RunRetirement,
         Reranker,
         CatalogObserver,
+        AppStore,
+        RecallStore,
     );
 }
 

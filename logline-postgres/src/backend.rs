@@ -13,9 +13,11 @@ use logline_core::Result;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
 
+use crate::apps::PgAppStore;
 use crate::config::PgConfig;
 use crate::db::Db;
 use crate::queue::PgQueue;
+use crate::recall::PgRecallStore;
 use crate::store::PgStore;
 
 /// LogLine's state in one PostgreSQL schema: a [`PgStore`] and a [`PgQueue`] that share one
@@ -71,6 +73,16 @@ impl PgBackend {
         PgQueue::on(Arc::clone(&self.db))
     }
 
+    /// The app store on this pool.
+    pub fn apps(&self) -> PgAppStore {
+        PgAppStore::on(Arc::clone(&self.db))
+    }
+
+    /// The agent memory store on this pool.
+    pub fn recall_store(&self) -> PgRecallStore {
+        PgRecallStore::on(Arc::clone(&self.db))
+    }
+
     /// The connection pool (connections use the configured schema as `search_path`).
     pub fn pool(&self) -> &PgPool {
         &self.db.pool
@@ -107,10 +119,12 @@ impl PgBackend {
         Ok((committed, id))
     }
 
-    /// An engine builder on this backend's store and queue, with atomic run + job creation.
+    /// An engine builder on this backend's store, queue and app store, with atomic run + job
+    /// creation.
     pub fn engine_builder(&self) -> EngineBuilder {
         Engine::builder()
             .store(Arc::new(self.store()))
+            .app_store(Arc::new(self.apps()))
             .queue(Arc::new(self.queue()))
             .run_starter(Arc::new(self.clone()))
     }

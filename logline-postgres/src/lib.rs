@@ -2,6 +2,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod artifacts;
+mod apps;
 mod backend;
 mod chat;
 mod codec;
@@ -15,6 +16,10 @@ pub mod sql_tools;
 mod store;
 
 pub use artifacts::PgArtifactIndex;
+mod recall;
+mod store;
+
+pub use apps::PgAppStore;
 pub use backend::PgBackend;
 pub use chat::PgChatStore;
 pub use config::{
@@ -25,6 +30,7 @@ pub use notes::PgNoteStore;
 pub use queue::PgQueue;
 pub use sql_tools::{SqlTable, SqlToolHub};
 pub use store::group::{GroupCommit, GroupCommitStats};
+pub use recall::{IndexReport, IvfOptions, PgRecallStore};
 pub use store::runs::ArchiveRuns;
 pub use store::PgStore;
 

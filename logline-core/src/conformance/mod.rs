@@ -16,6 +16,8 @@
 //! | `Embedder` | [`embedder_conformance_tests!`](crate::embedder_conformance_tests) | `Arc<dyn Embedder>` | [`embedder::EmbedderCapabilities`] |
 //! | `ArtifactIndex` (behind an `ObjectArtifactStore`) | [`artifact_conformance_tests!`](crate::artifact_conformance_tests) | `Arc<dyn ArtifactIndex>` | — |
 //! | `NoteStore` | [`notes_conformance_tests!`](crate::notes_conformance_tests) | `Arc<dyn NoteStore>` | — |
+//! | `RecallStore` (agent memory) | [`recall_conformance_tests!`](crate::recall_conformance_tests) | `Arc<dyn RecallStore>` | — |
+//! | `AppStore` | [`app_conformance_tests!`](crate::app_conformance_tests) | `Arc<dyn AppStore>` | — |
 //! | `Engine` on a store and queue (tenant boundary) | [`tenancy_conformance_tests!`](crate::tenancy_conformance_tests) | [`EngineBuilder`](crate::engine::EngineBuilder) | — |
 //! | `Engine` on a store and queue (tool gate at call time) | [`call_gate_conformance_tests!`](crate::call_gate_conformance_tests) | [`EngineBuilder`](crate::engine::EngineBuilder) | — |
 //!
@@ -37,11 +39,13 @@ pub mod artifact;
 pub mod call_gate;
 pub mod chat;
 pub mod chat_flow;
+pub mod apps;
 pub mod embedder;
 pub mod hub;
 pub mod llm;
 pub mod notes;
 pub mod queue;
+pub mod recall;
 pub mod store;
 pub mod tenancy;
 
@@ -141,6 +145,28 @@ macro_rules! chat_conformance_tests {
             denied_email_is_never_sent, tool_call_cap_ends_the_task,
             crashed_chat_task_repeats_no_call, prompts_stay_bounded_on_long_conversations,
             other_tenants_chats_are_not_found);
+    };
+}
+
+/// Generates one `#[tokio::test]` per agent memory store check; `$factory` is an async
+/// expression yielding a fresh `Arc<dyn RecallStore>`.
+#[macro_export]
+macro_rules! recall_conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_tests!(recall, $factory, ();
+            items_round_trip_and_ids_are_owned, reads_stay_within_tenant_and_owner,
+            search_ranks_by_similarity_with_filters, lists_are_newest_first,
+            deletes_touch_only_owned_items, expired_items_vanish_and_are_purged);
+    };
+}
+
+/// Generates one `#[tokio::test]` per app store check; `$factory` is an async expression
+/// yielding a fresh `Arc<dyn AppStore>`.
+#[macro_export]
+macro_rules! app_conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_tests!(apps, $factory, ();
+            imports_are_versioned_and_idempotent, apps_list_and_delete);
     };
 }
 

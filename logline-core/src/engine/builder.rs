@@ -9,11 +9,13 @@ use super::exec::Executor;
 use super::job::RunningRuns;
 use super::{Engine, EngineConfig, Inner, StaticHandler, StorePolicySource, DEFAULT_PROVIDER};
 use crate::agent::ToolSource;
+use crate::app::AppStore;
 use crate::error::{Error, Result};
 use crate::llm::{LlmProvider, PriceTable};
-use crate::memory::{MemoryQueue, MemoryStore};
+use crate::memory::{MemoryAppStore, MemoryQueue, MemoryStore};
 use crate::policy::{PolicyEngine, RulePolicyEngine};
 use crate::queue::Queue;
+use crate::recall::{Recall, RecallHub};
 use crate::redact::Redactor;
 use crate::schema::SchemaCache;
 use crate::store::Store;
@@ -35,6 +37,8 @@ pub struct EngineBuilder {
     chat_store: Option<Arc<dyn crate::chat::ChatStore>>,
     local: LocalToolHub,
     policy: Option<Arc<dyn PolicyEngine>>,
+    apps: Option<Arc<dyn AppStore>>,
+    recall: Option<Recall>,
     statics: HashMap<String, StaticHandler>,
     prices: PriceTable,
     redactor: Option<Redactor>,
@@ -165,12 +169,33 @@ impl EngineBuilder {
         self
     }
 
+    /// Keeps imported apps in `apps` (default: in memory). Runs of an app are held to its
+    /// scopes through it.
+    pub fn app_store(mut self, apps: Arc<dyn AppStore>) -> Self {
+        self.apps = Some(apps);
+        self
+    }
+
+    /// Gives agents memory: the [`RecallHub`] tools (`memory.store`, `memory.retrieve`,
+    /// `memory.search`, `memory.delete`) on `recall`, registered in the tool catalog at build
+    /// and held to the app store's memory scopes.
+    pub fn recall(mut self, recall: Recall) -> Self {
+        self.recall = Some(recall);
+        self
+    }
+
     /// Builds the engine and writes the local tools' specs to the store.
-    pub async fn build(self) -> Result<Engine> {
+    pub async fn build(mut self) -> Result<Engine> {
         let store: Arc<dyn Store> = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let queue: Arc<dyn Queue> = self.queue.unwrap_or_else(|| Arc::new(MemoryQueue::new()));
+        let apps: Arc<dyn AppStore> = self.apps.unwrap_or_else(|| Arc::new(MemoryAppStore::new()));
         let local_specs = self.local.specs();
         store.put_tools(&local_specs).await?;
+        if let Some(recall) = self.recall.take() {
+            store.put_tools(&RecallHub::specs()).await?;
+            self.hubs
+                .push(Arc::new(RecallHub::new(recall).with_apps(apps.clone())));
+        }
         let mut hubs: HashMap<String, Arc<dyn ToolHub>> = HashMap::new();
         hubs.insert(crate::tool::LOCAL_HUB.to_string(), Arc::new(self.local));
         for h in self.hubs {
@@ -203,6 +228,7 @@ impl EngineBuilder {
             tool_sources: self.tool_sources,
             chat_store: self.chat_store,
             policy,
+            apps,
             statics: self.statics,
             prices: self.prices,
             redactor: self

@@ -43,6 +43,7 @@ pub(crate) struct Executor {
     /// Where `chat` nodes save router decisions, summaries and answers.
     pub chat_store: Option<Arc<dyn crate::chat::ChatStore>>,
     pub policy: Arc<dyn PolicyEngine>,
+    pub apps: Arc<dyn crate::app::AppStore>,
     pub statics: HashMap<String, StaticHandler>,
     pub prices: PriceTable,
     pub redactor: Redactor,

@@ -49,7 +49,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 pub(crate) use api::keyed_run_id;
-pub use api::{ApprovalRules, Principal, ScopedEngine, StartRun};
+pub use api::{ApprovalRules, ImportReport, Principal, ScopedEngine, StartRun};
 pub use builder::EngineBuilder;
 pub use gate::digest as args_digest;
 pub use policies::StorePolicySource;

@@ -24,6 +24,7 @@ pub(crate) struct Prepared {
     spec: Arc<ToolSpec>,
     arguments: Value,
     timeout: Duration,
+    agent_id: Option<String>,
 }
 
 /// A finished tool call.
@@ -105,6 +106,10 @@ pub(crate) async fn prepare(
 ) -> NodeResult<std::result::Result<Prepared, Error>> {
     let seq = sc.next_seq();
     let tool_id = spec.id.as_str();
+    if let Some(e) = app_scope_denial(sc, &spec).await? {
+        sc.emit(ErrorPayload::tool(tool_id, e.to_recorded()));
+        return Ok(Err(e));
+    }
     let mut needs_confirmation = spec.requires_confirmation;
     if let Caller::Agent(_) = caller {
         match gate_check(sc, &spec).await? {
@@ -184,6 +189,30 @@ pub(crate) async fn prepare(
         spec,
         arguments,
         timeout,
+        agent_id: match caller {
+            Caller::Agent(id) => Some(id.to_string()),
+            Caller::Node => None,
+        },
+    }))
+}
+
+/// Why a run of an app may not call `spec` (a tool its manifest's scopes do not name, or an
+/// app that is not installed); `None` for runs of no app and tools in scope.
+async fn app_scope_denial(sc: &StepCtx<'_>, spec: &ToolSpec) -> Result<Option<Error>> {
+    let Some(app_id) = &sc.run.subject.app_id else {
+        return Ok(None);
+    };
+    let reason = match sc.exec.apps.get_app(app_id).await {
+        Ok(app) if app.allows_tool(&spec.id, &spec.hub) => return Ok(None),
+        Ok(_) => format!("tool `{}` is outside the scopes of app `{app_id}`", spec.id),
+        Err(e) if e.kind() == crate::ErrorKind::NotFound => {
+            format!("app `{app_id}` is not installed")
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Some(Error::PolicyDenied {
+        policy_id: None,
+        reason,
     }))
 }
 
@@ -299,6 +328,7 @@ async fn run_on_hub(
         mode: run.mode,
         idempotency_key: Some(format!("{}/{}/{}", run.id, index, p.seq)),
         connected_account_id: None,
+        agent_id: p.agent_id.clone(),
     };
     let call = hub.execute(&p.spec.id, p.arguments.clone(), &ctx);
     tokio::select! {

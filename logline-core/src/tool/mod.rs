@@ -199,6 +199,10 @@ pub struct ToolContext {
     pub idempotency_key: Option<String>,
     /// Connected account to use, when the caller picked one.
     pub connected_account_id: Option<String>,
+    /// The agent making the call, when an agent does (from the workflow, never from model
+    /// output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
 }
 
 impl ToolContext {
@@ -211,6 +215,7 @@ impl ToolContext {
             mode: RunMode::Draft,
             idempotency_key: None,
             connected_account_id: None,
+            agent_id: None,
         }
     }
 }

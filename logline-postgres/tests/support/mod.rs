@@ -141,3 +141,8 @@ pub async fn guarded_store() -> (PgStore, SchemaGuard) {
     let (backend, guard) = guarded_backend().await;
     (backend.store(), guard)
 }
+
+/// A migrated backend in a fresh schema.
+pub async fn fresh_backend() -> PgBackend {
+    fresh_backend_in(&unique_schema()).await
+}

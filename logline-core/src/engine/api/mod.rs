@@ -1,10 +1,12 @@
 //! The engine's public operations, one file per concern.
 
+mod apps;
 mod registry;
 mod runs;
 mod scoped;
 mod watch;
 
 pub(crate) use runs::keyed_run_id;
+pub use apps::ImportReport;
 pub use runs::StartRun;
 pub use scoped::{ApprovalRules, Principal, ScopedEngine};

@@ -108,6 +108,11 @@ impl ScopedEngine {
         &self.principal
     }
 
+    /// The unscoped engine (crate-internal: scoped operations build on it).
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Starts a run for the principal: the subject's tenant and user are the principal's,
     /// whatever the request says; its role must be one the principal holds (default: the
     /// principal's first role). The app id is taken from the request.
