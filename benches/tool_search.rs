@@ -242,7 +242,7 @@ fn load_paraphrases(catalog: &[ToolSpec]) -> (Vec<Query>, Vec<Query>) {
             text: item["request"].as_str().unwrap_or("").to_string(),
             relevant,
         };
-        if fnv1a(group) % 2 == 0 {
+        if fnv1a(group) & 1 == 0 {
             tune.push(query);
         } else {
             held.push(query);
@@ -752,7 +752,6 @@ async fn hybrid(catalog: &[ToolSpec], sets: &[(&str, &[Query])], q: Arc<Cached>,
         dense.config().depth
     );
     let gate = open_gate();
-    let index = plain.read();
     for (name, set) in sets {
         let mut quality = Quality::default();
         let mut times = Vec::new();
@@ -761,6 +760,7 @@ async fn hybrid(catalog: &[ToolSpec], sets: &[(&str, &[Query])], q: Arc<Cached>,
                 .embed_queries(std::slice::from_ref(&query.text))
                 .await
                 .expect("query vector");
+            let index = plain.read();
             let t = Instant::now();
             let ranked: Vec<String> = dense
                 .read()
@@ -783,7 +783,6 @@ async fn hybrid(catalog: &[ToolSpec], sets: &[(&str, &[Query])], q: Arc<Cached>,
             us(percentile(&times, 0.99))
         );
     }
-    drop(index);
     for (name, set) in sets {
         let (quality, times, _) = run_searches(&plain, set, 30).await;
         quality.print(&format!("{name}: hybrid BM25F + dense, RRF (no rerank)"));
