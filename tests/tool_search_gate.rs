@@ -14,8 +14,8 @@ use logline_core::policy::{
 };
 use logline_core::run::Subject;
 use logline_core::search::{
-    toolkit_key, DecomposeConfig, EmbeddingReranker, GateRules, RerankConfig, SearchRequest,
-    ToolIndex, ToolSearch,
+    toolkit_key, DecomposeConfig, DenseConfig, DenseRetriever, EmbeddingReranker, GateRules,
+    Ranked, RerankConfig, Reranked, Reranker, SearchRequest, ToolIndex, ToolSearch,
 };
 use logline_core::tool::{Connection, RiskLevel, ToolSpec};
 use serde_json::json;
@@ -238,6 +238,105 @@ async fn decomposed_requests_never_surface_denied_tools() {
         }
     }
     assert!(checked > 500, "the property saw too few hits ({checked})");
+}
+
+/// Hashed bag of words: a request naming an app is near every tool of that app, connected
+/// or not, so the dense list proposes hidden tools all the time.
+struct HashedWords;
+
+#[async_trait]
+impl Embedder for HashedWords {
+    fn model(&self) -> &str {
+        "hashed-words"
+    }
+    async fn embed(&self, texts: &[String]) -> logline_core::Result<Vec<Vec<f32>>> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut v = vec![0.01f32; 32];
+                for w in t
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                {
+                    let h = w.bytes().fold(1469598103934665603u64, |h, b| {
+                        (h ^ u64::from(b)).wrapping_mul(1099511628211)
+                    });
+                    v[(h % 32) as usize] += 1.0;
+                }
+                v
+            })
+            .collect())
+    }
+}
+
+/// Keeps the pool it was handed (and keeps its order).
+#[derive(Debug, Default)]
+struct PoolRecorder {
+    pools: std::sync::Mutex<Vec<Vec<Arc<ToolSpec>>>>,
+}
+
+#[async_trait]
+impl Reranker for PoolRecorder {
+    fn pool(&self) -> usize {
+        30
+    }
+    async fn rerank(
+        &self,
+        _query: &str,
+        _parts: &[String],
+        candidates: Vec<Ranked>,
+    ) -> logline_core::Result<Reranked> {
+        self.pools
+            .lock()
+            .unwrap()
+            .push(candidates.iter().map(|c| c.tool.clone()).collect());
+        Ok(candidates.into())
+    }
+}
+
+/// The dense stage proposes tools by embedding alone: none it proposes enters the rerank
+/// pool (let alone the result) unless the gate passes it.
+#[tokio::test]
+async fn dense_candidates_never_enter_the_pool_past_the_gate() {
+    let mut rng = Rng(17);
+    let tools = catalog(&mut rng);
+    let dense = Arc::new(DenseRetriever::new(
+        Arc::new(HashedWords),
+        DenseConfig {
+            depth: 60,
+            ..Default::default()
+        },
+    ));
+    let recorder = Arc::new(PoolRecorder::default());
+    let search = ToolSearch::new(ToolIndex::from_tools(tools))
+        .with_dense(dense.clone())
+        .with_reranker(recorder.clone());
+    assert_eq!(search.sync_vectors().await.unwrap(), 3050);
+    let mut checked = 0;
+    for round in 0..25 {
+        let n = 1 + rng.below(30);
+        let conns = connections(&mut rng, n);
+        for rules in rule_sets(&mut rng) {
+            let query = random_query(&mut rng);
+            let req = SearchRequest::new(query.clone(), Subject::tenant("t").with_user("u"))
+                .gate(rules.clone())
+                .connections(conns.clone())
+                .candidate_apps([kit(rng.below(TOOLKITS))])
+                .top_n(1 + rng.below(20));
+            let res = search.search(&req).await.unwrap();
+            let ctx = format!("round {round} `{query}`");
+            let pool = recorder.pools.lock().unwrap().pop().unwrap_or_default();
+            assert_allowed(&pool, &rules, &conns, &format!("{ctx} (pool)"));
+            let hits: Vec<Arc<ToolSpec>> = res.hits.iter().map(|h| h.tool.clone()).collect();
+            assert_allowed(&hits, &rules, &conns, &ctx);
+            checked += pool.len();
+        }
+    }
+    assert!(
+        checked > 1000,
+        "the property saw too few candidates ({checked})"
+    );
+    assert!(dense.cached_queries() > 0);
 }
 
 #[tokio::test]

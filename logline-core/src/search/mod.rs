@@ -12,7 +12,10 @@
 //!    parameters, with a tokeniser that splits `snake_case` and `CamelCase` slugs and stems
 //!    words; the router's candidate apps and intent tags boost ([`RankHints`]); a multi-intent
 //!    request is split into sub-requests, each ranked along with the whole request, and the
-//!    rankings merged so every intent gets slots ([`DecomposeConfig`]);
+//!    rankings merged so every intent gets slots ([`DecomposeConfig`]); optionally fused
+//!    with a dense list — the tools whose embeddings are nearest the request, exact search
+//!    over vectors kept in step with the catalog ([`DenseRetriever`]) — so a request worded
+//!    unlike its tools still reaches the rerank pool;
 //! 3. **rerank** (optional, any [`Reranker`]): the best candidates re-ordered by embedding
 //!    similarity to the request or its closest sub-request ([`EmbeddingReranker`]) or by an
 //!    LLM reading the request and the numbered candidates ([`LlmReranker`]); a reranker only
@@ -47,6 +50,7 @@
 //! ```
 
 mod decompose;
+mod dense;
 mod gate;
 // Public only for `index::fingerprint`, which logline-composio's catalog sync still imports;
 // everything else the index offers is re-exported below.
@@ -64,9 +68,12 @@ mod stem;
 pub mod tokenize;
 
 #[cfg(test)]
+mod dense_tests;
+#[cfg(test)]
 mod tests;
 
 pub use decompose::{DecomposeConfig, PartFusion};
+pub use dense::{DenseConfig, DenseRetriever, VectorIndex};
 pub use gate::{toolkit_key, Connected, DenyReason, GateRules, ToolGate, DEFAULT_BLOCKED_TAGS};
 pub use index::{IndexConfig, RankHints, ScoredTool, ToolIndex};
 pub use llm_rerank::{LlmRerankConfig, LlmReranker};

@@ -8,6 +8,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::decompose::{search_parts, DecomposeConfig};
+use super::dense::{fuse_with_lexical, query_text, DenseRetriever};
 use super::gate::{Connected, DenyReason, GateRules, ToolGate};
 use super::index::{RankHints, ToolIndex};
 use super::rank::intent_tags;
@@ -221,6 +222,7 @@ pub struct ToolSearch {
     hubs: Vec<Arc<dyn ToolHub>>,
     policy: Option<Arc<dyn PolicyEngine>>,
     reranker: Option<Arc<dyn Reranker>>,
+    dense: Option<Arc<DenseRetriever>>,
     policy_slack: usize,
     decompose: DecomposeConfig,
 }
@@ -235,6 +237,7 @@ impl std::fmt::Debug for ToolSearch {
             )
             .field("policy", &self.policy.is_some())
             .field("reranker", &self.reranker)
+            .field("dense", &self.dense)
             .field("decompose", &self.decompose)
             .finish()
     }
@@ -248,6 +251,7 @@ impl ToolSearch {
             hubs: Vec::new(),
             policy: None,
             reranker: None,
+            dense: None,
             policy_slack: 16,
             decompose: DecomposeConfig::off(),
         }
@@ -291,6 +295,31 @@ impl ToolSearch {
         self.reranker.as_ref()
     }
 
+    /// Fuses a dense list (the tools nearest the request's embedding) with the lexical one
+    /// before the rerank pool is cut. Tool vectors come from [`ToolSearch::sync_vectors`],
+    /// which [`ToolSearch::refresh_from_store`] and catalog changes call; until a tool has
+    /// a vector only the lexical stage can find it. A failing query embedding leaves the
+    /// lexical list alone.
+    pub fn with_dense(mut self, dense: Arc<DenseRetriever>) -> Self {
+        self.dense = Some(dense);
+        self
+    }
+
+    /// The dense stage, if any.
+    pub fn dense(&self) -> Option<&Arc<DenseRetriever>> {
+        self.dense.as_ref()
+    }
+
+    /// Embeds the indexed tools that have no vector or whose content changed since (none
+    /// without a dense stage); returns how many were embedded.
+    pub async fn sync_vectors(&self) -> Result<usize> {
+        let Some(dense) = &self.dense else {
+            return Ok(0);
+        };
+        let tools: Vec<Arc<ToolSpec>> = self.read().tools().cloned().collect();
+        dense.sync(&tools).await
+    }
+
     /// Read access to the index.
     pub fn read(&self) -> RwLockReadGuard<'_, ToolIndex> {
         self.index.read().unwrap_or_else(|e| e.into_inner())
@@ -313,6 +342,11 @@ impl ToolSearch {
         drop(idx);
         if let Some(r) = &self.reranker {
             ids.iter().for_each(|id| r.forget(id));
+        }
+        if let Some(d) = &self.dense {
+            ids.iter().for_each(|id| {
+                d.forget(id);
+            });
         }
         n
     }
@@ -349,6 +383,9 @@ impl ToolSearch {
             .map(str::to_string)
             .collect();
         report.removed = self.remove(&gone);
+        if let Err(e) = self.sync_vectors().await {
+            tracing::warn!(error = %e, "tool search: tool vectors not updated; dense stage keeps the old ones");
+        }
         Ok(report)
     }
 
@@ -432,6 +469,9 @@ impl ToolSearch {
             };
         let (mut allowed, mut denied) = (Vec::new(), Vec::new());
         let parts = self.decompose.parts(&request.query);
+        let dense = self.dense_candidates(request, &parts, &gate).await;
+        let similarity: HashMap<&str, f32> =
+            dense.iter().map(|(id, s)| (id.as_str(), *s)).collect();
         loop {
             let candidates = search_parts(
                 &self.read(),
@@ -443,6 +483,12 @@ impl ToolSearch {
                 k,
             );
             let exhausted = candidates.len() < k;
+            let candidates = match &self.dense {
+                Some(d) if !dense.is_empty() => {
+                    fuse_with_lexical(candidates, &dense, &self.read(), d.config().rrf_k, k)
+                }
+                _ => candidates,
+            };
             allowed.clear();
             denied.clear();
             for c in candidates {
@@ -459,7 +505,11 @@ impl ToolSearch {
                 };
                 match decision {
                     None => denied.push(c.tool.id.clone()),
-                    Some(approval) => allowed.push((Ranked::from(c), approval)),
+                    Some(approval) => {
+                        let mut r = Ranked::from(c);
+                        r.semantic = similarity.get(r.tool.id.as_str()).copied();
+                        allowed.push((r, approval));
+                    }
                 }
             }
             if allowed.len() >= want || exhausted {
@@ -509,6 +559,38 @@ impl ToolSearch {
             policy_denied: denied,
             reranked,
             rerank_usage,
+        })
+    }
+
+    /// The dense list for `request`: the tools nearest the request (with the router's apps
+    /// and intent, when given) or any of its sub-requests, among those the gate passes.
+    async fn dense_candidates(
+        &self,
+        request: &SearchRequest,
+        parts: &[String],
+        gate: &ToolGate,
+    ) -> Vec<(String, f32)> {
+        let Some(dense) = self.dense.as_ref().filter(|d| !d.is_empty()) else {
+            return Vec::new();
+        };
+        let hints = &request.hints;
+        let texts: Vec<String> = std::iter::once(query_text(
+            &request.query,
+            &hints.candidate_apps,
+            &hints.intent_tags,
+        ))
+        .chain(parts.iter().cloned())
+        .collect();
+        let vectors = match dense.embed_queries(&texts).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "tool search: query embedding failed; lexical list only");
+                return Vec::new();
+            }
+        };
+        let index = self.read();
+        dense.read().nearest(&vectors, dense.config().depth, |id| {
+            index.get(id).is_some_and(|t| gate.check(&t).is_ok())
         })
     }
 
@@ -580,8 +662,25 @@ pub(crate) fn exposure_request(subject: &Subject, tool: &ToolSpec) -> PolicyRequ
 }
 
 impl CatalogObserver for ToolSearch {
+    /// Re-indexes at once; with a dense stage, the changed tools are embedded in the
+    /// background when a Tokio runtime is running (else at the next
+    /// [`ToolSearch::sync_vectors`] or refresh).
     fn catalog_changed(&self, upserted: &[ToolSpec], removed: &[String]) {
         self.upsert(upserted);
         self.remove(removed);
+        if let (Some(dense), Ok(rt)) = (&self.dense, tokio::runtime::Handle::try_current()) {
+            let index = self.read();
+            let tools: Vec<Arc<ToolSpec>> =
+                upserted.iter().filter_map(|t| index.get(&t.id)).collect();
+            drop(index);
+            if !tools.is_empty() {
+                let dense = Arc::clone(dense);
+                rt.spawn(async move {
+                    if let Err(e) = dense.sync(&tools).await {
+                        tracing::warn!(error = %e, "tool search: changed tools not embedded");
+                    }
+                });
+            }
+        }
     }
 }

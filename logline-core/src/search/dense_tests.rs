@@ -1,0 +1,304 @@
+//! Tests of the dense first stage: the exact vector index, the query cache, the fusion
+//! with the lexical list, incremental vector upkeep and the gate.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::*;
+use crate::error::{Error, Result};
+use crate::llm::Embedder;
+use crate::run::Subject;
+use crate::tool::{Connection, ToolSpec};
+
+fn tool(id: &str, kit: &str, desc: &str) -> ToolSpec {
+    let mut t =
+        ToolSpec::new(id, desc, json!({"type": "object", "properties": {}})).in_toolkit(kit);
+    t.requires_connection = true;
+    t
+}
+
+/// Concepts a word may stand for: an embedding that knows "rain" is about the weather.
+const CONCEPTS: [(&str, &[&str]); 3] = [
+    (
+        "weather",
+        &["rain", "umbrella", "sunny", "forecast", "weather"],
+    ),
+    ("money", &["yen", "euros", "exchange", "currency"]),
+    ("mail", &["inbox", "mailbox", "email"]),
+];
+
+/// Embeds a text as counts of concept words; records every text it embeds.
+#[derive(Default)]
+struct Concepts {
+    texts: Mutex<Vec<String>>,
+    fail: bool,
+}
+
+#[async_trait]
+impl Embedder for Concepts {
+    fn model(&self) -> &str {
+        "concepts"
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        if self.fail {
+            return Err(Error::Internal("embedder down".into()));
+        }
+        self.texts.lock().unwrap().extend(texts.iter().cloned());
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let t = t.to_lowercase();
+                CONCEPTS
+                    .iter()
+                    .map(|(_, words)| {
+                        words
+                            .iter()
+                            .map(|w| t.matches(w).count() as f32)
+                            .sum::<f32>()
+                            + 0.01
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+fn catalog() -> Vec<ToolSpec> {
+    vec![
+        tool(
+            "wx.now",
+            "meteo",
+            "Current conditions from weather stations",
+        ),
+        tool(
+            "fx.convert",
+            "bank",
+            "Convert an amount between currency pairs",
+        ),
+        tool(
+            "mail.verify",
+            "mailcheck",
+            "Check that an email address accepts mail",
+        ),
+        tool(
+            "notes.rain",
+            "notes",
+            "Store a note called rain in your inbox",
+        ),
+    ]
+}
+
+fn request(q: &str) -> SearchRequest {
+    SearchRequest::new(q, Subject::tenant("t"))
+        .gate(GateRules::permissive())
+        .unrestricted_connections()
+        .top_n(4)
+}
+
+async fn search_with(emb: Arc<Concepts>) -> ToolSearch {
+    let dense = Arc::new(DenseRetriever::new(emb, DenseConfig::default()));
+    let search = ToolSearch::new(ToolIndex::from_tools(catalog())).with_dense(dense);
+    assert_eq!(search.sync_vectors().await.unwrap(), 4);
+    search
+}
+
+#[test]
+fn nearest_is_exact_and_respects_the_filter() {
+    let mut idx = VectorIndex::default();
+    let mut state = 7u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as f32 / u32::MAX as f32) - 0.25
+    };
+    let vectors: Vec<Vec<f32>> = (0..300)
+        .map(|_| (0..19).map(|_| next()).collect())
+        .collect();
+    for (i, v) in vectors.iter().enumerate() {
+        idx.upsert(&format!("t{i}"), 1, v).unwrap();
+    }
+    let q: Vec<f32> = (0..19).map(|_| next()).collect();
+    let norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let unit: Vec<f32> = q.iter().map(|x| x / norm).collect();
+    let mut brute: Vec<(usize, f32)> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            (i, v.iter().zip(&unit).map(|(a, b)| a / n * b).sum())
+        })
+        .filter(|(i, _)| i % 3 != 0)
+        .collect();
+    brute.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let got = idx.nearest(&[Arc::new(unit)], 10, |id| {
+        id[1..].parse::<usize>().unwrap() % 3 != 0
+    });
+    let want: Vec<String> = brute
+        .iter()
+        .take(10)
+        .map(|(i, _)| format!("t{i}"))
+        .collect();
+    assert_eq!(
+        got.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        want
+    );
+    for ((_, s), (_, b)) in got.iter().zip(&brute) {
+        assert!((s - b).abs() < 1e-4);
+    }
+    // A filter rejecting nearly everything still finds the rest (beyond the sorted head).
+    let few = idx.nearest(&[Arc::new(q)], 5, |id| id == "t299" || id == "t3");
+    assert_eq!(few.len(), 2);
+}
+
+#[test]
+fn upsert_replace_remove_and_bad_vectors() {
+    let mut idx = VectorIndex::default();
+    idx.upsert("a", 1, &[1.0, 0.0]).unwrap();
+    idx.upsert("b", 1, &[0.0, 1.0]).unwrap();
+    idx.upsert("c", 1, &[1.0, 1.0]).unwrap();
+    assert!(idx.is_current("a", 1) && !idx.is_current("a", 2));
+    idx.upsert("a", 2, &[0.0, 3.0]).unwrap();
+    assert!(idx.is_current("a", 2));
+    assert_eq!(idx.len(), 3);
+    assert!(idx.remove("a"));
+    assert!(!idx.remove("a"));
+    let q = Arc::new(vec![0.0, 1.0]);
+    let ids: Vec<String> = idx
+        .nearest(&[q], 3, |_| true)
+        .into_iter()
+        .map(|h| h.0)
+        .collect();
+    assert_eq!(ids, ["b", "c"], "the moved row keeps its own vector");
+    assert!(
+        idx.upsert("d", 1, &[1.0, 2.0, 3.0]).is_err(),
+        "wrong length"
+    );
+    assert!(idx.upsert("d", 1, &[0.0, 0.0]).is_err(), "no magnitude");
+    assert!(idx.upsert("d", 1, &[f32::NAN, 1.0]).is_err(), "not finite");
+    assert_eq!(idx.len(), 2);
+}
+
+#[tokio::test]
+async fn a_request_worded_unlike_its_tool_enters_the_pool() {
+    let q = "will I need an umbrella on Saturday?";
+    let lexical = ToolSearch::new(ToolIndex::from_tools(catalog()));
+    let res = lexical.search(&request(q)).await.unwrap();
+    assert!(!res.tool_ids().contains(&"wx.now"), "{:?}", res.tool_ids());
+
+    let emb = Arc::new(Concepts::default());
+    let search = search_with(emb).await;
+    let res = search.search(&request(q)).await.unwrap();
+    assert_eq!(
+        res.tool_ids().first(),
+        Some(&"wx.now"),
+        "{:?}",
+        res.tool_ids()
+    );
+    let hit = &res.hits[0];
+    assert_eq!(hit.lexical, 0.0);
+    assert!(hit.semantic.unwrap() > 0.9);
+}
+
+#[tokio::test]
+async fn query_vectors_are_cached_and_router_hints_are_embedded() {
+    let emb = Arc::new(Concepts::default());
+    let search = search_with(emb.clone()).await;
+    emb.texts.lock().unwrap().clear();
+    let req = request("how many yen for 250 euros").candidate_apps(["bank"]);
+    search.search(&req).await.unwrap();
+    search.search(&req).await.unwrap();
+    let texts = emb.texts.lock().unwrap().clone();
+    assert_eq!(
+        texts,
+        ["how many yen for 250 euros (apps: bank)"],
+        "embedded once"
+    );
+    assert_eq!(search.dense().unwrap().cached_queries(), 1);
+}
+
+#[tokio::test]
+async fn the_query_cache_is_bounded() {
+    let emb = Arc::new(Concepts::default());
+    let dense = DenseRetriever::new(
+        emb,
+        DenseConfig {
+            query_cache: 2,
+            ..Default::default()
+        },
+    );
+    for q in ["a rain", "b yen", "c inbox", "d rain"] {
+        dense.embed_queries(&[q.to_string()]).await.unwrap();
+    }
+    assert_eq!(dense.cached_queries(), 2);
+}
+
+#[tokio::test]
+async fn vectors_follow_catalog_changes() {
+    let emb = Arc::new(Concepts::default());
+    let search = search_with(emb.clone()).await;
+    assert_eq!(search.sync_vectors().await.unwrap(), 0, "nothing changed");
+    let mut changed = catalog()[1].clone();
+    changed.description = "Convert money: yen, euros, any currency".into();
+    search.upsert(&[changed]);
+    assert_eq!(
+        search.sync_vectors().await.unwrap(),
+        1,
+        "only the changed tool"
+    );
+    search.remove(&["wx.now".to_string()]);
+    assert_eq!(search.dense().unwrap().len(), 3);
+    let res = search.search(&request("umbrella")).await.unwrap();
+    assert!(!res.tool_ids().contains(&"wx.now"));
+}
+
+#[tokio::test]
+async fn catalog_changes_are_embedded_in_the_background() {
+    let emb = Arc::new(Concepts::default());
+    let search = search_with(emb).await;
+    let new = tool("wx.later", "meteo2", "Sunny or not: the outlook");
+    search.catalog_changed(&[new], &[]);
+    for _ in 0..100 {
+        if search.dense().unwrap().len() == 5 {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("the new tool was not embedded");
+}
+
+#[tokio::test]
+async fn a_failing_embedder_leaves_the_lexical_list() {
+    let search = ToolSearch::new(ToolIndex::from_tools(catalog())).with_dense(Arc::new(
+        DenseRetriever::new(
+            Arc::new(Concepts {
+                fail: true,
+                ..Default::default()
+            }),
+            DenseConfig::default(),
+        ),
+    ));
+    assert!(search.sync_vectors().await.is_err());
+    let res = search.search(&request("convert currency")).await.unwrap();
+    assert_eq!(res.tool_ids().first(), Some(&"fx.convert"));
+}
+
+#[tokio::test]
+async fn the_dense_list_never_brings_a_gated_tool() {
+    let emb = Arc::new(Concepts::default());
+    let search = search_with(emb).await;
+    // Only `notes` is connected: the weather tool the embedding loves stays hidden.
+    let req = SearchRequest::new("umbrella rain forecast", Subject::tenant("t"))
+        .gate(GateRules::permissive())
+        .connections(vec![Connection {
+            toolkit: "notes".into(),
+            account_id: "ca".into(),
+            active: true,
+        }])
+        .top_n(10);
+    let res = search.search(&req).await.unwrap();
+    assert_eq!(res.tool_ids(), ["notes.rain"]);
+}
