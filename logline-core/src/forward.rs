@@ -17,13 +17,13 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::agent::Agent;
+use crate::app::{App, AppStore, ImportOutcome};
 use crate::artifact::{
     Artifact, ArtifactFilter, ArtifactIndex, ArtifactStore, ByteStream, NewArtifact,
 };
 use crate::chat::{
     ChatMessage, ChatScope, ChatStore, ChatTask, Conversation, NewUserMessage, TaskId,
 };
-use crate::app::{App, AppStore, ImportOutcome};
 use crate::engine::RunStarter;
 use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent};

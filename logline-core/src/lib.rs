@@ -2,9 +2,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod agent;
+pub mod app;
 pub mod artifact;
 pub mod chat;
-pub mod app;
 #[cfg(feature = "testing")]
 #[allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 pub mod conformance;

@@ -9,7 +9,7 @@
 //! everything runs in the schema `llbench`, dropped and recreated first. `LOGLINE_BENCH_SECS`
 //! sets the length of each timed phase (default 5), `LOGLINE_BENCH_ONLY` a comma-separated
 //! list of phases (`store,engine,claim,enqueue,latency`), `LOGLINE_BENCH_NOTIFY=0` turns
-//! notifications off, `LOGLINE_PG_GROUP_COMMIT=off` group commit.
+//! notifications off, `LOGLINE_PG_GROUP_COMMIT=on` group commit.
 //!
 //! First it measures the machine's own limit on the same server (`pgbench -N` at 1, 8 and 16
 //! clients, in the database `llbench_pgbench`); each durable figure is printed beside it as a
@@ -60,7 +60,7 @@ fn config() -> PgConfig {
         .max_connections(40)
         .notify(notify);
     match logline_postgres::group_commit_from_env().unwrap() {
-        Some(false) => config.group_commit(None),
+        Some(true) => config.group_commit(Some(logline_postgres::GroupCommit::default())),
         _ => config,
     }
 }

@@ -97,8 +97,8 @@ fn redact_query_password(tail: &str) -> String {
 
 impl PgConfig {
     /// Settings for `url` (`postgres://user:pass@host:port/db`) with defaults: schema
-    /// `public`, 16 connections, 1 s polling fallback, notifications on, group commit on with
-    /// [`GroupCommit::default`].
+    /// `public`, 16 connections, 1 s polling fallback, notifications on, group commit off
+    /// (turn it on with [`PgConfig::group_commit`]`(Some(GroupCommit::default()))`).
     pub fn new(url: impl Into<String>) -> Self {
         PgConfig {
             url: url.into(),
@@ -111,7 +111,7 @@ impl PgConfig {
             poll_interval: Duration::from_secs(1),
             notify: true,
             policy_cache_ttl: Duration::from_secs(1),
-            group_commit: Some(GroupCommit::default()),
+            group_commit: None,
         }
     }
 

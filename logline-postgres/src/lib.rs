@@ -1,8 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
-mod artifacts;
 mod apps;
+mod artifacts;
 mod backend;
 mod chat;
 mod codec;
@@ -28,9 +28,9 @@ pub use config::{
 };
 pub use notes::PgNoteStore;
 pub use queue::PgQueue;
+pub use recall::{IndexReport, IvfOptions, PgRecallStore};
 pub use sql_tools::{SqlTable, SqlToolHub};
 pub use store::group::{GroupCommit, GroupCommitStats};
-pub use recall::{IndexReport, IvfOptions, PgRecallStore};
 pub use store::runs::ArchiveRuns;
 pub use store::PgStore;
 

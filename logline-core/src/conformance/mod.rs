@@ -35,11 +35,11 @@
 //! );
 //! ```
 
+pub mod apps;
 pub mod artifact;
 pub mod call_gate;
 pub mod chat;
 pub mod chat_flow;
-pub mod apps;
 pub mod embedder;
 pub mod hub;
 pub mod llm;

@@ -6,7 +6,7 @@ mod runs;
 mod scoped;
 mod watch;
 
-pub(crate) use runs::keyed_run_id;
 pub use apps::ImportReport;
+pub(crate) use runs::keyed_run_id;
 pub use runs::StartRun;
 pub use scoped::{ApprovalRules, Principal, ScopedEngine};
