@@ -32,7 +32,9 @@ use crate::notes::{Note, NoteStore, Todo};
 use crate::owner::Owner;
 use crate::policy::{Decision, Policy, PolicyEngine, PolicyRequest, PolicySource};
 use crate::queue::{Backoff, FailOutcome, Job, JobHandler, JobId, JobRecord, NewJob, Queue};
-use crate::recall::{MemoryFilter, MemoryItem, Owner, ReadScope, RecallStore, ScoredItem};
+use crate::recall::{
+    MemoryFilter, MemoryItem, Owner as RecallOwner, ReadScope, RecallStore, ScoredItem,
+};
 use crate::retention::RunRetirement;
 use crate::run::{Run, RunId, Step};
 use crate::search::{CatalogObserver, Ranked, Reranked, Reranker};
@@ -340,7 +342,7 @@ forward! {
             -> Result<Vec<MemoryItem>>;
         async fn search(&self, scope: &ReadScope, query: &[f32], filter: &MemoryFilter,
             limit: usize) -> Result<Vec<ScoredItem>>;
-        async fn delete(&self, tenant_id: &str, owners: &[Owner], ids: &[uuid::Uuid],
+        async fn delete(&self, tenant_id: &str, owners: &[RecallOwner], ids: &[uuid::Uuid],
             filter: &MemoryFilter) -> Result<u64>;
         async fn purge_expired(&self, now: DateTime<Utc>, limit: u64) -> Result<u64>;
     }

@@ -12,14 +12,12 @@ mod error;
 mod notes;
 mod notify;
 mod queue;
+mod recall;
 pub mod sql_tools;
 mod store;
 
-pub use artifacts::PgArtifactIndex;
-mod recall;
-mod store;
-
 pub use apps::PgAppStore;
+pub use artifacts::PgArtifactIndex;
 pub use backend::PgBackend;
 pub use chat::PgChatStore;
 pub use config::{
