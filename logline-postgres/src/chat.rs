@@ -62,6 +62,32 @@ impl PgChatStore {
             .map(|_| ())
             .ok_or_else(|| not_found("conversation", id))
     }
+    /// Runs a page query of messages (`$1` conversation, `$2`/`$3` tenant and user, `$4` the
+    /// sequence bound, `$5` the limit) joined to the caller's conversation. The ownership
+    /// check costs a second round trip only when the page is empty: another caller's
+    /// conversation is then `NotFound`, not an empty page.
+    async fn message_page(
+        &self,
+        sql: &str,
+        scope: &ChatScope,
+        conversation_id: Uuid,
+        seq_bound: i64,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>> {
+        let rows = sqlx::query(sql)
+            .bind(conversation_id)
+            .bind(&scope.tenant_id)
+            .bind(&scope.user_id)
+            .bind(seq_bound)
+            .bind(i64::from(limit))
+            .fetch_all(&self.db.pool)
+            .await
+            .map_err(db)?;
+        if rows.is_empty() {
+            self.owned(scope, conversation_id).await?;
+        }
+        rows.iter().map(message).collect()
+    }
 }
 
 fn not_found(entity: &'static str, id: Uuid) -> Error {
@@ -309,21 +335,13 @@ impl ChatStore for PgChatStore {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<ChatMessage>> {
-        self.owned(scope, conversation_id).await?;
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {MESSAGE} FROM chat_messages m JOIN chat_conversations c \
              ON c.id = m.conversation_id AND c.tenant_id = $2 AND c.user_id = $3 \
              WHERE m.conversation_id = $1 AND m.seq > $4 ORDER BY m.seq LIMIT $5"
-        ))
-        .bind(conversation_id)
-        .bind(&scope.tenant_id)
-        .bind(&scope.user_id)
-        .bind(after_seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.db.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(message).collect()
+        );
+        self.message_page(&sql, scope, conversation_id, after_seq, limit)
+            .await
     }
 
     async fn recent_messages(
@@ -333,22 +351,14 @@ impl ChatStore for PgChatStore {
         before_seq: i64,
         limit: u32,
     ) -> Result<Vec<ChatMessage>> {
-        self.owned(scope, conversation_id).await?;
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT * FROM (SELECT {MESSAGE} FROM chat_messages m JOIN chat_conversations c \
              ON c.id = m.conversation_id AND c.tenant_id = $2 AND c.user_id = $3 \
              WHERE m.conversation_id = $1 AND m.seq < $4 ORDER BY m.seq DESC LIMIT $5) r \
              ORDER BY seq"
-        ))
-        .bind(conversation_id)
-        .bind(&scope.tenant_id)
-        .bind(&scope.user_id)
-        .bind(before_seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.db.pool)
-        .await
-        .map_err(db)?;
-        rows.iter().map(message).collect()
+        );
+        self.message_page(&sql, scope, conversation_id, before_seq, limit)
+            .await
     }
 
     async fn set_summary(
