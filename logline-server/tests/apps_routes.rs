@@ -165,7 +165,7 @@ async fn another_tenants_app_is_not_found_and_its_id_is_taken() {
     let list = app.get("/api/v1/apps", &bea.access).await;
     assert_eq!(list.body["items"], json!([]));
     let steal = app
-        .post("/api/v1/apps/import", &bea.access, manifest("ann_desk", "2.0.0"))
+        .post("/api/v1/apps/import", &bea.access, manifest("ann_desk", "1.1.0"))
         .await;
     assert_eq!(steal.status, StatusCode::CONFLICT);
     // Ann's app is unchanged.
