@@ -167,9 +167,7 @@ impl Server {
             .routes(routes!(chat::stream))
             .routes(routes!(chat::task))
             .routes(routes!(chat::confirm))
-            .merge(files::upload_routes(
-                self.state.config.upload_max_bytes,
-            ))
+            .merge(files::upload_routes(self.state.config.upload_max_bytes))
             .routes(routes!(files::list))
             .routes(routes!(files::get))
             .routes(routes!(files::content))

@@ -48,13 +48,21 @@ async fn an_app_is_imported_listed_and_run() {
     let app = TestApp::start().await;
     let ann = app.register("ann@example.com").await;
     let a = app
-        .post("/api/v1/apps/import", &ann.access, manifest("echo_desk", "1.0.0"))
+        .post(
+            "/api/v1/apps/import",
+            &ann.access,
+            manifest("echo_desk", "1.0.0"),
+        )
         .await;
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
     assert_eq!(a.body["app_id"], "echo_desk");
     assert_eq!(a.body["outcome"], "created");
     let again = app
-        .post("/api/v1/apps/import", &ann.access, manifest("echo_desk", "1.0.0"))
+        .post(
+            "/api/v1/apps/import",
+            &ann.access,
+            manifest("echo_desk", "1.0.0"),
+        )
         .await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.body["outcome"], "unchanged");
@@ -76,13 +84,21 @@ async fn an_app_is_imported_listed_and_run() {
         .await;
     assert_eq!(run.status, StatusCode::OK, "{:?}", run.body);
     assert_eq!(run.body["status"], "completed");
-    assert!(run.body["result"].to_string().contains("ping"), "{:?}", run.body);
+    assert!(
+        run.body["result"].to_string().contains("ping"),
+        "{:?}",
+        run.body
+    );
     let id = run.body["run_id"].as_str().unwrap();
     let stored = app.get(&format!("/api/v1/runs/{id}"), &ann.access).await;
     assert_eq!(stored.status, StatusCode::OK);
 
     let missing = app
-        .post("/api/v1/apps/echo_desk/actions/nope/run", &ann.access, json!({}))
+        .post(
+            "/api/v1/apps/echo_desk/actions/nope/run",
+            &ann.access,
+            json!({}),
+        )
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
@@ -126,11 +142,19 @@ async fn builders_import_and_every_role_runs() {
     let dev = app.add_user(&admin, "dev@example.com", "developer").await;
     let user = app.add_user(&admin, "use@example.com", "user").await;
     let a = app
-        .post("/api/v1/apps/import", &dev.access, manifest("dev_desk", "1.0.0"))
+        .post(
+            "/api/v1/apps/import",
+            &dev.access,
+            manifest("dev_desk", "1.0.0"),
+        )
         .await;
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
     let refused = app
-        .post("/api/v1/apps/import", &user.access, manifest("user_desk", "1.0.0"))
+        .post(
+            "/api/v1/apps/import",
+            &user.access,
+            manifest("user_desk", "1.0.0"),
+        )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     let run = app
@@ -148,7 +172,11 @@ async fn another_tenants_app_is_not_found_and_its_id_is_taken() {
     let app = TestApp::start().await;
     let ann = app.register("ann@example.com").await;
     let a = app
-        .post("/api/v1/apps/import", &ann.access, manifest("ann_desk", "1.0.0"))
+        .post(
+            "/api/v1/apps/import",
+            &ann.access,
+            manifest("ann_desk", "1.0.0"),
+        )
         .await;
     assert_eq!(a.status, StatusCode::CREATED);
     let bea = app.register("bea@example.com").await;
@@ -165,7 +193,11 @@ async fn another_tenants_app_is_not_found_and_its_id_is_taken() {
     let list = app.get("/api/v1/apps", &bea.access).await;
     assert_eq!(list.body["items"], json!([]));
     let steal = app
-        .post("/api/v1/apps/import", &bea.access, manifest("ann_desk", "1.1.0"))
+        .post(
+            "/api/v1/apps/import",
+            &bea.access,
+            manifest("ann_desk", "1.1.0"),
+        )
         .await;
     assert_eq!(steal.status, StatusCode::CONFLICT);
     // Ann's app is unchanged.

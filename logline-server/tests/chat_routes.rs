@@ -19,7 +19,12 @@ async fn send(app: &TestApp, who: &Login, body: Value) -> (String, String) {
     )
 }
 
-async fn open_stream(app: &TestApp, who: &Login, task: &str, last: Option<u64>) -> reqwest::Response {
+async fn open_stream(
+    app: &TestApp,
+    who: &Login,
+    task: &str,
+    last: Option<u64>,
+) -> reqwest::Response {
     let mut req = app
         .http
         .get(format!("{}/api/v1/chat/stream?task_id={task}", app.base))
@@ -194,7 +199,10 @@ async fn a_refused_email_is_never_sent() {
     let rest = read(&mut res, |_| false).await;
     let last = rest.last().unwrap();
     assert_eq!(last.event, "final");
-    assert!(last.data["text"].as_str().unwrap().contains("did not do it"));
+    assert!(last.data["text"]
+        .as_str()
+        .unwrap()
+        .contains("did not do it"));
     assert!(rest
         .iter()
         .all(|e| !(e.event == "tool_call" && e.data["ok"] == true)));
@@ -224,7 +232,10 @@ async fn a_dropped_stream_resumes_after_the_last_event_id() {
     let all = read(&mut res, |_| false).await;
     let ids: Vec<u64> = all.iter().filter_map(|e| e.id).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-    assert_eq!(kinds(&all), ["router", "tools_selected", "tool_call", "final"]);
+    assert_eq!(
+        kinds(&all),
+        ["router", "tools_selected", "tool_call", "final"]
+    );
 
     let bad = app
         .http
@@ -241,10 +252,17 @@ async fn a_dropped_stream_resumes_after_the_last_event_id() {
 async fn every_role_chats_and_read_only_keys_only_read() {
     let app = TestApp::with_chat(config()).await;
     let admin = app.register("ann@example.com").await;
-    for (email, role) in [("dev@example.com", "developer"), ("use@example.com", "user")] {
+    for (email, role) in [
+        ("dev@example.com", "developer"),
+        ("use@example.com", "user"),
+    ] {
         let who = app.add_user(&admin, email, role).await;
         let c = app
-            .post("/api/v1/chat/conversations", &who.access, json!({"title": role}))
+            .post(
+                "/api/v1/chat/conversations",
+                &who.access,
+                json!({"title": role}),
+            )
             .await;
         assert_eq!(c.status, StatusCode::CREATED, "{role}: {:?}", c.body);
         assert_eq!(c.body["title"], role);
@@ -287,7 +305,9 @@ async fn bad_input_is_a_problem_not_a_crash() {
         json!({"message": "x", "extra": 1}),
         json!({"message": "x", "attachments": ["not-a-uuid"]}),
     ] {
-        let a = app.post("/api/v1/chat/send", &ann.access, body.clone()).await;
+        let a = app
+            .post("/api/v1/chat/send", &ann.access, body.clone())
+            .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {:?}", a.body);
     }
     let missing = app
@@ -408,7 +428,9 @@ async fn the_chat_works_on_postgres() {
     let (scaffold, _) = send(&app, &ann, json!({"message": "make me a telegram bot"})).await;
     let mut res = open_stream(&app, &ann, &scaffold, None).await;
     read(&mut res, |_| false).await;
-    let t = app.get(&format!("/api/v1/tasks/{scaffold}"), &ann.access).await;
+    let t = app
+        .get(&format!("/api/v1/tasks/{scaffold}"), &ann.access)
+        .await;
     let artifacts = t.body["artifacts"].as_array().unwrap();
     assert_eq!(artifacts.len(), 1, "{:?}", t.body);
     assert_eq!(artifacts[0]["content_type"], "application/zip");

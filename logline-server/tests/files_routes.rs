@@ -75,7 +75,10 @@ async fn an_upload_is_stored_and_downloaded_by_its_owner() {
     let a = upload(
         &app,
         &ann,
-        form(&[], Some(("notes.txt", Some("text/plain"), text.as_bytes()))),
+        form(
+            &[],
+            Some(("notes.txt", Some("text/plain"), text.as_bytes())),
+        ),
     )
     .await;
     assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
@@ -86,7 +89,9 @@ async fn an_upload_is_stored_and_downloaded_by_its_owner() {
     assert!(a.body.get("owner").is_none());
     let id = a.id();
 
-    let meta = app.get(&format!("/api/v1/artifacts/{id}"), &ann.access).await;
+    let meta = app
+        .get(&format!("/api/v1/artifacts/{id}"), &ann.access)
+        .await;
     assert_eq!(meta.status, StatusCode::OK);
     assert_eq!(meta.body, a.body);
 
@@ -123,20 +128,30 @@ async fn uploads_over_the_limits_are_refused() {
     // Too big: 413, also past the route's body limit.
     for size in [4097, 60_000] {
         let a = upload_file(&app, &ann, "big.txt", &vec![b'a'; size]).await;
-        assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{size}: {:?}", a.body);
+        assert_eq!(
+            a.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{size}: {:?}",
+            a.body
+        );
         assert_eq!(a.headers["content-type"], "application/problem+json");
     }
     let fits = upload_file(&app, &ann, "fits.txt", &[b'a'; 4096]).await;
     assert_eq!(fits.status, StatusCode::CREATED);
     // A PNG is not an allowed type: 415.
-    let png = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D];
+    let png = [
+        0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D,
+    ];
     let a = upload_file(&app, &ann, "pic.png", &png).await;
     assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{:?}", a.body);
     // Declared PDF, but text: 415.
     let a = upload(
         &app,
         &ann,
-        form(&[], Some(("fake.pdf", Some("application/pdf"), b"just text"))),
+        form(
+            &[],
+            Some(("fake.pdf", Some("application/pdf"), b"just text")),
+        ),
     )
     .await;
     assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{:?}", a.body);
@@ -175,7 +190,10 @@ async fn hostile_file_names_are_cleaned() {
             .await
             .unwrap();
         let disposition = res.headers()["content-disposition"].to_str().unwrap();
-        assert!(disposition.contains(&format!("filename=\"{kept}\"")), "{disposition}");
+        assert!(
+            disposition.contains(&format!("filename=\"{kept}\"")),
+            "{disposition}"
+        );
     }
     for refused in ["..", "dir/..", "bad\u{202e}name.txt"] {
         let a = upload_file(&app, &ann, refused, b"hello").await;
@@ -192,8 +210,14 @@ async fn hostile_file_names_are_cleaned() {
         .await
         .unwrap();
     let disposition = res.headers()["content-disposition"].to_str().unwrap();
-    assert!(disposition.contains("filename=\"caf_.txt\""), "{disposition}");
-    assert!(disposition.contains("filename*=UTF-8''caf%C3%A9%2Etxt"), "{disposition}");
+    assert!(
+        disposition.contains("filename=\"caf_.txt\""),
+        "{disposition}"
+    );
+    assert!(
+        disposition.contains("filename*=UTF-8''caf%C3%A9%2Etxt"),
+        "{disposition}"
+    );
 }
 
 #[tokio::test]

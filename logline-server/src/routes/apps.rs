@@ -127,7 +127,13 @@ pub async fn import(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     check_references(&state, &manifest, &caller.tenant_id).await?;
     let id = manifest.app.id.clone();
-    let taken = || ApiError::new(StatusCode::CONFLICT, "conflict", format!("app id `{id}` is taken"));
+    let taken = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("app id `{id}` is taken"),
+        )
+    };
     let claimed = match state.store.owner(KIND, &id).await? {
         Some(o) if o.tenant_id.as_deref() == Some(caller.tenant_id.as_str()) => false,
         Some(_) => return Err(taken()),

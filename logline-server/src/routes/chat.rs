@@ -152,9 +152,7 @@ pub async fn create_conversation(
         "" => "New conversation",
         t => t,
     };
-    let conversation = chat_of(&state, &caller)?
-        .create_conversation(title)
-        .await?;
+    let conversation = chat_of(&state, &caller)?.create_conversation(title).await?;
     Ok((StatusCode::CREATED, Json(to_json(&conversation)?)))
 }
 
@@ -187,9 +185,7 @@ pub async fn messages(
     let limit = limit_of(q.limit, 50)?;
     let after = i64::try_from(q.after_seq.unwrap_or(0))
         .map_err(|_| ApiError::bad_request("`after_seq` is too large"))?;
-    let list = chat_of(&state, &caller)?
-        .messages(id, after, limit)
-        .await?;
+    let list = chat_of(&state, &caller)?.messages(id, after, limit).await?;
     let items = list.iter().map(to_json).collect::<ApiResult<_>>()?;
     Ok(Json(Items { items }))
 }
@@ -284,11 +280,11 @@ pub async fn stream(
     };
     chat_of(&state, &caller)?.task(task_id).await?;
     let events = chat_stream::task_events(&state, &caller, task_id, after).await?;
-    Ok(Sse::new(events).keep_alive(
-        KeepAlive::new().interval(std::time::Duration::from_secs(
+    Ok(
+        Sse::new(events).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(
             state.config.sse_keep_alive_secs.max(1),
-        )),
-    ))
+        ))),
+    )
 }
 
 /// The task as JSON: status, router decision, answer, cap, pending confirmation, error, and
@@ -350,11 +346,7 @@ pub async fn confirm(
         check_text("reason", reason, 1000)?;
     }
     let chat = chat_of(&state, &caller)?;
-    let tool_id = chat
-        .task(task_id)
-        .await?
-        .confirmation
-        .map(|c| c.tool_id);
+    let tool_id = chat.task(task_id).await?.confirmation.map(|c| c.tool_id);
     if req.approve {
         chat.confirm(task_id, &req.gate_id).await?;
     } else {
@@ -369,9 +361,8 @@ pub async fn confirm(
         &state,
         &caller,
         &client,
-        Action::new(action, "task", task_id).changes(
-            json!({"gate_id": req.gate_id, "tool_id": tool_id, "reason": req.reason}),
-        ),
+        Action::new(action, "task", task_id)
+            .changes(json!({"gate_id": req.gate_id, "tool_id": tool_id, "reason": req.reason})),
     )
     .await?;
     let status = to_json(&chat.task(task_id).await?.status)?;

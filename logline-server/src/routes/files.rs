@@ -223,7 +223,10 @@ pub async fn upload(
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            format!("send multipart/form-data with a `file` field ({})", r.body_text()),
+            format!(
+                "send multipart/form-data with a `file` field ({})",
+                r.body_text()
+            ),
         )
     })?;
     let max_bytes = state.config.upload_max_bytes;

@@ -90,7 +90,13 @@ impl TestApp {
     /// tool) and workers.
     pub async fn with_chat(config: ServerConfig) -> Self {
         let parts = ChatParts::in_memory(config.upload_limits());
-        Self::chat_on(Engine::builder(), parts, Arc::new(MemoryServerStore::new()), config).await
+        Self::chat_on(
+            Engine::builder(),
+            parts,
+            Arc::new(MemoryServerStore::new()),
+            config,
+        )
+        .await
     }
 
     /// The chat on `builder`'s backend with `parts`, workers running.
@@ -102,7 +108,11 @@ impl TestApp {
     ) -> Self {
         let llm: Arc<dyn LlmProvider> = Arc::new(DemoModel);
         let builder = parts
-            .wire(with_local_tools(builder.default_llm(llm.clone())), llm, "demo")
+            .wire(
+                with_local_tools(builder.default_llm(llm.clone())),
+                llm,
+                "demo",
+            )
             .unwrap();
         let engine = builder.build().await.unwrap();
         let chat = parts.install(&engine, demo_chat_config()).await.unwrap();
