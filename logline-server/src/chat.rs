@@ -15,7 +15,7 @@ use logline_core::tool::{RiskLevel, ToolSpec};
 use logline_core::Result;
 use logline_skills::SkillsHub;
 
-use crate::demo::{chat::email_send_spec, with_demo_email};
+use crate::demo::{email_send_spec, with_demo_email};
 
 /// Stores the chat works with.
 #[derive(Clone)]

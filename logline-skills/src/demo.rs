@@ -108,6 +108,21 @@ impl Intent {
     }
 }
 
+/// Names of the structured outputs the demo model writes: the chat's router decision and
+/// the skills' email draft and corrected pages.
+const KNOWN_SCHEMAS: [&str; 3] = ["router_decision", "email_draft", "corrected_pages"];
+
+impl DemoModel {
+    /// Whether `request` is one the demo model plays a part in (an executor turn with tools,
+    /// or a structured output it knows); a host's own demo model can answer the rest.
+    pub fn understands(request: &LlmRequest) -> bool {
+        match &request.output_schema {
+            Some(schema) => KNOWN_SCHEMAS.contains(&schema.name.as_str()),
+            None => !request.tools.is_empty(),
+        }
+    }
+}
+
 #[async_trait]
 impl LlmProvider for DemoModel {
     fn name(&self) -> &str {
@@ -120,7 +135,8 @@ impl LlmProvider for DemoModel {
         let reply = match schema {
             Some("email_draft") => json_reply(draft(&text)),
             Some("corrected_pages") => json_reply(corrected_pages(&text)),
-            Some(_) => json_reply(route(&text)),
+            Some("router_decision") => json_reply(route(&text)),
+            Some(_) => LlmResponse::text("{}"),
             None if request.tools.is_empty() => {
                 LlmResponse::text(format!("The user asked: {}", first_line(&text)))
             }
@@ -241,7 +257,7 @@ fn answer_from(result: &Value) -> String {
         .iter()
         .find_map(|k| result[*k]["title"].as_str())
     {
-        return format!("Saved: {title}.");
+        return format!("Noted: {title}.");
     }
     if result.is_null() {
         return "I did not do it: the action was refused or failed.".into();

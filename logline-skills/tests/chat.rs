@@ -223,7 +223,7 @@ async fn notes_taken_in_chat_are_listed_in_chat() {
     let c = chat().await;
     let chat = c.service.scoped(alice()).unwrap();
     let (_, first) = ask(&chat, "take a note: buy oat milk", Vec::new()).await;
-    assert_eq!(first.answer.as_deref(), Some("Saved: buy oat milk."));
+    assert_eq!(first.answer.as_deref(), Some("Noted: buy oat milk."));
     let (_, listed) = ask(&chat, "what notes do I have?", Vec::new()).await;
     let answer = listed.answer.unwrap();
     assert!(answer.contains("buy oat milk"), "{answer}");

@@ -1,15 +1,14 @@
 //! What the zero-configuration server runs with: a deterministic demo model (which also
-//! plays the chat's router and executor, see [`chat`]), local `echo`, `wait` and demo
-//! `email.send` tools, and a demo agent and workflow shared with every tenant.
-
-pub mod chat;
+//! plays the chat's router and executor and the skills' model calls, through
+//! [`logline_skills::DemoModel`]), local `echo`, `wait` and demo `email.send` tools, and a
+//! demo agent and workflow shared with every tenant.
 
 use async_trait::async_trait;
 use logline_core::agent::{Agent, ModelProfile};
 use logline_core::chat::ChatConfig;
 use logline_core::engine::{Engine, EngineBuilder};
-use logline_core::llm::{LlmProvider, LlmRequest, LlmResponse};
-use logline_core::tool::{handler, ToolSpec};
+use logline_core::llm::{LlmProvider, LlmRequest, LlmResponse, Message};
+use logline_core::tool::{handler, RiskLevel, ToolSpec};
 use logline_core::workflow::{AgentNode, NodeKind, Workflow, WorkflowDefinition, WorkflowNode};
 use logline_core::Result;
 use serde_json::json;
@@ -23,9 +22,9 @@ pub const DEMO_AGENT: &str = "demo-assistant";
 /// Id of the local echo tool.
 pub const ECHO_TOOL: &str = "echo";
 
-/// A model that answers without a network: chat requests by the rules of [`chat`]; other
-/// requests by repeating the last user message (`"You said: …"`), or `{}` where structured
-/// output is asked for.
+/// A model that answers without a network: chat and skill requests as
+/// [`logline_skills::DemoModel`] does; other requests by repeating the last user message
+/// (`"You said: …"`), or `{}` where structured output is asked for.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DemoModel;
 
@@ -36,17 +35,38 @@ impl LlmProvider for DemoModel {
     }
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse> {
-        if let Some(answer) = chat::answer(request) {
-            return Ok(answer);
+        if logline_skills::DemoModel::understands(request) {
+            return logline_skills::DemoModel.complete(request).await;
         }
         if request.output_schema.is_some() {
             return Ok(LlmResponse::text("{}"));
         }
+        let last = request.messages.iter().rev().find_map(|m| match m {
+            Message::User { content } => Some(content.as_str()),
+            _ => None,
+        });
         Ok(LlmResponse::text(format!(
             "You said: {}",
-            chat::latest_user_text(request)
+            last.unwrap_or_default()
         )))
     }
+}
+
+/// Id of the demo email tool: it says it sent, and sends nothing.
+pub const EMAIL_SEND_TOOL: &str = "email.send";
+
+/// The demo `email.send` tool: high risk and tagged `send`, so a chat confirms every call.
+pub fn email_send_spec() -> ToolSpec {
+    ToolSpec::new(
+        EMAIL_SEND_TOOL,
+        "Send an email to a recipient (demo: nothing leaves the server).",
+        json!({"type": "object", "properties": {"to": {"type": "string"},
+               "subject": {"type": "string"}, "body": {"type": "string"}},
+               "required": ["to", "subject", "body"], "additionalProperties": false}),
+    )
+    .in_toolkit("email")
+    .with_risk(RiskLevel::High)
+    .with_tags(["send", "email"])
 }
 
 /// Id of the local wait tool.
@@ -92,11 +112,11 @@ pub fn demo_chat_config() -> ChatConfig {
     config
 }
 
-/// Adds the demo `email.send` tool ([`chat::email_send_spec`]): it answers
+/// Adds the demo `email.send` tool ([`email_send_spec`]): it answers
 /// `{"sent": true, "to": …}` and sends nothing.
 pub fn with_demo_email(builder: EngineBuilder) -> EngineBuilder {
     builder.tool(
-        chat::email_send_spec(),
+        email_send_spec(),
         handler(|args, _ctx| async move { Ok(json!({"sent": true, "to": args["to"]})) }),
     )
 }
