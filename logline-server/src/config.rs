@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub alert_check_interval_secs: u64,
     /// Whether alert webhooks may use plain `http://` (else `https://` only).
     pub alert_webhooks_allow_http: bool,
+    /// Whether the router serves the web console at `/` (assets under `/console/`).
+    pub console: bool,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +72,7 @@ impl Default for ServerConfig {
             trust_forwarded_for: false,
             alert_check_interval_secs: 60,
             alert_webhooks_allow_http: false,
+            console: true,
         }
     }
 }

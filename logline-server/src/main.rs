@@ -29,7 +29,7 @@ struct Cli {
     /// open_registration, cors_origins, max_body_bytes, rate_limit_per_minute,
     /// rate_limit_burst, max_concurrent_runs_per_tenant, shutdown_grace_secs,
     /// sse_keep_alive_secs, agent_test_timeout_secs, trust_forwarded_for,
-    /// alert_check_interval_secs, alert_webhooks_allow_http).
+    /// alert_check_interval_secs, alert_webhooks_allow_http, console).
     #[arg(long, short, env = "LOGLINE_CONFIG", global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
