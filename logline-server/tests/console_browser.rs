@@ -295,3 +295,110 @@ async fn runs_and_workflows_from_sign_in_to_sign_out() {
     b.close().await;
     server.stop().await;
 }
+
+/// The text of the answer of the last chat turn.
+async fn last_answer(b: &Browser) -> String {
+    b.client
+        .execute(
+            "const t = document.querySelectorAll('#messages li[data-task] > span.text');
+             return t.length ? t[t.length - 1].textContent : '';",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Sends `text` from the chat panel and waits for the confirmation card.
+async fn ask_for_email(b: &mut Browser) -> String {
+    b.fill("#chat-message", "send an email to x@y.z saying hi")
+        .await;
+    b.click("#chat-send").await;
+    b.wait_text("#messages", "Router").await;
+    b.wait_text("#messages", "Tools selected").await;
+    let card = b.wait_text(".card.confirm", "x@y.z").await;
+    assert!(card.contains("email.send"), "{card}");
+    assert!(card.contains("Confirm") && card.contains("Deny"), "{card}");
+    card
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_confirms_an_email_and_finds_the_call_in_the_run_trace() {
+    let server = ConsoleServer::start().await;
+    let base = server.base.clone();
+    let mut b = Browser::open("chat-confirm").await;
+    sign_in(&mut b, &base).await;
+    b.find("#chat-message").await;
+    b.shot("chat").await;
+    b.assert_accessible("chat").await;
+
+    ask_for_email(&mut b).await;
+    b.shot("confirmation").await;
+    b.assert_accessible("chat confirmation").await;
+
+    b.click(".confirm-yes").await;
+    b.wait_text(".decision", "Confirmed").await;
+    b.find("a.open-run").await;
+    b.wait_text("#messages", "Tool email.send: done").await;
+    let answer = last_answer(&b).await;
+    assert!(answer.contains("x@y.z"), "the final answer: {answer:?}");
+    b.shot("answer").await;
+
+    b.click("a.open-run").await;
+    let trace = b.wait_text("#timeline", "Tool email.send").await;
+    assert!(trace.contains("x@y.z"), "{trace}");
+    b.shot("run-trace").await;
+    b.assert_accessible("chat run trace").await;
+
+    b.click("a[data-view=chat]").await;
+    b.click("#conversations a").await;
+    b.wait_text("#messages", "send an email to x@y.z saying hi")
+        .await;
+    b.wait_text("#messages", "x@y.z.").await;
+    b.shot("conversation-reopened").await;
+
+    assert_no_secret_in_urls(&server);
+    b.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_denies_an_email_and_shows_hostile_text_as_text() {
+    let server = ConsoleServer::start().await;
+    let base = server.base.clone();
+    let mut b = Browser::open("chat-deny").await;
+    sign_in(&mut b, &base).await;
+
+    ask_for_email(&mut b).await;
+    b.click(".confirm-no").await;
+    b.wait_text(".decision", "Denied").await;
+    b.find("a.open-run").await;
+    let answer = last_answer(&b).await;
+    assert!(answer.contains("did not do it"), "the refusal: {answer:?}");
+    let thread = b.wait_text("#messages", "did not do it").await;
+    assert!(!thread.contains("Tool email.send: done"), "{thread}");
+    b.shot("refused").await;
+    b.assert_accessible("chat refusal").await;
+
+    let note = format!("take a note: {HOSTILE_IMG} {HOSTILE_SCRIPT}");
+    b.fill("#chat-message", &note).await;
+    b.click("#chat-send").await;
+    b.wait_text("#messages", "Noted").await;
+    b.find("a.open-run").await;
+    let thread = b.wait_text("#messages", HOSTILE_SCRIPT).await;
+    assert!(thread.contains("onerror="), "{thread}");
+    assert!(!b.exists(".card.confirm .confirm-yes:not([disabled])").await);
+    assert_no_injection(&b).await;
+    b.shot("hostile-note-as-text").await;
+
+    b.client.set_window_size(375, 800).await.unwrap();
+    let (needed, has) = b.widths().await;
+    assert!(needed <= has, "the chat at 375px needs {needed}px");
+    b.shot("narrow-chat").await;
+
+    assert_no_secret_in_urls(&server);
+    b.close().await;
+    server.stop().await;
+}

@@ -1,4 +1,5 @@
 //! `GET /api/v1/runs` filters: status, workflow, creation time window, paging.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
