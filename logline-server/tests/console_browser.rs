@@ -8,6 +8,7 @@
 mod browser;
 
 use browser::{Browser, ConsoleServer, ADMIN_EMAIL, ADMIN_PASSWORD};
+use logline_server::ServerConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -398,6 +399,69 @@ async fn chat_denies_an_email_and_shows_hostile_text_as_text() {
     assert!(needed <= has, "the chat at 375px needs {needed}px");
     b.shot("narrow-chat").await;
 
+    assert_no_secret_in_urls(&server);
+    b.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_access_token_is_refreshed_and_a_user_cannot_approve() {
+    let server = ConsoleServer::with(ServerConfig {
+        rate_limit_per_minute: 0,
+        access_ttl_secs: 1,
+        ..ServerConfig::default()
+    })
+    .await;
+    let base = server.base.clone();
+    let token = server.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    server
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            &token,
+            Some(json!({"email": "user@example.com", "password": "password-123", "role": "user"})),
+        )
+        .await;
+    let gated = server
+        .call(
+            Method::POST,
+            "/api/v1/workflows",
+            &token,
+            Some(json!({"name": "Gate", "definition": {
+                "entry": "gate",
+                "nodes": [{"id": "gate", "type": "human_gate", "config": {}}]
+            }})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut b = Browser::open("refresh-and-roles").await;
+    b.goto(&format!("{base}/")).await;
+    b.fill("#email", "user@example.com").await;
+    b.fill("#password", "password-123").await;
+    b.click("#signin").await;
+    b.wait_text("#who", "(user)").await;
+    // The access token lives one second; the next request meets a 401 and refreshes.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    b.goto(&format!("{base}/#/workflows/{gated}")).await;
+    b.click("#start-run").await;
+    b.wait_text("#gate", "An admin approves or denies this run.")
+        .await;
+    assert!(!b.exists("#approve").await && !b.exists("#deny").await);
+    assert!(b.exists("#cancel").await, "a user may cancel");
+    b.shot("user-sees-no-approve").await;
+    let refreshes = server
+        .seen
+        .lock()
+        .unwrap()
+        .targets
+        .iter()
+        .filter(|t| t.as_str() == "/api/v1/auth/refresh")
+        .count();
+    assert!(refreshes >= 1, "the console refreshed its token");
+    b.wait_text("#who", "user@example.com").await;
     assert_no_secret_in_urls(&server);
     b.close().await;
     server.stop().await;

@@ -78,11 +78,16 @@ impl ConsoleServer {
     /// Starts the server as `logline-server serve` does without configuration (memory
     /// store, demo model, local tools, the demo workflow), with a first admin.
     pub async fn start() -> Self {
-        let d = deploy(&Environment::default()).await.unwrap();
-        let config = ServerConfig {
+        Self::with(ServerConfig {
             rate_limit_per_minute: 0,
             ..ServerConfig::default()
-        };
+        })
+        .await
+    }
+
+    /// [`ConsoleServer::start`] with `config`.
+    pub async fn with(config: ServerConfig) -> Self {
+        let d = deploy(&Environment::default()).await.unwrap();
         let server = Server::with_store(d.engine.clone(), config, d.store.clone());
         register_demo(&d.engine, &server).await.unwrap();
         create_user(
@@ -367,14 +372,38 @@ impl Browser {
 
     /// Types into the field `css` (after clearing it).
     pub async fn fill(&self, css: &str, text: &str) {
-        let e = self.find(css).await;
-        e.clear().await.unwrap();
-        e.send_keys(text).await.unwrap();
+        let started = Instant::now();
+        loop {
+            let e = self.find(css).await;
+            match async {
+                e.clear().await?;
+                e.send_keys(text).await
+            }
+            .await
+            {
+                Ok(()) => return,
+                Err(err) if started.elapsed() < PATIENCE => {
+                    let _ = err;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(err) => panic!("cannot type into `{css}`: {err}"),
+            }
+        }
     }
 
-    /// Clicks `css`.
+    /// Clicks `css`, finding it again when the page redrew it in between.
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.unwrap();
+        let started = Instant::now();
+        loop {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if started.elapsed() < PATIENCE => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot click `{css}`: {e}"),
+            }
+        }
     }
 
     /// Runs axe-core on the page; panics on serious or critical violations.
