@@ -292,6 +292,7 @@ impl Browser {
             }
         };
         let shots = target_dir().join("console-screenshots").join(name);
+        let _ = std::fs::remove_dir_all(&shots);
         std::fs::create_dir_all(&shots).unwrap();
         Browser {
             client,
