@@ -384,8 +384,15 @@ async fn chat_denies_an_email_and_shows_hostile_text_as_text() {
     b.assert_accessible("chat refusal").await;
 
     let note = format!("take a note: {HOSTILE_IMG} {HOSTILE_SCRIPT}");
+    let attachment = b.scratch_file("agenda.txt", "1. the console\n2. the chat\n");
+    b.find("#chat-file")
+        .await
+        .send_keys(&attachment.to_string_lossy())
+        .await
+        .unwrap();
     b.fill("#chat-message", &note).await;
     b.click("#chat-send").await;
+    b.wait_text("#messages", "(1 attached)").await;
     b.wait_text("#messages", "Noted").await;
     b.find("a.open-run").await;
     let thread = b.wait_text("#messages", HOSTILE_SCRIPT).await;

@@ -304,6 +304,13 @@ impl Browser {
         }
     }
 
+    /// Writes a file for an upload and returns its path.
+    pub fn scratch_file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.profile.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
     /// Goes to `url`.
     pub async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap();
