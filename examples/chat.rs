@@ -1,61 +1,88 @@
 //! An interactive terminal chat on the chat pipeline: each message is a task (a run of the
 //! built-in chat workflow) whose progress is shown live — the router's decision, the tools
-//! selected, tool calls, streamed text — and a call that sends or writes asks `y/n` with a
-//! preview of exactly what it will do.
+//! selected, tool calls, streamed text — and a call that sends asks `y/n` with a preview of
+//! exactly what it will do. The skills (`logline-skills`) are the tools: email drafts, PDF
+//! correction, a Telegram bot scaffold, notes and to-dos; a demo `email.send` shows the
+//! confirmation. Files the skills make are saved to a folder (`LOGLINE_CHAT_DIR`, default
+//! `chat-artifacts`).
 //!
-//! - No configuration: a scripted model that understands "note", "list notes" and "email",
-//!   and local demo tools (notes kept in memory, an email tool that only prints).
-//! - `OPENAI_API_KEY`: OpenAI (`OPENAI_MODEL` for the executor, default `gpt-4o`;
-//!   `OPENAI_CHEAP_MODEL` for router and summary, default `gpt-4o-mini`).
+//! - No configuration: the demo model (`logline_skills::DemoModel`), which understands
+//!   "take a note: …", "what notes do I have?", "draft an email …", "send an email to
+//!   a@b.c saying …", "make me a telegram bot …" and "proofread the attached pdf".
+//! - `OPENAI_API_KEY`: OpenAI (`OPENAI_MODEL` for the executor and the skills, default
+//!   `gpt-4o`; `OPENAI_CHEAP_MODEL` for router and summary, default `gpt-4o-mini`).
 //! - `COMPOSIO_API_KEY`: Composio's catalog is synced and searched too (the user is
 //!   `COMPOSIO_USER`, default `demo:dan`; only toolkits connected there are offered).
 //!
 //! Reads one message per stdin line and ends at end of input, so
 //! `echo "take a note: buy milk" | cargo run --example chat` works unattended; at a
 //! confirmation the next line is the answer (`y` confirms; anything else, or end of input,
-//! refuses).
+//! refuses). `/attach <path>` uploads a file and attaches it to the next message.
 
 use std::error::Error;
 use std::io::{BufRead, IsTerminal, Write};
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use logline_core::agent::ModelProfile;
-use logline_core::chat::{ChatConfig, ChatEvent, ChatService, MemoryChatStore};
-use logline_core::engine::{Engine, EngineBuilder, Principal, WorkerOptions};
-use logline_core::llm::{LlmRequest, LlmResponse, Message, ToolCallRequest};
+use logline_core::artifact::{
+    ArtifactFilter, ArtifactStore, ArtifactStoreExt, NewArtifact, ObjectArtifactStore,
+};
+use logline_core::chat::{
+    Attachment, ChatConfig, ChatEvent, ChatService, MemoryChatStore, ScopedChat, TaskId,
+};
+use logline_core::engine::{Engine, Principal, WorkerOptions};
+use logline_core::llm::LlmProvider;
+use logline_core::notes::MemoryNoteStore;
+use logline_core::owner::Owner;
 use logline_core::search::{GateRules, SearchToolSource, ToolIndex, ToolSearch};
-use logline_core::testing::ScriptedLlm;
-use logline_core::tool::{handler, RiskLevel, ToolSpec};
-use serde_json::{json, Value};
+use logline_core::tool::{handler, RiskLevel, ToolHub, ToolSpec};
+use logline_skills::{DemoModel, SkillsHub};
+use serde_json::json;
 
 type Lines = std::io::Lines<std::io::StdinLock<'static>>;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let notes: Arc<Mutex<Vec<Value>>> = Arc::default();
     let store = Arc::new(MemoryChatStore::new());
-    let tools = demo_tools();
-    let mut builder = with_handlers(Engine::builder(), &tools, notes.clone());
+    let artifacts: Arc<dyn ArtifactStore> = Arc::new(ObjectArtifactStore::in_memory());
+    let folder = PathBuf::from(env_or("LOGLINE_CHAT_DIR", "chat-artifacts"));
+    let mut builder = Engine::builder();
     let mut config = ChatConfig::default();
-    if std::env::var_os("OPENAI_API_KEY").is_some() {
-        let p = logline_openai::OpenAiProvider::from_env()?;
-        let secrets = p.config().clone();
-        builder = builder
-            .redact_with(move |r| secrets.redact_secrets(r))
-            .default_llm(Arc::new(p));
-        config.main_model = ModelProfile::new(env_or("OPENAI_MODEL", "gpt-4o"));
-        config.cheap_model = ModelProfile::new(env_or("OPENAI_CHEAP_MODEL", "gpt-4o-mini"));
-        println!("(model: OpenAI {})", config.main_model.model);
-    } else {
-        builder = builder.default_llm(Arc::new(scripted_model()));
-        println!("(model: scripted; set OPENAI_API_KEY for OpenAI)");
-    }
+    let (model, skills_model): (Arc<dyn LlmProvider>, String) =
+        if std::env::var_os("OPENAI_API_KEY").is_some() {
+            let p = logline_openai::OpenAiProvider::from_env()?;
+            let secrets = p.config().clone();
+            builder = builder.redact_with(move |r| secrets.redact_secrets(r));
+            config.main_model = ModelProfile::new(env_or("OPENAI_MODEL", "gpt-4o"));
+            config.cheap_model = ModelProfile::new(env_or("OPENAI_CHEAP_MODEL", "gpt-4o-mini"));
+            println!("(model: OpenAI {})", config.main_model.model);
+            (Arc::new(p), config.main_model.model.clone())
+        } else {
+            println!("(model: the demo model; set OPENAI_API_KEY for OpenAI)");
+            (Arc::new(DemoModel), "demo".into())
+        };
+    let skills = Arc::new(
+        SkillsHub::builder()
+            .artifacts(artifacts.clone())
+            .notes(Arc::new(MemoryNoteStore::new()))
+            .llm(model.clone(), skills_model)
+            .build()?,
+    );
+    let send = email_send();
+    let mut catalog = SkillsHub::specs();
+    catalog.push(send.clone());
+    let skills_hub: Arc<dyn ToolHub> = skills.clone();
+    let mut search = ToolSearch::new(ToolIndex::from_tools(catalog.clone())).with_hub(skills_hub);
+    builder = builder.default_llm(model).tool_hub(skills).tool(
+        send,
+        handler(|args, _| async move { Ok(json!({"sent": true, "to": args["to"]})) }),
+    );
     let composio = match std::env::var_os("COMPOSIO_API_KEY") {
         Some(_) => Some(logline_composio::ComposioToolHub::from_env()?),
         None => None,
     };
-    let mut search = ToolSearch::new(ToolIndex::from_tools(tools.clone()));
     if let Some(hub) = &composio {
         search = search.with_hub(Arc::new(hub.clone()));
         builder = builder.tool_hub(Arc::new(hub.clone()));
@@ -68,7 +95,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .chat_store(store.clone())
         .build()
         .await?;
-    engine.register_tools(&tools).await?;
+    engine.register_tools(&catalog).await?;
     if let Some(hub) = composio {
         let sync = logline_composio::CatalogSync::new(hub, engine.store().clone());
         let report = sync.run(logline_composio::SyncMode::Full).await?;
@@ -82,8 +109,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let workers = engine.spawn_workers(WorkerOptions::default());
     let user = env_or("COMPOSIO_USER", "demo:dan");
     let (tenant, name) = user.split_once(':').unwrap_or(("demo", "dan"));
-    let chat = service.scoped(Principal::user(tenant, name))?;
+    let principal = Principal::user(tenant, name);
+    let owner = Owner::from(&principal);
+    let chat = service.scoped(principal)?;
     let conversation = chat.create_conversation("terminal").await?;
+    let mut attached: Vec<Attachment> = Vec::new();
 
     let echo = !std::io::stdin().is_terminal();
     let mut lines: Lines = std::io::stdin().lock().lines();
@@ -101,7 +131,22 @@ async fn main() -> Result<(), Box<dyn Error>> {
         if text.is_empty() {
             continue;
         }
-        let task = chat.send(conversation.id, text, Vec::new()).await?;
+        if let Some(path) = text.strip_prefix("/attach ") {
+            match upload(artifacts.as_ref(), &owner, Path::new(path.trim())).await {
+                Ok(file) => {
+                    println!(
+                        "  · attached {} ({}, {} bytes)",
+                        file.name, file.content_type, file.size_bytes
+                    );
+                    attached.push(file);
+                }
+                Err(e) => println!("  ! not attached: {e}"),
+            }
+            continue;
+        }
+        let task = chat
+            .send(conversation.id, text, std::mem::take(&mut attached))
+            .await?;
         let mut events = chat.events(task).await?;
         // Whether text was streamed, and whether the cursor is still on its line.
         let (mut streamed, mut midline) = (false, false);
@@ -177,10 +222,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 }
             }
         }
+        for path in save_artifacts(&chat, artifacts.as_ref(), &owner, task, &folder).await? {
+            println!("  · saved {}", path.display());
+        }
     }
     workers.shutdown().await;
-    let kept = notes.lock().map_err(|_| "notes lock")?.len();
-    println!("notes kept: {kept}");
     Ok(())
 }
 
@@ -188,161 +234,56 @@ fn env_or(key: &str, default: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| default.to_string())
 }
 
-/// Local demo tools: notes (low risk) and an email tool that sends (confirmed).
-fn demo_tools() -> Vec<ToolSpec> {
-    vec![
-        ToolSpec::new(
-            "notes.create",
-            "Create a note with a title and an optional body.",
-            json!({"type": "object", "properties": {"title": {"type": "string"},
-                   "body": {"type": "string"}}, "required": ["title"]}),
-        )
-        .in_toolkit("notes")
-        .with_tags(["create", "notes"]),
-        ToolSpec::new(
-            "notes.list",
-            "List the user's notes.",
-            json!({"type": "object", "properties": {}}),
-        )
-        .in_toolkit("notes")
-        .with_tags(["read"]),
-        ToolSpec::new(
-            "email.send",
-            "Send an email to a recipient.",
-            json!({"type": "object", "properties": {"to": {"type": "string"},
-                   "subject": {"type": "string"}, "body": {"type": "string"}},
-                   "required": ["to", "subject", "body"]}),
-        )
-        .in_toolkit("email")
-        .with_risk(RiskLevel::High)
-        .with_tags(["send", "email"]),
-    ]
+/// A demo email tool: it only prints, but it is tagged `send`, so every call is confirmed.
+fn email_send() -> ToolSpec {
+    ToolSpec::new(
+        "email.send",
+        "Send an email to a recipient.",
+        json!({"type": "object", "properties": {"to": {"type": "string"},
+               "subject": {"type": "string"}, "body": {"type": "string"}},
+               "required": ["to", "subject", "body"]}),
+    )
+    .in_toolkit("email")
+    .with_risk(RiskLevel::High)
+    .with_tags(["send", "email"])
 }
 
-fn with_handlers(
-    b: EngineBuilder,
-    tools: &[ToolSpec],
-    notes: Arc<Mutex<Vec<Value>>>,
-) -> EngineBuilder {
-    let (n1, n2) = (notes.clone(), notes);
-    let lock_err = || logline_core::Error::Internal("notes lock".into());
-    b.tool(
-        tools[0].clone(),
-        handler(move |args, _| {
-            let notes = n1.clone();
-            async move {
-                let mut n = notes.lock().map_err(|_| lock_err())?;
-                n.push(args.clone());
-                Ok(json!({"created": args["title"], "count": n.len()}))
-            }
-        }),
-    )
-    .tool(
-        tools[1].clone(),
-        handler(move |_, _| {
-            let notes = n2.clone();
-            async move {
-                let n = notes.lock().map_err(|_| lock_err())?;
-                Ok(json!({"notes": *n}))
-            }
-        }),
-    )
-    .tool(
-        tools[2].clone(),
-        handler(|args, _| async move { Ok(json!({"sent": true, "to": args["to"]})) }),
-    )
+/// Uploads the file at `path` for `owner` (type sniffed, size checked by the store).
+async fn upload(
+    artifacts: &dyn ArtifactStore,
+    owner: &Owner,
+    path: &Path,
+) -> Result<Attachment, Box<dyn Error>> {
+    let bytes = std::fs::read(path)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "upload".into());
+    let artifact = artifacts
+        .put(owner, NewArtifact::named(name), bytes)
+        .await?;
+    Ok(Attachment::from(&artifact))
 }
 
-/// The user's latest words in a request.
-fn latest_user_text(req: &LlmRequest) -> String {
-    req.messages
-        .iter()
-        .rev()
-        .find_map(|m| match m {
-            Message::User { content } => Some(content.clone()),
-            _ => None,
-        })
-        .unwrap_or_default()
-}
-
-/// A rule-based stand-in for the models: router (strict JSON), summary and executor.
-fn scripted_model() -> ScriptedLlm {
-    ScriptedLlm::from_fn(|req: &LlmRequest| {
-        let text = latest_user_text(req);
-        let lower = text.to_lowercase();
-        if req.output_schema.is_some() {
-            let (intent, apps, risk) = if lower.contains("email") {
-                ("send_email", vec!["email"], "high")
-            } else if lower.contains("notes") && (lower.contains("list") || lower.contains("what"))
-            {
-                ("list_notes", vec!["notes"], "low")
-            } else if lower.contains("note") {
-                ("create_note", vec!["notes"], "low")
-            } else {
-                ("chat", vec![], "low")
-            };
-            let tools = intent != "chat";
-            let answer = (!tools).then(|| format!("You said: {text}"));
-            return Ok(LlmResponse::text(
-                json!({"intent": intent, "needs_tools": tools, "candidate_apps": apps,
-                       "risk_level": risk, "needs_files": false,
-                       "requires_confirmation": risk == "high", "answer": answer})
-                .to_string(),
-            ));
-        }
-        if req.tools.is_empty() {
-            return Ok(LlmResponse::text("A conversation about notes and email."));
-        }
-        if let Some(Message::Tool { content, .. }) = req.messages.last() {
-            let framed: Value = serde_json::from_str(content).unwrap_or_default();
-            let v = &framed["tool_result"];
-            let reply = if let Some(notes) = v["notes"].as_array() {
-                let titles: Vec<&str> = notes.iter().filter_map(|n| n["title"].as_str()).collect();
-                format!("You have {} note(s): {}", titles.len(), titles.join("; "))
-            } else if v["sent"] == true {
-                format!("Email sent to {}.", v["to"].as_str().unwrap_or("them"))
-            } else if v.get("created").is_some() {
-                format!("Noted: {}.", v["created"].as_str().unwrap_or_default())
-            } else {
-                "I did not do it: the action was refused or failed.".to_string()
-            };
-            return Ok(LlmResponse::text(reply));
-        }
-        let pick = |id: &str| {
-            req.tools
-                .iter()
-                .find(|t| t.name.starts_with(id))
-                .map(|t| t.name.clone())
-        };
-        let call = |name: String, arguments: Value| LlmResponse {
-            tool_calls: vec![ToolCallRequest {
-                id: "call_1".into(),
-                name,
-                arguments,
-            }],
-            ..Default::default()
-        };
-        let chosen = if lower.contains("email") {
-            let to = text
-                .split_whitespace()
-                .find(|w| w.contains('@'))
-                .unwrap_or("team@example.com");
-            pick("email").map(|n| {
-                call(
-                    n,
-                    json!({"to": to, "subject": "Message from chat", "body": text}),
-                )
-            })
-        } else if lower.contains("list") || lower.contains("what") {
-            pick("notes_list").map(|n| call(n, json!({})))
-        } else {
-            let title = text
-                .split_once(':')
-                .map_or(text.as_str(), |(_, t)| t)
-                .trim()
-                .to_string();
-            pick("notes_create").map(|n| call(n, json!({"title": title})))
-        };
-        Ok(chosen.unwrap_or_else(|| LlmResponse::text("No suitable tool is available.")))
-    })
+/// Writes the files the task made into `folder`; returns their paths.
+async fn save_artifacts(
+    chat: &ScopedChat,
+    artifacts: &dyn ArtifactStore,
+    owner: &Owner,
+    task: TaskId,
+    folder: &Path,
+) -> Result<Vec<PathBuf>, Box<dyn Error>> {
+    chat.task(task).await?; // the task is the caller's own
+    let made = artifacts
+        .list(owner, &ArtifactFilter::default().for_task(task))
+        .await?;
+    let mut saved = Vec::new();
+    for artifact in made {
+        let (_, bytes) = artifacts.get(owner, artifact.id).await?;
+        std::fs::create_dir_all(folder)?;
+        let path = folder.join(&artifact.name);
+        std::fs::write(&path, bytes)?;
+        saved.push(path);
+    }
+    Ok(saved)
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use logline_core::artifact::UploadLimits;
 use logline_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,14 @@ pub struct ServerConfig {
     pub alert_check_interval_secs: u64,
     /// Whether alert webhooks may use plain `http://` (else `https://` only).
     pub alert_webhooks_allow_http: bool,
+    /// Largest file `POST /files/upload` accepts, in bytes (larger ones are a 413).
+    pub upload_max_bytes: u64,
+    /// Content types uploads may have, as sniffed from their bytes (`text/*` allows every
+    /// text type); others are a 415.
+    pub upload_allowed_types: Vec<String>,
+    /// Where artifact bytes are kept: `memory:///` (lost at exit) or `file:///a/folder`
+    /// (which must exist). Their metadata is in PostgreSQL when `DATABASE_URL` is set.
+    pub artifacts_url: String,
     /// Whether the router serves the web console at `/` (assets under `/console/`).
     pub console: bool,
 }
@@ -72,6 +81,9 @@ impl Default for ServerConfig {
             trust_forwarded_for: false,
             alert_check_interval_secs: 60,
             alert_webhooks_allow_http: false,
+            upload_max_bytes: 25 * 1024 * 1024,
+            upload_allowed_types: UploadLimits::default().allowed_types,
+            artifacts_url: "memory:///".into(),
             console: true,
         }
     }
@@ -122,6 +134,13 @@ impl ServerConfig {
     /// Refresh-token lifetime.
     pub fn refresh_ttl(&self) -> Duration {
         Duration::from_secs(self.refresh_ttl_secs)
+    }
+
+    /// The caps and allowed types of uploads.
+    pub fn upload_limits(&self) -> UploadLimits {
+        UploadLimits::default()
+            .max_bytes(self.upload_max_bytes)
+            .allow(self.upload_allowed_types.iter().cloned())
     }
 }
 

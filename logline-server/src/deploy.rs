@@ -1,13 +1,19 @@
 //! Assembling a deployment from the environment: PostgreSQL when `DATABASE_URL` is set
 //! (else memory), OpenAI when `OPENAI_API_KEY` is set (else the demo model), Composio when
-//! `COMPOSIO_API_KEY` is set.
+//! `COMPOSIO_API_KEY` is set — and the chat on top (its stores on the same backend).
 
 use std::sync::Arc;
 
+use logline_core::artifact::{ArtifactIndex, MemoryArtifactIndex, ObjectArtifactStore};
+use logline_core::chat::{ChatConfig, ChatService, ChatStore, MemoryChatStore};
 use logline_core::engine::{Engine, EngineBuilder};
+use logline_core::llm::LlmProvider;
+use logline_core::notes::{MemoryNoteStore, NoteStore};
 use logline_core::Result;
 
-use crate::demo::{with_local_tools, DemoModel};
+use crate::chat::ChatParts;
+use crate::config::ServerConfig;
+use crate::demo::{demo_chat_config, with_local_tools, DemoModel};
 use crate::store::{MemoryServerStore, ServerStore};
 
 /// Where state lives and which model and tools run.
@@ -43,59 +49,101 @@ pub struct Deployment {
     pub backend: &'static str,
     /// `demo` or `openai`.
     pub model: &'static str,
+    /// The chat, installed on the engine.
+    pub chat: ChatService,
+    /// Its stores (artifacts are served by the file routes).
+    pub chat_parts: ChatParts,
 }
 
-/// Builds the deployment `env` describes (migrating PostgreSQL when used).
-pub async fn deploy(env: &Environment) -> Result<Deployment> {
-    let (builder, store, backend): (EngineBuilder, Arc<dyn ServerStore>, _) =
-        match &env.database_url {
-            Some(url) => postgres(url).await?,
-            None => (
-                Engine::builder(),
-                Arc::new(MemoryServerStore::new()),
-                "memory",
-            ),
-        };
-    let (builder, model) = model(builder, env)?;
+/// The backend's stores before the engine is built.
+struct Backend {
+    builder: EngineBuilder,
+    store: Arc<dyn ServerStore>,
+    name: &'static str,
+    chat: Arc<dyn ChatStore>,
+    artifact_index: Arc<dyn ArtifactIndex>,
+    notes: Arc<dyn NoteStore>,
+}
+
+/// Builds the deployment `env` describes (migrating PostgreSQL when used); artifact bytes
+/// go where `config.artifacts_url` says, capped by its upload limits.
+pub async fn deploy(env: &Environment, config: &ServerConfig) -> Result<Deployment> {
+    let backend = match &env.database_url {
+        Some(url) => postgres(url).await?,
+        None => Backend {
+            builder: Engine::builder(),
+            store: Arc::new(MemoryServerStore::new()),
+            name: "memory",
+            chat: Arc::new(MemoryChatStore::new()),
+            artifact_index: Arc::new(MemoryArtifactIndex::new()),
+            notes: Arc::new(MemoryNoteStore::new()),
+        },
+    };
+    let artifacts = ObjectArtifactStore::from_url(
+        &config.artifacts_url,
+        Vec::<(String, String)>::new(),
+        backend.artifact_index,
+    )?
+    .with_limits(config.upload_limits());
+    let parts = ChatParts {
+        store: backend.chat,
+        artifacts: Arc::new(artifacts),
+        notes: backend.notes,
+    };
+    let (llm, model, chat_config) = model(env)?;
+    let builder = backend.builder.default_llm(llm.clone());
+    let builder = parts.wire(builder, llm, &chat_config.cheap_model.model)?;
     let builder = tools(with_local_tools(builder), env)?;
+    let engine = builder.build().await?;
+    let chat = parts.install(&engine, chat_config).await?;
     Ok(Deployment {
-        engine: builder.build().await?,
-        store,
-        backend,
+        engine,
+        store: backend.store,
+        backend: backend.name,
         model,
+        chat,
+        chat_parts: parts,
     })
 }
 
 #[cfg(feature = "postgres")]
-async fn postgres(url: &str) -> Result<(EngineBuilder, Arc<dyn ServerStore>, &'static str)> {
+async fn postgres(url: &str) -> Result<Backend> {
     let config = logline_postgres::PgConfig::from_env()
         .unwrap_or_else(|_| logline_postgres::PgConfig::new(url));
     let pg = logline_postgres::PgBackend::connect(&config).await?;
     pg.migrate().await?;
-    let store = Arc::new(crate::store::PgServerStore::new(pg.pool().clone()));
-    Ok((pg.engine_builder(), store, "postgres"))
+    let pool = pg.pool().clone();
+    Ok(Backend {
+        builder: pg.engine_builder(),
+        store: Arc::new(crate::store::PgServerStore::new(pool.clone())),
+        name: "postgres",
+        chat: Arc::new(pg.chat_store()),
+        artifact_index: Arc::new(logline_postgres::PgArtifactIndex::new(pool.clone())),
+        notes: Arc::new(logline_postgres::PgNoteStore::new(pool)),
+    })
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn postgres(_url: &str) -> Result<(EngineBuilder, Arc<dyn ServerStore>, &'static str)> {
+async fn postgres(_url: &str) -> Result<Backend> {
     Err(logline_core::Error::InvalidInput(
         "DATABASE_URL is set but this build has no `postgres` feature".into(),
     ))
 }
 
-fn model(builder: EngineBuilder, env: &Environment) -> Result<(EngineBuilder, &'static str)> {
+/// The default model, its name, and the chat's models on it.
+fn model(env: &Environment) -> Result<(Arc<dyn LlmProvider>, &'static str, ChatConfig)> {
     if env.openai {
         #[cfg(feature = "openai")]
         {
             let provider = logline_openai::OpenAiProvider::from_env()?;
-            return Ok((builder.default_llm(Arc::new(provider)), "openai"));
+            return Ok((Arc::new(provider), "openai", ChatConfig::default()));
         }
         #[cfg(not(feature = "openai"))]
         return Err(logline_core::Error::InvalidInput(
             "OPENAI_API_KEY is set but this build has no `openai` feature".into(),
         ));
     }
-    Ok((builder.default_llm(Arc::new(DemoModel)), "demo"))
+    Ok((Arc::new(DemoModel), "demo", demo_chat_config()))
 }
 
 fn tools(builder: EngineBuilder, env: &Environment) -> Result<EngineBuilder> {

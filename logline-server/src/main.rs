@@ -29,7 +29,8 @@ struct Cli {
     /// open_registration, cors_origins, max_body_bytes, rate_limit_per_minute,
     /// rate_limit_burst, max_concurrent_runs_per_tenant, shutdown_grace_secs,
     /// sse_keep_alive_secs, agent_test_timeout_secs, trust_forwarded_for,
-    /// alert_check_interval_secs, alert_webhooks_allow_http, console).
+    /// alert_check_interval_secs, alert_webhooks_allow_http, upload_max_bytes,
+    /// upload_allowed_types, artifacts_url, console).
     #[arg(long, short, env = "LOGLINE_CONFIG", global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -87,7 +88,7 @@ async fn run(cli: Cli) -> logline_core::Result<()> {
     }
     .with_env()?;
     let env = Environment::from_env();
-    let deployment = deploy(&env).await?;
+    let deployment = deploy(&env, &config).await?;
     tracing::info!(
         backend = deployment.backend,
         model = deployment.model,
@@ -158,7 +159,8 @@ async fn serve(
     }
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let addr = config.listen;
-    let server = Server::with_store(d.engine.clone(), config, d.store.clone());
+    let server = Server::with_store(d.engine.clone(), config, d.store.clone())
+        .with_chat(d.chat.clone(), d.chat_parts.artifacts.clone());
     register_demo(&d.engine, &server).await?;
     first_admin(&server).await?;
     if server.state().config.alert_check_interval_secs > 0 {

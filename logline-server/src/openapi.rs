@@ -11,7 +11,8 @@ use utoipa::{Modify, OpenApi};
     modifiers(&SecuritySchemes),
     tags(
         (name = "health"), (name = "auth"), (name = "workflows"), (name = "runs"),
-        (name = "tools"), (name = "agents"), (name = "policies"), (name = "audit"), (name = "metrics"), (name = "alerts")
+        (name = "tools"), (name = "agents"), (name = "policies"), (name = "audit"), (name = "metrics"), (name = "alerts"),
+        (name = "chat"), (name = "files"), (name = "apps")
     )
 )]
 pub struct ApiDoc;

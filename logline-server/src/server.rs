@@ -1,6 +1,6 @@
 //! [`Server`]: the router with its layers, and [`router`] for hosts that mount it.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
@@ -8,6 +8,8 @@ use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::{Json, Router};
+use logline_core::artifact::ArtifactStore;
+use logline_core::chat::ChatService;
 use logline_core::engine::Engine;
 use logline_core::Result;
 use tokio_util::sync::CancellationToken;
@@ -25,8 +27,8 @@ use crate::limits::RateLimits;
 use crate::metrics::{track, Metrics};
 use crate::openapi::ApiDoc;
 use crate::routes::{
-    agents, alerts, audit_logs, auth, health, keys, metrics, policies, runs, stream, tools,
-    workflows,
+    agents, alerts, apps, audit_logs, auth, chat, files, health, keys, metrics, policies, runs,
+    stream, tools, workflows,
 };
 use crate::state::{AppState, Shared};
 use crate::store::{MemoryServerStore, ServerStore};
@@ -77,9 +79,19 @@ impl Server {
                 metrics: Metrics::default(),
                 limits,
                 shutdown: CancellationToken::new(),
+                chat: OnceLock::new(),
+                artifacts: OnceLock::new(),
             }),
             extra: Vec::new(),
         }
+    }
+
+    /// Serves `chat` (the chat routes) and `artifacts` (the file and artifact routes; give
+    /// the store the chat's tools write to). Set once: a later call changes nothing.
+    pub fn with_chat(self, chat: ChatService, artifacts: Arc<dyn ArtifactStore>) -> Self {
+        let _ = self.state.chat.set(chat);
+        let _ = self.state.artifacts.set(artifacts);
+        self
     }
 
     /// The shared state.
@@ -149,6 +161,20 @@ impl Server {
             .routes(routes!(alerts::check))
             .routes(routes!(alerts::history))
             .routes(routes!(alerts::resolve))
+            .routes(routes!(chat::create_conversation, chat::list_conversations))
+            .routes(routes!(chat::messages))
+            .routes(routes!(chat::send))
+            .routes(routes!(chat::stream))
+            .routes(routes!(chat::task))
+            .routes(routes!(chat::confirm))
+            .merge(files::upload_routes(self.state.config.upload_max_bytes))
+            .routes(routes!(files::list))
+            .routes(routes!(files::get))
+            .routes(routes!(files::content))
+            .routes(routes!(apps::import))
+            .routes(routes!(apps::list))
+            .routes(routes!(apps::get))
+            .routes(routes!(apps::run))
             .split_for_parts();
         let (router, mut doc) = (router, doc);
         crate::openapi::document_problems(&mut doc);

@@ -52,11 +52,26 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/alerts/check"),
     ("get", "/api/v1/alerts/history"),
     ("post", "/api/v1/alerts/history/{id}/resolve"),
+    ("post", "/api/v1/chat/conversations"),
+    ("get", "/api/v1/chat/conversations"),
+    ("get", "/api/v1/chat/conversations/{id}/messages"),
+    ("post", "/api/v1/chat/send"),
+    ("get", "/api/v1/chat/stream"),
+    ("get", "/api/v1/tasks/{id}"),
+    ("post", "/api/v1/tasks/{id}/confirm"),
+    ("post", "/api/v1/files/upload"),
+    ("get", "/api/v1/artifacts"),
+    ("get", "/api/v1/artifacts/{id}"),
+    ("get", "/api/v1/artifacts/{id}/content"),
+    ("post", "/api/v1/apps/import"),
+    ("get", "/api/v1/apps"),
+    ("get", "/api/v1/apps/{id}"),
+    ("post", "/api/v1/apps/{id}/actions/{action}/run"),
 ];
 
 #[tokio::test]
 async fn the_document_lists_every_route_and_each_is_served() {
-    let app = TestApp::start().await;
+    let app = TestApp::with_chat(support::config()).await;
     let doc = app
         .call(Method::GET, "/api/v1/openapi.json", None, None)
         .await;
@@ -81,7 +96,9 @@ async fn the_document_lists_every_route_and_each_is_served() {
     // Every documented operation is routed: no "no such route" and no 405.
     let admin = app.register("ann@example.com").await;
     for (method, path) in &expected {
-        let concrete = path.replace("{id}", "01a22c30-0000-7000-8000-00000000000f");
+        let concrete = path
+            .replace("{id}", "01a22c30-0000-7000-8000-00000000000f")
+            .replace("{action}", "go");
         let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let a = app
             .call(

@@ -123,6 +123,12 @@ pub struct ArtifactFilter {
 }
 
 impl ArtifactFilter {
+    /// The artifacts of one task.
+    pub fn for_task(mut self, task_id: Uuid) -> Self {
+        self.task_id = Some(task_id);
+        self
+    }
+
     /// The effective page size.
     pub fn effective_limit(&self) -> u32 {
         self.limit.unwrap_or(100).clamp(1, 1000)

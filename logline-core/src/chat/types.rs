@@ -100,6 +100,18 @@ pub struct Attachment {
     pub content_type: String,
 }
 
+impl From<&crate::artifact::Artifact> for Attachment {
+    /// An uploaded artifact attached to a message.
+    fn from(a: &crate::artifact::Artifact) -> Self {
+        Attachment {
+            id: a.id.to_string(),
+            name: a.name.clone(),
+            size_bytes: a.size,
+            content_type: a.content_type.clone(),
+        }
+    }
+}
+
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {

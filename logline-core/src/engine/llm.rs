@@ -89,7 +89,8 @@ async fn invoke(
         .ok_or_else(|| Error::InvalidInput(format!("no LLM provider named `{}`", caller.provider)))?
         .clone();
     let work = async {
-        if sc.exec.progress.receiver_count() == 0 {
+        // Only an agent's text is for people; routers, conditions and summaries are not.
+        if caller.purpose != LlmPurpose::Agent || sc.exec.progress.receiver_count() == 0 {
             return provider.complete(request).await;
         }
         let mut stream = provider.stream(request).await?;

@@ -3,8 +3,12 @@
 
 pub mod agents;
 pub mod alerts;
+pub mod apps;
 pub mod audit_logs;
 pub mod auth;
+pub mod chat;
+pub mod chat_stream;
+pub mod files;
 pub mod health;
 pub mod keys;
 pub mod metrics;

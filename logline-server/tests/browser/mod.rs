@@ -87,8 +87,9 @@ impl ConsoleServer {
 
     /// [`ConsoleServer::start`] with `config`.
     pub async fn with(config: ServerConfig) -> Self {
-        let d = deploy(&Environment::default()).await.unwrap();
-        let server = Server::with_store(d.engine.clone(), config, d.store.clone());
+        let d = deploy(&Environment::default(), &config).await.unwrap();
+        let server = Server::with_store(d.engine.clone(), config, d.store.clone())
+            .with_chat(d.chat.clone(), d.chat_parts.artifacts.clone());
         register_demo(&d.engine, &server).await.unwrap();
         create_user(
             server.state(),

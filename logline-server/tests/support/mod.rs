@@ -2,13 +2,18 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod pg;
+pub mod sse;
 pub mod suite;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use logline_core::engine::{Engine, WorkerOptions, WorkerPool};
-use logline_server::demo::{register_demo, with_local_tools, DemoModel};
+use logline_core::artifact::ArtifactStore;
+use logline_core::chat::ChatService;
+use logline_core::engine::{Engine, EngineBuilder, WorkerOptions, WorkerPool};
+use logline_core::llm::LlmProvider;
+use logline_server::chat::ChatParts;
+use logline_server::demo::{demo_chat_config, register_demo, with_local_tools, DemoModel};
 use logline_server::store::{MemoryServerStore, ServerStore};
 use logline_server::Server;
 pub use logline_server::ServerConfig;
@@ -81,6 +86,50 @@ impl TestApp {
         .await
     }
 
+    /// A memory engine with the demo model, the chat (memory stores, skills, demo email
+    /// tool) and workers.
+    pub async fn with_chat(config: ServerConfig) -> Self {
+        let parts = ChatParts::in_memory(config.upload_limits());
+        Self::chat_on(
+            Engine::builder(),
+            parts,
+            Arc::new(MemoryServerStore::new()),
+            config,
+        )
+        .await
+    }
+
+    /// The chat on `builder`'s backend with `parts`, workers running.
+    pub async fn chat_on(
+        builder: EngineBuilder,
+        parts: ChatParts,
+        store: Arc<dyn ServerStore>,
+        config: ServerConfig,
+    ) -> Self {
+        let llm: Arc<dyn LlmProvider> = Arc::new(DemoModel);
+        let builder = parts
+            .wire(
+                with_local_tools(builder.default_llm(llm.clone())),
+                llm,
+                "demo",
+            )
+            .unwrap();
+        let engine = builder.build().await.unwrap();
+        let chat = parts.install(&engine, demo_chat_config()).await.unwrap();
+        let workers = engine.spawn_workers(WorkerOptions {
+            poll: std::time::Duration::from_millis(50),
+            ..WorkerOptions::default()
+        });
+        Self::serve(
+            engine,
+            store,
+            config,
+            Some(workers),
+            Some((chat, parts.artifacts.clone())),
+        )
+        .await
+    }
+
     /// A server over `engine` and `store`.
     pub async fn on(
         engine: Engine,
@@ -88,7 +137,21 @@ impl TestApp {
         config: ServerConfig,
         workers: Option<WorkerPool>,
     ) -> Self {
-        let server = Server::with_store(engine.clone(), config, store.clone());
+        Self::serve(engine, store, config, workers, None).await
+    }
+
+    /// A server over `engine` and `store`, with the chat when given.
+    pub async fn serve(
+        engine: Engine,
+        store: Arc<dyn ServerStore>,
+        config: ServerConfig,
+        workers: Option<WorkerPool>,
+        chat: Option<(ChatService, Arc<dyn ArtifactStore>)>,
+    ) -> Self {
+        let mut server = Server::with_store(engine.clone(), config, store.clone());
+        if let Some((chat, artifacts)) = chat {
+            server = server.with_chat(chat, artifacts);
+        }
         register_demo(&engine, &server).await.unwrap();
         let shutdown = server.shutdown_token();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,10 +1,14 @@
-//! What the zero-configuration server runs with: a deterministic demo model, a local `echo`
-//! tool, and a demo agent and workflow shared with every tenant.
+//! What the zero-configuration server runs with: a deterministic demo model (which also
+//! plays the chat's router and executor, see [`chat`]), local `echo`, `wait` and demo
+//! `email.send` tools, and a demo agent and workflow shared with every tenant.
+
+pub mod chat;
 
 use async_trait::async_trait;
 use logline_core::agent::{Agent, ModelProfile};
+use logline_core::chat::ChatConfig;
 use logline_core::engine::{Engine, EngineBuilder};
-use logline_core::llm::{LlmProvider, LlmRequest, LlmResponse, Message};
+use logline_core::llm::{LlmProvider, LlmRequest, LlmResponse};
 use logline_core::tool::{handler, ToolSpec};
 use logline_core::workflow::{AgentNode, NodeKind, Workflow, WorkflowDefinition, WorkflowNode};
 use logline_core::Result;
@@ -19,8 +23,9 @@ pub const DEMO_AGENT: &str = "demo-assistant";
 /// Id of the local echo tool.
 pub const ECHO_TOOL: &str = "echo";
 
-/// A model that answers without a network: it repeats the last user message
-/// (`"You said: …"`), or `{}` where structured output is asked for.
+/// A model that answers without a network: chat requests by the rules of [`chat`]; other
+/// requests by repeating the last user message (`"You said: …"`), or `{}` where structured
+/// output is asked for.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DemoModel;
 
@@ -31,16 +36,15 @@ impl LlmProvider for DemoModel {
     }
 
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse> {
+        if let Some(answer) = chat::answer(request) {
+            return Ok(answer);
+        }
         if request.output_schema.is_some() {
             return Ok(LlmResponse::text("{}"));
         }
-        let last = request.messages.iter().rev().find_map(|m| match m {
-            Message::User { content } => Some(content.as_str()),
-            _ => None,
-        });
         Ok(LlmResponse::text(format!(
             "You said: {}",
-            last.unwrap_or("")
+            chat::latest_user_text(request)
         )))
     }
 }
@@ -78,6 +82,23 @@ pub fn with_local_tools(builder: EngineBuilder) -> EngineBuilder {
                 Ok(json!({"waited_ms": ms}))
             }),
         )
+}
+
+/// The chat's settings on the demo model (its model names are `demo`).
+pub fn demo_chat_config() -> ChatConfig {
+    let mut config = ChatConfig::default();
+    config.cheap_model.model = "demo".into();
+    config.main_model.model = "demo".into();
+    config
+}
+
+/// Adds the demo `email.send` tool ([`chat::email_send_spec`]): it answers
+/// `{"sent": true, "to": …}` and sends nothing.
+pub fn with_demo_email(builder: EngineBuilder) -> EngineBuilder {
+    builder.tool(
+        chat::email_send_spec(),
+        handler(|args, _ctx| async move { Ok(json!({"sent": true, "to": args["to"]})) }),
+    )
 }
 
 /// Registers the demo agent and workflow and shares them (and the echo tool) with every
