@@ -10,6 +10,16 @@ function text(v) {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
+/** The router's decision in a few words (its intent and whether it needs tools). */
+function routerSummary(decision) {
+  if (!decision || typeof decision !== 'object') return text(decision);
+  const parts = [];
+  if (decision.intent) parts.push(String(decision.intent));
+  if (decision.needs_tools !== undefined) parts.push(decision.needs_tools ? 'needs tools' : 'no tools');
+  if (decision.requires_confirmation) parts.push('asks for confirmation');
+  return parts.length ? parts.join(', ') : text(decision);
+}
+
 async function download(artifact, button) {
   button.disabled = true;
   try {
@@ -140,9 +150,10 @@ export function chatView(root, conversationId) {
 function followTurn(taskId, messages) {
   const progress = h('ul', { class: 'progress', 'aria-label': 'Progress' });
   const answer = h('span', { class: 'text', id: `answer-${taskId}` });
+  const cards = h('div', {});
   const extra = h('div', {});
   const item = h('li', { class: 'assistant', 'data-task': taskId },
-    h('span', { class: 'who' }, 'Assistant'), progress, answer, extra);
+    h('span', { class: 'who' }, 'Assistant'), progress, cards, answer, extra);
   messages.append(item);
   let ended = false;
   let handle = null;
@@ -192,7 +203,7 @@ function followTurn(taskId, messages) {
     };
     yes.addEventListener('click', () => decide(true));
     no.addEventListener('click', () => decide(false));
-    extra.append(card);
+    cards.append(card);
     announce(`Confirmation needed for ${d.tool_id}`);
     yes.focus();
   };
@@ -201,7 +212,7 @@ function followTurn(taskId, messages) {
     const type = (data && data.type) || event;
     switch (type) {
       case 'router':
-        step(`Router: ${text(data.decision)}`);
+        step(`Router: ${routerSummary(data.decision)}`);
         announce('Thinking');
         break;
       case 'tools_selected':
@@ -244,7 +255,7 @@ function followTurn(taskId, messages) {
       .then(() => {
         handle = null;
         // The stream may end while a confirmation waits; the decision reopens it.
-        if (!ended && !extra.querySelector('.confirm-yes:not(:disabled)') && reopened < 5) {
+        if (!ended && !cards.querySelector('.confirm-yes:not(:disabled)') && reopened < 5) {
           reopened += 1;
           setTimeout(start, 300 * reopened);
         }
