@@ -58,6 +58,8 @@ pub struct ServerConfig {
     /// Where artifact bytes are kept: `memory:///` (lost at exit) or `file:///a/folder`
     /// (which must exist). Their metadata is in PostgreSQL when `DATABASE_URL` is set.
     pub artifacts_url: String,
+    /// Whether the router serves the web console at `/` (assets under `/console/`).
+    pub console: bool,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +84,7 @@ impl Default for ServerConfig {
             upload_max_bytes: 25 * 1024 * 1024,
             upload_allowed_types: UploadLimits::default().allowed_types,
             artifacts_url: "memory:///".into(),
+            console: true,
         }
     }
 }

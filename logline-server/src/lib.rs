@@ -2,7 +2,7 @@
 //! [`Server`]), with authentication (argon2 passwords, JWT access and rotating refresh
 //! tokens, hashed API keys), roles, tenant isolation through the engine's scoped handles,
 //! rate limits, audit rows, metrics and a generated OpenAPI 3.1 document; chat with tools,
-//! file uploads and artifacts, and apps.
+//! file uploads and artifacts, apps, and a web console.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod alerts;
@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod chat;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod deploy;
 pub mod error;

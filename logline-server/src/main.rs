@@ -30,7 +30,7 @@ struct Cli {
     /// rate_limit_burst, max_concurrent_runs_per_tenant, shutdown_grace_secs,
     /// sse_keep_alive_secs, agent_test_timeout_secs, trust_forwarded_for,
     /// alert_check_interval_secs, alert_webhooks_allow_http, upload_max_bytes,
-    /// upload_allowed_types, artifacts_url).
+    /// upload_allowed_types, artifacts_url, console).
     #[arg(long, short, env = "LOGLINE_CONFIG", global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]

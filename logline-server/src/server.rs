@@ -195,7 +195,11 @@ impl Server {
                     async move { Json(doc.as_ref().clone()) }
                 }),
             )
-            .route_layer(from_fn_with_state(state.clone(), track))
+            .route_layer(from_fn_with_state(state.clone(), track));
+        if state.config.console {
+            router = router.merge(crate::console::routes());
+        }
+        let mut router = router
             .fallback(|| async {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response()
             })

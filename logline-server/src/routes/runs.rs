@@ -5,8 +5,9 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use logline_core::engine::StartRun;
-use logline_core::run::{Budget, RunId, RunMode, RunStatus, Subject};
+use chrono::{DateTime, Utc};
+use logline_core::engine::{ScopedEngine, StartRun};
+use logline_core::run::{Budget, Run, RunId, RunMode, RunStatus, Subject};
 use logline_core::store::{Page, RunFilter};
 use logline_core::ErrorKind;
 use serde::Deserialize;
@@ -75,6 +76,10 @@ pub struct RunQuery {
     pub workflow_id: Option<String>,
     /// Only this status (`pending`, `running`, `paused`, `completed`, `failed`, `cancelled`).
     pub status: Option<String>,
+    /// Only runs created at or after this time (RFC 3339).
+    pub created_after: Option<DateTime<Utc>>,
+    /// Only runs created before this time (RFC 3339).
+    pub created_before: Option<DateTime<Utc>>,
     /// Page, from 1.
     pub page: Option<u64>,
     /// Items per page (1 to 100).
@@ -170,7 +175,7 @@ pub async fn start(
     Ok((StatusCode::ACCEPTED, Json(to_json(&run)?)))
 }
 
-/// Runs of the caller's tenant, newest first.
+/// Runs of the caller's tenant, newest first, filtered by workflow, status and creation time.
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunQuery),
     responses((status = 200, body = Paged), (status = 400, body = Problem)), security(("bearer" = [])))]
 pub async fn list(
@@ -201,9 +206,72 @@ pub async fn list(
         status,
         page: Page { offset, limit },
     };
-    let runs = caller.scoped(&state).list_runs(filter).await?;
+    let scoped = caller.scoped(&state);
+    let runs = match (q.created_after, q.created_before) {
+        (None, None) => scoped.list_runs(filter).await?,
+        (after, before) => list_window(&scoped, filter, after, before).await?,
+    };
     let items = runs.iter().map(to_json).collect::<ApiResult<Vec<_>>>()?;
     Ok(Json(Paged { items, page, limit }))
+}
+
+/// One page of the runs created in `[after, before)`. Runs come newest first, so the
+/// window starts at the first run older than `before` (found with a few one-run probes)
+/// and ends at the first run older than `after`.
+async fn list_window(
+    scoped: &ScopedEngine,
+    filter: RunFilter,
+    after: Option<DateTime<Utc>>,
+    before: Option<DateTime<Utc>>,
+) -> logline_core::Result<Vec<Run>> {
+    let start = match before {
+        Some(before) => first_older(scoped, &filter, before).await?,
+        None => 0,
+    };
+    let page = Page {
+        offset: start.saturating_add(filter.page.offset),
+        limit: filter.page.limit,
+    };
+    let runs = scoped.list_runs(RunFilter { page, ..filter }).await?;
+    Ok(runs
+        .into_iter()
+        .take_while(|r| after.is_none_or(|a| r.created_at >= a))
+        .collect())
+}
+
+/// Position (newest first) of the first run created before `before`: an exponential then a
+/// binary search, one run per probe.
+async fn first_older(
+    scoped: &ScopedEngine,
+    filter: &RunFilter,
+    before: DateTime<Utc>,
+) -> logline_core::Result<u64> {
+    let newer_at = |offset: u64| {
+        let probe = RunFilter {
+            page: Page { offset, limit: 1 },
+            ..filter.clone()
+        };
+        async move {
+            let runs = scoped.list_runs(probe).await?;
+            Ok::<_, logline_core::Error>(runs.first().is_some_and(|r| r.created_at >= before))
+        }
+    };
+    // Every position below `low` holds a newer run; position `high` holds an older one or
+    // lies past the end.
+    let (mut low, mut high) = (0u64, 0u64);
+    while newer_at(high).await? {
+        low = high + 1;
+        high = high.saturating_mul(2).saturating_add(1);
+    }
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if newer_at(mid).await? {
+            low = mid + 1;
+        } else {
+            high = mid;
+        }
+    }
+    Ok(low)
 }
 
 /// A run: workflow, status, input, result, pending gate, usage.
