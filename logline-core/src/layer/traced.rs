@@ -19,7 +19,8 @@ use crate::tool::{Connection, PageRequest, ToolContext, ToolHub, ToolPage};
 /// `gen_ai.request.temperature`, `gen_ai.response.model`, `gen_ai.response.finish_reasons`,
 /// `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`; `otel.name` is
 /// `chat {model}`. Tool calls (span `gen_ai.execute_tool`): `gen_ai.operation.name` =
-/// `execute_tool`, `gen_ai.tool.name` (the tool id), `logline.hub`, `logline.run_id`.
+/// `execute_tool`, `gen_ai.tool.name` (the tool id), `gen_ai.tool.call.id` (the call's
+/// idempotency key, when it has one), `logline.hub`, `logline.run_id`.
 /// A failure sets `error.type` (the [`crate::ErrorKind`]) and `otel.status_code` = `ERROR`.
 ///
 /// Nothing that may hold a secret or personal data is recorded: no prompt, message, tool
@@ -46,7 +47,9 @@ impl<T> Traced<T> {
     }
 }
 
-fn chat_span(provider: &str, request: &LlmRequest) -> Span {
+/// The `gen_ai.chat` span of a model call (the engine opens it too, see
+/// [`crate::engine`]).
+pub(crate) fn chat_span(provider: &str, request: &LlmRequest) -> Span {
     let span = tracing::info_span!(
         "gen_ai.chat",
         otel.name = %format_args!("chat {}", request.model),
@@ -72,7 +75,8 @@ fn chat_span(provider: &str, request: &LlmRequest) -> Span {
     span
 }
 
-fn record_response(span: &Span, response: &LlmResponse) {
+/// Records the answer's model, finish reason and token usage on a `gen_ai.chat` span.
+pub(crate) fn record_response(span: &Span, response: &LlmResponse) {
     span.record("gen_ai.response.model", response.model.as_str());
     span.record(
         "gen_ai.response.finish_reasons",
@@ -91,12 +95,14 @@ fn finish_reason(reason: FinishReason) -> &'static str {
     }
 }
 
-fn record_error(span: &Span, error: &Error) {
+/// Marks a span failed with the error's kind (never its message).
+pub(crate) fn record_error(span: &Span, error: &Error) {
     span.record("error.type", error.kind().as_str());
     span.record("otel.status_code", "ERROR");
 }
 
-fn record<V>(span: &Span, result: &Result<V>) {
+/// Marks a span failed when `result` is an error.
+pub(crate) fn record<V>(span: &Span, result: &Result<V>) {
     if let Err(e) = result {
         record_error(span, e);
     }
@@ -142,6 +148,35 @@ impl<T: LlmProvider> LlmProvider for Traced<T> {
     }
 }
 
+/// The `gen_ai.execute_tool` span of a tool execution: the tool id, the hub, the run and the
+/// call id (the model's, or the engine's effect key), never the arguments.
+pub(crate) fn tool_span(
+    tool_id: &str,
+    hub: &str,
+    ctx: &ToolContext,
+    call_id: Option<&str>,
+) -> Span {
+    let span = tracing::info_span!(
+        "gen_ai.execute_tool",
+        otel.name = %format_args!("execute_tool {tool_id}"),
+        otel.kind = "internal",
+        otel.status_code = Empty,
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = %tool_id,
+        gen_ai.tool.call.id = Empty,
+        logline.hub = %hub,
+        logline.run_id = Empty,
+        error.type = Empty,
+    );
+    if let Some(run) = ctx.run_id {
+        span.record("logline.run_id", tracing::field::display(run));
+    }
+    if let Some(id) = call_id.or(ctx.idempotency_key.as_deref()) {
+        span.record("gen_ai.tool.call.id", id);
+    }
+    span
+}
+
 fn hub_span(operation: &'static str, hub: &str) -> Span {
     tracing::info_span!(
         "logline.hub",
@@ -175,20 +210,7 @@ impl<T: ToolHub> ToolHub for Traced<T> {
     }
 
     async fn execute(&self, tool_id: &str, arguments: Value, ctx: &ToolContext) -> Result<Value> {
-        let span = tracing::info_span!(
-            "gen_ai.execute_tool",
-            otel.name = %format_args!("execute_tool {tool_id}"),
-            otel.kind = "internal",
-            otel.status_code = Empty,
-            gen_ai.operation.name = "execute_tool",
-            gen_ai.tool.name = %tool_id,
-            logline.hub = %self.inner.name(),
-            logline.run_id = Empty,
-            error.type = Empty,
-        );
-        if let Some(run) = ctx.run_id {
-            span.record("logline.run_id", tracing::field::display(run));
-        }
+        let span = tool_span(tool_id, self.inner.name(), ctx, None);
         let result = self
             .inner
             .execute(tool_id, arguments, ctx)
