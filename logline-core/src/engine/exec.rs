@@ -87,7 +87,7 @@ fn run_span(run: &Run, attempt: u32) -> Span {
         logline.workflow.id = %run.workflow_id,
         logline.workflow.version = %run.workflow_version,
         logline.tenant.id = %run.subject.tenant_id,
-        logline.attempt = attempt,
+        logline.attempt = i64::from(attempt),
         logline.run.status = Empty,
         error.type = Empty,
     )
@@ -99,10 +99,10 @@ fn step_span(run: &Run, node: &crate::workflow::WorkflowNode, attempt: u32) -> S
         "step",
         otel.name = %format_args!("step {}", node.id),
         otel.status_code = Empty,
-        logline.step.index = run.cursor.step_index,
+        logline.step.index = i64::from(run.cursor.step_index),
         logline.node.id = %node.id,
         logline.node.kind = node.node_type().as_str(),
-        logline.step.attempt = attempt,
+        logline.step.attempt = i64::from(attempt),
         logline.step.status = Empty,
         error.type = Empty,
     )

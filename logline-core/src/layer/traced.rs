@@ -67,7 +67,7 @@ pub(crate) fn chat_span(provider: &str, request: &LlmRequest) -> Span {
         error.type = Empty,
     );
     if let Some(max) = request.max_output_tokens {
-        span.record("gen_ai.request.max_tokens", max);
+        span.record("gen_ai.request.max_tokens", i64::from(max));
     }
     if let Some(t) = request.temperature {
         span.record("gen_ai.request.temperature", f64::from(t));
@@ -82,8 +82,20 @@ pub(crate) fn record_response(span: &Span, response: &LlmResponse) {
         "gen_ai.response.finish_reasons",
         finish_reason(response.finish_reason),
     );
-    span.record("gen_ai.usage.input_tokens", response.usage.input_tokens);
-    span.record("gen_ai.usage.output_tokens", response.usage.output_tokens);
+    span.record(
+        "gen_ai.usage.input_tokens",
+        signed(response.usage.input_tokens),
+    );
+    span.record(
+        "gen_ai.usage.output_tokens",
+        signed(response.usage.output_tokens),
+    );
+}
+
+/// A count as a signed integer: OpenTelemetry attributes have no unsigned type, and the
+/// `tracing` bridge would turn an unsigned field into a string.
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn finish_reason(reason: FinishReason) -> &'static str {
@@ -203,7 +215,7 @@ impl<T: ToolHub> ToolHub for Traced<T> {
         let span = hub_span("list_tools", self.inner.name());
         let result = self.inner.list_tools(page).instrument(span.clone()).await;
         if let Ok(p) = &result {
-            span.record("logline.count", p.tools.len());
+            span.record("logline.count", signed(p.tools.len() as u64));
         }
         record(&span, &result);
         result
@@ -228,7 +240,7 @@ impl<T: ToolHub> ToolHub for Traced<T> {
             .instrument(span.clone())
             .await;
         if let Ok(c) = &result {
-            span.record("logline.count", c.len());
+            span.record("logline.count", signed(c.len() as u64));
         }
         record(&span, &result);
         result
