@@ -31,7 +31,9 @@ use crate::llm::{Embedder, LlmProvider, LlmRequest, LlmResponse, LlmStreamEvent}
 use crate::notes::{Note, NoteStore, Todo};
 use crate::owner::Owner;
 use crate::policy::{Decision, Policy, PolicyEngine, PolicyRequest, PolicySource};
-use crate::queue::{Backoff, FailOutcome, Job, JobHandler, JobId, JobRecord, NewJob, Queue};
+use crate::queue::{
+    Backoff, FailOutcome, Job, JobHandler, JobId, JobRecord, NewJob, Queue, QueueStats,
+};
 use crate::recall::{
     MemoryFilter, MemoryItem, Owner as RecallOwner, ReadScope, RecallStore, ScoredItem,
 };
@@ -199,6 +201,7 @@ forward! {
         async fn wait_for_work(&self, queue: &str, timeout: Duration) -> Result<()>;
         async fn live_key_prefixes(&self, queue: &str, prefixes: &[String])
             -> Result<Vec<String>>;
+        async fn stats(&self, queue: &str) -> Result<QueueStats>;
         async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64>;
     }
 }

@@ -29,6 +29,7 @@ pub mod run;
 pub mod schema;
 pub mod search;
 pub mod store;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod text;

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use logline_core::queue::{Backoff, FailOutcome, Job, JobId, JobRecord, JobState, NewJob, Queue};
+use logline_core::queue::{
+    Backoff, FailOutcome, Job, JobId, JobRecord, JobState, NewJob, Queue, QueueStats,
+};
 use logline_core::{Error, ErrorKind, Result};
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
@@ -626,6 +628,24 @@ impl Queue for PgQueue {
         }
         found.sort();
         Ok(found)
+    }
+
+    async fn stats(&self, queue: &str) -> Result<QueueStats> {
+        // Both read the partial index of queued jobs by (queue, run_at).
+        let row = sqlx::query(
+            "SELECT count(*) AS queued,
+                    min(run_at) FILTER (WHERE run_at <= now()) AS oldest_due_at
+             FROM jobs WHERE queue = $1 AND state = 'queued'",
+        )
+        .bind(queue)
+        .fetch_one(&self.db.pool)
+        .await
+        .map_err(db)?;
+        let queued: i64 = row.try_get("queued").map_err(db)?;
+        Ok(QueueStats {
+            queued: u64::try_from(queued).unwrap_or(0),
+            oldest_due_at: row.try_get("oldest_due_at").map_err(db)?,
+        })
     }
 
     async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {

@@ -60,6 +60,12 @@ pub struct ServerConfig {
     pub artifacts_url: String,
     /// Whether the router serves the web console at `/` (assets under `/console/`).
     pub console: bool,
+    /// Address a `worker` process serves `GET /metrics` (Prometheus text, no authentication)
+    /// and `GET /healthz` on; empty = off. `serve` exposes metrics at `/api/v1/metrics`.
+    pub metrics_addr: String,
+    /// Base URL of an OTLP/HTTP collector (e.g. `http://localhost:4318`) that receives the
+    /// traces; empty = `OTEL_EXPORTER_OTLP_ENDPOINT`, or off. Needs the `otlp` feature.
+    pub otlp_endpoint: String,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +91,8 @@ impl Default for ServerConfig {
             upload_allowed_types: UploadLimits::default().allowed_types,
             artifacts_url: "memory:///".into(),
             console: true,
+            metrics_addr: String::new(),
+            otlp_endpoint: String::new(),
         }
     }
 }
@@ -129,6 +137,29 @@ impl ServerConfig {
     /// Access-token lifetime.
     pub fn access_ttl(&self) -> Duration {
         Duration::from_secs(self.access_ttl_secs)
+    }
+
+    /// The address of [`ServerConfig::metrics_addr`]; `None` when off.
+    pub fn metrics_socket(&self) -> Result<Option<SocketAddr>> {
+        let addr = self.metrics_addr.trim();
+        if addr.is_empty() {
+            return Ok(None);
+        }
+        addr.parse().map(Some).map_err(|e| {
+            Error::InvalidInput(format!("metrics_addr `{addr}` is not an address: {e}"))
+        })
+    }
+
+    /// The collector traces go to: [`ServerConfig::otlp_endpoint`], else the value of
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` given by `get`; `None` when neither is set.
+    pub fn otlp_collector(&self, get: impl Fn(&str) -> Option<String>) -> Option<String> {
+        let configured = self.otlp_endpoint.trim();
+        if !configured.is_empty() {
+            return Some(configured.to_string());
+        }
+        get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
     }
 
     /// Refresh-token lifetime.
@@ -195,6 +226,39 @@ mod tests {
         assert_eq!(c.rate_limit_burst, 7);
         assert_eq!(c.cors_origins, ["https://a.example", "https://b.example"]);
         assert!(!c.open_registration);
+    }
+
+    #[test]
+    fn metrics_and_otlp_are_off_unless_set() {
+        let c = ServerConfig::default();
+        assert_eq!(c.metrics_socket().unwrap(), None);
+        assert_eq!(c.otlp_collector(|_| None), None);
+        let from_env =
+            |n: &str| (n == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://c:4318".into());
+        assert_eq!(c.otlp_collector(from_env).as_deref(), Some("http://c:4318"));
+        let c = ServerConfig::default()
+            .with_vars(|n| match n {
+                "LOGLINE_METRICS_ADDR" => Some("127.0.0.1:9464".into()),
+                "LOGLINE_OTLP_ENDPOINT" => Some("http://file:4318".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            c.metrics_socket().unwrap(),
+            Some(([127, 0, 0, 1], 9464).into())
+        );
+        assert_eq!(
+            c.otlp_collector(from_env).as_deref(),
+            Some("http://file:4318")
+        );
+        let bad = ServerConfig {
+            metrics_addr: "nowhere".into(),
+            ..ServerConfig::default()
+        };
+        assert_eq!(
+            bad.metrics_socket().unwrap_err().kind(),
+            logline_core::ErrorKind::InvalidInput
+        );
     }
 
     #[test]

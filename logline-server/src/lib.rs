@@ -17,6 +17,8 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod routes;
 mod server;
 pub mod state;

@@ -10,6 +10,7 @@ use logline_core::engine::{SweepPolicy, WorkerOptions};
 use logline_server::auth::new_secret;
 use logline_server::demo::register_demo;
 use logline_server::deploy::{deploy, Deployment, Environment};
+use logline_server::metrics::{exporter_router, Metrics};
 use logline_server::routes::auth::create_user;
 use logline_server::store::Role;
 use logline_server::{Server, ServerConfig};
@@ -30,7 +31,8 @@ struct Cli {
     /// rate_limit_burst, max_concurrent_runs_per_tenant, shutdown_grace_secs,
     /// sse_keep_alive_secs, agent_test_timeout_secs, trust_forwarded_for,
     /// alert_check_interval_secs, alert_webhooks_allow_http, upload_max_bytes,
-    /// upload_allowed_types, artifacts_url, console).
+    /// upload_allowed_types, artifacts_url, console, metrics_addr, otlp_endpoint).
+    /// OTEL_EXPORTER_OTLP_ENDPOINT also enables trace export (with the `otlp` feature).
     #[arg(long, short, env = "LOGLINE_CONFIG", global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -55,7 +57,8 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         lease_secs: u64,
     },
-    /// Executes runs from the shared PostgreSQL queue (needs DATABASE_URL).
+    /// Executes runs from the shared PostgreSQL queue (needs DATABASE_URL). With
+    /// `metrics_addr` set it serves GET /metrics (Prometheus text) and /healthz there.
     Worker {
         /// Runs executed at once.
         #[arg(long, default_value_t = 8)]
@@ -69,16 +72,56 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .init();
     if let Err(e) = run(Cli::parse()).await {
         eprintln!("logline-server: {e}");
         std::process::exit(1);
     }
+}
+
+/// What stops the trace export at exit (the export itself with the `otlp` feature).
+#[cfg(feature = "otlp")]
+type TraceExport = logline_server::otlp::OtlpExport;
+#[cfg(not(feature = "otlp"))]
+type TraceExport = ();
+
+/// Logs to stderr (`RUST_LOG` filters) and, when a collector is configured, exports traces.
+fn init_tracing(config: &ServerConfig) -> logline_core::Result<Option<TraceExport>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,tower_http=warn".into());
+    let logs = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer());
+    let collector = config.otlp_collector(|name| std::env::var(name).ok());
+    #[cfg(feature = "otlp")]
+    if let Some(endpoint) = collector {
+        let (layer, export) = logline_server::otlp::layer(&endpoint, "logline-server")?;
+        logs.with(layer).init();
+        tracing::info!(collector = %endpoint, "exporting traces over OTLP/HTTP");
+        return Ok(Some(export));
+    }
+    logs.init();
+    #[cfg(not(feature = "otlp"))]
+    if collector.is_some() {
+        tracing::warn!(
+            "an OTLP endpoint is set but this binary was built without the `otlp` feature"
+        );
+    }
+    Ok(None)
+}
+
+/// Sends the last buffered spans.
+async fn stop_tracing(export: Option<TraceExport>) {
+    #[cfg(feature = "otlp")]
+    if let Some(export) = export {
+        let stopped = tokio::task::spawn_blocking(move || export.shutdown()).await;
+        if let Ok(Err(e)) = stopped {
+            eprintln!("logline-server: {e}");
+        }
+    }
+    #[cfg(not(feature = "otlp"))]
+    let _ = export;
 }
 
 async fn run(cli: Cli) -> logline_core::Result<()> {
@@ -87,6 +130,13 @@ async fn run(cli: Cli) -> logline_core::Result<()> {
         None => ServerConfig::default(),
     }
     .with_env()?;
+    let export = init_tracing(&config)?;
+    let result = run_command(cli, config).await;
+    stop_tracing(export).await;
+    result
+}
+
+async fn run_command(cli: Cli, config: ServerConfig) -> logline_core::Result<()> {
     let env = Environment::from_env();
     let deployment = deploy(&env, &config).await?;
     tracing::info!(
@@ -113,7 +163,13 @@ async fn run(cli: Cli) -> logline_core::Result<()> {
                     "`worker` shares work through PostgreSQL: set DATABASE_URL".into(),
                 ));
             }
-            work(deployment, worker_options(concurrency, lease_secs)).await
+            let metrics_addr = config.metrics_socket()?;
+            work(
+                deployment,
+                worker_options(concurrency, lease_secs),
+                metrics_addr,
+            )
+            .await
         }
     }
 }
@@ -127,8 +183,16 @@ fn worker_options(concurrency: usize, lease_secs: u64) -> WorkerOptions {
     options
 }
 
-async fn work(d: Deployment, options: WorkerOptions) -> logline_core::Result<()> {
+async fn work(
+    d: Deployment,
+    options: WorkerOptions,
+    metrics_addr: Option<SocketAddr>,
+) -> logline_core::Result<()> {
     let concurrency = options.concurrency;
+    let exporter = match metrics_addr {
+        Some(addr) => Some(serve_metrics(addr).await?),
+        None => None,
+    };
     let sweeper_options = worker_options(1, options.lease.as_secs());
     let pool = d.engine.spawn_workers(options);
     let sweeper = d
@@ -142,7 +206,28 @@ async fn work(d: Deployment, options: WorkerOptions) -> logline_core::Result<()>
     shutdown_signal().await;
     pool.shutdown().await;
     sweeper.shutdown().await;
+    if let Some(exporter) = exporter {
+        exporter.abort();
+    }
     Ok(())
+}
+
+/// Serves this process's metrics at `addr` (GET /metrics, /healthz) until aborted.
+async fn serve_metrics(addr: SocketAddr) -> logline_core::Result<tokio::task::JoinHandle<()>> {
+    let metrics = Metrics::global();
+    if !metrics.is_available() {
+        tracing::warn!("metrics_addr is set but another metrics recorder is installed");
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| logline_core::Error::InvalidInput(format!("cannot listen on {addr}: {e}")))?;
+    tracing::info!(%addr, "serving worker metrics at /metrics");
+    let app = exporter_router(metrics);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "the metrics listener stopped");
+        }
+    }))
 }
 
 async fn serve(

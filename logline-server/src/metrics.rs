@@ -1,40 +1,60 @@
-//! Request and run counters of this process, as JSON or Prometheus text.
+//! Metrics of this process: the `metrics` facade's Prometheus recorder (engine metrics from
+//! `logline_core::telemetry` and the HTTP metrics recorded here), rendered as Prometheus text
+//! or as JSON.
+//!
+//! Metrics are per process: every server built in a process shares the recorder, and a
+//! `worker` process serves its own at `metrics_addr`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::state::AppState;
 
-/// Upper bounds (seconds) of the request-latency histogram buckets.
-pub const LATENCY_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+mod exposition;
 
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
-struct Histogram {
-    /// Cumulative counts per bucket of [`LATENCY_BUCKETS`].
-    buckets: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
+pub use exposition::{parse, Sample};
 
-#[derive(Default)]
-struct State_ {
-    requests: BTreeMap<(String, String, u16), u64>,
-    latency: BTreeMap<String, Histogram>,
-    counters: BTreeMap<&'static str, u64>,
-}
+/// `logline_http_requests_total{method, route, status}`.
+pub const HTTP_REQUESTS: &str = "logline_http_requests_total";
+/// `logline_http_request_duration_seconds{route}`.
+pub const HTTP_DURATION: &str = "logline_http_request_duration_seconds";
+/// Prefix of the server's named counters (`logline_http_<name>_total`, see [`Metrics::count`]).
+const NAMED_PREFIX: &str = "logline_http_";
 
-/// Counters and histograms of the HTTP API.
-#[derive(Default)]
+/// Upper bounds (seconds) of the buckets of every `*_seconds` histogram.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// How often histogram samples are folded into their buckets between scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Content type of the Prometheus text exposition.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The process's metrics, read through its Prometheus recorder.
+#[derive(Clone)]
 pub struct Metrics {
-    state: Mutex<State_>,
+    handle: Option<PrometheusHandle>,
+}
+
+impl Default for Metrics {
+    /// [`Metrics::global`].
+    fn default() -> Self {
+        Self::global()
+    }
 }
 
 /// One request counter.
@@ -55,19 +75,40 @@ pub struct RequestCount {
 pub struct MetricsSnapshot {
     /// Requests by method, route and status.
     pub requests: Vec<RequestCount>,
-    /// Named counters: `runs_started`, `policy_denials`, `rate_limited`, `logins_failed`,
-    /// `approvals`, `denials`.
+    /// The server's named counters: `runs_started`, `policy_denials`, `rate_limited`,
+    /// `logins_failed`.
     pub counters: BTreeMap<String, u64>,
+    /// Every series of the Prometheus exposition (engine metrics included).
+    pub samples: Vec<Sample>,
 }
 
 impl Metrics {
-    fn lock(&self) -> MutexGuard<'_, State_> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The process's Prometheus recorder: installed as the global `metrics` recorder on the
+    /// first call (with the engine's and the server's metric descriptions). When the host
+    /// installed another recorder first, metrics are recorded there and this one renders
+    /// nothing ([`Metrics::is_available`] is false); pass its handle to
+    /// [`Metrics::from_handle`] if it is a Prometheus recorder.
+    pub fn global() -> Self {
+        static GLOBAL: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+        let handle = GLOBAL.get_or_init(install).clone();
+        Metrics { handle }
     }
 
-    /// Adds one to a named counter.
+    /// Metrics read through a Prometheus recorder the host installed itself.
+    pub fn from_handle(handle: PrometheusHandle) -> Self {
+        Metrics {
+            handle: Some(handle),
+        }
+    }
+
+    /// Whether this process's metrics can be rendered.
+    pub fn is_available(&self) -> bool {
+        self.handle.is_some()
+    }
+
+    /// Adds one to the server's counter `logline_http_<name>_total`.
     pub fn count(&self, name: &'static str) {
-        *self.lock().counters.entry(name).or_default() += 1;
+        counter!(format!("{NAMED_PREFIX}{name}_total")).increment(1);
     }
 
     /// A request refused by a rate limit.
@@ -75,107 +116,84 @@ impl Metrics {
         self.count("rate_limited");
     }
 
-    fn observe(&self, method: &str, route: &str, status: u16, secs: f64) {
-        let mut s = self.lock();
-        *s.requests
-            .entry((method.to_string(), route.to_string(), status))
-            .or_default() += 1;
-        let h = s
-            .latency
-            .entry(route.to_string())
-            .or_insert_with(|| Histogram {
-                buckets: vec![0; LATENCY_BUCKETS.len()],
-                ..Default::default()
-            });
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.buckets[i] += 1;
-            }
-        }
-        h.sum += secs;
-        h.count += 1;
+    /// Prometheus text exposition (version 0.0.4); `None` when not available.
+    pub fn prometheus(&self) -> Option<String> {
+        self.handle.as_ref().map(PrometheusHandle::render)
     }
 
-    /// The JSON snapshot.
-    pub fn snapshot(&self) -> MetricsSnapshot {
-        let s = self.lock();
-        MetricsSnapshot {
-            requests: s
-                .requests
-                .iter()
-                .map(|((m, r, st), c)| RequestCount {
-                    method: m.clone(),
-                    route: r.clone(),
-                    status: *st,
-                    count: *c,
-                })
-                .collect(),
-            counters: s
-                .counters
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-        }
-    }
-
-    /// Prometheus text exposition (version 0.0.4).
-    pub fn prometheus(&self) -> String {
-        let s = self.lock();
-        let mut out = String::new();
-        out.push_str(
-            "# HELP logline_http_requests_total HTTP requests by method, route and status.\n",
-        );
-        out.push_str("# TYPE logline_http_requests_total counter\n");
-        for ((m, r, st), c) in &s.requests {
-            let _ = writeln!(
-                out,
-                "logline_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{st}\"}} {c}",
-                escape(m),
-                escape(r)
-            );
-        }
-        out.push_str("# HELP logline_http_request_duration_seconds Request latency by route.\n");
-        out.push_str("# TYPE logline_http_request_duration_seconds histogram\n");
-        for (r, h) in &s.latency {
-            let r = escape(r);
-            for (bound, n) in LATENCY_BUCKETS.iter().zip(&h.buckets) {
-                let _ = writeln!(
-                    out,
-                    "logline_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{bound}\"}} {n}"
-                );
+    /// The JSON form; `None` when not available.
+    pub fn snapshot(&self) -> Option<MetricsSnapshot> {
+        let samples = parse(&self.prometheus()?);
+        let mut requests = Vec::new();
+        let mut counters = BTreeMap::new();
+        for s in &samples {
+            if s.name == HTTP_REQUESTS {
+                requests.push(RequestCount {
+                    method: s.labels.get("method").cloned().unwrap_or_default(),
+                    route: s.labels.get("route").cloned().unwrap_or_default(),
+                    status: s
+                        .labels
+                        .get("status")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_default(),
+                    count: s.value as u64,
+                });
+            } else if let Some(name) = s
+                .name
+                .strip_prefix(NAMED_PREFIX)
+                .and_then(|n| n.strip_suffix("_total"))
+                .filter(|_| s.labels.is_empty())
+            {
+                counters.insert(name.to_string(), s.value as u64);
             }
-            let _ = writeln!(
-                out,
-                "logline_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "logline_http_request_duration_seconds_sum{{route=\"{r}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "logline_http_request_duration_seconds_count{{route=\"{r}\"}} {}",
-                h.count
-            );
         }
-        for (name, v) in &s.counters {
-            let _ = writeln!(out, "# TYPE logline_{name}_total counter");
-            let _ = writeln!(out, "logline_{name}_total {v}");
-        }
-        out
+        Some(MetricsSnapshot {
+            requests,
+            counters,
+            samples,
+        })
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// Installs the Prometheus recorder globally; `None` when another recorder is installed.
+fn install() -> Option<PrometheusHandle> {
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS);
+    let installed = builder.and_then(PrometheusBuilder::install_recorder);
+    match installed {
+        Ok(handle) => {
+            logline_core::telemetry::describe();
+            describe_counter!(
+                HTTP_REQUESTS,
+                Unit::Count,
+                "HTTP requests by method, route template and status."
+            );
+            describe_histogram!(
+                HTTP_DURATION,
+                Unit::Seconds,
+                "HTTP request latency by route."
+            );
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("logline-metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "no metrics upkeep thread; histograms fold at scrapes");
+            }
+            Some(handle)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "another metrics recorder is installed; /metrics renders nothing");
+            None
+        }
+    }
 }
 
 /// Records every request's route template, status and latency.
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn track(State(_state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -184,11 +202,43 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let method = req.method().to_string();
     let start = Instant::now();
     let res = next.run(req).await;
-    state.metrics.observe(
-        &method,
-        &route,
-        res.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
+    counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(),
+        "status" => res.status().as_u16().to_string())
+    .increment(1);
+    histogram!(HTTP_DURATION, "route" => route).record(start.elapsed().as_secs_f64());
     res
+}
+
+/// The Prometheus text response, or 503 when metrics are not available.
+pub fn prometheus_response(metrics: &Metrics) -> Response {
+    match metrics.prometheus() {
+        Some(text) => ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text).into_response(),
+        None => unavailable().into_response(),
+    }
+}
+
+/// The problem answered when another recorder owns the process's metrics.
+pub fn unavailable() -> crate::ApiError {
+    crate::ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "metrics_unavailable",
+        "another metrics recorder is installed in this process; read the metrics from it",
+    )
+}
+
+/// `GET /metrics` (Prometheus text, no authentication) and `GET /healthz`: what a `worker`
+/// process serves at `metrics_addr`. Bind it to an address only the scraper reaches.
+pub fn exporter_router(metrics: Metrics) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move { prometheus_response(&metrics) }
+            }),
+        )
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
 }

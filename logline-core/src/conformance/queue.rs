@@ -43,6 +43,27 @@ fn quick_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(50), Duration::from_millis(100))
 }
 
+/// `stats` counts queued jobs (scheduled ones too) and dates the oldest due one; claimed
+/// jobs and other queues are not counted.
+pub async fn stats_count_queued_jobs(queue: Arc<dyn Queue>) {
+    let empty = queue.stats(Q).await.expect("stats");
+    assert_eq!((empty.queued, empty.oldest_due_at), (0, None));
+    let before = Utc::now() - chrono::Duration::seconds(1);
+    queue.enqueue(job(1)).await.expect("enqueue");
+    queue.enqueue(job(2)).await.expect("enqueue");
+    let later = Utc::now() + chrono::Duration::hours(1);
+    queue.enqueue(job(3).run_at(later)).await.expect("enqueue");
+    let stats = queue.stats(Q).await.expect("stats");
+    assert_eq!(stats.queued, 3);
+    let oldest = stats.oldest_due_at.expect("a due job");
+    assert!(oldest >= before && oldest <= Utc::now(), "{oldest}");
+    let claimed = queue.claim(Q, "w1", 10, LONG).await.expect("claim");
+    assert_eq!(claimed.len(), 2, "the scheduled job waits");
+    let stats = queue.stats(Q).await.expect("stats");
+    assert_eq!((stats.queued, stats.oldest_due_at), (1, None));
+    assert_eq!(queue.stats("other-queue").await.expect("stats").queued, 0);
+}
+
 /// Claim, complete, nothing left.
 pub async fn enqueue_claim_complete(queue: Arc<dyn Queue>) {
     let id = queue.enqueue(job(1)).await.expect("enqueue");

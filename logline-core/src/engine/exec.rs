@@ -3,10 +3,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use chrono::Utc;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 use uuid::Uuid;
 
 use super::nodes;
@@ -24,6 +27,7 @@ use crate::redact::Redactor;
 use crate::run::{Run, RunId, RunStatus, Step, StepStatus};
 use crate::schema::SchemaCache;
 use crate::store::{Checkpoint, EffectRecord, Store};
+use crate::telemetry;
 use crate::tool::ToolHub;
 use crate::workflow::{NodeType, Workflow};
 
@@ -59,8 +63,49 @@ pub(crate) struct Executor {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ExecutedBy {
     FirstJob,
-    RetriedJob,
+    RetriedJob { attempt: u32 },
     Inline,
+}
+
+impl ExecutedBy {
+    /// The attempt of the job executing the run (1 for a first job and inline).
+    fn attempt(self) -> u32 {
+        match self {
+            ExecutedBy::RetriedJob { attempt } => attempt,
+            ExecutedBy::FirstJob | ExecutedBy::Inline => 1,
+        }
+    }
+}
+
+/// The `run` span of one execution of a run: ids, tenant and attempt, never the input.
+fn run_span(run: &Run, attempt: u32) -> Span {
+    tracing::info_span!(
+        "run",
+        otel.name = %format_args!("run {}", run.workflow_id),
+        otel.status_code = Empty,
+        logline.run.id = %run.id,
+        logline.workflow.id = %run.workflow_id,
+        logline.workflow.version = %run.workflow_version,
+        logline.tenant.id = %run.subject.tenant_id,
+        logline.attempt = i64::from(attempt),
+        logline.run.status = Empty,
+        error.type = Empty,
+    )
+}
+
+/// The `step` span of one node execution: node id and kind, position and attempt.
+fn step_span(run: &Run, node: &crate::workflow::WorkflowNode, attempt: u32) -> Span {
+    tracing::info_span!(
+        "step",
+        otel.name = %format_args!("step {}", node.id),
+        otel.status_code = Empty,
+        logline.step.index = i64::from(run.cursor.step_index),
+        logline.node.id = %node.id,
+        logline.node.kind = node.node_type().as_str(),
+        logline.step.attempt = i64::from(attempt),
+        logline.step.status = Empty,
+        error.type = Empty,
+    )
 }
 
 /// Whether the step loop goes on after a checkpoint.
@@ -85,10 +130,27 @@ impl Executor {
         cancel: CancellationToken,
         by: ExecutedBy,
     ) -> Result<()> {
-        let mut run = self.store.get_run(run_id).await?;
+        let run = self.store.get_run(run_id).await?;
         if run.status.is_terminal() || run.status == RunStatus::Paused {
             return Ok(());
         }
+        let span = run_span(&run, by.attempt());
+        let mut run = run;
+        let result = self
+            .drive(&mut run, cancel, by)
+            .instrument(span.clone())
+            .await;
+        span.record("logline.run.status", run.status.as_str());
+        if let Err(e) = &result {
+            crate::layer::record_error(&span, e);
+        } else if run.status == RunStatus::Failed {
+            span.record("otel.status_code", "ERROR");
+        }
+        result
+    }
+
+    /// The step loop of [`Executor::execute_run`] over a run that is not finished.
+    async fn drive(&self, run: &mut Run, cancel: CancellationToken, by: ExecutedBy) -> Result<()> {
         let plan = self.plan(&run.workflow_id, &run.workflow_version).await?;
         let never_ran = run.status == RunStatus::Pending && run.cursor.step_index == 0;
         // A run that never ran, executed by its first job attempt, has no recorded effects:
@@ -97,7 +159,7 @@ impl Executor {
         // Any other job, and an inline execution of a run that already ran, resumes it.
         let resumes = match by {
             ExecutedBy::FirstJob => !never_ran,
-            ExecutedBy::RetriedJob => true,
+            ExecutedBy::RetriedJob { .. } => true,
             ExecutedBy::Inline => !never_ran,
         };
         if run.status == RunStatus::Pending {
@@ -110,7 +172,7 @@ impl Executor {
         // still be running it elsewhere (a worker that lost its lease can neither record an
         // effect's intent nor commit).
         if resumes {
-            match self.checkpoint(&mut run, None, Vec::new()).await? {
+            match self.checkpoint(run, None, Vec::new()).await? {
                 Flow::Continue => {}
                 Flow::Stop => return Ok(()),
             }
@@ -127,7 +189,10 @@ impl Executor {
                 return Ok(());
             }
             let step_effects = std::mem::take(&mut recorded);
-            match self.advance(&plan, &mut run, step_effects, &cancel).await? {
+            match self
+                .advance(&plan, run, step_effects, &cancel, by.attempt())
+                .await?
+            {
                 Flow::Continue => {}
                 Flow::Stop => return Ok(()),
             }
@@ -141,6 +206,7 @@ impl Executor {
         run: &mut Run,
         recorded: Vec<EffectRecord>,
         cancel: &CancellationToken,
+        attempt: u32,
     ) -> Result<Flow> {
         if let Err(e) = check_latency(run.started_at, &run.budget) {
             return self.fail_run(run, None, Vec::new(), e).await;
@@ -170,13 +236,19 @@ impl Executor {
             None => std::mem::take(&mut run.cursor.last_output),
         };
         let started_at = Utc::now();
+        let clock = Instant::now();
+        let span = step_span(run, node, attempt);
         let mut sc = StepCtx::new(self, run, recorded, cancel);
         sc.emit(StepStartedPayload {
             node_id: node.id.clone(),
             node_type: node.node_type(),
             index: sc.index,
         });
-        let result = nodes::execute(&mut sc, &plan.workflow, node, &input, visits).await;
+        let result = nodes::execute(&mut sc, &plan.workflow, node, &input, visits)
+            .instrument(span.clone())
+            .await;
+        telemetry::step_finished(node.node_type(), clock.elapsed().as_secs_f64());
+        record_step(&span, &result);
         if let Ok(out) = &result {
             sc.emit(StepCompletedPayload {
                 node_id: node.id.clone(),
@@ -260,18 +332,29 @@ impl Executor {
         step: Option<Step>,
         events: Vec<NewEvent>,
     ) -> Result<Flow> {
+        let committed = self.commit(run, step, events).await?;
+        Ok(if committed && run.status == RunStatus::Running {
+            Flow::Continue
+        } else {
+            Flow::Stop
+        })
+    }
+
+    /// Commits a checkpoint; `false` when an optimistic-concurrency race was lost (cancelled,
+    /// or another worker owns the run now), which leaves no side effect.
+    async fn commit(
+        &self,
+        run: &mut Run,
+        step: Option<Step>,
+        events: Vec<NewEvent>,
+    ) -> Result<bool> {
         let step = step.map(|s| self.stored_step(s));
         match self.store.commit(Checkpoint { run, step, events }).await {
             Ok(c) => {
                 run.version = c.version;
-                Ok(if run.status == RunStatus::Running {
-                    Flow::Continue
-                } else {
-                    Flow::Stop
-                })
+                Ok(true)
             }
-            // Cancelled, or another worker owns the run now: stop without side effects.
-            Err(e) if e.kind() == ErrorKind::Conflict => Ok(Flow::Stop),
+            Err(e) if e.kind() == ErrorKind::Conflict => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -290,7 +373,9 @@ impl Executor {
             usage: run.usage,
         };
         events.push(self.event(None, completed));
-        self.checkpoint(run, step, events).await?;
+        if self.commit(run, step, events).await? {
+            telemetry::run_finished(RunStatus::Completed);
+        }
         Ok(Flow::Stop)
     }
 
@@ -311,7 +396,12 @@ impl Executor {
         events.push(self.event(None, RunFailedPayload { error: recorded }));
         run.status = RunStatus::Failed;
         run.pending_gate = None;
-        self.checkpoint(run, step, events).await?;
+        if self.commit(run, step, events).await? {
+            telemetry::run_finished(RunStatus::Failed);
+            if let Error::BudgetExceeded(kind) = &error {
+                telemetry::budget_exceeded(*kind);
+            }
+        }
         Ok(Flow::Stop)
     }
 
@@ -409,4 +499,17 @@ impl Executor {
             .insert(version.to_string(), plan.clone());
         Ok(plan)
     }
+}
+
+/// Records how a step ended on its span (the error's kind only, never its message).
+fn record_step<T>(span: &Span, result: &std::result::Result<T, Interrupt>) {
+    let status = match result {
+        Ok(_) => "completed",
+        Err(Interrupt::Pause(_)) => "paused",
+        Err(Interrupt::Fail(e)) => {
+            crate::layer::record_error(span, e);
+            "failed"
+        }
+    };
+    span.record("logline.step.status", status);
 }

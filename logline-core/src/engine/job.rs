@@ -100,7 +100,9 @@ impl JobHandler for RunJobs {
         let by = if job.attempt == 1 {
             ExecutedBy::FirstJob
         } else {
-            ExecutedBy::RetriedJob
+            ExecutedBy::RetriedJob {
+                attempt: job.attempt,
+            }
         };
         let work = self.exec.execute_run(run_id, token.clone(), by);
         let watch = watch_for_cancel(&self.exec, run_id, &token, cancel_check(job));

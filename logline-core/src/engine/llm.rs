@@ -3,6 +3,7 @@
 
 use futures::StreamExt;
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use super::gate;
 use super::ledger::{replay, EFFECT_LLM};
@@ -15,6 +16,7 @@ use crate::llm::{LlmRequest, LlmResponse, LlmStreamEvent, Message, OutputSchema}
 use crate::policy::{Effect, PolicyAction, PolicyRequest, PolicyResource};
 use crate::run::GateSubject;
 use crate::store::EffectRecord;
+use crate::telemetry;
 
 /// Who is calling the model, for events.
 pub(crate) struct LlmCaller<'a> {
@@ -34,7 +36,9 @@ pub(crate) async fn call_llm(
         Some(rec) => (recorded_response(rec)?, true),
         None => {
             sc.check_llm_call_allowed()?;
-            let r = invoke(sc, caller, &request).await?;
+            let r = invoke(sc, caller, &request).await;
+            count_call(sc, caller, &request, &r);
+            let r = r?;
             let as_json = serde_json::to_value(&r)
                 .map_err(|e| Error::Internal(format!("LLM response not serializable: {e}")))?;
             // Another execution of this step recorded first: its answer is the one the run
@@ -69,6 +73,27 @@ pub(crate) async fn call_llm(
     });
     sc.check_usage()?;
     Ok(response)
+}
+
+/// Counts a model call that was sent: its outcome, tokens and cost.
+fn count_call(
+    sc: &StepCtx<'_>,
+    caller: &LlmCaller<'_>,
+    request: &LlmRequest,
+    result: &crate::Result<LlmResponse>,
+) {
+    match result {
+        Ok(r) => {
+            let model = if r.model.is_empty() {
+                &request.model
+            } else {
+                &r.model
+            };
+            let cost = sc.exec.prices.cost_cents(model, &r.usage);
+            telemetry::llm_call(caller.provider, model, Ok((&r.usage, cost)));
+        }
+        Err(e) => telemetry::llm_call(caller.provider, &request.model, Err(e)),
+    }
 }
 
 /// The model answer a ledger record holds.
@@ -113,16 +138,26 @@ async fn invoke(
         ))
     };
     let limit = sc.exec.config.llm_timeout;
-    tokio::select! {
-        r = tokio::time::timeout(limit, work) => r.unwrap_or_else(|_| {
-            Err(Error::Timeout(format!(
-                "LLM call to provider `{}` took longer than the engine's llm_timeout of {} ms",
-                caller.provider,
-                limit.as_millis()
-            )))
-        }),
-        _ = sc.cancel.cancelled() => Err(Error::Cancelled("LLM call cancelled".into())),
+    let span = crate::layer::chat_span(provider.name(), request);
+    let result = async {
+        tokio::select! {
+            r = tokio::time::timeout(limit, work) => r.unwrap_or_else(|_| {
+                Err(Error::Timeout(format!(
+                    "LLM call to provider `{}` took longer than the engine's llm_timeout of {} ms",
+                    caller.provider,
+                    limit.as_millis()
+                )))
+            }),
+            _ = sc.cancel.cancelled() => Err(Error::Cancelled("LLM call cancelled".into())),
+        }
     }
+    .instrument(span.clone())
+    .await;
+    match &result {
+        Ok(response) => crate::layer::record_response(&span, response),
+        Err(e) => crate::layer::record_error(&span, e),
+    }
+    result
 }
 
 /// Policy check before an agent runs (`agent_call`).
@@ -154,6 +189,7 @@ pub(crate) async fn check_agent_call(sc: &mut StepCtx<'_>, agent_id: &str) -> No
     );
     match decision.effect {
         Effect::Deny => {
+            telemetry::policy_denied(PolicyAction::AgentCall.as_str());
             let e = Error::PolicyDenied {
                 policy_id: decision.policy_id,
                 reason: decision.reason,

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::policy::{Effect, PolicyAction, PolicyRequest, PolicyResource};
 use crate::run::{GateSubject, Run, RunMode};
 use crate::search::{Connected, DenyReason, ToolGate};
 use crate::store::{EffectRecord, EffectState};
+use crate::telemetry;
 use crate::tool::{ToolContext, ToolHub, ToolSpec};
 
 /// A tool call that passed policy, approval and validation.
@@ -25,6 +27,18 @@ pub(crate) struct Prepared {
     arguments: Value,
     timeout: Duration,
     agent_id: Option<String>,
+    /// The model's id of the call, when a model asked for it.
+    call_id: Option<String>,
+}
+
+impl Prepared {
+    /// Sets the model's id of the call (traced as `gen_ai.tool.call.id`).
+    pub fn with_call_id(mut self, id: &str) -> Self {
+        if !id.is_empty() {
+            self.call_id = Some(id.to_string());
+        }
+        self
+    }
 }
 
 /// A finished tool call.
@@ -107,6 +121,7 @@ pub(crate) async fn prepare(
     let seq = sc.next_seq();
     let tool_id = spec.id.as_str();
     if let Some(e) = app_scope_denial(sc, &spec).await? {
+        telemetry::policy_denied(PolicyAction::ToolCall.as_str());
         sc.emit(ErrorPayload::tool(tool_id, e.to_recorded()));
         return Ok(Err(e));
     }
@@ -116,6 +131,7 @@ pub(crate) async fn prepare(
             Gate::Pass => {}
             Gate::Confirm => needs_confirmation = true,
             Gate::Refuse(e) => {
+                telemetry::policy_denied(PolicyAction::ToolCall.as_str());
                 sc.emit(ErrorPayload::tool(tool_id, e.to_recorded()));
                 return Ok(Err(e));
             }
@@ -135,6 +151,7 @@ pub(crate) async fn prepare(
         &decision,
     );
     if decision.effect == Effect::Deny {
+        telemetry::policy_denied(PolicyAction::ToolCall.as_str());
         let e = Error::PolicyDenied {
             policy_id: decision.policy_id.clone(),
             reason: decision.reason.clone(),
@@ -193,6 +210,7 @@ pub(crate) async fn prepare(
             Caller::Agent(id) => Some(id.to_string()),
             Caller::Node => None,
         },
+        call_id: None,
     }))
 }
 
@@ -262,6 +280,7 @@ async fn send_once(sc: &StepCtx<'_>, p: &Prepared) -> Result<(Result<Value>, Opt
     }
     let started = Instant::now();
     let sent = run_on_hub(hub.as_ref(), sc.run, sc.step_id, sc.index, p, sc.cancel).await;
+    telemetry::tool_call(&p.spec.id, sent.as_ref().err());
     let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let outcome = match sent {
         Ok(v) => Ok(v),
@@ -330,14 +349,21 @@ async fn run_on_hub(
         connected_account_id: None,
         agent_id: p.agent_id.clone(),
     };
+    let span = crate::layer::tool_span(&p.spec.id, hub.name(), &ctx, p.call_id.as_deref());
     let call = hub.execute(&p.spec.id, p.arguments.clone(), &ctx);
-    tokio::select! {
-        r = tokio::time::timeout(p.timeout, call) => match r {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout(format!("tool `{}` after {:?}", p.spec.id, p.timeout))),
-        },
-        _ = cancel.cancelled() => Err(Error::Cancelled(format!("tool `{}` cancelled", p.spec.id))),
+    let result = async {
+        tokio::select! {
+            r = tokio::time::timeout(p.timeout, call) => match r {
+                Ok(r) => r,
+                Err(_) => Err(Error::Timeout(format!("tool `{}` after {:?}", p.spec.id, p.timeout))),
+            },
+            _ = cancel.cancelled() => Err(Error::Cancelled(format!("tool `{}` cancelled", p.spec.id))),
+        }
     }
+    .instrument(span.clone())
+    .await;
+    crate::layer::record(&span, &result);
+    result
 }
 
 /// Emits the `tool_call` event of a finished call and counts it.

@@ -8,6 +8,8 @@
 //! - [`Timeout`]: one deadline per call; a late call fails with
 //!   [`Error::Timeout`](crate::Error::Timeout).
 //! - [`Traced`]: a `tracing` span per call, with the OpenTelemetry GenAI attribute names.
+//!   The engine opens the same spans around the calls it makes (see [`crate::engine`]), so
+//!   wrap a provider or hub in it only for calls made outside runs.
 //!
 //! ```
 //! use std::time::Duration;
@@ -41,6 +43,7 @@ use std::time::Duration;
 pub use retry::Retry;
 pub use timeout::Timeout;
 pub use traced::Traced;
+pub(crate) use traced::{chat_span, record, record_error, record_response, tool_span};
 
 use crate::retry::RetryPolicy;
 

@@ -19,7 +19,8 @@ use crate::tool::{Connection, PageRequest, ToolContext, ToolHub, ToolPage};
 /// `gen_ai.request.temperature`, `gen_ai.response.model`, `gen_ai.response.finish_reasons`,
 /// `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`; `otel.name` is
 /// `chat {model}`. Tool calls (span `gen_ai.execute_tool`): `gen_ai.operation.name` =
-/// `execute_tool`, `gen_ai.tool.name` (the tool id), `logline.hub`, `logline.run_id`.
+/// `execute_tool`, `gen_ai.tool.name` (the tool id), `gen_ai.tool.call.id` (the call's
+/// idempotency key, when it has one), `logline.hub`, `logline.run_id`.
 /// A failure sets `error.type` (the [`crate::ErrorKind`]) and `otel.status_code` = `ERROR`.
 ///
 /// Nothing that may hold a secret or personal data is recorded: no prompt, message, tool
@@ -46,7 +47,9 @@ impl<T> Traced<T> {
     }
 }
 
-fn chat_span(provider: &str, request: &LlmRequest) -> Span {
+/// The `gen_ai.chat` span of a model call (the engine opens it too, see
+/// [`crate::engine`]).
+pub(crate) fn chat_span(provider: &str, request: &LlmRequest) -> Span {
     let span = tracing::info_span!(
         "gen_ai.chat",
         otel.name = %format_args!("chat {}", request.model),
@@ -64,7 +67,7 @@ fn chat_span(provider: &str, request: &LlmRequest) -> Span {
         error.type = Empty,
     );
     if let Some(max) = request.max_output_tokens {
-        span.record("gen_ai.request.max_tokens", max);
+        span.record("gen_ai.request.max_tokens", i64::from(max));
     }
     if let Some(t) = request.temperature {
         span.record("gen_ai.request.temperature", f64::from(t));
@@ -72,14 +75,27 @@ fn chat_span(provider: &str, request: &LlmRequest) -> Span {
     span
 }
 
-fn record_response(span: &Span, response: &LlmResponse) {
+/// Records the answer's model, finish reason and token usage on a `gen_ai.chat` span.
+pub(crate) fn record_response(span: &Span, response: &LlmResponse) {
     span.record("gen_ai.response.model", response.model.as_str());
     span.record(
         "gen_ai.response.finish_reasons",
         finish_reason(response.finish_reason),
     );
-    span.record("gen_ai.usage.input_tokens", response.usage.input_tokens);
-    span.record("gen_ai.usage.output_tokens", response.usage.output_tokens);
+    span.record(
+        "gen_ai.usage.input_tokens",
+        signed(response.usage.input_tokens),
+    );
+    span.record(
+        "gen_ai.usage.output_tokens",
+        signed(response.usage.output_tokens),
+    );
+}
+
+/// A count as a signed integer: OpenTelemetry attributes have no unsigned type, and the
+/// `tracing` bridge would turn an unsigned field into a string.
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn finish_reason(reason: FinishReason) -> &'static str {
@@ -91,12 +107,14 @@ fn finish_reason(reason: FinishReason) -> &'static str {
     }
 }
 
-fn record_error(span: &Span, error: &Error) {
+/// Marks a span failed with the error's kind (never its message).
+pub(crate) fn record_error(span: &Span, error: &Error) {
     span.record("error.type", error.kind().as_str());
     span.record("otel.status_code", "ERROR");
 }
 
-fn record<V>(span: &Span, result: &Result<V>) {
+/// Marks a span failed when `result` is an error.
+pub(crate) fn record<V>(span: &Span, result: &Result<V>) {
     if let Err(e) = result {
         record_error(span, e);
     }
@@ -142,6 +160,35 @@ impl<T: LlmProvider> LlmProvider for Traced<T> {
     }
 }
 
+/// The `gen_ai.execute_tool` span of a tool execution: the tool id, the hub, the run and the
+/// call id (the model's, or the engine's effect key), never the arguments.
+pub(crate) fn tool_span(
+    tool_id: &str,
+    hub: &str,
+    ctx: &ToolContext,
+    call_id: Option<&str>,
+) -> Span {
+    let span = tracing::info_span!(
+        "gen_ai.execute_tool",
+        otel.name = %format_args!("execute_tool {tool_id}"),
+        otel.kind = "internal",
+        otel.status_code = Empty,
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = %tool_id,
+        gen_ai.tool.call.id = Empty,
+        logline.hub = %hub,
+        logline.run_id = Empty,
+        error.type = Empty,
+    );
+    if let Some(run) = ctx.run_id {
+        span.record("logline.run_id", tracing::field::display(run));
+    }
+    if let Some(id) = call_id.or(ctx.idempotency_key.as_deref()) {
+        span.record("gen_ai.tool.call.id", id);
+    }
+    span
+}
+
 fn hub_span(operation: &'static str, hub: &str) -> Span {
     tracing::info_span!(
         "logline.hub",
@@ -168,27 +215,14 @@ impl<T: ToolHub> ToolHub for Traced<T> {
         let span = hub_span("list_tools", self.inner.name());
         let result = self.inner.list_tools(page).instrument(span.clone()).await;
         if let Ok(p) = &result {
-            span.record("logline.count", p.tools.len());
+            span.record("logline.count", signed(p.tools.len() as u64));
         }
         record(&span, &result);
         result
     }
 
     async fn execute(&self, tool_id: &str, arguments: Value, ctx: &ToolContext) -> Result<Value> {
-        let span = tracing::info_span!(
-            "gen_ai.execute_tool",
-            otel.name = %format_args!("execute_tool {tool_id}"),
-            otel.kind = "internal",
-            otel.status_code = Empty,
-            gen_ai.operation.name = "execute_tool",
-            gen_ai.tool.name = %tool_id,
-            logline.hub = %self.inner.name(),
-            logline.run_id = Empty,
-            error.type = Empty,
-        );
-        if let Some(run) = ctx.run_id {
-            span.record("logline.run_id", tracing::field::display(run));
-        }
+        let span = tool_span(tool_id, self.inner.name(), ctx, None);
         let result = self
             .inner
             .execute(tool_id, arguments, ctx)
@@ -206,7 +240,7 @@ impl<T: ToolHub> ToolHub for Traced<T> {
             .instrument(span.clone())
             .await;
         if let Ok(c) = &result {
-            span.record("logline.count", c.len());
+            span.record("logline.count", signed(c.len() as u64));
         }
         record(&span, &result);
         result

@@ -9,7 +9,9 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::queue::{Backoff, FailOutcome, Job, JobId, JobRecord, JobState, NewJob, Queue};
+use crate::queue::{
+    Backoff, FailOutcome, Job, JobId, JobRecord, JobState, NewJob, Queue, QueueStats,
+};
 
 /// A [`Queue`] in process memory: leases expire and are reclaimed, failures back off,
 /// exhausted jobs are dead-lettered. Cheap to clone (shared state).
@@ -325,6 +327,19 @@ impl Queue for MemoryQueue {
             }
         }
         Ok(found.into_iter().collect())
+    }
+
+    async fn stats(&self, queue: &str) -> Result<QueueStats> {
+        let now = Utc::now();
+        let mut st = self.state()?;
+        st.reclaim_expired(now);
+        let Some(ready) = st.ready.get(queue) else {
+            return Ok(QueueStats::default());
+        };
+        Ok(QueueStats {
+            queued: ready.len() as u64,
+            oldest_due_at: ready.iter().map(|k| k.1).filter(|at| *at <= now).min(),
+        })
     }
 
     async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {

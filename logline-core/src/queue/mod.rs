@@ -143,6 +143,15 @@ pub struct JobRecord {
     pub run_at: DateTime<Utc>,
 }
 
+/// How much work waits in a queue ([`Queue::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// Queued jobs (due or scheduled later).
+    pub queued: u64,
+    /// `run_at` of the oldest queued job that is due: how long work has waited.
+    pub oldest_due_at: Option<DateTime<Utc>>,
+}
+
 /// Backoff of failed jobs: the workspace's one backoff schedule (its default, 0.5 s doubling
 /// up to 5 min with equal jitter, is the queue's).
 pub use crate::retry::Backoff;
@@ -243,6 +252,15 @@ pub trait Queue: Send + Sync {
         let _ = (queue, prefixes);
         Err(crate::Error::Internal(
             "this queue cannot look up live jobs by key prefix".into(),
+        ))
+    }
+
+    /// How much work waits in `queue` (worker pools sample it for the queue metrics). The
+    /// default says the backend cannot tell (`Internal`).
+    async fn stats(&self, queue: &str) -> Result<QueueStats> {
+        let _ = queue;
+        Err(crate::Error::Internal(
+            "this queue cannot report its depth".into(),
         ))
     }
 

@@ -12,6 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, ErrorKind};
 use crate::queue::{Backoff, FailOutcome, Job, JobHandler, Queue};
+use crate::telemetry;
+
+/// How often a worker pool samples its queue's depth and oldest due job for the metrics.
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 /// How a worker pool claims and runs jobs.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,6 +124,11 @@ async fn claim_loop(
         handler.clone(),
         done_rx,
     )));
+    let _sampler = AbortOnDrop(tokio::spawn(sample_loop(
+        queue.clone(),
+        queue_name.clone(),
+        shutdown.clone(),
+    )));
     while !shutdown.is_cancelled() {
         while running.try_join_next().is_some() {}
         let free = slots.available_permits();
@@ -210,6 +219,32 @@ async fn complete_loop(
             tracing::warn!(jobs = batch.len(), error = %e, "completing jobs failed");
         }
         batch.clear();
+    }
+}
+
+/// Sets the queue gauges every [`SAMPLE_EVERY`] until shutdown; stops at once on a backend
+/// that cannot report its depth.
+async fn sample_loop(queue: Arc<dyn Queue>, queue_name: String, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        match queue.stats(&queue_name).await {
+            Ok(stats) => {
+                let age = stats
+                    .oldest_due_at
+                    .and_then(|at| (chrono::Utc::now() - at).to_std().ok())
+                    .map_or(0.0, |d| d.as_secs_f64());
+                telemetry::queue_sampled(&queue_name, stats.queued, age);
+            }
+            Err(e) if e.kind() == ErrorKind::Internal => return,
+            Err(e) => {
+                tracing::debug!(queue = %queue_name, kind = e.kind().as_str(), "queue sample failed")
+            }
+        }
     }
 }
 

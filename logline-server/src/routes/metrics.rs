@@ -1,7 +1,7 @@
-//! `GET /api/v1/metrics`: this process's counters as JSON or Prometheus text (admins).
+//! `GET /api/v1/metrics`: this process's metrics (engine and HTTP) as JSON or Prometheus text
+//! (admins).
 
 use axum::extract::State;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -25,7 +25,7 @@ pub struct MetricsQuery {
 /// The metrics snapshot.
 #[utoipa::path(get, path = "/api/v1/metrics", tag = "metrics", params(MetricsQuery),
     responses((status = 200, description = "The snapshot", content((MetricsSnapshot = "application/json"), (String = "text/plain"))),
-        (status = 400, body = Problem), (status = 403, body = Problem)), security(("bearer" = [])))]
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)), security(("bearer" = [])))]
 pub async fn metrics(
     State(state): State<AppState>,
     caller: Caller,
@@ -33,15 +33,11 @@ pub async fn metrics(
 ) -> ApiResult<Response> {
     caller.require(&[Role::Admin])?;
     match q.format.as_deref() {
-        None | Some("json") => Ok(Json(state.metrics.snapshot()).into_response()),
-        Some("prometheus") => Ok((
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            state.metrics.prometheus(),
-        )
-            .into_response()),
+        None | Some("json") => match state.metrics.snapshot() {
+            Some(snapshot) => Ok(Json(snapshot).into_response()),
+            None => Err(crate::metrics::unavailable()),
+        },
+        Some("prometheus") => Ok(crate::metrics::prometheus_response(&state.metrics)),
         Some(other) => Err(ApiError::bad_request(format!(
             "unknown format `{other}`: json or prometheus"
         ))),

@@ -20,6 +20,7 @@ use crate::policy::{Effect, PolicyAction, PolicyRequest, PolicyResource};
 use crate::queue::JobHandler;
 use crate::run::{Approval, Budget, GateSubject, Run, RunId, RunMode, RunStatus, Subject};
 use crate::store::Checkpoint;
+use crate::telemetry;
 
 /// A request to start a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,6 +194,9 @@ impl Engine {
                 };
                 events.push(exec.event(None, failed));
                 self.inner.exec.store.create_run(&run, &events).await?;
+                telemetry::run_started();
+                telemetry::policy_denied(PolicyAction::RunStart.as_str());
+                telemetry::run_finished(RunStatus::Failed);
                 Err(err)
             }
             Effect::RequireApproval => {
@@ -206,6 +210,7 @@ impl Engine {
                 events.push(exec.event(None, RunPausedPayload::from(&gate)));
                 run.pending_gate = Some(gate);
                 let c = self.inner.exec.store.create_run(&run, &events).await?;
+                telemetry::run_started();
                 run.version = c.version;
                 Ok(run)
             }
@@ -217,6 +222,7 @@ impl Engine {
                     .starter
                     .create_run_and_enqueue(&run, &events, job)
                     .await?;
+                telemetry::run_started();
                 run.version = c.version;
                 Ok(run)
             }
@@ -280,6 +286,7 @@ impl Engine {
                 Ok(vec![self.inner.exec.event(None, cancelled)])
             })
             .await?;
+        telemetry::run_finished(RunStatus::Cancelled);
         self.inner.running.cancel(run_id);
         Ok(run)
     }
@@ -367,23 +374,26 @@ impl Engine {
         approver: &str,
         reason: &str,
     ) -> Result<Run> {
-        self.update_run(run_id, |run| {
-            pending_gate(run, gate_id)?;
-            let err = Error::PolicyDenied {
-                policy_id: None,
-                reason: format!("denied by {approver}: {reason}"),
-            };
-            run.status = RunStatus::Failed;
-            run.error = Some(err.to_json());
-            run.pending_gate = None;
-            let exec = &self.inner.exec;
-            let denied = PolicyEvalPayload::approval_denied(gate_id, approver, reason);
-            let failed = RunFailedPayload {
-                error: err.to_recorded(),
-            };
-            Ok(vec![exec.event(None, denied), exec.event(None, failed)])
-        })
-        .await
+        let run = self
+            .update_run(run_id, |run| {
+                pending_gate(run, gate_id)?;
+                let err = Error::PolicyDenied {
+                    policy_id: None,
+                    reason: format!("denied by {approver}: {reason}"),
+                };
+                run.status = RunStatus::Failed;
+                run.error = Some(err.to_json());
+                run.pending_gate = None;
+                let exec = &self.inner.exec;
+                let denied = PolicyEvalPayload::approval_denied(gate_id, approver, reason);
+                let failed = RunFailedPayload {
+                    error: err.to_recorded(),
+                };
+                Ok(vec![exec.event(None, denied), exec.event(None, failed)])
+            })
+            .await?;
+        telemetry::run_finished(RunStatus::Failed);
+        Ok(run)
     }
 
     /// Applies `change` to the latest run state and commits it, retrying lost races.

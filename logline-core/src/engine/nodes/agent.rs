@@ -191,7 +191,8 @@ async fn run_tool_calls(
                 Caller::Agent(agent_id),
                 None,
             )
-            .await?,
+            .await?
+            .map(|p| p.with_call_id(&call.id)),
         );
     }
     let shared: &StepCtx<'_> = sc;

@@ -175,7 +175,7 @@ async fn call_tool(
     )
     .await?;
     let prepared = match prepared {
-        Ok(p) => p,
+        Ok(p) => p.with_call_id(&call.id),
         Err(e) => {
             return Ok(CallOutcome {
                 content: limits::tool_message(&Err(e), max_output, max_error),
