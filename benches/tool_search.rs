@@ -751,17 +751,21 @@ async fn hybrid(catalog: &[ToolSpec], sets: &[(&str, &[Query])], q: Arc<Cached>,
     {
         base.depth = depth;
     }
-    let dense_with = |config: DenseConfig| {
-        Arc::new(DenseRetriever::new(q.clone(), config).with_document_embedder(d.clone()))
-    };
-    let no_kit = dense_with(DenseConfig {
+    // Tool texts are embedded like queries (`query: `), E5's advice for symmetric tasks:
+    // tool names and descriptions read like requests, not like passages.
+    let dense_with = |config: DenseConfig| Arc::new(DenseRetriever::new(q.clone(), config));
+    let no_kit = DenseConfig {
         toolkit_weight: 0.0,
         ..base.clone()
-    });
+    };
+    let passages =
+        Arc::new(DenseRetriever::new(q.clone(), no_kit.clone()).with_document_embedder(d.clone()));
+    let symmetric = dense_with(no_kit);
     let with_kit = dense_with(base.clone());
     for (label, dense) in [
-        ("dense e5 alone, tool vectors only", &no_kit),
-        ("dense e5 alone, + toolkit vectors (default)", &with_kit),
+        ("dense e5 alone, tools as passages", &passages),
+        ("dense e5 alone, tools as queries", &symmetric),
+        ("dense e5, tools as queries + toolkits", &with_kit),
     ] {
         let search = ToolSearch::new(ToolIndex::from_tools(catalog.iter().cloned()))
             .with_dense(dense.clone());

@@ -381,7 +381,7 @@ async fn a_toolkit_that_fits_lifts_its_tools() {
         "Current conditions from weather stations",
     );
     now.name = "rain_now".into();
-    let tools = vec![
+    let tools = [
         now,
         tool("zz.ids", "meteo", "List station ids"),
         tool("aa.ids", "registry", "List station ids"),
