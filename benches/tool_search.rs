@@ -401,15 +401,26 @@ fn lexical(index: &ToolIndex, queries: &[Query], label: &str) -> Vec<Duration> {
 
 /// `TOOL_SEARCH_DUMP=<dir>`: writes the catalog and, per query, the lexical Top-100 with
 /// scores, as JSON lines, for offline analysis of the ranking stages.
-fn dump(index: &ToolIndex, catalog: &[ToolSpec], queries: &[Query], dir: &Path) {
+fn dump(index: &ToolIndex, catalog: &[ToolSpec], sets: &[(&str, &[Query])], dir: &Path) {
     std::fs::create_dir_all(dir).expect("dump dir");
     let mut f = std::fs::File::create(dir.join("catalog.jsonl")).expect("catalog dump");
     for t in catalog {
         writeln!(f, "{}", serde_json::to_string(t).unwrap()).unwrap();
     }
+    for (i, (_, queries)) in sets.iter().enumerate() {
+        let name = ["queries", "paraphrase_tune", "paraphrase_held"]
+            .get(i)
+            .copied()
+            .unwrap_or("more");
+        let file = std::fs::File::create(dir.join(format!("{name}.jsonl"))).expect("query dump");
+        dump_queries(index, queries, file);
+    }
+}
+
+/// One JSON line per query: its lexical Top-100 and its sub-requests' lexical Top-50.
+fn dump_queries(index: &ToolIndex, queries: &[Query], mut f: std::fs::File) {
     let gate = open_gate();
     let hints = RankHints::default();
-    let mut f = std::fs::File::create(dir.join("queries.jsonl")).expect("query dump");
     for q in queries {
         let hits = index.search(&q.text, &gate, &hints, 100);
         let lexical: Vec<(String, f32)> =
@@ -728,88 +739,109 @@ async fn reranked(catalog: &[ToolSpec], sets: &[(&str, &[Query])], url: &str) {
     hybrid(catalog, sets, q, d).await;
 }
 
-/// The hybrid first stage: e5 vectors of the whole catalog searched exactly, alone and
-/// fused with BM25F (RRF) before the rerank pool, then with the e5 rerank over that pool.
+/// The hybrid first stage: e5 vectors of the whole catalog searched exactly, alone (with and
+/// without toolkit evidence) and fused with BM25F before the rerank pool (RRF; convex
+/// fusion at the weights `TOOL_SEARCH_HYBRID_WEIGHTS`, default 0.3,0.5,0.7 — choose on the
+/// tuning half, read the held-out half), then with the e5 rerank over that pool.
 async fn hybrid(catalog: &[ToolSpec], sets: &[(&str, &[Query])], q: Arc<Cached>, d: Arc<Cached>) {
-    let mut config = DenseConfig::default();
+    let mut base = DenseConfig::default();
     if let Some(depth) = std::env::var("TOOL_SEARCH_DENSE_DEPTH")
         .ok()
         .and_then(|v| v.parse().ok())
     {
-        config.depth = depth;
+        base.depth = depth;
     }
-    let dense = Arc::new(DenseRetriever::new(q.clone(), config).with_document_embedder(d.clone()));
-    let plain = ToolSearch::new(ToolIndex::from_tools(catalog.iter().cloned()))
-        .with_decomposition(decompose_config())
-        .with_dense(dense.clone());
-    let t = Instant::now();
-    let embedded = plain.sync_vectors().await.expect("tool vectors");
-    println!(
-        "tool vectors: {} synced ({} tools) in {:.1} s; depth of the dense list {}",
-        embedded,
-        dense.len(),
-        t.elapsed().as_secs_f64(),
-        dense.config().depth
-    );
-    let gate = open_gate();
-    for (name, set) in sets {
-        let mut quality = Quality::default();
-        let mut times = Vec::new();
-        for query in *set {
-            let vectors = dense
-                .embed_queries(std::slice::from_ref(&query.text))
-                .await
-                .expect("query vector");
-            let index = plain.read();
-            let t = Instant::now();
-            let ranked: Vec<String> = dense
-                .read()
-                .nearest(&vectors, 100, |id| {
-                    index.get(id).is_some_and(|t| gate.check(&t).is_ok())
-                })
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect();
-            times.push(t.elapsed());
-            quality.add(&ranked, &query.relevant);
-        }
-        times.sort();
-        quality.print(&format!("{name}: dense e5 alone (exact, whole catalog)"));
-        println!(
-            "{:<44} exact Top-100 over {} vectors (query vector given): p50 {}  p99 {}",
-            "",
-            dense.len(),
-            us(percentile(&times, 0.5)),
-            us(percentile(&times, 0.99))
-        );
-    }
-    for (name, set) in sets {
-        let (quality, times, _) = run_searches(&plain, set, 30).await;
-        quality.print(&format!("{name}: hybrid BM25F + dense, RRF (no rerank)"));
-        println!(
-            "{:<44} hybrid search, query vector cached: p50 {}  p99 {}",
-            "",
-            us(percentile(&times, 0.5)),
-            us(percentile(&times, 0.99))
-        );
-    }
-    for (label, fusion) in [
-        ("hybrid + e5 rerank, RRF k=60", Fusion::default()),
-        (
-            "hybrid + e5 rerank, convex w=0.5",
-            Fusion::Convex {
-                semantic_weight: 0.5,
-            },
-        ),
+    // Tool texts are embedded like queries (`query: `), E5's advice for symmetric tasks:
+    // tool names and descriptions read like requests, not like passages.
+    let dense_with = |config: DenseConfig| Arc::new(DenseRetriever::new(q.clone(), config));
+    let no_kit = DenseConfig {
+        toolkit_weight: 0.0,
+        ..base.clone()
+    };
+    let passages =
+        Arc::new(DenseRetriever::new(q.clone(), no_kit.clone()).with_document_embedder(d.clone()));
+    let symmetric = dense_with(no_kit);
+    let with_kit = dense_with(base.clone());
+    for (label, dense) in [
+        ("dense e5 alone, tools as passages", &passages),
+        ("dense e5 alone, tools as queries", &symmetric),
+        ("dense e5, tools as queries + toolkits", &with_kit),
     ] {
-        let reranker = EmbeddingReranker::new(
-            q.clone(),
-            RerankConfig {
-                fusion,
-                ..Default::default()
-            },
+        let search = ToolSearch::new(ToolIndex::from_tools(catalog.iter().cloned()))
+            .with_dense(dense.clone());
+        let t = Instant::now();
+        let embedded = search.sync_vectors().await.expect("tool vectors");
+        println!(
+            "{label}: {embedded} tool vectors synced ({} tools, {} toolkit vectors) in {:.1} s",
+            dense.len(),
+            dense.toolkits(),
+            t.elapsed().as_secs_f64(),
+        );
+        let gate = open_gate();
+        for (name, set) in sets {
+            let mut quality = Quality::default();
+            let mut times = Vec::new();
+            for query in *set {
+                let vectors = dense
+                    .embed_queries(std::slice::from_ref(&query.text))
+                    .await
+                    .expect("query vector");
+                let index = search.read();
+                let t = Instant::now();
+                let ranked: Vec<String> = dense
+                    .nearest(&vectors, 100, |id| {
+                        index.get(id).is_some_and(|t| gate.check(&t).is_ok())
+                    })
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
+                times.push(t.elapsed());
+                quality.add(&ranked, &query.relevant);
+            }
+            times.sort();
+            quality.print(&format!("{name}: {label}"));
+            println!(
+                "{:<44} exact Top-100 over {} vectors (query vector given): p50 {}  p99 {}",
+                "",
+                dense.len(),
+                us(percentile(&times, 0.5)),
+                us(percentile(&times, 0.99))
+            );
+        }
+    }
+    let weights: Vec<f32> = std::env::var("TOOL_SEARCH_HYBRID_WEIGHTS")
+        .unwrap_or_else(|_| "0.3,0.5,0.7".into())
+        .split(',')
+        .filter_map(|w| w.trim().parse().ok())
+        .collect();
+    let mut fusions = vec![("RRF k=60".to_string(), Fusion::default())];
+    fusions.extend(weights.iter().map(|&w| {
+        (
+            format!("convex w={w}"),
+            Fusion::Convex { semantic_weight: w },
         )
-        .with_document_embedder(d.clone());
+    }));
+    for (fusion_label, fusion) in &fusions {
+        let dense = dense_with(DenseConfig {
+            fusion: *fusion,
+            ..base.clone()
+        });
+        let plain = ToolSearch::new(ToolIndex::from_tools(catalog.iter().cloned()))
+            .with_decomposition(decompose_config())
+            .with_dense(dense.clone());
+        plain.sync_vectors().await.expect("tool vectors");
+        for (name, set) in sets {
+            let (quality, times, _) = run_searches(&plain, set, 30).await;
+            quality.print(&format!("{name}: hybrid, {fusion_label} (no rerank)"));
+            println!(
+                "{:<44} hybrid search, query vector cached: p50 {}  p99 {}",
+                "",
+                us(percentile(&times, 0.5)),
+                us(percentile(&times, 0.99))
+            );
+        }
+        let reranker = EmbeddingReranker::new(q.clone(), RerankConfig::default())
+            .with_document_embedder(d.clone());
         let search = ToolSearch::new(ToolIndex::from_tools(catalog.iter().cloned()))
             .with_decomposition(decompose_config())
             .with_dense(dense.clone())
@@ -817,7 +849,7 @@ async fn hybrid(catalog: &[ToolSpec], sets: &[(&str, &[Query])], q: Arc<Cached>,
         for (name, set) in sets {
             let (quality, times, not_reranked) = run_searches(&search, set, 30).await;
             assert_eq!(not_reranked, 0, "rerank did not run");
-            quality.print(&format!("{name}: {label}"));
+            quality.print(&format!("{name}: hybrid {fusion_label} + e5 rerank RRF"));
             println!(
                 "{:<44} hybrid + rerank, vectors cached: p50 {}  p99 {}",
                 "",
@@ -927,9 +959,6 @@ fn main() {
     let t = Instant::now();
     let index = build_index(&catalog);
     println!("index build: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
-    if let Ok(path) = std::env::var("TOOL_SEARCH_DUMP") {
-        dump(&index, &catalog, &queries, Path::new(&path));
-    }
     let (tune, held) = load_paraphrases(&catalog);
     println!(
         "paraphrase set: {} requests, tuning half {}, held-out half {}",
@@ -942,6 +971,9 @@ fn main() {
         ("paraphrase tuning half", &tune),
         ("paraphrase held-out half", &held),
     ];
+    if let Ok(path) = std::env::var("TOOL_SEARCH_DUMP") {
+        dump(&index, &catalog, &sets, Path::new(&path));
+    }
     for (name, set) in &sets {
         println!("-- {name} --");
         let mut times = lexical(&index, set, "lexical BM25F (2,479 tools)");
@@ -955,7 +987,14 @@ fn main() {
     }
 
     if std::env::var("TOOL_SEARCH_LATENCY").as_deref() != Ok("off") {
-        latency(&catalog, &queries);
+        let sizes: Vec<usize> = std::env::var("TOOL_SEARCH_SIZES")
+            .unwrap_or_else(|_| "20000,100000".into())
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
+        for n in sizes {
+            latency(&catalog, &queries, n);
+        }
     }
 
     if std::env::var("TOOL_SEARCH_LLM_RERANK").is_ok() {
@@ -984,9 +1023,9 @@ fn main() {
 
 /// The 20,000-tool phase: quality with distractors, memory, build time and Top-8 latency
 /// (`TOOL_SEARCH_LATENCY=off` skips it).
-fn latency(catalog: &[ToolSpec], queries: &[Query]) {
-    println!("\n== 20,000-tool catalog (real + generated distractors) ==");
-    let big = synthetic(catalog, 20_000);
+fn latency(catalog: &[ToolSpec], queries: &[Query], size: usize) {
+    println!("\n== {size}-tool catalog (real + generated distractors) ==");
+    let big = synthetic(catalog, size);
     index_memory(&big);
     let t = Instant::now();
     let big_index = build_index(&big);
@@ -995,7 +1034,11 @@ fn latency(catalog: &[ToolSpec], queries: &[Query]) {
         t.elapsed().as_secs_f64() * 1e3,
         big_index.len()
     );
-    lexical(&big_index, queries, "lexical BM25F (20,000 tools)");
+    lexical(
+        &big_index,
+        queries,
+        &format!("lexical BM25F ({size} tools)"),
+    );
     let gate = open_gate();
     let hints = RankHints::default();
     for q in queries.iter().take(50) {

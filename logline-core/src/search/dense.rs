@@ -10,13 +10,15 @@
 //! Reciprocal Rank Fusion before cutting the rerank pool; only tools the gate passes are
 //! ever taken from either list.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::gate::toolkit_key;
 use super::index::{ScoredTool, ToolIndex};
-use super::rerank::EmbeddingReranker;
+use super::rerank::{EmbeddingReranker, Fusion};
+use super::vectors::{normalized, VectorIndex, NO_GROUP};
 use crate::error::{Error, Result};
 use crate::llm::Embedder;
 use crate::tool::catalog::fingerprint;
@@ -27,8 +29,10 @@ use crate::tool::ToolSpec;
 pub struct DenseConfig {
     /// Dense candidates fused with the lexical list per request.
     pub depth: usize,
-    /// Rank offset of the Reciprocal Rank Fusion with the lexical list (60 in the paper).
-    pub rrf_k: f32,
+    /// How the dense list and the lexical list combine: Reciprocal Rank Fusion (default,
+    /// k = 60), a convex combination of scores min-max normalised within each list, or the
+    /// dense order alone.
+    pub fusion: Fusion,
     /// Prefix of query texts (E5 models expect `query: `).
     pub query_prefix: String,
     /// Prefix of tool texts (E5 models expect `passage: `).
@@ -37,173 +41,27 @@ pub struct DenseConfig {
     pub batch_size: usize,
     /// Query vectors kept (least recently used dropped first); 0 keeps none.
     pub query_cache: usize,
+    /// Weight of the toolkit's similarity to the request, added to each of its tools' own
+    /// (a toolkit is embedded as its name and its tools' names); 0 turns it off.
+    pub toolkit_weight: f32,
 }
 
 impl Default for DenseConfig {
     fn default() -> Self {
         DenseConfig {
             depth: 30,
-            rrf_k: 60.0,
+            fusion: Fusion::default(),
             query_prefix: String::new(),
             document_prefix: String::new(),
             batch_size: 64,
             query_cache: 1024,
+            toolkit_weight: 1.0,
         }
     }
 }
 
-/// Unit vectors of the tools, stored contiguously, searched exactly.
-#[derive(Debug, Default)]
-pub struct VectorIndex {
-    dim: usize,
-    data: Vec<f32>,
-    ids: Vec<String>,
-    fingerprints: Vec<u64>,
-    by_id: HashMap<String, usize>,
-}
-
-impl VectorIndex {
-    /// Number of vectors.
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// No vector yet.
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    /// Vector length (0 before the first vector).
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
-    /// Whether `id` has a vector of content `fingerprint`.
-    pub fn is_current(&self, id: &str, fingerprint: u64) -> bool {
-        self.by_id
-            .get(id)
-            .is_some_and(|&i| self.fingerprints[i] == fingerprint)
-    }
-
-    /// Inserts or replaces the vector of `id` (normalised here). The first vector fixes the
-    /// dimension; a vector of another length or with no magnitude is refused.
-    pub fn upsert(&mut self, id: &str, fingerprint: u64, vector: &[f32]) -> Result<()> {
-        if self.ids.is_empty() && self.dim == 0 {
-            self.dim = vector.len();
-        }
-        if vector.len() != self.dim || self.dim == 0 {
-            return Err(Error::Internal(format!(
-                "tool vector of length {} for {id}; the index holds length {}",
-                vector.len(),
-                self.dim
-            )));
-        }
-        let unit = normalized(vector).ok_or_else(|| {
-            Error::Internal(format!("tool vector for {id} is zero or not finite"))
-        })?;
-        match self.by_id.get(id) {
-            Some(&i) => {
-                self.data[i * self.dim..(i + 1) * self.dim].copy_from_slice(&unit);
-                self.fingerprints[i] = fingerprint;
-            }
-            None => {
-                self.by_id.insert(id.to_string(), self.ids.len());
-                self.ids.push(id.to_string());
-                self.fingerprints.push(fingerprint);
-                self.data.extend_from_slice(&unit);
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes the vector of `id`; returns whether it had one.
-    pub fn remove(&mut self, id: &str) -> bool {
-        let Some(i) = self.by_id.remove(id) else {
-            return false;
-        };
-        let last = self.ids.len() - 1;
-        if i != last {
-            let (d, n) = (self.dim, last);
-            self.data.copy_within(n * d..(n + 1) * d, i * d);
-            self.ids.swap(i, last);
-            self.fingerprints.swap(i, last);
-            self.by_id.insert(self.ids[i].clone(), i);
-        }
-        self.ids.pop();
-        self.fingerprints.pop();
-        self.data.truncate(last * self.dim);
-        true
-    }
-
-    /// The `k` tools most similar to any of `queries` (unit vectors; a tool scores its best
-    /// similarity), best first, among those `allow` accepts. Exact.
-    pub fn nearest(
-        &self,
-        queries: &[Arc<Vec<f32>>],
-        k: usize,
-        mut allow: impl FnMut(&str) -> bool,
-    ) -> Vec<(String, f32)> {
-        let queries: Vec<&[f32]> = queries
-            .iter()
-            .map(|q| q.as_slice())
-            .filter(|q| q.len() == self.dim)
-            .collect();
-        if k == 0 || queries.is_empty() || self.is_empty() {
-            return Vec::new();
-        }
-        let mut scored: Vec<(f32, u32)> = self
-            .data
-            .chunks_exact(self.dim)
-            .enumerate()
-            .map(|(i, v)| {
-                let s = queries
-                    .iter()
-                    .map(|q| dot(q, v))
-                    .fold(f32::NEG_INFINITY, f32::max);
-                (s, i as u32)
-            })
-            .collect();
-        let order = |a: &(f32, u32), b: &(f32, u32)| {
-            b.0.total_cmp(&a.0)
-                .then_with(|| self.ids[a.1 as usize].cmp(&self.ids[b.1 as usize]))
-        };
-        // Most candidates pass the gate: sort a head a few times `k` long first, the whole
-        // list only when the gate rejects too many of it.
-        let head = (k * 4).min(scored.len());
-        if head < scored.len() {
-            scored.select_nth_unstable_by(head, order);
-        }
-        scored[..head].sort_unstable_by(order);
-        let mut out = Vec::with_capacity(k);
-        let mut take = |(s, i): (f32, u32), out: &mut Vec<(String, f32)>| {
-            let id = &self.ids[i as usize];
-            if allow(id) {
-                out.push((id.clone(), s));
-            }
-            out.len() == k
-        };
-        for &c in &scored[..head] {
-            if take(c, &mut out) {
-                return out;
-            }
-        }
-        let mut rest = scored.split_off(head);
-        rest.sort_unstable_by(order);
-        for c in rest {
-            if take(c, &mut out) {
-                break;
-            }
-        }
-        out
-    }
-}
-
-/// Query vectors by text, least recently used dropped first.
-#[derive(Debug, Default)]
-struct QueryCache {
-    vectors: HashMap<String, Arc<Vec<f32>>>,
-    order: VecDeque<String>,
-}
+/// Query vectors by text, least recently used dropped first (`None`: caching off).
+type QueryCache = Option<lru::LruCache<String, Arc<Vec<f32>>>>;
 
 /// The dense retrieval stage: an embedder, the tools' vectors and a query-vector cache.
 pub struct DenseRetriever {
@@ -211,7 +69,51 @@ pub struct DenseRetriever {
     documents: Option<Arc<dyn Embedder>>,
     config: DenseConfig,
     index: RwLock<VectorIndex>,
+    kits: RwLock<Toolkits>,
     cache: Mutex<QueryCache>,
+}
+
+/// Toolkit vectors and the stable slot of every toolkit seen (a tool's group).
+#[derive(Debug, Default)]
+struct Toolkits {
+    vectors: VectorIndex,
+    slots: HashMap<String, u32>,
+}
+
+impl Toolkits {
+    /// The slot of toolkit `name` (by [`toolkit_key`]), assigned on first sight.
+    fn slot(&mut self, name: &str) -> u32 {
+        let next = self.slots.len() as u32;
+        *self.slots.entry(toolkit_key(name)).or_insert(next)
+    }
+}
+
+/// The text embedded for each toolkit of `tools`, by toolkit key: its name and its tools'
+/// names (sorted, so the text changes only when the toolkit's tools do).
+fn toolkit_texts(tools: &[Arc<ToolSpec>]) -> HashMap<String, String> {
+    let mut kits: HashMap<String, (&str, Vec<&str>)> = HashMap::new();
+    for t in tools {
+        if let Some(kit) = t.toolkit.as_deref() {
+            kits.entry(toolkit_key(kit))
+                .or_insert_with(|| (kit, Vec::new()))
+                .1
+                .push(t.name.as_str());
+        }
+    }
+    kits.into_iter()
+        .map(|(key, (name, mut tools))| {
+            tools.sort_unstable();
+            tools.dedup();
+            (key, format!("{name}: {}", tools.join(", ")))
+        })
+        .collect()
+}
+
+fn text_fingerprint(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
 }
 
 impl std::fmt::Debug for DenseRetriever {
@@ -227,12 +129,14 @@ impl std::fmt::Debug for DenseRetriever {
 impl DenseRetriever {
     /// A dense stage embedding queries and tools with `embedder`.
     pub fn new(embedder: Arc<dyn Embedder>, config: DenseConfig) -> Self {
+        let cache = std::num::NonZeroUsize::new(config.query_cache).map(lru::LruCache::new);
         DenseRetriever {
             queries: embedder,
             documents: None,
             config,
             index: RwLock::new(VectorIndex::default()),
-            cache: Mutex::new(QueryCache::default()),
+            kits: RwLock::new(Toolkits::default()),
+            cache: Mutex::new(cache),
         }
     }
 
@@ -271,9 +175,36 @@ impl DenseRetriever {
         self.write().remove(tool_id)
     }
 
-    /// Embeds every tool whose vector is missing or stale (content changed); returns how many
-    /// were embedded. Tools embedded before a failing batch keep their vectors.
+    /// Embeds every tool of the catalog whose vector is missing or stale (content changed)
+    /// and every toolkit whose list of tools changed; drops the vectors of toolkits no longer
+    /// in `tools`. Returns how many tools were embedded. Vectors embedded before a failing
+    /// batch are kept.
     pub async fn sync(&self, tools: &[Arc<ToolSpec>]) -> Result<usize> {
+        let embedded = self.sync_tools(tools).await?;
+        let kits = toolkit_texts(tools);
+        self.sync_toolkits(&kits).await?;
+        let mut state = self.write_kits();
+        let gone: Vec<String> = state
+            .vectors
+            .ids()
+            .filter(|k| !kits.contains_key(*k))
+            .map(str::to_string)
+            .collect();
+        for k in gone {
+            state.vectors.remove(&k);
+        }
+        Ok(embedded)
+    }
+
+    /// [`DenseRetriever::sync`] after a partial catalog change: `tools` are every tool of the
+    /// toolkits that changed (the unchanged ones cost a hash); nothing is dropped.
+    pub async fn sync_changed(&self, tools: &[Arc<ToolSpec>]) -> Result<usize> {
+        let embedded = self.sync_tools(tools).await?;
+        self.sync_toolkits(&toolkit_texts(tools)).await?;
+        Ok(embedded)
+    }
+
+    async fn sync_tools(&self, tools: &[Arc<ToolSpec>]) -> Result<usize> {
         let missing: Vec<(&Arc<ToolSpec>, u64)> = {
             let index = self.read();
             tools
@@ -282,32 +213,111 @@ impl DenseRetriever {
                 .filter(|(t, fp)| !index.is_current(&t.id, *fp))
                 .collect()
         };
-        let embedder = self.documents.as_ref().unwrap_or(&self.queries);
         for chunk in missing.chunks(self.config.batch_size.max(1)) {
             let texts: Vec<String> = chunk
                 .iter()
-                .map(|(t, _)| {
-                    format!(
-                        "{}{}",
-                        self.config.document_prefix,
-                        EmbeddingReranker::document_text(t)
-                    )
-                })
+                .map(|(t, _)| EmbeddingReranker::document_text(t))
                 .collect();
-            let vectors = embedder.embed(&texts).await?;
-            if vectors.len() != texts.len() {
-                return Err(Error::Internal(format!(
-                    "embedder returned {} vectors for {} texts",
-                    vectors.len(),
-                    texts.len()
-                )));
-            }
+            let vectors = self.embed_documents(&texts).await?;
+            let groups: Vec<u32> = {
+                let mut kits = self.write_kits();
+                chunk
+                    .iter()
+                    .map(|(t, _)| t.toolkit.as_deref().map_or(NO_GROUP, |k| kits.slot(k)))
+                    .collect()
+            };
             let mut index = self.write();
-            for ((tool, fp), v) in chunk.iter().zip(vectors) {
-                index.upsert(&tool.id, *fp, &v)?;
+            for (((tool, fp), v), group) in chunk.iter().zip(vectors).zip(groups) {
+                index.upsert_in(&tool.id, *fp, &v, group)?;
             }
         }
         Ok(missing.len())
+    }
+
+    /// Embeds the toolkits (key → text) whose text changed.
+    async fn sync_toolkits(&self, kits: &HashMap<String, String>) -> Result<()> {
+        if self.config.toolkit_weight == 0.0 {
+            return Ok(());
+        }
+        let missing: Vec<(&String, &String, u64)> = {
+            let state = self.read_kits();
+            kits.iter()
+                .map(|(k, text)| (k, text, text_fingerprint(text)))
+                .filter(|(k, _, fp)| !state.vectors.is_current(k, *fp))
+                .collect()
+        };
+        for chunk in missing.chunks(self.config.batch_size.max(1)) {
+            let texts: Vec<String> = chunk.iter().map(|(_, t, _)| (*t).clone()).collect();
+            let vectors = self.embed_documents(&texts).await?;
+            let mut state = self.write_kits();
+            for ((key, _, fp), v) in chunk.iter().zip(vectors) {
+                let slot = state.slot(key);
+                state.vectors.upsert_in(key, *fp, &v, slot)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Embeds tool or toolkit texts (document prefix added) with the document embedder.
+    async fn embed_documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        let embedder = self.documents.as_ref().unwrap_or(&self.queries);
+        let prefixed: Vec<String> = texts
+            .iter()
+            .map(|t| format!("{}{t}", self.config.document_prefix))
+            .collect();
+        let vectors = embedder.embed(&prefixed).await?;
+        if vectors.len() != texts.len() {
+            return Err(Error::Internal(format!(
+                "embedder returned {} vectors for {} texts",
+                vectors.len(),
+                texts.len()
+            )));
+        }
+        Ok(vectors)
+    }
+
+    /// The `k` tools nearest to any of `queries` (unit vectors), best first, among those
+    /// `allow` accepts: a tool scores its similarity to a query plus
+    /// [`DenseConfig::toolkit_weight`] times its toolkit's, and keeps its best query.
+    pub fn nearest(
+        &self,
+        queries: &[Arc<Vec<f32>>],
+        k: usize,
+        allow: impl FnMut(&str) -> bool,
+    ) -> Vec<(String, f32)> {
+        let toolkit_scores = self.toolkit_scores(queries);
+        self.read().nearest_with(queries, &toolkit_scores, k, allow)
+    }
+
+    /// Per query, the weighted similarity of every toolkit, by toolkit slot.
+    fn toolkit_scores(&self, queries: &[Arc<Vec<f32>>]) -> Vec<Vec<f32>> {
+        let w = self.config.toolkit_weight;
+        let state = self.read_kits();
+        if w == 0.0 || state.vectors.is_empty() {
+            return Vec::new();
+        }
+        queries
+            .iter()
+            .map(|q| {
+                let mut s = vec![0.0; state.slots.len()];
+                state.vectors.group_similarities(q, &mut s);
+                s.iter_mut().for_each(|x| *x *= w);
+                s
+            })
+            .collect()
+    }
+
+    /// Toolkit vectors held.
+    pub fn toolkits(&self) -> usize {
+        self.read_kits().vectors.len()
+    }
+
+    fn read_kits(&self) -> std::sync::RwLockReadGuard<'_, Toolkits> {
+        self.kits.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_kits(&self) -> std::sync::RwLockWriteGuard<'_, Toolkits> {
+        self.kits.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Unit vectors of `texts` (query prefix added), from the cache where possible; the
@@ -322,7 +332,9 @@ impl DenseRetriever {
             let mut seen = HashSet::new();
             keyed
                 .iter()
-                .filter(|t| !cache.vectors.contains_key(*t) && seen.insert(t.as_str()))
+                .filter(|t| {
+                    cache.as_ref().is_none_or(|c| !c.contains(*t)) && seen.insert(t.as_str())
+                })
                 .cloned()
                 .collect()
         };
@@ -343,12 +355,18 @@ impl DenseRetriever {
             }
         }
         let mut cache = self.lock_cache();
-        let out = keyed
-            .iter()
-            .filter_map(|t| fresh.get(t).or_else(|| cache.vectors.get(t)).cloned())
-            .collect();
-        for (t, v) in fresh {
-            cache.insert(t, v, self.config.query_cache);
+        let mut out = Vec::with_capacity(keyed.len());
+        for t in &keyed {
+            let v = match fresh.get(t) {
+                Some(v) => Some(v.clone()),
+                None => cache.as_mut().and_then(|c| c.get(t).cloned()),
+            };
+            out.extend(v);
+        }
+        if let Some(c) = cache.as_mut() {
+            for (t, v) in fresh {
+                c.put(t, v);
+            }
         }
         Ok(out)
     }
@@ -359,26 +377,7 @@ impl DenseRetriever {
 
     /// Query vectors cached.
     pub fn cached_queries(&self) -> usize {
-        self.lock_cache().vectors.len()
-    }
-}
-
-impl QueryCache {
-    fn insert(&mut self, text: String, vector: Arc<Vec<f32>>, capacity: usize) {
-        if capacity == 0 {
-            return;
-        }
-        if self.vectors.insert(text.clone(), vector).is_none() {
-            self.order.push_back(text);
-        }
-        while self.vectors.len() > capacity {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.vectors.remove(&old);
-                }
-                None => break,
-            }
-        }
+        self.lock_cache().as_ref().map_or(0, lru::LruCache::len)
     }
 }
 
@@ -399,27 +398,53 @@ pub(crate) fn query_text(query: &str, apps: &[String], intent_tags: &[String]) -
     s
 }
 
-/// Reciprocal Rank Fusion of the lexical candidates (best first) with the dense ones (tool
-/// id and similarity, best first, already gated): `1/(k + lexical rank) + 1/(k + dense
-/// rank)`, a list missing a tool adding nothing; the best `limit` come back. Dense-only
-/// tools carry a lexical score of 0.
+/// A list's share of a fused score, from a candidate's rank and score in that list.
+type ListScore = Box<dyn Fn(usize, f32) -> f32>;
+
+/// The lexical candidates (best first) fused with the dense ones (tool id and score, best
+/// first, already gated) by `fusion`; a list missing a tool adds nothing for it. The best
+/// `limit` come back; dense-only tools carry a lexical score of 0.
+///
+/// - RRF: `1/(k + lexical rank) + 1/(k + dense rank)`;
+/// - convex: `(1 − w) · lexical + w · dense`, each score min-max normalised within its own
+///   list, so neither list's scale decides;
+/// - semantic: the dense score alone (lexical candidates the dense list lacks come after).
 pub(crate) fn fuse_with_lexical(
     lexical: Vec<ScoredTool>,
     dense: &[(String, f32)],
     index: &ToolIndex,
-    k: f32,
+    fusion: Fusion,
     limit: usize,
 ) -> Vec<ScoredTool> {
+    let (lex_part, dense_part): (ListScore, ListScore) = match fusion {
+        Fusion::Rrf { k } => (
+            Box::new(move |rank, _| 1.0 / (k + (rank + 1) as f32)),
+            Box::new(move |rank, _| 1.0 / (k + (rank + 1) as f32)),
+        ),
+        Fusion::Convex { semantic_weight: w } => {
+            let (llo, lhi) = min_max(lexical.iter().map(|c| c.score));
+            let (dlo, dhi) = min_max(dense.iter().map(|d| d.1));
+            (
+                Box::new(move |_, s| (1.0 - w) * unit_scale(s, llo, lhi)),
+                Box::new(move |_, s| w * unit_scale(s, dlo, dhi)),
+            )
+        }
+        Fusion::Semantic => (
+            Box::new(|rank, _| -1.0 - rank as f32 * 1e-6),
+            Box::new(|_, s| 2.0 + s),
+        ),
+    };
     let mut fused: Vec<ScoredTool> = Vec::with_capacity(lexical.len() + dense.len());
     let mut at: HashMap<String, usize> = HashMap::with_capacity(lexical.len() + dense.len());
     for (rank, mut c) in lexical.into_iter().enumerate() {
-        c.score = 1.0 / (k + (rank + 1) as f32);
+        c.score = lex_part(rank, c.score);
         at.insert(c.tool.id.clone(), fused.len());
         fused.push(c);
     }
-    for (rank, (id, _)) in dense.iter().enumerate() {
-        let add = 1.0 / (k + (rank + 1) as f32);
+    for (rank, (id, s)) in dense.iter().enumerate() {
+        let add = dense_part(rank, *s);
         match at.get(id) {
+            Some(&i) if matches!(fusion, Fusion::Semantic) => fused[i].score = add,
             Some(&i) => fused[i].score += add,
             None => {
                 if let Some(tool) = index.get(id) {
@@ -439,25 +464,17 @@ pub(crate) fn fuse_with_lexical(
     fused
 }
 
-fn normalized(v: &[f32]) -> Option<Vec<f32>> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    (norm.is_finite() && norm > 0.0).then(|| v.iter().map(|x| x / norm).collect())
+fn min_max(it: impl Iterator<Item = f32>) -> (f32, f32) {
+    it.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), x| {
+        (lo.min(x), hi.max(x))
+    })
 }
 
-/// Dot product in eight independent lanes, which the compiler turns into SIMD.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for ((lane, x), y) in lanes.iter_mut().zip(x).zip(y) {
-            *lane += x * y;
-        }
+/// `x` scaled to [0, 1] over `[lo, hi]`; 1 when the list has a single value.
+fn unit_scale(x: f32, lo: f32, hi: f32) -> f32 {
+    if hi > lo {
+        (x - lo) / (hi - lo)
+    } else {
+        1.0
     }
-    lanes.iter().sum::<f32>() + tail
 }

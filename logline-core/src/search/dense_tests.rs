@@ -192,13 +192,11 @@ async fn a_request_worded_unlike_its_tool_enters_the_pool() {
     let emb = Arc::new(Concepts::default());
     let search = search_with(emb).await;
     let res = search.search(&request(q)).await.unwrap();
-    assert_eq!(
-        res.tool_ids().first(),
-        Some(&"wx.now"),
-        "{:?}",
-        res.tool_ids()
-    );
-    let hit = &res.hits[0];
+    let hit = res
+        .hits
+        .iter()
+        .find(|h| h.tool.id == "wx.now")
+        .unwrap_or_else(|| panic!("{:?}", res.tool_ids()));
     assert_eq!(hit.lexical, 0.0);
     assert!(hit.semantic.unwrap() > 0.9);
 }
@@ -301,4 +299,203 @@ async fn the_dense_list_never_brings_a_gated_tool() {
         .top_n(10);
     let res = search.search(&req).await.unwrap();
     assert_eq!(res.tool_ids(), ["notes.rain"]);
+}
+
+/// Keeps the order it is given and records it.
+#[derive(Debug, Default)]
+struct Recorder {
+    seen: Mutex<Vec<(String, f32)>>,
+}
+
+#[async_trait]
+impl Reranker for Recorder {
+    fn pool(&self) -> usize {
+        30
+    }
+    async fn rerank(
+        &self,
+        _query: &str,
+        _parts: &[String],
+        candidates: Vec<Ranked>,
+    ) -> Result<Reranked> {
+        *self.seen.lock().unwrap() = candidates
+            .iter()
+            .map(|c| (c.tool.id.clone(), c.score))
+            .collect();
+        Ok(candidates.into())
+    }
+}
+
+#[tokio::test]
+async fn the_reranker_gets_the_lexical_order_not_the_fused_one() {
+    let q = "a note about rain and the forecast";
+    let lexical = ToolSearch::new(ToolIndex::from_tools(catalog()));
+    let alone = lexical
+        .search(&request(q).top_n(30).without_rerank())
+        .await
+        .unwrap();
+    let lexical_ids: Vec<&str> = alone.tool_ids();
+    assert!(!lexical_ids.is_empty() && !lexical_ids.contains(&"wx.now"));
+
+    let recorder = Arc::new(Recorder::default());
+    let dense = Arc::new(DenseRetriever::new(
+        Arc::new(Concepts::default()),
+        DenseConfig::default(),
+    ));
+    let search = ToolSearch::new(ToolIndex::from_tools(catalog()))
+        .with_dense(dense)
+        .with_reranker(recorder.clone());
+    search.sync_vectors().await.unwrap();
+    let fused = search
+        .search(&request(q).top_n(30).without_rerank())
+        .await
+        .unwrap();
+    assert!(
+        fused.tool_ids().contains(&"wx.now"),
+        "the dense list brings the weather tool"
+    );
+    search.search(&request(q).top_n(30)).await.unwrap();
+    let seen = recorder.seen.lock().unwrap().clone();
+    let seen_ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        &seen_ids[..lexical_ids.len()],
+        &lexical_ids[..],
+        "lexical candidates first, in lexical order"
+    );
+    assert!(seen_ids[lexical_ids.len()..].contains(&"wx.now"));
+    for (hit, (_, score)) in alone.hits.iter().zip(&seen) {
+        assert_eq!(hit.score, *score, "lexical scores, not fused ones");
+    }
+    let dense_only = &seen[lexical_ids.len()..];
+    assert!(dense_only
+        .iter()
+        .all(|(_, s)| *s <= seen[lexical_ids.len() - 1].1));
+}
+
+#[tokio::test]
+async fn a_toolkit_that_fits_lifts_its_tools() {
+    // The toolkit's text holds its tools' names: "meteo: rain_now, zz.ids".
+    let mut now = tool(
+        "wx.now",
+        "meteo",
+        "Current conditions from weather stations",
+    );
+    now.name = "rain_now".into();
+    let tools = [
+        now,
+        tool("zz.ids", "meteo", "List station ids"),
+        tool("aa.ids", "registry", "List station ids"),
+    ];
+    let arcs: Vec<Arc<ToolSpec>> = tools.iter().cloned().map(Arc::new).collect();
+    let rank = |weight: f32| {
+        let arcs = arcs.clone();
+        async move {
+            let dense = DenseRetriever::new(
+                Arc::new(Concepts::default()),
+                DenseConfig {
+                    toolkit_weight: weight,
+                    ..Default::default()
+                },
+            );
+            dense.sync(&arcs).await.unwrap();
+            let q = dense.embed_queries(&["umbrella".into()]).await.unwrap();
+            let ids: Vec<String> = dense
+                .nearest(&q, 3, |_| true)
+                .into_iter()
+                .map(|h| h.0)
+                .collect();
+            (ids, dense.toolkits())
+        }
+    };
+    let (alone, kits) = rank(0.0).await;
+    assert_eq!(kits, 0, "no toolkit vectors when toolkit evidence is off");
+    assert_eq!(
+        alone,
+        ["wx.now", "aa.ids", "zz.ids"],
+        "equal texts tie by id"
+    );
+    let (with_kits, kits) = rank(1.0).await;
+    assert_eq!(kits, 2);
+    assert_eq!(with_kits, ["wx.now", "zz.ids", "aa.ids"]);
+}
+
+#[tokio::test]
+async fn toolkit_vectors_follow_the_catalog() {
+    let emb = Arc::new(Concepts::default());
+    let search = search_with(emb.clone()).await;
+    let dense = search.dense().unwrap().clone();
+    assert_eq!(dense.toolkits(), 4);
+    emb.texts.lock().unwrap().clear();
+    // A new tool in an existing toolkit: the tool and its toolkit are embedded, nothing else.
+    let new = tool("wx.later", "meteo", "Sunny or not: the outlook");
+    search.upsert(std::slice::from_ref(&new));
+    assert_eq!(search.sync_vectors().await.unwrap(), 1);
+    let texts = emb.texts.lock().unwrap().clone();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(
+        texts.contains(&"meteo: wx.later, wx.now".to_string()),
+        "{texts:?}"
+    );
+    // A toolkit that leaves the catalog loses its vector.
+    search.remove(&["fx.convert".to_string()]);
+    search.sync_vectors().await.unwrap();
+    assert_eq!(dense.toolkits(), 3);
+}
+
+#[test]
+fn convex_fusion_normalises_each_list() {
+    let index = ToolIndex::from_tools(["a", "b", "c", "d"].map(|id| tool(id, "kit", "a tool")));
+    let lexical: Vec<ScoredTool> = [("a", 10.0), ("b", 5.0), ("c", 1.0)]
+        .into_iter()
+        .map(|(id, score)| ScoredTool {
+            tool: index.get(id).unwrap(),
+            score,
+            lexical: score,
+        })
+        .collect();
+    let dense: Vec<(String, f32)> = [("c", 0.9), ("d", 0.5), ("a", 0.1)]
+        .into_iter()
+        .map(|(id, s)| (id.to_string(), s))
+        .collect();
+    let fused = super::dense::fuse_with_lexical(
+        lexical,
+        &dense,
+        &index,
+        Fusion::Convex {
+            semantic_weight: 0.5,
+        },
+        10,
+    );
+    let got: Vec<(&str, f32)> = fused
+        .iter()
+        .map(|c| (c.tool.id.as_str(), c.score))
+        .collect();
+    // a: ½·1 + ½·0; c: ½·0 + ½·1; d: ½·0.5; b: ½·4/9.
+    let want = [("a", 0.5), ("c", 0.5), ("d", 0.25), ("b", 2.0 / 9.0)];
+    assert_eq!(got.len(), want.len());
+    for ((id, s), (wid, ws)) in got.iter().zip(want) {
+        assert_eq!(*id, wid);
+        assert!((s - ws).abs() < 1e-6, "{id}: {s} vs {ws}");
+    }
+    assert_eq!(fused[3].lexical, 5.0, "lexical scores are kept");
+}
+
+#[tokio::test]
+async fn the_query_cache_drops_the_least_recently_used() {
+    let emb = Arc::new(Concepts::default());
+    let dense = DenseRetriever::new(
+        emb.clone(),
+        DenseConfig {
+            query_cache: 2,
+            ..Default::default()
+        },
+    );
+    for q in ["a rain", "b yen", "a rain", "c inbox", "a rain", "b yen"] {
+        dense.embed_queries(&[q.to_string()]).await.unwrap();
+    }
+    // "a rain" was used again before "c inbox" came, so "b yen" went instead.
+    assert_eq!(
+        emb.texts.lock().unwrap().clone(),
+        ["a rain", "b yen", "c inbox", "b yen"]
+    );
 }

@@ -66,6 +66,7 @@ mod stem;
 // slugs the way the index does.
 #[doc(hidden)]
 pub mod tokenize;
+mod vectors;
 
 #[cfg(test)]
 mod dense_tests;
@@ -73,7 +74,7 @@ mod dense_tests;
 mod tests;
 
 pub use decompose::{DecomposeConfig, PartFusion};
-pub use dense::{DenseConfig, DenseRetriever, VectorIndex};
+pub use dense::{DenseConfig, DenseRetriever};
 pub use gate::{toolkit_key, Connected, DenyReason, GateRules, ToolGate, DEFAULT_BLOCKED_TAGS};
 pub use index::{IndexConfig, RankHints, ScoredTool, ToolIndex};
 pub use llm_rerank::{LlmRerankConfig, LlmReranker};
@@ -85,3 +86,4 @@ pub use service::{
     SearchResult, ToolSearch, DEFAULT_TOP_N,
 };
 pub use source::SearchToolSource;
+pub use vectors::VectorIndex;

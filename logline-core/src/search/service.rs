@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::decompose::{search_parts, DecomposeConfig};
 use super::dense::{fuse_with_lexical, query_text, DenseRetriever};
-use super::gate::{Connected, DenyReason, GateRules, ToolGate};
+use super::gate::{toolkit_key, Connected, DenyReason, GateRules, ToolGate};
 use super::index::{RankHints, ToolIndex};
 use super::rank::intent_tags;
 use super::rerank::{keep_candidates, Ranked, RerankUsage, Reranker};
@@ -182,6 +182,48 @@ fn non_increasing(ranked: &mut [Ranked]) {
         r.score = r.score.min(cap);
         cap = r.score;
     }
+}
+
+/// Puts the rerank pool (the first `pool` candidates, chosen by the fused lexical + dense
+/// order) back in lexical order with lexical scores, dense-only tools after the lexical ones
+/// by similarity: the reranker fuses its own embedding evidence with the lexical rank, and
+/// the dense signal must not be counted twice.
+fn lexical_first(
+    ranked: &mut [Ranked],
+    pool: usize,
+    lexical_rank: &HashMap<String, (usize, f32)>,
+    similarity: &HashMap<&str, f32>,
+) {
+    let pool = pool.min(ranked.len());
+    let head = &mut ranked[..pool];
+    let mut floor = f32::INFINITY;
+    for r in head.iter_mut() {
+        if let Some(&(_, score)) = lexical_rank.get(&r.tool.id) {
+            r.score = score;
+            floor = floor.min(score);
+        }
+    }
+    let floor = if floor.is_finite() {
+        floor.min(0.0)
+    } else {
+        0.0
+    };
+    for r in head.iter_mut() {
+        if !lexical_rank.contains_key(&r.tool.id) {
+            r.score = floor;
+        }
+    }
+    let key = |r: &Ranked| match lexical_rank.get(&r.tool.id) {
+        Some(&(rank, _)) => (0, rank as f32),
+        None => (
+            1,
+            -similarity.get(r.tool.id.as_str()).copied().unwrap_or(0.0),
+        ),
+    };
+    head.sort_by(|a, b| {
+        let (ka, kb) = (key(a), key(b));
+        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+    });
 }
 
 /// The background refresh started by [`ToolSearch::spawn_refresh`].
@@ -468,6 +510,7 @@ impl ToolSearch {
                 0
             };
         let (mut allowed, mut denied) = (Vec::new(), Vec::new());
+        let mut lexical_rank: HashMap<String, (usize, f32)> = HashMap::new();
         let parts = self.decompose.parts(&request.query);
         let dense = self.dense_candidates(request, &parts, &gate).await;
         let similarity: HashMap<&str, f32> =
@@ -483,9 +526,16 @@ impl ToolSearch {
                 k,
             );
             let exhausted = candidates.len() < k;
+            lexical_rank.clear();
+            lexical_rank.extend(
+                candidates
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.tool.id.clone(), (i, c.score))),
+            );
             let candidates = match &self.dense {
                 Some(d) if !dense.is_empty() => {
-                    fuse_with_lexical(candidates, &dense, &self.read(), d.config().rrf_k, k)
+                    fuse_with_lexical(candidates, &dense, &self.read(), d.config().fusion, k)
                 }
                 _ => candidates,
             };
@@ -526,10 +576,14 @@ impl ToolSearch {
         let mut reranked = false;
         let mut rerank_usage = None;
         if let Some(r) = reranker {
-            match r.rerank(&request.query, &parts, ranked.clone()).await {
+            let mut input = ranked.clone();
+            if !dense.is_empty() {
+                lexical_first(&mut input, r.pool(), &lexical_rank, &similarity);
+            }
+            match r.rerank(&request.query, &parts, input.clone()).await {
                 Ok(v) => {
                     rerank_usage = v.usage;
-                    ranked = keep_candidates(ranked, v.ranked);
+                    ranked = keep_candidates(input, v.ranked);
                     non_increasing(&mut ranked);
                     reranked = true;
                 }
@@ -589,7 +643,7 @@ impl ToolSearch {
             }
         };
         let index = self.read();
-        dense.read().nearest(&vectors, dense.config().depth, |id| {
+        dense.nearest(&vectors, dense.config().depth, |id| {
             index.get(id).is_some_and(|t| gate.check(&t).is_ok())
         })
     }
@@ -669,14 +723,27 @@ impl CatalogObserver for ToolSearch {
         self.upsert(upserted);
         self.remove(removed);
         if let (Some(dense), Ok(rt)) = (&self.dense, tokio::runtime::Handle::try_current()) {
-            let index = self.read();
-            let tools: Vec<Arc<ToolSpec>> =
-                upserted.iter().filter_map(|t| index.get(&t.id)).collect();
-            drop(index);
+            // Every tool of the toolkits that changed: a toolkit's vector reads all of them.
+            let kits: HashSet<String> = upserted
+                .iter()
+                .filter_map(|t| t.toolkit.as_deref().map(toolkit_key))
+                .collect();
+            let changed: HashSet<&str> = upserted.iter().map(|t| t.id.as_str()).collect();
+            let tools: Vec<Arc<ToolSpec>> = self
+                .read()
+                .tools()
+                .filter(|t| {
+                    changed.contains(t.id.as_str())
+                        || t.toolkit
+                            .as_deref()
+                            .is_some_and(|k| kits.contains(&toolkit_key(k)))
+                })
+                .cloned()
+                .collect();
             if !tools.is_empty() {
                 let dense = Arc::clone(dense);
                 rt.spawn(async move {
-                    if let Err(e) = dense.sync(&tools).await {
+                    if let Err(e) = dense.sync_changed(&tools).await {
                         tracing::warn!(error = %e, "tool search: changed tools not embedded");
                     }
                 });
