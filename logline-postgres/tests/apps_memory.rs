@@ -341,7 +341,7 @@ async fn items_stored_before_quantization_are_backfilled_and_always_found() {
     for i in 0..80 {
         let mut item = MemoryItem::new("t1", owner.clone(), format!("item {i}"));
         item.embedding = (0..24)
-            .map(|d| (((i * 13 + d * 7) % 29) as f32 - 14.0) / 9.0)
+            .map(|d| ((i * 24 + d) as f32 * 0.37).sin())
             .collect();
         store.put(&item).await.unwrap();
         ids.push(item);
