@@ -444,7 +444,7 @@ mod tests {
     #[tokio::test]
     async fn search_agrees_with_an_exact_scan_through_filters_and_deletions() {
         let store = MemoryRecallStore::new();
-        let mut rng = Rng(0x0dd_b1a5_e5);
+        let mut rng = Rng(0x0ddb_1a5e_5eed);
         let owners = [
             Owner::new(OwnerKind::User, "alice"),
             Owner::new(OwnerKind::User, "bob"),

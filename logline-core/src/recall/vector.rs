@@ -235,6 +235,8 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
         .map(|(x, y)| i32::from(*x) * i32::from(*y))
         .sum();
     for (x, y) in ca.zip(cb) {
+        // Indexed lanes over fixed-size chunks: the form the compiler turns into SIMD.
+        #[allow(clippy::needless_range_loop)]
         for i in 0..LANES {
             acc[i] += i32::from(i16::from(x[i]) * i16::from(y[i]));
         }
