@@ -1,21 +1,30 @@
 //! Apps and agent memory: the blueprint's app manifest (`examples/manifests`) imported as
 //! configuration, its action running the golden ticket-triage workflow, then version 1.1.0 of
 //! the same app (YAML) adding a memory-keeping workflow: a guest preference written in one
-//! run is recalled in a later one, and another user of the tenant does not see it.
+//! run is recalled in a later one, and another user of the tenant does not see it. With
+//! `DATABASE_URL` set, a question about the hotel's bookings is answered through the database
+//! read tool (`db.query` of `logline_postgres::SqlToolHub`), for the run's tenant only.
 //!
-//! `cargo run --example apps` (scripted models and a word-hashing embedder, no network).
+//! `cargo run --example apps` (scripted models and a word-hashing embedder, no network; with
+//! `DATABASE_URL`, the schema `logline_apps_demo` is recreated).
 
 use std::error::Error;
 use std::sync::Arc;
 
 use logline_core::agent::{Agent, ModelProfile};
-use logline_core::engine::Engine;
+use logline_core::engine::{Engine, StartRun};
 use logline_core::llm::{FinishReason, LlmRequest, LlmResponse, Message, ToolCallRequest};
 use logline_core::memory::MemoryRecallStore;
 use logline_core::recall::Recall;
+use logline_core::run::Subject;
 use logline_core::testing::{golden, FakeEmbedder, ScriptedLlm};
 use logline_core::workflow::{Workflow, WorkflowDefinition};
+use logline_postgres::{SqlTable, SqlToolHub};
 use serde_json::{json, Value};
+use sqlx::Executor;
+
+/// Schema of the bookings the database question reads (recreated on each run).
+const DB_SCHEMA: &str = "logline_apps_demo";
 
 const MANIFEST_V1: &str = include_str!("manifests/guest_support_console.json");
 const MANIFEST_V1_1: &str = include_str!("manifests/guest_support_console.yaml");
@@ -71,18 +80,75 @@ fn notes_model() -> ScriptedLlm {
     })
 }
 
+/// With `DATABASE_URL`: the database tools over a small `bookings` table of two tenants.
+async fn database_tools() -> Result<Option<SqlToolHub>, Box<dyn Error>> {
+    let Ok(url) = std::env::var(logline_postgres::ENV_DATABASE_URL) else {
+        return Ok(None);
+    };
+    let pool = sqlx::PgPool::connect(&url).await?;
+    let setup = format!(
+        "DROP SCHEMA IF EXISTS {DB_SCHEMA} CASCADE; CREATE SCHEMA {DB_SCHEMA};
+         CREATE TABLE {DB_SCHEMA}.bookings (id serial PRIMARY KEY, tenant_id text NOT NULL,
+             guest text NOT NULL, room text NOT NULL, nights int NOT NULL);
+         INSERT INTO {DB_SCHEMA}.bookings (tenant_id, guest, room, nights) VALUES
+             ('tenant:voulezvous', 'Ana Costa', '305', 4),
+             ('tenant:voulezvous', 'Rui Lopes', '112', 2),
+             ('tenant:voulezvous', 'Mia Berg', '210', 6),
+             ('tenant:other', 'Someone Else', '999', 30);"
+    );
+    pool.execute(setup.as_str()).await?;
+    let hub = SqlToolHub::builder(pool)
+        .table(
+            SqlTable::tenant_scoped("bookings", "tenant_id")
+                .in_schema(DB_SCHEMA)
+                .describe("Room bookings: guest, room and nights booked."),
+        )
+        .build()
+        .await?;
+    Ok(Some(hub))
+}
+
+/// The analyst's model: turns the question into one `db.query` call (the SQL a real model
+/// would write), then answers from the rows.
+fn analyst_model() -> ScriptedLlm {
+    ScriptedLlm::from_fn(|request: &LlmRequest| {
+        let rows = request.messages.iter().rev().find_map(|m| match m {
+            Message::Tool { content, .. } => serde_json::from_str::<Value>(content).ok(),
+            _ => None,
+        });
+        if let Some(r) = rows {
+            let rows = &r["tool_result"]["rows"];
+            return Ok(LlmResponse::text(format!("Longest stays: {rows}")));
+        }
+        Ok(LlmResponse {
+            tool_calls: vec![ToolCallRequest {
+                id: "call_query".into(),
+                name: "db_query".into(),
+                arguments: json!({"sql": "SELECT guest, room, nights FROM bookings \
+                                          ORDER BY nights DESC LIMIT 2"}),
+            }],
+            finish_reason: FinishReason::ToolCalls,
+            ..Default::default()
+        })
+    })
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
+    let database = database_tools().await?.map(Arc::new);
     let recall = Recall::new(
         Arc::new(MemoryRecallStore::new()),
         Arc::new(FakeEmbedder::new(256)),
     );
-    let engine = golden::with_tool(Engine::builder())
+    let mut builder = golden::with_tool(Engine::builder())
         .default_llm(Arc::new(golden::scripted_llm()))
         .llm("notes", Arc::new(notes_model()))
-        .recall(recall)
-        .build()
-        .await?;
+        .llm("analyst", Arc::new(analyst_model()))
+        .recall(recall);
+    if let Some(hub) = &database {
+        builder = builder.tool_hub(hub.clone());
+    }
+    let engine = builder.build().await?;
     golden::install(&engine, "triage-model").await?;
 
     // 1. The blueprint's manifest: import, re-import (nothing changes), run its action.
@@ -153,5 +219,38 @@ async fn main() -> Result<(), Box<dyn Error>> {
     ask("user:dan", "what room does Ana Costa prefer").await?;
     // Another user of the tenant: Dan's notes are his (`user` memory), not shared.
     ask("user:eva", "what room does Ana Costa prefer").await?;
+
+    // 3. A question about the hotel's data, answered through the database read tool.
+    let Some(hub) = database else {
+        println!("\n(set DATABASE_URL to ask the bookings database through `db.query`)");
+        return Ok(());
+    };
+    engine.register_tools(&hub.specs()).await?;
+    let mut profile = ModelProfile::new("analyst-model");
+    profile.provider = "analyst".into();
+    let analyst = Agent::new("agent.bookings", "Answer from the bookings table.", profile)
+        .with_tools(["db.query"]);
+    engine.register_agent(&analyst).await?;
+    let def = WorkflowDefinition::from_json(json!({
+        "entry": "ask",
+        "nodes": [{"id": "ask", "type": "agent_node", "config": {"agent_id": "agent.bookings"}}]
+    }))?;
+    engine
+        .register_workflow(&Workflow::new("ask_bookings", "Ask the bookings", def))
+        .await?;
+    let question = "Which guests stay the longest?";
+    let subject = Subject::tenant("tenant:voulezvous").with_user("user:dan");
+    let started = engine
+        .start_run(StartRun::new(
+            "ask_bookings",
+            json!({"question": question}),
+            subject,
+        ))
+        .await?;
+    let run = engine.execute(started.id).await?;
+    println!(
+        "\nuser:dan: {question:?}\n  → {}",
+        run.result.unwrap_or_default()["text"]
+    );
     Ok(())
 }

@@ -149,6 +149,9 @@ pub struct ToolQuery<'a> {
     pub intent: Option<&'a str>,
     /// Apps a router named as candidates (`gmail`), which steer the ranking.
     pub candidate_apps: &'a [String],
+    /// When the run belongs to an app: the only tool ids its manifest's scopes let it be
+    /// offered (the engine also drops any other tool a source returns).
+    pub app_tools: Option<&'a [String]>,
 }
 
 /// Where an agent's tools come from for one step: a catalog search behind a gate

@@ -1,4 +1,6 @@
-//! Retention: finished runs and completed jobs leave the store after a set age.
+//! Retention: finished runs and completed jobs leave the store after a set age, and expired
+//! agent memory items leave their [`RecallStore`] ([`RetentionJob::purging_memory`]; without
+//! a queue, [`crate::recall::MemoryPurge`] runs the same purge on a timer).
 //!
 //! Without it every run, its steps, events and effects, and every job record stay forever —
 //! in a database, or in process memory for the in-memory backends. A [`RetentionJob`] runs on
@@ -36,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::queue::{slot_start, Job, JobHandler, JobId, NewJob, Queue};
 use crate::queue::{spawn_worker, WorkerOptions, WorkerPool};
+use crate::recall::RecallStore;
 use crate::store::RunStore;
 
 /// Queue of retention passes.
@@ -96,6 +99,8 @@ pub struct RetentionReport {
     pub runs: u64,
     /// Completed jobs deleted.
     pub jobs: u64,
+    /// Expired memory items deleted.
+    pub memory: u64,
     /// Whether the pass stopped at [`RetentionPolicy::max_batches`] with rows left.
     pub truncated: bool,
 }
@@ -105,6 +110,7 @@ pub struct RetentionReport {
 pub struct RetentionJob {
     runs: Arc<dyn RunRetirement>,
     queue: Arc<dyn Queue>,
+    recall: Option<Arc<dyn RecallStore>>,
     policy: RetentionPolicy,
 }
 
@@ -126,8 +132,15 @@ impl RetentionJob {
         RetentionJob {
             runs: Arc::new(PurgeRuns(store)),
             queue,
+            recall: None,
             policy,
         }
+    }
+
+    /// Each pass also deletes the agent memory items of `recall` that have expired.
+    pub fn purging_memory(mut self, recall: Arc<dyn RecallStore>) -> Self {
+        self.recall = Some(recall);
+        self
     }
 
     /// Retires runs with `runs` instead of deleting them (e.g. an archiving backend).
@@ -150,7 +163,8 @@ impl RetentionJob {
         Ok(())
     }
 
-    /// One pass: old runs, then old completed jobs, in batches; stops early on `cancel`.
+    /// One pass: old runs, old completed jobs, then expired memory items, in batches; stops
+    /// early on `cancel`.
     pub async fn run_once(&self, cancel: &CancellationToken) -> Result<RetentionReport> {
         let now = Utc::now();
         let mut report = RetentionReport::default();
@@ -172,11 +186,16 @@ impl RetentionJob {
             report.jobs = n;
             report.truncated |= more;
         }
+        if let Some(recall) = &self.recall {
+            let (n, more) = self
+                .drain(now, cancel, |now, limit| recall.purge_expired(now, limit))
+                .await?;
+            report.memory = n;
+            report.truncated |= more;
+        }
         Ok(report)
     }
 
-    /// Calls `delete` until a batch comes back short, `max_batches` ran, or `cancel` fires;
-    /// returns the rows deleted and whether rows may be left.
     async fn drain<'a, F, Fut>(
         &'a self,
         cutoff: DateTime<Utc>,
@@ -187,19 +206,13 @@ impl RetentionJob {
         F: Fn(DateTime<Utc>, u64) -> Fut,
         Fut: std::future::Future<Output = Result<u64>> + 'a,
     {
-        let batch = self.policy.batch.max(1);
-        let mut total = 0;
-        for _ in 0..self.policy.max_batches.max(1) {
-            if cancel.is_cancelled() {
-                return Ok((total, true));
-            }
-            let n = delete(cutoff, batch).await?;
-            total += n;
-            if n < batch {
-                return Ok((total, false));
-            }
-        }
-        Ok((total, true))
+        drain_batches(
+            self.policy.batch,
+            self.policy.max_batches,
+            cancel,
+            |limit| delete(cutoff, limit),
+        )
+        .await
     }
 
     /// Enqueues the pass of the current time slot (runs now); passes already scheduled for
@@ -226,6 +239,7 @@ impl JobHandler for RetentionJob {
         tracing::info!(
             runs = report.runs,
             jobs = report.jobs,
+            memory = report.memory,
             truncated = report.truncated,
             job = %job.id,
             "retention pass done"
@@ -234,6 +248,33 @@ impl JobHandler for RetentionJob {
         self.queue.enqueue(pass_job(next, next)).await?;
         Ok(())
     }
+}
+
+/// Calls `delete(batch)` until a batch comes back short, `max_batches` ran, or `cancel`
+/// fires; returns the rows deleted and whether rows may be left.
+pub(crate) async fn drain_batches<F, Fut>(
+    batch: u64,
+    max_batches: u32,
+    cancel: &CancellationToken,
+    delete: F,
+) -> Result<(u64, bool)>
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<u64>>,
+{
+    let batch = batch.max(1);
+    let mut total = 0;
+    for _ in 0..max_batches.max(1) {
+        if cancel.is_cancelled() {
+            return Ok((total, true));
+        }
+        let n = delete(batch).await?;
+        total += n;
+        if n < batch {
+            return Ok((total, false));
+        }
+    }
+    Ok((total, true))
 }
 
 /// The pass of the slot starting at `slot`, eligible at `at`.

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use logline_core::agent::{Agent, ModelProfile};
+use logline_core::agent::{Agent, ModelProfile, ToolQuery, ToolSource};
 use logline_core::engine::{Engine, StartRun};
 use logline_core::run::{Run, RunStatus};
 use logline_core::search::{ToolIndex, ToolSearch};
@@ -125,4 +125,137 @@ async fn a_tool_the_search_did_not_offer_cannot_be_called() {
         tool_message.contains("not available to this agent"),
         "{tool_message}"
     );
+}
+
+/// An app over the `ask` workflow whose scopes name only `weather.today`.
+fn weather_app() -> String {
+    json!({
+        "version": "1.0.0",
+        "app": {
+            "id": "weather_desk", "name": "Weather desk",
+            "scopes": {"tools": ["weather.today"], "memory": []},
+            "workflows": [{"id": "flow", "workflow_ref": "ask", "label": "Ask"}],
+            "actions": [{
+                "id": "go", "label": "Go", "workflow_id": "flow",
+                "input_mapping": {"request": "$event.text"}
+            }]
+        }
+    })
+    .to_string()
+}
+
+async fn run_weather_app(engine: &Engine, text: &str) -> Run {
+    engine.import_app_text(&weather_app()).await.unwrap();
+    let out = engine
+        .run_action(
+            "weather_desk",
+            "go",
+            json!({"text": text}),
+            json!({"tenant_id": "acme", "user_id": "dan"}),
+        )
+        .await
+        .unwrap();
+    engine.get_run(out.run_id).await.unwrap()
+}
+
+fn offered_names(llm: &ScriptedLlm) -> Vec<Vec<String>> {
+    llm.requests()
+        .iter()
+        .map(|r| r.tools.iter().map(|t| t.name.clone()).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_run_of_an_app_is_offered_only_the_tools_of_its_scopes() {
+    let hub = catalog_hub();
+    let llm = Arc::new(
+        ScriptedLlm::new()
+            .reply_tool_calls(&[("notes_create", json!({"title": "milk"}))])
+            .reply_text("I cannot take notes here."),
+    );
+    let engine = engine_with_search(llm.clone(), hub.clone()).await;
+    let run = run_weather_app(
+        &engine,
+        "today's weather forecast, and create a note titled milk",
+    )
+    .await;
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    for names in offered_names(&llm) {
+        assert_eq!(names, ["weather_today"], "the search ranks within the app");
+    }
+    assert_eq!(hub.executions_of("notes.create"), 0);
+}
+
+/// A host's source that returns every tool whatever it is asked, and records the app scope
+/// it was given.
+struct EverythingSource {
+    tools: Vec<Arc<ToolSpec>>,
+    asked: std::sync::Mutex<Vec<Option<Vec<String>>>>,
+}
+
+#[async_trait::async_trait]
+impl ToolSource for EverythingSource {
+    async fn tools(&self, query: &ToolQuery<'_>) -> logline_core::Result<Vec<Arc<ToolSpec>>> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push(query.app_tools.map(<[String]>::to_vec));
+        Ok(self.tools.clone())
+    }
+}
+
+#[tokio::test]
+async fn the_engine_drops_tools_outside_the_app_whatever_the_source_returns() {
+    let hub = catalog_hub();
+    let llm = Arc::new(
+        ScriptedLlm::new()
+            .reply_text("Sunny.")
+            .reply_text("Sunny again."),
+    );
+    let source = Arc::new(EverythingSource {
+        tools: hub.specs().into_iter().map(Arc::new).collect(),
+        asked: Default::default(),
+    });
+    let engine = Engine::builder()
+        .default_llm(llm.clone())
+        .tool_hub(hub.clone())
+        .tool_source("default", source.clone())
+        .build()
+        .await
+        .unwrap();
+    engine.register_tools(&hub.specs()).await.unwrap();
+    engine
+        .register_agent(
+            &Agent::new("agent.notes", "Help.", ModelProfile::new("m"))
+                .with_tool_search("default", None),
+        )
+        .await
+        .unwrap();
+    engine
+        .register_workflow(&workflow(
+            "ask",
+            json!({
+                "entry": "ask",
+                "nodes": [{"id": "ask", "type": "agent_node", "config": {"agent_id": "agent.notes"}}]
+            }),
+        ))
+        .await
+        .unwrap();
+
+    let run = run_weather_app(&engine, "weather in Lisbon").await;
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(offered_names(&llm), [["weather_today"]]);
+    assert_eq!(
+        source.asked.lock().unwrap().as_slice(),
+        [Some(vec!["weather.today".to_string()])]
+    );
+
+    // A run of no app is offered everything the source returns.
+    let run = engine
+        .start_run(StartRun::new("ask", json!("weather"), subject()))
+        .await
+        .unwrap();
+    engine.execute(run.id).await.unwrap();
+    assert_eq!(offered_names(&llm).last().unwrap().len(), 3);
+    assert_eq!(source.asked.lock().unwrap().last(), Some(&None));
 }

@@ -309,8 +309,24 @@ async fn an_app_reaches_only_the_memory_its_manifest_grants() {
         .import_app_text(&memory_app(json!([])))
         .await
         .unwrap();
+    let asked = f.llm.requests().len();
     let out = app_turn(&f, &[("memory_search", json!({"query": "anything"}))]).await;
-    assert_eq!(out[0]["error"]["kind"], "policy_denied", "{}", out[0]);
+    // Without a memory grant the memory tools are not even offered to the model.
+    let offered: Vec<String> = f.llm.requests()[asked]
+        .tools
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    assert!(offered.is_empty(), "offered {offered:?}");
+    assert_eq!(out[0]["error"]["kind"], "invalid_input", "{}", out[0]);
+    assert!(
+        out[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not available"),
+        "{}",
+        out[0]
+    );
 
     let v2 = memory_app(json!(["user", "tenant:read"])).replace("1.0.0", "1.0.1");
     f.engine.import_app_text(&v2).await.unwrap();
@@ -342,8 +358,25 @@ async fn an_app_reaches_only_the_memory_its_manifest_grants() {
         out[2]
     );
     assert_eq!(out[3]["error"]["kind"], "policy_denied", "{}", out[3]);
+    let asked = f.llm.requests().len();
     let out = app_turn(&f, &[("memory_search", json!({"query": "tea"}))]).await;
     assert_eq!(out[0]["items"][0]["content"], "alice likes tea");
+    let mut offered: Vec<String> = f.llm.requests()[asked]
+        .tools
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    offered.sort();
+    assert_eq!(
+        offered,
+        [
+            "memory_delete",
+            "memory_retrieve",
+            "memory_search",
+            "memory_store"
+        ],
+        "a memory grant offers the memory tools"
+    );
 }
 
 #[tokio::test]
@@ -417,4 +450,93 @@ async fn resources_are_chunked_searchable_and_forgotten_as_a_whole() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), logline_core::ErrorKind::InvalidInput);
+}
+
+/// `n` items of tenant `t`, `expired` of them already past their expiry.
+async fn items_with_expiry(store: &MemoryRecallStore, n: usize, expired: usize) {
+    use logline_core::recall::MemoryItem;
+    for i in 0..n {
+        let mut item = MemoryItem::new("t", Owner::new(OwnerKind::Tenant, "t"), format!("{i}"));
+        item.embedding = vec![1.0, i as f32];
+        if i < expired {
+            item.expires_at = Some(chrono::Utc::now() - chrono::Duration::seconds(5));
+        } else if i % 2 == 0 {
+            item.expires_at = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+        }
+        store.put(&item).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_purge_pass_deletes_expired_items_in_bounded_batches() {
+    use logline_core::recall::{MemoryPurge, PurgeOptions};
+    use tokio_util::sync::CancellationToken;
+    let store = Arc::new(MemoryRecallStore::new());
+    items_with_expiry(&store, 12, 5).await;
+    let purge = MemoryPurge::new(
+        store.clone(),
+        PurgeOptions {
+            batch: 2,
+            max_batches: 2,
+            ..PurgeOptions::default()
+        },
+    );
+    let cancel = CancellationToken::new();
+    let first = purge.run_once(&cancel).await.unwrap();
+    assert_eq!((first.purged, first.truncated), (4, true));
+    let second = purge.run_once(&cancel).await.unwrap();
+    assert_eq!((second.purged, second.truncated), (1, false));
+    assert_eq!(purge.run_once(&cancel).await.unwrap().purged, 0);
+    // The live items (with and without expiry) stay; nothing expired is left to purge.
+    assert_eq!(store.len(), 7);
+    assert_eq!(
+        store.purge_expired(chrono::Utc::now(), 100).await.unwrap(),
+        0
+    );
+    cancel.cancel();
+    let after = purge.run_once(&cancel).await.unwrap();
+    assert_eq!(
+        (after.purged, after.truncated),
+        (0, true),
+        "a cancelled pass stops"
+    );
+}
+
+#[tokio::test]
+async fn the_purge_task_runs_until_cancelled() {
+    use logline_core::recall::{MemoryPurge, PurgeOptions};
+    use tokio_util::sync::CancellationToken;
+    let store = Arc::new(MemoryRecallStore::new());
+    items_with_expiry(&store, 10, 4).await;
+    let stop = CancellationToken::new();
+    let task = MemoryPurge::new(store.clone(), PurgeOptions::default()).spawn(stop.clone());
+    // The first pass runs at once; wait for it (bounded, in case it never comes).
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while store.len() > 6 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the first pass ran");
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(store.len(), 6);
+}
+
+#[tokio::test]
+async fn retention_passes_purge_expired_memory_too() {
+    use logline_core::memory::{MemoryQueue, MemoryStore};
+    use logline_core::retention::{RetentionJob, RetentionPolicy};
+    use tokio_util::sync::CancellationToken;
+    let store = Arc::new(MemoryRecallStore::new());
+    items_with_expiry(&store, 9, 3).await;
+    let job = RetentionJob::new(
+        Arc::new(MemoryStore::new()),
+        Arc::new(MemoryQueue::new()),
+        RetentionPolicy::default(),
+    )
+    .purging_memory(store.clone());
+    let report = job.run_once(&CancellationToken::new()).await.unwrap();
+    assert_eq!(report.memory, 3);
+    assert_eq!(store.len(), 6);
 }

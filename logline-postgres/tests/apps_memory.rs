@@ -330,3 +330,78 @@ async fn the_inverted_file_index_finds_what_exact_search_finds_within_the_tenant
     let recall = hits as f64 / total as f64;
     assert!(recall >= 0.9, "recall@10 against exact search: {recall:.2}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_stored_before_quantization_are_backfilled_and_always_found() {
+    use logline_core::recall::vector::Quantized;
+    let (pg, _g) = support::guarded_backend().await;
+    let store = pg.recall_store();
+    let owner = Owner::new(OwnerKind::Tenant, "t1");
+    let mut ids = Vec::new();
+    for i in 0..80 {
+        let mut item = MemoryItem::new("t1", owner.clone(), format!("item {i}"));
+        item.embedding = (0..24)
+            .map(|d| ((i * 24 + d) as f32 * 0.37).sin())
+            .collect();
+        store.put(&item).await.unwrap();
+        ids.push(item);
+    }
+    // As rows written before the migration: no quantized vector.
+    sqlx::query("UPDATE memory_items SET embedding_q = NULL, embedding_scale = NULL")
+        .execute(pg.pool())
+        .await
+        .unwrap();
+    let scope = ReadScope {
+        tenant_id: "t1".into(),
+        owners: vec![owner],
+        shared: false,
+    };
+    let any = MemoryFilter::default();
+    for item in ids.iter().step_by(9) {
+        let found = store
+            .search(&scope, &item.embedding, &any, 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            found[0].item.id, item.id,
+            "an unquantized item is ranked exactly"
+        );
+    }
+
+    // The migration's backfill computes what the store computes.
+    sqlx::query(
+        "UPDATE memory_items SET (embedding_q, embedding_scale) = (
+             SELECT memory_embedding_codes(f), memory_embedding_scale(f)
+             FROM (SELECT memory_embedding_floats(embedding) AS f) AS x)",
+    )
+    .execute(pg.pool())
+    .await
+    .unwrap();
+    let rows: Vec<(uuid::Uuid, Vec<u8>, f32)> =
+        sqlx::query_as("SELECT id, embedding_q, embedding_scale FROM memory_items")
+            .fetch_all(pg.pool())
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), ids.len());
+    for (id, codes, scale) in rows {
+        let item = ids.iter().find(|i| i.id == id).unwrap();
+        let want = Quantized::new(&item.embedding);
+        let got = Quantized::from_parts(&codes, scale);
+        assert_eq!(got.codes.len(), want.codes.len());
+        assert!(
+            got.codes
+                .iter()
+                .zip(&want.codes)
+                .all(|(a, b)| (i16::from(*a) - i16::from(*b)).abs() <= 1),
+            "{got:?} vs {want:?}"
+        );
+        assert!((got.scale - want.scale).abs() <= want.scale * 1e-5);
+    }
+    for item in ids.iter().step_by(9) {
+        let found = store
+            .search(&scope, &item.embedding, &any, 1)
+            .await
+            .unwrap();
+        assert_eq!(found[0].item.id, item.id);
+    }
+}

@@ -28,7 +28,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::recall::{OwnerKind, MEMORY_HUB};
+use crate::recall::{OwnerKind, MEMORY_HUB, TOOL_DELETE, TOOL_RETRIEVE, TOOL_SEARCH, TOOL_STORE};
 use crate::run::{RunId, RunStatus};
 use crate::store::Page;
 
@@ -120,6 +120,23 @@ impl App {
         let scopes = &self.manifest.app.scopes;
         scopes.tools.iter().any(|t| t == tool_id)
             || (hub == MEMORY_HUB && !scopes.memory.is_empty())
+    }
+
+    /// The tool ids its runs may be offered: the tools its scopes list and, when it grants
+    /// memory, the memory tools.
+    pub fn offered_tool_ids(&self) -> Vec<String> {
+        let scopes = &self.manifest.app.scopes;
+        let memory: &[&str] = if scopes.memory.is_empty() {
+            &[]
+        } else {
+            &[TOOL_STORE, TOOL_RETRIEVE, TOOL_SEARCH, TOOL_DELETE]
+        };
+        scopes
+            .tools
+            .iter()
+            .cloned()
+            .chain(memory.iter().map(|t| t.to_string()))
+            .collect()
     }
 }
 

@@ -25,6 +25,7 @@
 //! ```
 
 mod api;
+mod app_scope;
 mod builder;
 mod edges;
 mod exec;

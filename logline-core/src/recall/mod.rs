@@ -15,15 +15,19 @@
 //!   `memory.search`, `memory.delete`). The owner id always comes from the trusted
 //!   [`ToolContext`](crate::tool::ToolContext) of the call, never from the arguments; an app's
 //!   manifest names which owner kinds its runs may read and write.
+//! - [`MemoryPurge`]: deletes expired items on a timer (or add the purge to the engine's
+//!   retention passes).
 
 mod chunk;
 mod hub;
+mod purge;
 mod service;
 mod types;
 pub mod vector;
 
 pub use chunk::{chunk_text, ChunkOptions};
 pub use hub::{RecallHub, MEMORY_HUB, TOOL_DELETE, TOOL_RETRIEVE, TOOL_SEARCH, TOOL_STORE};
+pub use purge::{MemoryPurge, PurgeOptions, PurgeReport};
 pub use service::{Ingested, Recall, Remember, TrustedOwners};
 pub use types::{
     MemoryFilter, MemoryItem, MemoryKind, Owner, OwnerKind, ReadScope, ScoredItem, Visibility,

@@ -4,6 +4,9 @@
 //! The IVF index partitions vectors into `lists` by their nearest centroid (centroids from
 //! k-means over a sample); a search scores only the vectors of the `probes` lists whose
 //! centroids are nearest to the query, then ranks those exactly.
+//!
+//! [`Quantized`] vectors (one signed byte per dimension and a scale) make a first, cheap
+//! pass over many candidates; the best few are then ranked again on their `f32` vectors.
 
 use std::cmp::Ordering;
 
@@ -164,6 +167,83 @@ impl Centroids {
     }
 }
 
+/// A unit vector quantized to one signed byte per dimension: `codes[i] * scale` approximates
+/// its component `i`, so the dot product of two quantized vectors approximates their cosine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quantized {
+    /// Components divided by `scale`, rounded (within ±127).
+    pub codes: Vec<i8>,
+    /// The largest absolute component over 127 (0 for a zero vector).
+    pub scale: f32,
+}
+
+impl Quantized {
+    /// Quantizes `v` after scaling it to unit length.
+    pub fn new(v: &[f32]) -> Self {
+        let unit = normalized(v);
+        let max = unit.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        if !(max > 0.0 && max.is_finite()) {
+            return Quantized {
+                codes: vec![0; unit.len()],
+                scale: 0.0,
+            };
+        }
+        let scale = max / 127.0;
+        let codes = unit
+            .iter()
+            .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8)
+            .collect();
+        Quantized { codes, scale }
+    }
+
+    /// Reads codes stored as bytes ([`Quantized::code_bytes`]).
+    pub fn from_parts(bytes: &[u8], scale: f32) -> Self {
+        Quantized {
+            codes: bytes.iter().map(|b| i8::from_le_bytes([*b])).collect(),
+            scale,
+        }
+    }
+
+    /// The codes as bytes (two's complement).
+    pub fn code_bytes(&self) -> Vec<u8> {
+        self.codes.iter().map(|c| c.to_le_bytes()[0]).collect()
+    }
+
+    /// Approximate cosine similarity with `other` (0 when the dimensions differ).
+    pub fn similarity(&self, other: &Quantized) -> f32 {
+        self.similarity_codes(&other.codes, other.scale)
+    }
+
+    /// Approximate cosine similarity with the vector `codes` × `scale`.
+    pub fn similarity_codes(&self, codes: &[i8], scale: f32) -> f32 {
+        if codes.len() != self.codes.len() {
+            return 0.0;
+        }
+        dot_i8(&self.codes, codes) as f32 * self.scale * scale
+    }
+}
+
+/// Dot product of byte vectors of equal length, in lanes the compiler vectorizes.
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    const LANES: usize = 16;
+    let mut acc = [0i32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: i32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| i32::from(*x) * i32::from(*y))
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        // Indexed lanes over fixed-size chunks: the form the compiler turns into SIMD.
+        #[allow(clippy::needless_range_loop)]
+        for i in 0..LANES {
+            acc[i] += i32::from(i16::from(x[i]) * i16::from(y[i]));
+        }
+    }
+    acc.iter().sum::<i32>() + tail
+}
+
 /// Vectors as little-endian `f32` bytes (how the PostgreSQL fallback stores them).
 pub fn to_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -200,6 +280,32 @@ mod tests {
         let v = vec![0.5, -1.25, 3.0];
         assert_eq!(from_bytes(&to_bytes(&v)), Some(v));
         assert_eq!(from_bytes(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn quantized_similarity_tracks_cosine() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        for _ in 0..50 {
+            let a: Vec<f32> = (0..384).map(|_| next()).collect();
+            let b: Vec<f32> = a.iter().map(|x| x + 0.5 * next()).collect();
+            let (qa, qb) = (Quantized::new(&a), Quantized::new(&b));
+            assert!((qa.similarity(&qb) - cosine(&a, &b)).abs() < 0.02);
+            assert_eq!(Quantized::from_parts(&qa.code_bytes(), qa.scale), qa);
+        }
+        let zero = Quantized::new(&[0.0, 0.0]);
+        assert_eq!(zero.scale, 0.0);
+        assert_eq!(zero.similarity(&Quantized::new(&[1.0, 0.0])), 0.0);
+        assert_eq!(
+            Quantized::new(&[1.0]).similarity(&Quantized::new(&[1.0, 0.0])),
+            0.0
+        );
+        assert_eq!(dot_i8(&[127; 37], &[-127; 37]), -127 * 127 * 37);
     }
 
     #[test]

@@ -26,16 +26,21 @@ pub struct IvfOptions {
     pub sample: usize,
     /// k-means rounds.
     pub iterations: usize,
+    /// Candidates ranked again on their `f32` vectors after the quantized pass (at least
+    /// four per result asked for).
+    pub rerank: usize,
 }
 
 impl Default for IvfOptions {
-    /// √n lists, 12 probed, trained on up to 20 000 vectors in 8 rounds.
+    /// √n lists, 12 probed, trained on up to 20 000 vectors in 8 rounds; 64 candidates
+    /// ranked again.
     fn default() -> Self {
         IvfOptions {
             lists: None,
             probes: 12,
             sample: 20_000,
             iterations: 8,
+            rerank: 64,
         }
     }
 }

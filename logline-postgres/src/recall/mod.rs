@@ -2,6 +2,7 @@
 //! extension is enabled, else through an inverted-file (IVF) index kept in plain columns.
 
 mod index;
+mod quantized;
 mod sql;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,9 +32,10 @@ pub use index::{IndexReport, IvfOptions};
 /// - with pgvector enabled ([`PgRecallStore::enable_pgvector`]): an HNSW index on cosine
 ///   distance;
 /// - otherwise the inverted-file fallback: [`PgRecallStore::train_index`] clusters the stored
-///   vectors (k-means) into lists; an item is assigned its list when written, and a search
-///   ranks exactly the visible items of the `probes` lists nearest to the query (and items
-///   stored before training). Untrained, the search is exact.
+///   vectors (k-means) into lists; an item is assigned its list when written. A search scores
+///   the visible items of the `probes` lists nearest to the query (and items stored before
+///   training; untrained, every visible item) on their quantized vectors, read from the list
+///   index alone, then ranks the best [`IvfOptions::rerank`] again on their `f32` vectors.
 #[derive(Clone)]
 pub struct PgRecallStore {
     db: Arc<Db>,
@@ -178,18 +180,21 @@ impl RecallStore for PgRecallStore {
             return Err(Error::InvalidInput("memory item without tenant".into()));
         }
         let dims = dims_of(&item.embedding)?;
+        let q = quantized::for_item(item);
         let list_no = self.centroids.assign(&self.db, &item.embedding).await?;
         let content = logline_core::nul::replace_nul_str(&item.content);
         let mut metadata = Value::Object(item.metadata.clone());
         logline_core::nul::replace_nul(&mut metadata);
         let stored = sqlx::query(
             "INSERT INTO memory_items (id, tenant_id, owner_kind, owner_id, kind, content, metadata,
-                 visibility, expires_at, embedding, dims, list_no, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 visibility, expires_at, embedding, dims, list_no, created_at, updated_at,
+                 embedding_q, embedding_scale)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
              ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, content = EXCLUDED.content,
                  metadata = EXCLUDED.metadata, visibility = EXCLUDED.visibility,
                  expires_at = EXCLUDED.expires_at, embedding = EXCLUDED.embedding,
-                 dims = EXCLUDED.dims, list_no = EXCLUDED.list_no, updated_at = EXCLUDED.updated_at
+                 dims = EXCLUDED.dims, list_no = EXCLUDED.list_no, updated_at = EXCLUDED.updated_at,
+                 embedding_q = EXCLUDED.embedding_q, embedding_scale = EXCLUDED.embedding_scale
              WHERE memory_items.tenant_id = EXCLUDED.tenant_id
                AND memory_items.owner_kind = EXCLUDED.owner_kind
                AND memory_items.owner_id = EXCLUDED.owner_id",
@@ -208,6 +213,8 @@ impl RecallStore for PgRecallStore {
         .bind(list_no)
         .bind(item.created_at)
         .bind(item.updated_at)
+        .bind(q.as_ref().map(|q| q.code_bytes()))
+        .bind(q.as_ref().map(|q| q.scale))
         .execute(&self.db.pool)
         .await
         .map_err(db)?
@@ -285,21 +292,12 @@ impl RecallStore for PgRecallStore {
                 })
                 .collect();
         }
-        let Some(lists) = self
+        let lists = self
             .centroids
             .probe(&self.db, query, self.options.probes)
-            .await?
-        else {
-            return self.search_exact(scope, query, filter, limit).await;
-        };
-        let text = sql::ivf_candidates();
-        let rows = bind_visible(sqlx::query(&text), scope, filter)
-            .bind(dims_of(query)?)
-            .bind(lists)
-            .fetch_all(&self.db.pool)
+            .await?;
+        self.search_quantized(scope, query, filter, limit, lists)
             .await
-            .map_err(db)?;
-        rank(rows, query, limit)
     }
 
     async fn delete(

@@ -5,9 +5,17 @@
 pub(crate) const COLUMNS: &str = "id, tenant_id, owner_kind, owner_id, kind, content, metadata, \
      visibility, expires_at, embedding, created_at, updated_at";
 
-/// What a caller may read, with the filter: `$1` tenant, `$2`/`$3` owner kinds and ids,
-/// `$4` whether tenant-visible items are included, `$5` kinds (empty = all), `$6` metadata
-/// the item's must contain. The tenant is always the first condition.
+/// What a caller may read, without the metadata filter: `$1` tenant, `$2`/`$3` owner kinds
+/// and ids, `$4` whether tenant-visible items are included, `$5` kinds (empty = all). Every
+/// column it reads is in the list index, so a candidate pass never visits table rows.
+pub(crate) const SCOPED: &str = "tenant_id = $1
+    AND (expires_at IS NULL OR expires_at > now())
+    AND ((owner_kind, owner_id) IN (SELECT k, i FROM unnest($2::text[], $3::text[]) AS o(k, i))
+         OR ($4 AND visibility = 'tenant'))
+    AND (cardinality($5::text[]) = 0 OR kind = ANY($5))";
+
+/// [`SCOPED`] and `$6`, the metadata the item's must contain. The tenant is always the
+/// first condition.
 pub(crate) const VISIBLE: &str = "tenant_id = $1
     AND (expires_at IS NULL OR expires_at > now())
     AND ((owner_kind, owner_id) IN (SELECT k, i FROM unnest($2::text[], $3::text[]) AS o(k, i))
@@ -23,13 +31,27 @@ pub(crate) const OWNED: &str = "tenant_id = $1
     AND (cardinality($5::text[]) = 0 OR kind = ANY($5))
     AND metadata @> $6";
 
-/// The candidates of an inverted-file search: visible items of the query's dimensions in
-/// the probed lists `$8` (or not yet assigned to a list).
-pub(crate) fn ivf_candidates() -> String {
-    format!(
-        "SELECT {COLUMNS} FROM memory_items
-         WHERE {VISIBLE} AND dims = $7 AND (list_no = ANY($8) OR list_no IS NULL)"
-    )
+/// The quantized candidates of a search: `id, embedding_q, embedding_scale` of the visible
+/// items of the query's dimensions `$7`, in the probed lists `$8` and in no list yet when
+/// `lists`, else all. Without a metadata filter (`$6` unused) the predicate reads only
+/// columns of the list index.
+pub(crate) fn quantized_candidates(lists: bool, metadata: bool) -> String {
+    let visible = if metadata { VISIBLE } else { SCOPED };
+    let select = "SELECT id, embedding_q, embedding_scale FROM memory_items";
+    if lists {
+        format!(
+            "{select} WHERE {visible} AND dims = $7 AND list_no = ANY($8)
+             UNION ALL
+             {select} WHERE {visible} AND dims = $7 AND list_no IS NULL"
+        )
+    } else {
+        format!("{select} WHERE {visible} AND dims = $7")
+    }
+}
+
+/// The visible items among the ids `$7` (the candidates ranked exactly).
+pub(crate) fn chosen() -> String {
+    format!("SELECT {COLUMNS} FROM memory_items WHERE {VISIBLE} AND id = ANY($7)")
 }
 
 /// Every visible item of the query's dimensions (exact search, before the index is trained).
@@ -102,6 +124,16 @@ mod tests {
     }
 
     #[test]
+    fn the_scope_is_the_visibility_predicate_without_metadata() {
+        assert_eq!(VISIBLE, format!("{SCOPED}\n    AND metadata @> $6"));
+        assert!(quantized_candidates(true, true).contains("metadata @> $6"));
+        assert!(!quantized_candidates(true, false).contains("metadata"));
+        let probed = quantized_candidates(true, false);
+        assert!(probed.contains("list_no = ANY($8)") && probed.contains("list_no IS NULL"));
+        assert!(!quantized_candidates(false, true).contains("list_no"));
+    }
+
+    #[test]
     fn vector_literals_are_pgvector_text() {
         assert_eq!(vector_literal(&[0.5, -1.0, 2.25]), "[0.5,-1,2.25]");
         assert_eq!(vector_literal(&[]), "[]");
@@ -109,15 +141,24 @@ mod tests {
 
     #[test]
     fn every_read_starts_with_the_tenant() {
-        for q in [ivf_candidates(), exact_candidates(), pgvector_search()] {
-            let where_at = q.find("WHERE").unwrap();
-            assert!(
-                q[where_at..]
-                    .trim_start_matches("WHERE")
-                    .trim_start()
-                    .starts_with("tenant_id = $1"),
-                "{q}"
-            );
+        let reads = [
+            quantized_candidates(true, true),
+            quantized_candidates(true, false),
+            quantized_candidates(false, false),
+            chosen(),
+            exact_candidates(),
+            pgvector_search(),
+        ];
+        for q in reads {
+            for (at, _) in q.match_indices("WHERE") {
+                assert!(
+                    q[at..]
+                        .trim_start_matches("WHERE")
+                        .trim_start()
+                        .starts_with("tenant_id = $1"),
+                    "{q}"
+                );
+            }
         }
         assert!(OWNED.starts_with("tenant_id = $1"));
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::agent::{Agent, ToolQuery};
+use crate::engine::app_scope::AppTools;
 use crate::engine::limits;
 use crate::engine::llm::{as_text, call_llm, check_agent_call, request_for, LlmCaller};
 use crate::engine::step::{Interrupt, NodeResult, StepCtx};
@@ -26,9 +27,10 @@ struct Offered {
 }
 
 /// Reads the agent's tools once for the step: its static list, or its tool source's Top-N
-/// for the step's request.
+/// for the step's request; in a run of an app, only those its manifest's scopes name.
 async fn offered_tools(sc: &StepCtx<'_>, agent: &Agent, request: &str) -> Result<Offered> {
-    let specs: Vec<Arc<ToolSpec>> = match &agent.tool_search {
+    let app = AppTools::of_run(sc).await?;
+    let mut specs: Vec<Arc<ToolSpec>> = match &agent.tool_search {
         None => {
             let mut specs = Vec::with_capacity(agent.allowed_tools.len());
             for tool_id in &agent.allowed_tools {
@@ -51,10 +53,14 @@ async fn offered_tools(sc: &StepCtx<'_>, agent: &Agent, request: &str) -> Result
                     top_n: search.top_n,
                     intent: None,
                     candidate_apps: &[],
+                    app_tools: app.as_ref().map(AppTools::ids),
                 })
                 .await?
         }
     };
+    if let Some(app) = &app {
+        app.retain(&mut specs);
+    }
     let names = ToolNameMap::from_ids(specs.iter().map(|s| s.id.as_str()));
     let mut definitions = Vec::with_capacity(specs.len());
     let mut by_id = HashMap::with_capacity(specs.len());

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use crate::agent::{Agent, ToolQuery};
 use crate::chat::{cut, ChatScope, ChatStore, ChatTaskInput, RouterDecision};
+use crate::engine::app_scope::AppTools;
 use crate::engine::llm::{call_llm, check_agent_call, request_for, LlmCaller};
 use crate::engine::step::{NodeResult, StepCtx};
 use crate::error::{Error, Result};
@@ -226,7 +227,8 @@ async fn route(
 }
 
 /// The Top-N tools for the request from the node's tool source (which applies the gate),
-/// steered by the router's intent and candidate apps.
+/// steered by the router's intent and candidate apps; in a run of an app, only those its
+/// manifest's scopes name.
 async fn select_tools(
     sc: &StepCtx<'_>,
     turn: &Turn<'_>,
@@ -238,7 +240,8 @@ async fn select_tools(
         Error::InvalidInput(format!("chat tool source `{name}` is not registered"))
     })?;
     let request = turn.input.request();
-    source
+    let app = AppTools::of_run(sc).await?;
+    let mut specs = source
         .tools(&ToolQuery {
             subject: &sc.run.subject,
             agent_id: &executor.id,
@@ -246,8 +249,13 @@ async fn select_tools(
             top_n: Some(turn.node.top_n),
             intent: Some(&decision.intent),
             candidate_apps: &decision.candidate_apps,
+            app_tools: app.as_ref().map(AppTools::ids),
         })
-        .await
+        .await?;
+    if let Some(app) = &app {
+        app.retain(&mut specs);
+    }
+    Ok(specs)
 }
 
 /// Saves the answer to the conversation (once per task) and ends the turn.
