@@ -202,11 +202,24 @@ impl PgRecallStore {
         tx.commit().await.map_err(db)?;
         self.centroids.forget();
         let assigned = self.assign_all(dims, &centroids).await?;
+        self.refresh_visibility().await;
         Ok(Some(IndexReport {
             dims: usize::try_from(dims).unwrap_or(0),
             lists: centroids.lists(),
             assigned,
         }))
+    }
+
+    /// Vacuums the items after training rewrote every row, so searches get index-only scans
+    /// at once instead of after autovacuum. Best effort: a role that does not own the table
+    /// is skipped by PostgreSQL, and any failure only costs speed until autovacuum runs.
+    async fn refresh_visibility(&self) {
+        if let Err(e) = sqlx::query("VACUUM (ANALYZE) memory_items")
+            .execute(&self.db.pool)
+            .await
+        {
+            tracing::warn!(error = %e, "VACUUM after training the memory index failed");
+        }
     }
 
     /// Assigns every item of `dims` dimensions to its list, in id order and batches.
