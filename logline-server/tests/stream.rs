@@ -6,9 +6,9 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use support::{gated_definition, TestApp};
+use support::{gated_definition, sse, TestApp};
 
-/// One SSE event.
+/// One numbered SSE event of the run.
 #[derive(Debug)]
 struct Sse {
     id: u64,
@@ -16,41 +16,21 @@ struct Sse {
     data: Value,
 }
 
-/// Reads events from `res` until `stop` says so or the stream ends.
+/// Reads the run's numbered events (unnumbered ones are skipped) until `stop` says so or the
+/// stream ends.
 async fn read(res: &mut reqwest::Response, stop: impl Fn(&Sse) -> bool) -> Vec<Sse> {
-    let mut buf = String::new();
-    let mut out = Vec::new();
-    while let Some(chunk) = res.chunk().await.unwrap() {
-        buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let (mut id, mut event, mut data) = (None, String::new(), String::new());
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id: ") {
-                    id = v.parse().ok();
-                }
-                if let Some(v) = line.strip_prefix("event: ") {
-                    event = v.to_string();
-                }
-                if let Some(v) = line.strip_prefix("data: ") {
-                    data.push_str(v);
-                }
-            }
-            if let Some(id) = id {
-                let e = Sse {
-                    id,
-                    event,
-                    data: serde_json::from_str(&data).unwrap(),
-                };
-                let done = stop(&e);
-                out.push(e);
-                if done {
-                    return out;
-                }
-            }
-        }
-    }
-    out
+    let numbered = |e: &sse::Sse| {
+        e.id.map(|id| Sse {
+            id,
+            event: e.event.clone(),
+            data: e.data.clone(),
+        })
+    };
+    sse::read(res, |e| numbered(e).is_some_and(|e| stop(&e)))
+        .await
+        .iter()
+        .filter_map(numbered)
+        .collect()
 }
 
 #[tokio::test]
