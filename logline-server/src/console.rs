@@ -29,47 +29,28 @@ struct Asset {
 
 const INDEX: &str = include_str!("../console/index.html");
 
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// An asset of the console folder, by file name.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_str!(concat!("../console/", $name)),
+        }
+    };
+}
+
 const FILES: &[Asset] = &[
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../console/app.js"),
-    },
-    Asset {
-        name: "api.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../console/api.js"),
-    },
-    Asset {
-        name: "sse.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../console/sse.js"),
-    },
-    Asset {
-        name: "dom.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../console/dom.js"),
-    },
-    Asset {
-        name: "runs.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../console/runs.js"),
-    },
-    Asset {
-        name: "workflows.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../console/workflows.js"),
-    },
-    Asset {
-        name: "chat.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../console/chat.js"),
-    },
-    Asset {
-        name: "style.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("../console/style.css"),
-    },
+    asset!("app.js", JS),
+    asset!("api.js", JS),
+    asset!("sse.js", JS),
+    asset!("dom.js", JS),
+    asset!("runs.js", JS),
+    asset!("workflows.js", JS),
+    asset!("chat.js", JS),
+    asset!("style.css", "text/css; charset=utf-8"),
 ];
 
 fn page(content_type: &'static str, body: &'static str) -> Response {
