@@ -280,17 +280,23 @@ fn histogram_samples(
     }
 }
 
+/// An engine with the golden workflow, its tool and its scripted model installed.
+async fn golden_engine() -> Engine {
+    let engine = golden::with_tool(Engine::builder().default_llm(Arc::new(golden::scripted_llm())))
+        .build()
+        .await
+        .unwrap();
+    golden::install(&engine, "gpt-4o-mini").await.unwrap();
+    engine
+}
+
 #[tokio::test]
 async fn a_golden_run_counts_runs_steps_tokens_and_tool_calls() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
 
-    let engine = golden::with_tool(Engine::builder().default_llm(Arc::new(golden::scripted_llm())))
-        .build()
-        .await
-        .unwrap();
-    golden::install(&engine, "gpt-4o-mini").await.unwrap();
+    let engine = golden_engine().await;
     let pool = engine.spawn_workers(worker_options());
     let run = engine
         .run_to_completion(StartRun::new(
@@ -352,11 +358,7 @@ async fn a_spent_budget_counts_a_failed_run_and_its_kind() {
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
 
-    let engine = golden::with_tool(Engine::builder().default_llm(Arc::new(golden::scripted_llm())))
-        .build()
-        .await
-        .unwrap();
-    golden::install(&engine, "gpt-4o-mini").await.unwrap();
+    let engine = golden_engine().await;
     let pool = engine.spawn_workers(worker_options());
     let req = StartRun::new(
         golden::WORKFLOW_ID,
