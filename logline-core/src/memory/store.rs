@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -28,7 +28,49 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Inner {
     defs: RwLock<Definitions>,
-    runs: Mutex<HashMap<RunId, RunEntry>>,
+    runs: Mutex<Runs>,
+}
+
+/// The runs, with the orders that listing reads, so a page costs its own length and not the
+/// store's size.
+#[derive(Default)]
+struct Runs {
+    by_id: HashMap<RunId, RunEntry>,
+    /// Every run by `(created_at, id)`: newest last.
+    order: BTreeSet<(DateTime<Utc>, RunId)>,
+    /// The runs not yet in a terminal status, in the same order.
+    active: BTreeSet<(DateTime<Utc>, RunId)>,
+}
+
+impl Runs {
+    fn get(&self, id: &RunId) -> Result<&RunEntry> {
+        self.by_id
+            .get(id)
+            .ok_or_else(|| Error::not_found("run", id))
+    }
+
+    fn get_mut(&mut self, id: &RunId) -> Result<&mut RunEntry> {
+        self.by_id
+            .get_mut(id)
+            .ok_or_else(|| Error::not_found("run", id))
+    }
+
+    fn insert(&mut self, entry: RunEntry) {
+        let key = (entry.run.created_at, entry.run.id);
+        self.order.insert(key);
+        if !entry.run.status.is_terminal() {
+            self.active.insert(key);
+        }
+        self.by_id.insert(entry.run.id, entry);
+    }
+
+    fn remove(&mut self, id: &RunId) {
+        if let Some(entry) = self.by_id.remove(id) {
+            let key = (entry.run.created_at, entry.run.id);
+            self.order.remove(&key);
+            self.active.remove(&key);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -67,7 +109,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn runs(&self) -> Result<MutexGuard<'_, HashMap<RunId, RunEntry>>> {
+    fn runs(&self) -> Result<MutexGuard<'_, Runs>> {
         self.inner
             .runs
             .lock()
@@ -314,7 +356,7 @@ fn replace_nul_in_step(step: &mut Step) {
 impl RunStore for MemoryStore {
     async fn create_run(&self, run: &Run, events: &[NewEvent]) -> Result<Committed> {
         let mut runs = self.runs()?;
-        if runs.contains_key(&run.id) {
+        if runs.by_id.contains_key(&run.id) {
             return Err(Error::Conflict(format!("run {} already exists", run.id)));
         }
         let mut stored = run.clone();
@@ -330,7 +372,7 @@ impl RunStore for MemoryStore {
             watch: None,
         };
         let last_seq = append_events(&mut entry, events.iter().cloned());
-        runs.insert(run.id, entry);
+        runs.insert(entry);
         Ok(Committed {
             version: 1,
             last_seq,
@@ -338,17 +380,21 @@ impl RunStore for MemoryStore {
     }
 
     async fn get_run(&self, id: RunId) -> Result<Run> {
-        self.runs()?
-            .get(&id)
-            .map(|e| e.run.clone())
-            .ok_or_else(|| Error::not_found("run", id))
+        Ok(self.runs()?.get(&id)?.run.clone())
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>> {
         let runs = self.runs()?;
-        let mut v: Vec<&Run> = runs
-            .values()
-            .map(|e| &e.run)
+        let only_active = filter.status.is_some_and(|s| !s.is_terminal());
+        let order = if only_active {
+            &runs.active
+        } else {
+            &runs.order
+        };
+        let matching = order
+            .iter()
+            .rev()
+            .filter_map(|(_, id)| runs.by_id.get(id).map(|e| &e.run))
             .filter(|r| {
                 filter
                     .tenant_id
@@ -361,24 +407,21 @@ impl RunStore for MemoryStore {
                     .as_ref()
                     .is_none_or(|w| &r.workflow_id == w)
             })
-            .filter(|r| filter.status.is_none_or(|s| r.status == s))
-            .collect();
-        v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        Ok(paginate(v.into_iter(), filter.page))
+            .filter(|r| filter.status.is_none_or(|s| r.status == s));
+        Ok(paginate(matching, filter.page))
     }
 
     async fn commit(&self, checkpoint: Checkpoint<'_>) -> Result<Committed> {
         let Checkpoint { run, step, events } = checkpoint;
         let mut runs = self.runs()?;
-        let entry = runs
-            .get_mut(&run.id)
-            .ok_or_else(|| Error::not_found("run", run.id))?;
+        let entry = runs.get_mut(&run.id)?;
         if entry.run.version != run.version {
             return Err(Error::Conflict(format!(
                 "run {} is at version {}, checkpoint was built on {}",
                 run.id, entry.run.version, run.version
             )));
         }
+        let key = (entry.run.created_at, entry.run.id);
         let version = run.version + 1;
         update_mutable(&mut entry.run, run, version)?;
         if let Some(mut step) = step {
@@ -387,14 +430,17 @@ impl RunStore for MemoryStore {
         }
         let last_seq = append_events(entry, events);
         entry.notify();
+        if run.status.is_terminal() {
+            runs.active.remove(&key);
+        } else {
+            runs.active.insert(key);
+        }
         Ok(Committed { version, last_seq })
     }
 
     async fn events(&self, run_id: RunId, after_seq: u64, limit: usize) -> Result<Vec<Event>> {
         let runs = self.runs()?;
-        let entry = runs
-            .get(&run_id)
-            .ok_or_else(|| Error::not_found("run", run_id))?;
+        let entry = runs.get(&run_id)?;
         // seq n lives at index n - 1.
         let start = (after_seq as usize).min(entry.events.len());
         Ok(entry.events[start..].iter().take(limit).cloned().collect())
@@ -402,17 +448,13 @@ impl RunStore for MemoryStore {
 
     async fn steps(&self, run_id: RunId) -> Result<Vec<Step>> {
         let runs = self.runs()?;
-        let entry = runs
-            .get(&run_id)
-            .ok_or_else(|| Error::not_found("run", run_id))?;
+        let entry = runs.get(&run_id)?;
         Ok(entry.steps.values().cloned().collect())
     }
 
     async fn record_effect(&self, effect: &EffectRecord) -> Result<EffectRecord> {
         let mut runs = self.runs()?;
-        let entry = runs
-            .get_mut(&effect.run_id)
-            .ok_or_else(|| Error::not_found("run", effect.run_id))?;
+        let entry = runs.get_mut(&effect.run_id)?;
         let slot = entry
             .effects
             .entry((effect.step_index, effect.seq))
@@ -429,9 +471,7 @@ impl RunStore for MemoryStore {
         fence: i64,
     ) -> Result<Option<EffectRecord>> {
         let mut runs = self.runs()?;
-        let entry = runs
-            .get_mut(&intent.run_id)
-            .ok_or_else(|| Error::not_found("run", intent.run_id))?;
+        let entry = runs.get_mut(&intent.run_id)?;
         if entry.run.version != fence {
             return Err(Error::Conflict(format!(
                 "run {} moved to version {} (this execution holds {fence})",
@@ -449,9 +489,7 @@ impl RunStore for MemoryStore {
 
     async fn release_intent(&self, run_id: RunId, step_index: u32, seq: u32) -> Result<()> {
         let mut runs = self.runs()?;
-        let entry = runs
-            .get_mut(&run_id)
-            .ok_or_else(|| Error::not_found("run", run_id))?;
+        let entry = runs.get_mut(&run_id)?;
         if entry
             .effects
             .get(&(step_index, seq))
@@ -464,9 +502,7 @@ impl RunStore for MemoryStore {
 
     async fn effects(&self, run_id: RunId, step_index: u32) -> Result<Vec<EffectRecord>> {
         let runs = self.runs()?;
-        let entry = runs
-            .get(&run_id)
-            .ok_or_else(|| Error::not_found("run", run_id))?;
+        let entry = runs.get(&run_id)?;
         Ok(entry
             .effects
             .range((step_index, 0)..=(step_index, u32::MAX))
@@ -482,9 +518,7 @@ impl RunStore for MemoryStore {
     ) -> Result<()> {
         let mut rx = {
             let mut runs = self.runs()?;
-            let entry = runs
-                .get_mut(&run_id)
-                .ok_or_else(|| Error::not_found("run", run_id))?;
+            let entry = runs.get_mut(&run_id)?;
             let last = entry.last_seq();
             entry
                 .watch
@@ -500,6 +534,7 @@ impl RunStore for MemoryStore {
     async fn purge_runs(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
         let mut runs = self.runs()?;
         let victims: Vec<RunId> = runs
+            .by_id
             .values()
             .filter(|e| e.run.status.is_terminal() && e.run.updated_at < cutoff)
             .map(|e| e.run.id)
