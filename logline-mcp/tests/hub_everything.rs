@@ -174,3 +174,68 @@ async fn list_changed_is_followed() {
         .await
         .unwrap();
 }
+
+/// A call made by a run reports the server's `notifications/progress` on the run's own
+/// progress stream, tagged with the step and the tool.
+#[tokio::test]
+async fn progress_reaches_the_run_progress_stream() {
+    use futures::StreamExt;
+    use logline_core::engine::{Engine, StartRun};
+    use logline_core::run::{RunMode, RunStatus, Subject};
+    use logline_core::workflow::{Workflow, WorkflowDefinition};
+
+    let hub = McpToolHub::new([everything_stdio()]).unwrap();
+    let engine = Engine::builder()
+        .tool_hub(std::sync::Arc::new(hub.clone()))
+        .build()
+        .await
+        .unwrap();
+    logline_mcp::McpCatalogSync::new(hub, engine.store().clone())
+        .sync_all()
+        .await
+        .unwrap();
+    let tool = "everything.trigger-long-running-operation";
+    let def = WorkflowDefinition::from_json(json!({
+        "entry": "op",
+        "nodes": [{"id": "op", "type": "tool_node", "config": {"tool_id": tool}}]
+    }))
+    .unwrap();
+    engine
+        .register_workflow(&Workflow::new("long", "Long", def))
+        .await
+        .unwrap();
+    let start = StartRun::new(
+        "long",
+        json!({"duration": 0.3, "steps": 3}),
+        Subject::tenant("t1"),
+    )
+    .mode(RunMode::Auto);
+    let run = engine.start_run(start).await.unwrap();
+    let mut progress = engine.progress_of(run.id);
+    let mut run = engine.execute(run.id).await.unwrap();
+    if let Some(gate) = run.pending_gate.clone() {
+        // The server does not say the tool is read-only: its risk asks for an approval.
+        assert_eq!(run.status, RunStatus::Paused);
+        engine
+            .approve(run.id, &gate.gate_id, "u1", None)
+            .await
+            .unwrap();
+        run = engine.execute(run.id).await.unwrap();
+    }
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    let step = engine.steps(run.id).await.unwrap().remove(0);
+
+    let mut seen = Vec::new();
+    while let Ok(Some(p)) = tokio::time::timeout(Duration::from_millis(300), progress.next()).await
+    {
+        assert_eq!((p.run_id, p.step_id), (run.id, step.id));
+        assert!(p.delta.is_empty(), "no text in a tool's progress");
+        let t = p.tool.expect("a tool's progress");
+        assert_eq!(t.tool_id, tool);
+        seen.push((t.progress, t.total));
+    }
+    assert_eq!(
+        seen,
+        vec![(1.0, Some(3.0)), (2.0, Some(3.0)), (3.0, Some(3.0))]
+    );
+}

@@ -55,7 +55,25 @@ fn check(out: &Value) {
         .as_str()
         .unwrap()
         .contains("do not match its schema"));
-    assert_eq!(out["elicitations"], json!(["Approve? Publish the note?"]));
+    assert_eq!(
+        out["elicitations"],
+        json!(vec!["Approve? Publish the note?"; 3]),
+        "one elicitation per gate"
+    );
+    // Answered "no" (a form with approve: false, or declined): the run ends denied and the
+    // publishing step never runs.
+    for (answer, reason) in [
+        ("denied", "no from python"),
+        ("declined", "declined by the MCP client"),
+    ] {
+        let run = &out[answer]["structured"];
+        assert_eq!(run["status"], "failed", "{answer}: {run}");
+        assert!(run["error"].to_string().contains(reason), "{answer}: {run}");
+        assert!(
+            run.get("result").is_none_or(Value::is_null),
+            "{answer}: {run}"
+        );
+    }
     let publish = &out["publish"]["structured"];
     assert_eq!(publish["status"], "completed", "{publish}");
     assert_eq!(publish["result"], json!({"published": true, "words": 3}));
@@ -102,8 +120,8 @@ async fn python_client_over_http() {
         .unwrap();
     assert_eq!(
         runs.len(),
-        2,
-        "word_count and publish_note; the invalid call started none"
+        4,
+        "word_count and three publish_note; the invalid call started none"
     );
     assert!(runs
         .iter()

@@ -314,6 +314,7 @@ impl ScopedChat {
             .engine
             .progress(task_id)
             .await?
+            .filter(|p| std::future::ready(p.tool.is_none()))
             .map(|p| Ok(Item::Event(ChatEvent::Delta { text: p.delta })));
         let stored = self.engine.subscribe(task_id, 0).await?.map(|e| {
             e.map(|e| {

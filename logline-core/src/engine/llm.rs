@@ -128,6 +128,7 @@ async fn invoke(
                         step_id: sc.step_id,
                         agent_id: caller.agent_id.to_string(),
                         delta,
+                        tool: None,
                     });
                 }
                 LlmStreamEvent::ToolCallDelta { .. } => {}

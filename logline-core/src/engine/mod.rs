@@ -139,17 +139,21 @@ impl Default for EngineConfig {
     }
 }
 
-/// A streamed text delta of an LLM call inside a run (ephemeral, not stored).
+/// Live progress inside a run (ephemeral, not stored): a streamed text delta of an agent's
+/// LLM call, or a tool call's progress as its hub reported it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     /// Run.
     pub run_id: RunId,
     /// Step.
     pub step_id: Uuid,
-    /// Agent producing the text.
+    /// Agent producing the text or making the tool call (empty for a tool node's call).
     pub agent_id: String,
-    /// New text.
+    /// New text (empty for a tool's progress).
     pub delta: String,
+    /// A tool call's progress; `None` for text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<crate::tool::ToolProgress>,
 }
 
 /// A deterministic transform registered by the host for `static` nodes:

@@ -18,7 +18,7 @@ use crate::run::{GateSubject, Run, RunMode};
 use crate::search::{Connected, DenyReason, ToolGate};
 use crate::store::{EffectRecord, EffectState};
 use crate::telemetry;
-use crate::tool::{ToolContext, ToolHub, ToolSpec};
+use crate::tool::{ProgressSink, ToolContext, ToolHub, ToolSpec};
 
 /// A tool call that passed policy, approval and validation.
 pub(crate) struct Prepared {
@@ -279,7 +279,7 @@ async fn send_once(sc: &StepCtx<'_>, p: &Prepared) -> Result<(Result<Value>, Opt
         }
     }
     let started = Instant::now();
-    let sent = run_on_hub(hub.as_ref(), sc.run, sc.step_id, sc.index, p, sc.cancel).await;
+    let sent = run_on_hub(hub.as_ref(), sc, p).await;
     telemetry::tool_call(&p.spec.id, sent.as_ref().err());
     let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let outcome = match sent {
@@ -332,22 +332,24 @@ async fn recorded_outcome(
     )
 }
 
-async fn run_on_hub(
-    hub: &dyn ToolHub,
-    run: &Run,
-    step_id: uuid::Uuid,
-    index: u32,
-    p: &Prepared,
-    cancel: &tokio_util::sync::CancellationToken,
-) -> Result<Value> {
+async fn run_on_hub(hub: &dyn ToolHub, sc: &StepCtx<'_>, p: &Prepared) -> Result<Value> {
+    let run = sc.run;
+    let progress = ProgressSink::new(
+        sc.exec.progress.clone(),
+        run.id,
+        sc.step_id,
+        p.agent_id.as_deref(),
+        &p.spec.id,
+    );
     let ctx = ToolContext {
         run_id: Some(run.id),
-        step_id: Some(step_id),
+        step_id: Some(sc.step_id),
         subject: run.subject.clone(),
         mode: run.mode,
-        idempotency_key: Some(format!("{}/{}/{}", run.id, index, p.seq)),
+        idempotency_key: Some(format!("{}/{}/{}", run.id, sc.index, p.seq)),
         connected_account_id: None,
         agent_id: p.agent_id.clone(),
+        progress: Some(progress),
     };
     let span = crate::layer::tool_span(&p.spec.id, hub.name(), &ctx, p.call_id.as_deref());
     let call = hub.execute(&p.spec.id, p.arguments.clone(), &ctx);
@@ -357,7 +359,7 @@ async fn run_on_hub(
                 Ok(r) => r,
                 Err(_) => Err(Error::Timeout(format!("tool `{}` after {:?}", p.spec.id, p.timeout))),
             },
-            _ = cancel.cancelled() => Err(Error::Cancelled(format!("tool `{}` cancelled", p.spec.id))),
+            _ = sc.cancel.cancelled() => Err(Error::Cancelled(format!("tool `{}` cancelled", p.spec.id))),
         }
     }
     .instrument(span.clone())

@@ -203,6 +203,9 @@ pub struct ToolContext {
     /// output).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
+    /// Where the call reports progress: the run's progress stream, inside a run.
+    #[serde(skip)]
+    pub progress: Option<ProgressSink>,
 }
 
 impl ToolContext {
@@ -216,7 +219,95 @@ impl ToolContext {
             idempotency_key: None,
             connected_account_id: None,
             agent_id: None,
+            progress: None,
         }
+    }
+
+    /// Reports the call's progress to the run's progress stream, if it has one.
+    pub fn report_progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
+        if let Some(sink) = &self.progress {
+            sink.report(progress, total, message);
+        }
+    }
+}
+
+/// A tool call's progress (`progress` of `total`, when known), as its hub reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolProgress {
+    /// The tool.
+    pub tool_id: String,
+    /// Progress so far.
+    pub progress: f64,
+    /// Total, when known.
+    pub total: Option<f64>,
+    /// The hub's message (at most 1 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The run's progress stream as one tool call sees it: what the call reports arrives there
+/// tagged with the run, step, agent and tool. Cheap to clone.
+#[derive(Clone)]
+pub struct ProgressSink {
+    run_id: Uuid,
+    step_id: Uuid,
+    agent_id: String,
+    tool_id: String,
+    tx: tokio::sync::broadcast::Sender<crate::engine::Progress>,
+}
+
+impl ProgressSink {
+    pub(crate) fn new(
+        tx: tokio::sync::broadcast::Sender<crate::engine::Progress>,
+        run_id: Uuid,
+        step_id: Uuid,
+        agent_id: Option<&str>,
+        tool_id: &str,
+    ) -> Self {
+        ProgressSink {
+            run_id,
+            step_id,
+            agent_id: agent_id.unwrap_or_default().to_string(),
+            tool_id: tool_id.to_string(),
+            tx,
+        }
+    }
+
+    /// Sends one update; nothing happens when no one follows the run.
+    pub fn report(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
+        let _ = self.tx.send(crate::engine::Progress {
+            run_id: self.run_id,
+            step_id: self.step_id,
+            agent_id: self.agent_id.clone(),
+            delta: String::new(),
+            tool: Some(ToolProgress {
+                tool_id: self.tool_id.clone(),
+                progress,
+                total,
+                message: message.map(|m| crate::text::prefix(m, 1024).to_string()),
+            }),
+        });
+    }
+}
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProgressSink")
+            .field("run_id", &self.run_id)
+            .field("step_id", &self.step_id)
+            .field("tool_id", &self.tool_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Two sinks are equal when they report for the same call.
+impl PartialEq for ProgressSink {
+    fn eq(&self, other: &Self) -> bool {
+        (self.run_id, self.step_id, &self.agent_id, &self.tool_id)
+            == (other.run_id, other.step_id, &other.agent_id, &other.tool_id)
     }
 }
 

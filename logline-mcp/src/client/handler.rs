@@ -1,10 +1,12 @@
 //! What the hub's MCP client does with what a server sends on its own: progress of a call
-//! goes to the hub's progress stream, `tools/list_changed` triggers a catalog sync.
+//! goes to the hub's progress stream and to the run's, `tools/list_changed` triggers a
+//! catalog sync.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use logline_core::run::RunId;
+use logline_core::tool::ProgressSink;
 use rmcp::model::{
     ClientCapabilities, ClientInfo, Implementation, ProgressNotificationParam, ProgressToken,
 };
@@ -37,6 +39,8 @@ pub(crate) struct CallInfo {
     pub run_id: Option<RunId>,
     pub step_id: Option<Uuid>,
     pub tool_id: String,
+    /// The run's progress stream, when the call was made inside a run.
+    pub sink: Option<ProgressSink>,
 }
 
 /// State shared by every connection of one server and the hub.
@@ -98,15 +102,19 @@ impl ClientHandler for Handler {
             tracing::debug!(server = %self.shared.server, "progress of an unknown call");
             return;
         };
+        let message = params
+            .message
+            .map(|m| logline_core::text::prefix(&m, 1024).to_string());
+        if let Some(sink) = &call.sink {
+            sink.report(params.progress, params.total, message.as_deref());
+        }
         let _ = self.shared.progress.send(ToolProgress {
             run_id: call.run_id,
             step_id: call.step_id,
             tool_id: call.tool_id,
             progress: params.progress,
             total: params.total,
-            message: params
-                .message
-                .map(|m| logline_core::text::prefix(&m, 1024).to_string()),
+            message,
         });
     }
 

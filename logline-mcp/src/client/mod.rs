@@ -337,6 +337,7 @@ impl ToolHub for McpToolHub {
                 run_id: ctx.run_id,
                 step_id: ctx.step_id,
                 tool_id: tool_id.to_string(),
+                sink: ctx.progress.clone(),
             },
         );
         let timeout = server.config.call_timeout;

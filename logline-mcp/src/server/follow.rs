@@ -190,10 +190,14 @@ async fn ask_approval(
         Ok(a) => a,
         Err(e) => return Decision::Undecided(Some(format!("elicitation failed: {e}"))),
     };
-    if answer.action != ElicitationAction::Accept {
-        return Decision::Undecided(Some("the client did not answer".into()));
-    }
-    let content = answer.content.unwrap_or(Value::Null);
+    // `decline` is the user saying no; `cancel` (dismissed) leaves the gate to someone else.
+    let content = match answer.action {
+        ElicitationAction::Accept => answer.content.unwrap_or(Value::Null),
+        ElicitationAction::Decline => {
+            json!({"approve": false, "reason": "declined by the MCP client"})
+        }
+        _ => return Decision::Undecided(Some("the client did not answer".into())),
+    };
     let reason = content["reason"].as_str().filter(|s| !s.is_empty());
     let decided = if content["approve"] == json!(true) {
         scoped.approve(run.id, &gate.gate_id, reason).await

@@ -3,9 +3,9 @@
 usage: client.py stdio COMMAND [ARGS...]
        client.py http URL TOKEN
 
-Lists the tools, calls `word_count` (following progress), calls `publish_note` answering
-the approval elicitation with "approve", follows the run with `logline_run_status`, and
-prints one JSON object with what it saw.
+Lists the tools, calls `word_count` (following progress), calls `publish_note` three times
+answering the approval elicitation with "approve", then "approve: false", then "decline",
+follows the first run with `logline_run_status`, and prints one JSON object with what it saw.
 """
 
 import json
@@ -15,9 +15,16 @@ import anyio
 from mcp import ClientSession, types
 
 
+ANSWERS = [
+    types.ElicitResult(action="accept", content={"approve": True, "reason": "ok from python"}),
+    types.ElicitResult(action="accept", content={"approve": False, "reason": "no from python"}),
+    types.ElicitResult(action="decline"),
+]
+
+
 async def elicit(context, params):
     elicit.asked.append(params.message)
-    return types.ElicitResult(action="accept", content={"approve": True, "reason": "ok from python"})
+    return ANSWERS[min(len(elicit.asked), len(ANSWERS)) - 1]
 
 
 elicit.asked = []
@@ -54,8 +61,10 @@ async def exercise(read, write):
         out["invalid"] = plain(r)
         r = await client.call_tool("publish_note", {"text": "hello mcp world"})
         out["publish"] = plain(r)
-        out["elicitations"] = list(elicit.asked)
         run_id = (field(r, "structured_content", "structuredContent") or {}).get("run_id")
+        out["denied"] = plain(await client.call_tool("publish_note", {"text": "not this one"}))
+        out["declined"] = plain(await client.call_tool("publish_note", {"text": "nor this one"}))
+        out["elicitations"] = list(elicit.asked)
         if run_id:
             r = await client.call_tool("logline_run_status", {"run_id": run_id})
             out["status"] = plain(r)

@@ -47,6 +47,7 @@ pub async fn task_events(
     let deltas = scoped
         .progress(task_id)
         .await?
+        .filter(|p| std::future::ready(p.tool.is_none()))
         .map(|p| Item::Delta(p.delta));
     let stored = scoped.subscribe(task_id, after).await?.map(Item::Stored);
     let merged = futures::stream::select(stored, deltas);
