@@ -15,7 +15,7 @@ pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 pub const ENV_SCHEMA: &str = "LOGLINE_PG_SCHEMA";
 /// Environment variable with the pool size (default 16).
 pub const ENV_MAX_CONNECTIONS: &str = "LOGLINE_PG_MAX_CONNECTIONS";
-/// Environment variable switching group commit: `on` (default) or `off`.
+/// Environment variable switching group commit: `on` or `off` (default).
 pub const ENV_GROUP_COMMIT: &str = "LOGLINE_PG_GROUP_COMMIT";
 
 /// Longest accepted schema name: notification channels embed it and PostgreSQL caps

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod deploy;
 pub mod error;
 pub mod limits;
+pub mod listen;
 pub mod metrics;
 pub mod openapi;
 #[cfg(feature = "otlp")]

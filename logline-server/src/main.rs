@@ -10,6 +10,7 @@ use logline_core::engine::{SweepPolicy, WorkerOptions};
 use logline_server::auth::new_secret;
 use logline_server::demo::register_demo;
 use logline_server::deploy::{deploy, Deployment, Environment};
+use logline_server::listen::no_delay;
 use logline_server::metrics::{exporter_router, Metrics};
 use logline_server::routes::auth::create_user;
 use logline_server::store::Role;
@@ -224,7 +225,7 @@ async fn serve_metrics(addr: SocketAddr) -> logline_core::Result<tokio::task::Jo
     tracing::info!(%addr, "serving worker metrics at /metrics");
     let app = exporter_router(metrics);
     Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = axum::serve(no_delay(listener), app).await {
             tracing::warn!(error = %e, "the metrics listener stopped");
         }
     }))
@@ -273,7 +274,7 @@ async fn serve(
         .router()
         .into_make_service_with_connect_info::<SocketAddr>();
     let stop = token.clone();
-    let serving = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let serving = axum::serve(no_delay(listener), app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: draining requests and streams");
         stop.cancel();

@@ -135,6 +135,10 @@ fn credential(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// How fresh an API key's `last_used_at` is kept: a key in steady use is written once a
+/// minute, not on every request.
+const LAST_USED_RESOLUTION: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
 async fn resolve(state: &AppState, credential: &str) -> ApiResult<Caller> {
     let rejected = || ApiError::unauthorized("the token or key is invalid, expired or revoked");
     if credential.starts_with(API_KEY_PREFIX) {
@@ -152,12 +156,17 @@ async fn resolve(state: &AppState, credential: &str) -> ApiResult<Caller> {
             .user(key.user_id)
             .await
             .map_err(|_| rejected())?;
-        let store = state.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.touch_api_key(key.id, now).await {
-                tracing::warn!(error = %e, "could not record an API key's use");
-            }
-        });
+        if key
+            .last_used_at
+            .is_none_or(|t| now - t >= LAST_USED_RESOLUTION)
+        {
+            let store = state.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_api_key(key.id, now).await {
+                    tracing::warn!(error = %e, "could not record an API key's use");
+                }
+            });
+        }
         return Ok(Caller {
             user_id: user.id,
             tenant_id: user.tenant_id,

@@ -122,7 +122,7 @@ pub struct ApiKey {
     pub permissions: Vec<String>,
     /// Expiry, if any.
     pub expires_at: Option<DateTime<Utc>>,
-    /// Last use.
+    /// Last use, to the minute (a key in steady use is recorded once a minute).
     pub last_used_at: Option<DateTime<Utc>>,
     /// When revoked.
     pub revoked_at: Option<DateTime<Utc>>,

@@ -14,6 +14,7 @@ use logline_core::engine::{Engine, EngineBuilder, WorkerOptions, WorkerPool};
 use logline_core::llm::LlmProvider;
 use logline_server::chat::ChatParts;
 use logline_server::demo::{demo_chat_config, register_demo, with_local_tools, DemoModel};
+use logline_server::listen::no_delay;
 use logline_server::store::{MemoryServerStore, ServerStore};
 use logline_server::Server;
 pub use logline_server::ServerConfig;
@@ -161,7 +162,7 @@ impl TestApp {
             .into_make_service_with_connect_info::<SocketAddr>();
         let stop = shutdown.clone();
         let served = tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(no_delay(listener), app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
                 .unwrap();
