@@ -221,6 +221,11 @@ fn each_invalid_manifest_names_where_it_is_wrong() {
         ),
         ("cut short", "{\"version\": ".to_string(), "version"),
         ("not a mapping", "[1, 2]".to_string(), "."),
+        (
+            "unknown field with an empty name",
+            edited(|v| v[""] = json!(null)),
+            ".",
+        ),
     ];
     for (name, text, path) in cases {
         let err = Manifest::parse(&text).expect_err(name);

@@ -182,8 +182,12 @@ impl From<ManifestError> for Error {
 }
 
 /// A serde error with its path; serde's own messages name no location, the path does.
+/// A path that names nothing (an empty key at the top) reads `.`, the document itself.
 fn located<E: fmt::Display>(e: serde_path_to_error::Error<E>) -> ManifestError {
-    let path = e.path().to_string();
+    let path = match e.path().to_string() {
+        p if p.is_empty() => ".".to_string(),
+        p => p,
+    };
     ManifestError::at(path, e.into_inner().to_string())
 }
 

@@ -449,8 +449,8 @@ impl RunStore for PgStore {
             // Bounded by the polling interval: a lost notification costs at most that.
             let slice = (deadline - now).min(hub.poll_interval());
             if waiter.changed(slice).await {
-                // Woken by a notification (or a reconnect): re-read to confirm.
-                continue;
+                // Woken by a notification (or a reconnect): the caller reads what is new.
+                return Ok(());
             }
         }
     }

@@ -173,7 +173,7 @@ impl ScopedEngine {
         Ok(self.engine.subscribe(run_id, after_seq))
     }
 
-    /// Token-level progress of one run (see [`Engine::progress_of`]).
+    /// Live progress of one run: text deltas and tool progress (see [`Engine::progress_of`]).
     pub async fn progress(&self, run_id: RunId) -> Result<BoxStream<'static, Progress>> {
         // Subscribe first so no delta is missed while the run is checked.
         let stream = self.engine.progress_of(run_id);

@@ -70,12 +70,16 @@ impl Engine {
             seq: u64,
             buf: VecDeque<Event>,
             done: bool,
+            /// The run was seen not terminal: its terminal event, committed with the status,
+            /// is still ahead of the cursor, so empty reads need not look at the run again.
+            live: bool,
         }
         let state = State {
             store: self.inner.exec.store.clone(),
             seq: after_seq,
             buf: VecDeque::new(),
             done: false,
+            live: false,
         };
         Box::pin(futures::stream::unfold(state, move |mut s| async move {
             loop {
@@ -90,48 +94,53 @@ impl Engine {
                     return None;
                 }
                 match s.store.events(run_id, s.seq, 256).await {
-                    Ok(page) if !page.is_empty() => s.buf.extend(page),
-                    Ok(_) => {
-                        match s.store.get_run(run_id).await {
-                            Ok(run) if run.status.is_terminal() => {
-                                // Terminal without a terminal event after our cursor: done.
-                                let more = s.store.events(run_id, s.seq, 1).await;
-                                if matches!(more, Ok(ref m) if m.is_empty()) {
-                                    return None;
-                                }
+                    Ok(page) if !page.is_empty() => {
+                        s.buf.extend(page);
+                        continue;
+                    }
+                    Ok(_) if s.live => {}
+                    Ok(_) => match s.store.get_run(run_id).await {
+                        Ok(run) if run.status.is_terminal() => {
+                            // Terminal without a terminal event after our cursor: done.
+                            let more = s.store.events(run_id, s.seq, 1).await;
+                            if matches!(more, Ok(ref m) if m.is_empty()) {
+                                return None;
                             }
-                            Ok(_) => {}
-                            Err(e) => {
-                                s.done = true;
-                                return Some((Err(e), s));
-                            }
+                            continue;
                         }
-                        if let Err(e) = s
-                            .store
-                            .wait_for_events(run_id, s.seq, Duration::from_secs(5))
-                            .await
-                        {
+                        Ok(_) => s.live = true,
+                        Err(e) => {
                             s.done = true;
                             return Some((Err(e), s));
                         }
-                    }
+                    },
                     Err(e) => {
                         s.done = true;
                         return Some((Err(e), s));
                     }
                 }
+                if let Err(e) = s
+                    .store
+                    .wait_for_events(run_id, s.seq, Duration::from_secs(5))
+                    .await
+                {
+                    s.done = true;
+                    return Some((Err(e), s));
+                }
             }
         }))
     }
 
-    /// Token-level progress of LLM calls executed by this process's workers, of every run
-    /// (trusted host code only; see [`Engine::progress_of`] for one run).
+    /// Live progress (agents' text deltas, tool calls' progress) of the runs this process's
+    /// workers execute, every run's (trusted host code only; see [`Engine::progress_of`]
+    /// for one run).
     pub fn progress(&self) -> broadcast::Receiver<Progress> {
         self.inner.exec.progress.subscribe()
     }
 
-    /// Token-level progress of one run's LLM calls executed by this process's workers. Deltas
-    /// are ephemeral: a reader that falls behind the broadcast buffer skips what it missed.
+    /// Live progress of one run executed by this process's workers: its agents' text deltas
+    /// and the progress its tool calls report ([`Progress::tool`]). Updates are ephemeral: a
+    /// reader that falls behind the broadcast buffer skips what it missed.
     /// The stream ends with the engine; drop it when the run's event stream ends.
     pub fn progress_of(&self, run_id: RunId) -> BoxStream<'static, Progress> {
         let rx = self.inner.exec.progress.subscribe();
