@@ -136,17 +136,22 @@ impl Client {
         (run["id"].as_str().expect("run id").to_string(), t.elapsed())
     }
 
-    /// Reads the run's event stream to its end; fails unless the run completed.
-    async fn follow(&self, run: &str) {
+    /// `GET path`'s body; fails unless the answer is a success.
+    async fn get(&self, path: &str) -> String {
         let resp = self
             .http
-            .get(format!("{}/api/v1/runs/{run}/stream", self.base))
+            .get(format!("{}{path}", self.base))
             .bearer_auth(&self.bearer)
             .send()
             .await
-            .expect("stream");
-        assert!(resp.status().is_success(), "stream: {}", resp.status());
-        let body = resp.text().await.expect("stream body");
+            .expect("GET");
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        resp.text().await.expect("body")
+    }
+
+    /// Reads the run's event stream to its end; fails unless the run completed.
+    async fn follow(&self, run: &str) {
+        let body = self.get(&format!("/api/v1/runs/{run}/stream")).await;
         assert!(
             body.contains("event: run_completed"),
             "run {run} did not complete:\n{body}"
@@ -154,15 +159,7 @@ impl Client {
     }
 
     async fn get_run(&self, run: &str) {
-        let resp = self
-            .http
-            .get(format!("{}/api/v1/runs/{run}", self.base))
-            .bearer_auth(&self.bearer)
-            .send()
-            .await
-            .expect("GET run");
-        assert!(resp.status().is_success(), "GET run: {}", resp.status());
-        resp.bytes().await.expect("run body");
+        self.get(&format!("/api/v1/runs/{run}")).await;
     }
 }
 
