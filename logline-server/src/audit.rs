@@ -93,3 +93,51 @@ pub async fn record_denial(
         tracing::error!(error = ?e, "could not write the audit row of a denial");
     }
 }
+
+/// Rows one purge statement deletes at most.
+const PURGE_BATCH: u64 = 1000;
+/// Statements one pass runs at most; the rest waits for the next pass.
+const PURGE_MAX_BATCHES: u32 = 100;
+
+/// Deletes the audit rows older than `keep`, in bounded batches; returns how many went.
+pub async fn purge_expired(
+    state: &AppState,
+    keep: std::time::Duration,
+) -> logline_core::Result<u64> {
+    let keep = chrono::Duration::from_std(keep)
+        .map_err(|_| logline_core::Error::InvalidInput("audit retention is too long".into()))?;
+    let before = Utc::now() - keep;
+    let mut purged = 0;
+    for _ in 0..PURGE_MAX_BATCHES {
+        let n = state.store.purge_audit(before, PURGE_BATCH).await?;
+        purged += n;
+        if n < PURGE_BATCH {
+            break;
+        }
+    }
+    Ok(purged)
+}
+
+/// Purges expired audit rows now and then every `every` until the server shuts down.
+/// Several `serve` processes may run it: a deleted row is simply gone for the others.
+pub fn spawn_retention(
+    state: AppState,
+    keep: std::time::Duration,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = state.shutdown.cancelled() => return,
+            }
+            match purge_expired(&state, keep).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired audit rows deleted"),
+                Err(e) => tracing::warn!(error = %e, "audit retention pass failed"),
+            }
+        }
+    })
+}

@@ -50,6 +50,11 @@ pub struct ServerConfig {
     pub alert_check_interval_secs: u64,
     /// Whether alert webhooks may use plain `http://` (else `https://` only).
     pub alert_webhooks_allow_http: bool,
+    /// Days an audit row is kept before `serve` deletes it; 0 = forever.
+    pub audit_retention_days: u32,
+    /// Days a finished run (with its steps, events and effects) and a completed job are
+    /// kept before the workers delete them; 0 = forever.
+    pub run_retention_days: u32,
     /// Largest file `POST /files/upload` accepts, in bytes (larger ones are a 413).
     pub upload_max_bytes: u64,
     /// Content types uploads may have, as sniffed from their bytes (`text/*` allows every
@@ -87,6 +92,8 @@ impl Default for ServerConfig {
             trust_forwarded_for: false,
             alert_check_interval_secs: 60,
             alert_webhooks_allow_http: false,
+            audit_retention_days: 90,
+            run_retention_days: 0,
             upload_max_bytes: 25 * 1024 * 1024,
             upload_allowed_types: UploadLimits::default().allowed_types,
             artifacts_url: "memory:///".into(),
@@ -162,6 +169,16 @@ impl ServerConfig {
             .filter(|v| !v.is_empty())
     }
 
+    /// How long audit rows are kept (`None`: forever).
+    pub fn audit_retention(&self) -> Option<Duration> {
+        days(self.audit_retention_days)
+    }
+
+    /// How long finished runs and completed jobs are kept (`None`: forever).
+    pub fn run_retention(&self) -> Option<Duration> {
+        days(self.run_retention_days)
+    }
+
     /// Refresh-token lifetime.
     pub fn refresh_ttl(&self) -> Duration {
         Duration::from_secs(self.refresh_ttl_secs)
@@ -198,6 +215,11 @@ fn parse_like(like: &toml::Value, raw: &str) -> Option<toml::Value> {
     })
 }
 
+/// `n` days; `None` for 0.
+fn days(n: u32) -> Option<Duration> {
+    (n > 0).then(|| Duration::from_secs(u64::from(n) * 24 * 3600))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +248,25 @@ mod tests {
         assert_eq!(c.rate_limit_burst, 7);
         assert_eq!(c.cors_origins, ["https://a.example", "https://b.example"]);
         assert!(!c.open_registration);
+    }
+
+    #[test]
+    fn audit_rows_are_kept_90_days_and_runs_forever_unless_set() {
+        let c = ServerConfig::default();
+        assert_eq!(
+            c.audit_retention(),
+            Some(Duration::from_secs(90 * 24 * 3600))
+        );
+        assert_eq!(c.run_retention(), None);
+        let c = c
+            .with_vars(|n| match n {
+                "LOGLINE_AUDIT_RETENTION_DAYS" => Some("0".into()),
+                "LOGLINE_RUN_RETENTION_DAYS" => Some("7".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(c.audit_retention(), None);
+        assert_eq!(c.run_retention(), Some(Duration::from_secs(7 * 24 * 3600)));
     }
 
     #[test]

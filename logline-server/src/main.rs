@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use logline_core::engine::{SweepPolicy, WorkerOptions};
+use logline_core::queue::WorkerPool;
+use logline_core::retention::RetentionPolicy;
 
 use logline_server::auth::new_secret;
 use logline_server::demo::register_demo;
@@ -31,7 +33,8 @@ struct Cli {
     /// open_registration, cors_origins, max_body_bytes, rate_limit_per_minute,
     /// rate_limit_burst, max_concurrent_runs_per_tenant, shutdown_grace_secs,
     /// sse_keep_alive_secs, agent_test_timeout_secs, trust_forwarded_for,
-    /// alert_check_interval_secs, alert_webhooks_allow_http, upload_max_bytes,
+    /// alert_check_interval_secs, alert_webhooks_allow_http, audit_retention_days,
+    /// run_retention_days, upload_max_bytes,
     /// upload_allowed_types, artifacts_url, console, metrics_addr, otlp_endpoint).
     /// OTEL_EXPORTER_OTLP_ENDPOINT also enables trace export (with the `otlp` feature).
     #[arg(long, short, env = "LOGLINE_CONFIG", global = true)]
@@ -169,6 +172,7 @@ async fn run_command(cli: Cli, config: ServerConfig) -> logline_core::Result<()>
                 deployment,
                 worker_options(concurrency, lease_secs),
                 metrics_addr,
+                config.run_retention(),
             )
             .await
         }
@@ -188,25 +192,20 @@ async fn work(
     d: Deployment,
     options: WorkerOptions,
     metrics_addr: Option<SocketAddr>,
+    run_retention: Option<Duration>,
 ) -> logline_core::Result<()> {
     let concurrency = options.concurrency;
     let exporter = match metrics_addr {
         Some(addr) => Some(serve_metrics(addr).await?),
         None => None,
     };
-    let sweeper_options = worker_options(1, options.lease.as_secs());
-    let pool = d.engine.spawn_workers(options);
-    let sweeper = d
-        .engine
-        .spawn_sweeper(SweepPolicy::default(), sweeper_options)
-        .await?;
+    let pools = Background::spawn(&d, options, run_retention).await?;
     tracing::info!(
         concurrency,
         "worker running; Ctrl-C or SIGTERM stops it after its runs"
     );
     shutdown_signal().await;
-    pool.shutdown().await;
-    sweeper.shutdown().await;
+    pools.shutdown().await;
     if let Some(exporter) = exporter {
         exporter.abort();
     }
@@ -253,16 +252,12 @@ async fn serve(
         let every = Duration::from_secs(server.state().config.alert_check_interval_secs);
         logline_server::alerts::spawn_checker(server.state().clone(), every);
     }
+    if let Some(keep) = server.state().config.audit_retention() {
+        logline_server::audit::spawn_retention(server.state().clone(), keep, RETENTION_EVERY);
+    }
+    let run_retention = server.state().config.run_retention();
     let pools = match workers {
-        Some(options) => {
-            let sweeper_options = worker_options(1, options.lease.as_secs());
-            Some((
-                d.engine.spawn_workers(options),
-                d.engine
-                    .spawn_sweeper(SweepPolicy::default(), sweeper_options)
-                    .await?,
-            ))
-        }
+        Some(options) => Some(Background::spawn(&d, options, run_retention).await?),
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(addr)
@@ -284,11 +279,57 @@ async fn serve(
     if tokio::time::timeout(grace, serving).await.is_err() {
         tracing::warn!("requests still open after the grace period; stopping anyway");
     }
-    if let Some((pool, sweeper)) = pools {
-        pool.shutdown().await;
-        sweeper.shutdown().await;
+    if let Some(pools) = pools {
+        pools.shutdown().await;
     }
     Ok(())
+}
+
+/// Time between retention passes (audit rows; runs and jobs).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// What executes in the background of a process: run workers, the sweeper that takes over
+/// runs of crashed workers, and run retention when it is on.
+struct Background {
+    workers: WorkerPool,
+    sweeper: WorkerPool,
+    retention: Option<WorkerPool>,
+}
+
+impl Background {
+    async fn spawn(
+        d: &Deployment,
+        options: WorkerOptions,
+        run_retention: Option<Duration>,
+    ) -> logline_core::Result<Self> {
+        let one = worker_options(1, options.lease.as_secs());
+        let retention = match run_retention {
+            Some(keep) => {
+                let policy = RetentionPolicy {
+                    runs: Some(keep),
+                    jobs: Some(keep),
+                    every: RETENTION_EVERY,
+                    ..RetentionPolicy::default()
+                };
+                Some(d.engine.spawn_retention(policy, one.clone()).await?)
+            }
+            None => None,
+        };
+        Ok(Background {
+            workers: d.engine.spawn_workers(options),
+            sweeper: d.engine.spawn_sweeper(SweepPolicy::default(), one).await?,
+            retention,
+        })
+    }
+
+    /// Lets in-flight work finish, then stops.
+    async fn shutdown(self) {
+        self.workers.shutdown().await;
+        self.sweeper.shutdown().await;
+        if let Some(retention) = self.retention {
+            retention.shutdown().await;
+        }
+    }
 }
 
 /// Creates and prints the first admin when there are no users yet.

@@ -208,6 +208,20 @@ impl ServerStore for MemoryServerStore {
             .collect())
     }
 
+    async fn purge_audit(&self, before: DateTime<Utc>, limit: u64) -> Result<u64> {
+        let mut s = self.lock();
+        let mut left = usize::try_from(limit).unwrap_or(usize::MAX);
+        let len = s.audit.len();
+        s.audit.retain(|e| {
+            let expired = left > 0 && e.created_at < before;
+            if expired {
+                left -= 1;
+            }
+            !expired
+        });
+        Ok((len - s.audit.len()) as u64)
+    }
+
     async fn claim(&self, kind: &str, id: &str, tenant_id: Option<&str>) -> Result<()> {
         let mut s = self.lock();
         let key = (kind.to_string(), id.to_string());

@@ -289,6 +289,9 @@ pub trait ServerStore: Send + Sync {
     async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
     /// Audit rows of one tenant matching `filter`, newest first.
     async fn audit(&self, tenant_id: &str, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
+    /// Deletes up to `limit` audit rows created before `before` (every tenant's); returns
+    /// how many went.
+    async fn purge_audit(&self, before: DateTime<Utc>, limit: u64) -> Result<u64>;
 
     /// Records who owns definition `kind`/`id`; `Conflict` when another owner has it (a
     /// repeated claim by the same owner is a no-op).

@@ -347,6 +347,20 @@ impl ServerStore for PgServerStore {
         Ok(())
     }
 
+    async fn purge_audit(&self, before: DateTime<Utc>, limit: u64) -> Result<u64> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let done = sqlx::query(
+            "DELETE FROM audit_logs WHERE id IN \
+             (SELECT id FROM audit_logs WHERE created_at < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(limit)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
     async fn append_audit(&self, e: &AuditEntry) -> Result<()> {
         // Text from requests may hold NUL, which PostgreSQL refuses: stored as U+FFFD.
         let text = |s: &Option<String>| s.as_deref().map(|s| replace_nul_str(s).into_owned());

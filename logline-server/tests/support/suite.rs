@@ -272,6 +272,25 @@ pub async fn audit(s: &dyn ServerStore) {
         .await
         .unwrap()
         .is_empty());
+
+    // Retention: rows older than the cutoff go, every tenant's, at most `limit` per call.
+    let cutoff = Utc::now() - Duration::seconds(8);
+    assert_eq!(s.purge_audit(cutoff, 2).await.unwrap(), 2);
+    assert_eq!(s.purge_audit(cutoff, 10).await.unwrap(), 1);
+    assert_eq!(s.purge_audit(cutoff, 10).await.unwrap(), 0);
+    let kept: Vec<String> = s
+        .audit("t1", &all(AuditFilter::default()))
+        .await
+        .unwrap()
+        .into_iter()
+        .chain(s.audit("t2", &all(AuditFilter::default())).await.unwrap())
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        kept,
+        ["create"],
+        "only the row newer than the cutoff (t2's) stays"
+    );
 }
 
 pub async fn ownership(s: &dyn ServerStore) {
