@@ -244,7 +244,8 @@ impl Samples {
     }
 }
 
-/// Runs `clients` loops of `one` for `seconds`; returns every loop's samples.
+/// Runs `clients` loops of `one` for `seconds`; returns the samples of each kind `one`
+/// reports (its `(kind, latency)` pairs) and the time taken.
 async fn phase<F, Fut>(clients: usize, seconds: u64, one: F) -> (Vec<Samples>, Duration)
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
@@ -257,15 +258,10 @@ where
         .map(|c| {
             let one = one.clone();
             tokio::spawn(async move {
-                let mut out: Vec<Samples> = Vec::new();
+                let mut out = Vec::new();
                 let mut n = 0;
                 while Instant::now() < deadline {
-                    for (kind, d) in one(c, n).await {
-                        if out.len() <= kind {
-                            out.resize_with(kind + 1, Samples::default);
-                        }
-                        out[kind].push(d);
-                    }
+                    out.extend(one(c, n).await);
                     n += 1;
                 }
                 out
@@ -274,11 +270,11 @@ where
         .collect();
     let mut all: Vec<Samples> = Vec::new();
     for t in tasks {
-        for (kind, s) in t.await.expect("client").into_iter().enumerate() {
+        for (kind, d) in t.await.expect("client") {
             if all.len() <= kind {
                 all.resize_with(kind + 1, Samples::default);
             }
-            all[kind].0.extend(s.0);
+            all[kind].push(d);
         }
     }
     (all, started.elapsed())

@@ -422,6 +422,7 @@ impl RunStore for MemoryStore {
             )));
         }
         let key = (entry.run.created_at, entry.run.id);
+        let was_active = !entry.run.status.is_terminal();
         let version = run.version + 1;
         update_mutable(&mut entry.run, run, version)?;
         if let Some(mut step) = step {
@@ -430,10 +431,14 @@ impl RunStore for MemoryStore {
         }
         let last_seq = append_events(entry, events);
         entry.notify();
-        if run.status.is_terminal() {
-            runs.active.remove(&key);
-        } else {
-            runs.active.insert(key);
+        match (was_active, !run.status.is_terminal()) {
+            (true, false) => {
+                runs.active.remove(&key);
+            }
+            (false, true) => {
+                runs.active.insert(key);
+            }
+            _ => {}
         }
         Ok(Committed { version, last_seq })
     }
