@@ -129,6 +129,12 @@ forward! {
             after_seq: u64,
             timeout: Duration,
         ) -> Result<()>;
+        async fn wait_for_settled(
+            &self,
+            run_id: RunId,
+            after_seq: u64,
+            timeout: Duration,
+        ) -> Result<()>;
         async fn purge_runs(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64>;
     }
 }

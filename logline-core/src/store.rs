@@ -240,6 +240,17 @@ pub trait RunStore: Send + Sync {
     /// Waits until the run may have events after `after_seq` or `timeout` passes.
     async fn wait_for_events(&self, run_id: RunId, after_seq: u64, timeout: Duration)
         -> Result<()>;
+    /// Waits until the run, seen unsettled with its events up to `after_seq`, may have become
+    /// terminal or paused, or `timeout` passes; the caller reads the run and decides. The
+    /// default wakes at every new event; a store that knows when a run settles wakes once.
+    async fn wait_for_settled(
+        &self,
+        run_id: RunId,
+        after_seq: u64,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.wait_for_events(run_id, after_seq, timeout).await
+    }
     /// Deletes up to `limit` terminal runs last updated before `cutoff`, with their steps,
     /// events and effects. Returns how many runs were deleted; call again until 0.
     async fn purge_runs(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64>;

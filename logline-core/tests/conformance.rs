@@ -207,6 +207,16 @@ mod recall_checks {
     logline_core::recall_conformance_tests!(recall_store());
 }
 
+mod vector_checks {
+    use super::*;
+    use logline_core::search::VectorStore;
+
+    async fn vector_store() -> Arc<dyn VectorStore> {
+        Arc::new(MemoryStore::new())
+    }
+    logline_core::vector_conformance_tests!(vector_store());
+}
+
 mod app_checks {
     use super::*;
     use logline_core::app::AppStore;

@@ -12,12 +12,16 @@ use logline_core::store::Committed;
 use logline_core::Result;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
 
 use crate::apps::PgAppStore;
+use crate::codec::storable;
 use crate::config::PgConfig;
 use crate::db::Db;
-use crate::queue::PgQueue;
+use crate::error::db;
+use crate::queue::{max_attempts, PgQueue};
 use crate::recall::PgRecallStore;
+use crate::store::runs::create_run_with_job;
 use crate::store::PgStore;
 
 /// LogLine's state in one PostgreSQL schema: a [`PgStore`] and a [`PgQueue`] that share one
@@ -98,21 +102,36 @@ impl PgBackend {
         self.store().begin().await
     }
 
-    /// Creates a run and enqueues its job in one transaction: either both exist or
-    /// neither. Returns the run's first commit and the job id (an existing live job's id
-    /// when the idempotency key is taken).
+    /// Creates a run and enqueues its job atomically: either both exist or neither. One
+    /// statement (one round trip) in the common case. Returns the run's first commit and the
+    /// job id (an existing live job's id when the idempotency key is taken).
     pub async fn create_run_with_job(
         &self,
         run: &Run,
         events: &[NewEvent],
-        job: NewJob,
+        mut job: NewJob,
     ) -> Result<(Committed, JobId)> {
-        let (store, queue) = (self.store(), self.queue());
+        let queue = self.queue();
+        job.payload = storable(std::mem::take(&mut job.payload));
+        let id = Uuid::now_v7();
+        let mut conn = self.db.pool.acquire().await.map_err(db)?;
+        let (committed, inserted) = create_run_with_job(
+            &mut conn,
+            run,
+            events,
+            &job,
+            id,
+            max_attempts(&job),
+            self.db.hub.job_channel(),
+        )
+        .await?;
+        if inserted {
+            queue.wake(&job.queue);
+            return Ok((committed, id));
+        }
+        // A live job holds the key: its id (or a new job when it finished meanwhile).
         let queue_name = job.queue.clone();
-        let mut tx = store.begin().await?;
-        let committed = store.create_run_in(&mut tx, run, events).await?;
-        let (id, inserted) = queue.enqueue_in_tx(&mut tx, job).await?;
-        tx.commit().await.map_err(crate::error::db)?;
+        let (id, inserted) = queue.enqueue_in_tx(&mut conn, job).await?;
         if inserted {
             queue.wake(&queue_name);
         }

@@ -138,7 +138,7 @@ struct JobCols {
     tenants: Vec<Option<String>>,
 }
 
-fn max_attempts(job: &NewJob) -> i32 {
+pub(crate) fn max_attempts(job: &NewJob) -> i32 {
     i32::try_from(job.max_attempts.max(1)).unwrap_or(i32::MAX)
 }
 

@@ -49,6 +49,16 @@ mod note_checks {
     logline_core::notes_conformance_tests!(note_store());
 }
 
+mod vector_checks {
+    use logline_core::search::VectorStore;
+    use std::sync::Arc;
+
+    async fn vector_store() -> Arc<dyn VectorStore> {
+        Arc::new(super::support::fresh_backend().await.store())
+    }
+    logline_core::vector_conformance_tests!(vector_store());
+}
+
 mod recall_checks {
     use logline_core::recall::RecallStore;
     use std::sync::Arc;

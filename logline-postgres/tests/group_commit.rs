@@ -129,6 +129,34 @@ async fn a_conflict_or_a_failing_write_in_a_batch_fails_only_its_own_run() {
     }
 }
 
+/// Two executions of one run checkpoint in the same batch (a worker that lost its lease
+/// beside the one that took over): exactly one wins, the other gets `Conflict`, and the runs
+/// in the batch beside them commit.
+#[tokio::test]
+async fn two_checkpoints_of_one_run_in_a_batch_commit_once() {
+    let settings = GroupCommit::default()
+        .window(Duration::from_millis(200))
+        .max_latency(Duration::from_secs(2))
+        .writers(1);
+    let (store, _guard) = store_with(settings, "logline_gc_twins").await;
+    let runs = running_runs(&store, 3).await;
+    let twin = runs[0].clone();
+    let all = [&runs[0], &twin, &runs[1], &runs[2]];
+    let results = join_all(all.iter().map(|r| store.commit(checkpoint(r, 0)))).await;
+    let won = results[..2].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{results:?}");
+    let lost = results[..2].iter().find_map(|r| r.as_ref().err()).unwrap();
+    assert_eq!(lost.kind(), ErrorKind::Conflict);
+    for r in &results[2..] {
+        assert_eq!(r.as_ref().expect("commit").version, 2);
+    }
+    let stats = store.group_commit_stats().unwrap();
+    assert_eq!((stats.batches, stats.batched_writes), (1, 4), "{stats:?}");
+    assert_eq!(store.get_run(runs[0].id).await.unwrap().version, 2);
+    assert_eq!(store.events(runs[0].id, 0, 10).await.unwrap().len(), 1);
+    assert_eq!(store.steps(runs[0].id).await.unwrap().len(), 1);
+}
+
 /// Retries a store read until it answers (connections are being terminated).
 async fn reread<T, F, Fut>(mut f: F) -> T
 where

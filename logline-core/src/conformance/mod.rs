@@ -17,6 +17,7 @@
 //! | `ArtifactIndex` (behind an `ObjectArtifactStore`) | [`artifact_conformance_tests!`](crate::artifact_conformance_tests) | `Arc<dyn ArtifactIndex>` | — |
 //! | `NoteStore` | [`notes_conformance_tests!`](crate::notes_conformance_tests) | `Arc<dyn NoteStore>` | — |
 //! | `RecallStore` (agent memory) | [`recall_conformance_tests!`](crate::recall_conformance_tests) | `Arc<dyn RecallStore>` | — |
+//! | `VectorStore` (tool-search vectors) | [`vector_conformance_tests!`](crate::vector_conformance_tests) | `Arc<dyn VectorStore>` | — |
 //! | `AppStore` | [`app_conformance_tests!`](crate::app_conformance_tests) | `Arc<dyn AppStore>` | — |
 //! | `Engine` on a store and queue (tenant boundary) | [`tenancy_conformance_tests!`](crate::tenancy_conformance_tests) | [`EngineBuilder`](crate::engine::EngineBuilder) | — |
 //! | `Engine` on a store and queue (tool gate at call time) | [`call_gate_conformance_tests!`](crate::call_gate_conformance_tests) | [`EngineBuilder`](crate::engine::EngineBuilder) | — |
@@ -48,6 +49,7 @@ pub mod queue;
 pub mod recall;
 pub mod store;
 pub mod tenancy;
+pub mod vectors;
 
 use std::future::Future;
 use std::io::Write;
@@ -123,6 +125,7 @@ macro_rules! store_conformance_tests {
             runs_are_created_once, commit_is_atomic_and_versioned, events_page_by_sequence,
             effect_ledger_keeps_first_record, effect_intents_are_fenced_and_resolved,
             runs_list_by_filter, runs_list_pages_within_the_tenant, wait_for_events_wakes_on_commit,
+            wait_for_settled_wakes_when_the_run_ends,
             purge_removes_old_terminal_runs [purge_runs], one_of_racing_commits_wins,
             nul_characters_are_stored_replaced);
     };
@@ -157,6 +160,16 @@ macro_rules! recall_conformance_tests {
             items_round_trip_and_ids_are_owned, reads_stay_within_tenant_and_owner,
             search_ranks_by_similarity_with_filters, lists_are_newest_first,
             deletes_touch_only_owned_items, expired_items_vanish_and_are_purged);
+    };
+}
+
+/// Generates one `#[tokio::test]` per tool-search vector store check; `$factory` is an async
+/// expression yielding a fresh `Arc<dyn VectorStore>`.
+#[macro_export]
+macro_rules! vector_conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_tests!(vectors, $factory, ();
+            vectors_round_trip, saving_again_replaces, deletes_and_spaces_are_separate);
     };
 }
 

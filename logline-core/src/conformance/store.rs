@@ -567,6 +567,46 @@ pub async fn wait_for_events_wakes_on_commit(store: Arc<dyn Store>) {
     .expect("wait");
 }
 
+/// A waiter for a run's end wakes when a commit settles it, through steps that do not.
+pub async fn wait_for_settled_wakes_when_the_run_ends(store: Arc<dyn Store>) {
+    let mut run = sample_run("t", "wf");
+    run.status = RunStatus::Running;
+    let c = store
+        .create_run(&run, &[ev(EventKind::RunStarted, 1)])
+        .await
+        .expect("create");
+    run.version = c.version;
+    let waiter = {
+        let store = store.clone();
+        let id = run.id;
+        tokio::spawn(async move { store.wait_for_settled(id, 1, Duration::from_secs(60)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let c = store
+        .commit(Checkpoint {
+            run: &run,
+            step: None,
+            events: vec![ev(EventKind::StepStarted, 2)],
+        })
+        .await
+        .expect("commit a step");
+    run.version = c.version;
+    run.status = RunStatus::Completed;
+    store
+        .commit(Checkpoint {
+            run: &run,
+            step: None,
+            events: vec![ev(EventKind::RunCompleted, 3)],
+        })
+        .await
+        .expect("commit the end");
+    tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("waiter must wake when the run ends, not sleep until its timeout")
+        .expect("join")
+        .expect("wait");
+}
+
 /// Purge deletes terminal runs older than the cutoff, in bounded batches.
 pub async fn purge_removes_old_terminal_runs(store: Arc<dyn Store>) {
     let mut old_done = Vec::new();

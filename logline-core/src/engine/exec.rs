@@ -153,9 +153,10 @@ impl Executor {
     async fn drive(&self, run: &mut Run, cancel: CancellationToken, by: ExecutedBy) -> Result<()> {
         let plan = self.plan(&run.workflow_id, &run.workflow_version).await?;
         let never_ran = run.status == RunStatus::Pending && run.cursor.step_index == 0;
-        // A run that never ran, executed by its first job attempt, has no recorded effects:
-        // skip the ledger read.
-        let fresh = by == ExecutedBy::FirstJob && never_ran;
+        // A run that never ran, executed by its first job attempt or in place, has no
+        // effects of its own to replay: skip the ledger read. (Should another execution race
+        // it through the first step, recording an intent returns that execution's record.)
+        let fresh = never_ran && matches!(by, ExecutedBy::FirstJob | ExecutedBy::Inline);
         // Any other job, and an inline execution of a run that already ran, resumes it.
         let resumes = match by {
             ExecutedBy::FirstJob => !never_ran,

@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent};
 use crate::nul::{replace_nul, replace_nul_in};
 use crate::policy::{Policy, PolicySource};
-use crate::run::{Run, RunId, Step};
+use crate::run::{Run, RunId, RunStatus, Step};
+use crate::search::{StoredVector, VectorStore};
 use crate::store::{
     Checkpoint, Committed, DefinitionStore, EffectRecord, EffectState, Page, RunFilter, RunStore,
     ToolQuery,
@@ -29,6 +30,8 @@ pub struct MemoryStore {
 struct Inner {
     defs: RwLock<Definitions>,
     runs: Mutex<Runs>,
+    /// Search vectors by space, then id ([`VectorStore`]).
+    vectors: Mutex<HashMap<String, HashMap<String, StoredVector>>>,
 }
 
 /// The runs, with the orders that listing reads, so a page costs its own length and not the
@@ -89,6 +92,8 @@ struct RunEntry {
     effects: BTreeMap<(u32, u32), EffectRecord>,
     /// Created by the first waiter; commits only notify when someone waits.
     watch: Option<watch::Sender<u64>>,
+    /// Whether the run is terminal or paused, for waiters of its end; created by the first.
+    settled: Option<watch::Sender<bool>>,
 }
 
 impl RunEntry {
@@ -100,6 +105,15 @@ impl RunEntry {
         if let Some(w) = &self.watch {
             w.send_replace(self.last_seq());
         }
+        if let Some(s) = &self.settled {
+            let settled = self.is_settled();
+            // Waiters wake only when the run settles, not at each of its steps.
+            s.send_if_modified(|was| std::mem::replace(was, settled) != settled);
+        }
+    }
+
+    fn is_settled(&self) -> bool {
+        self.run.status.is_terminal() || self.run.status == RunStatus::Paused
     }
 }
 
@@ -370,6 +384,7 @@ impl RunStore for MemoryStore {
             events: Vec::with_capacity(events.len() + 8),
             effects: BTreeMap::new(),
             watch: None,
+            settled: None,
         };
         let last_seq = append_events(&mut entry, events.iter().cloned());
         runs.insert(entry);
@@ -536,6 +551,25 @@ impl RunStore for MemoryStore {
         Ok(())
     }
 
+    async fn wait_for_settled(
+        &self,
+        run_id: RunId,
+        _after_seq: u64,
+        timeout: Duration,
+    ) -> Result<()> {
+        let mut rx = {
+            let mut runs = self.runs()?;
+            let entry = runs.get_mut(&run_id)?;
+            let settled = entry.is_settled();
+            entry
+                .settled
+                .get_or_insert_with(|| watch::channel(settled).0)
+                .subscribe()
+        };
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|settled| *settled)).await;
+        Ok(())
+    }
+
     async fn purge_runs(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
         let mut runs = self.runs()?;
         let victims: Vec<RunId> = runs
@@ -560,4 +594,42 @@ fn cleaned(effect: &EffectRecord) -> EffectRecord {
         replace_nul(e);
     }
     stored
+}
+
+#[async_trait]
+impl VectorStore for MemoryStore {
+    async fn load_vectors(&self, space: &str, ids: &[String]) -> Result<Vec<StoredVector>> {
+        let vectors = self.vectors()?;
+        let Some(rows) = vectors.get(space) else {
+            return Ok(Vec::new());
+        };
+        Ok(ids.iter().filter_map(|id| rows.get(id).cloned()).collect())
+    }
+
+    async fn save_vectors(&self, space: &str, vectors: &[StoredVector]) -> Result<()> {
+        let mut all = self.vectors()?;
+        let rows = all.entry(space.to_string()).or_default();
+        for v in vectors {
+            rows.insert(v.id.clone(), v.clone());
+        }
+        Ok(())
+    }
+
+    async fn delete_vectors(&self, space: &str, ids: &[String]) -> Result<()> {
+        if let Some(rows) = self.vectors()?.get_mut(space) {
+            for id in ids {
+                rows.remove(id);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MemoryStore {
+    fn vectors(&self) -> Result<MutexGuard<'_, HashMap<String, HashMap<String, StoredVector>>>> {
+        self.inner
+            .vectors
+            .lock()
+            .map_err(|_| Error::Internal("memory store lock poisoned".into()))
+    }
 }

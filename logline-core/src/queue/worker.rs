@@ -139,13 +139,9 @@ async fn claim_loop(
             }
             continue;
         }
+        let wanted = free.min(opts.batch);
         let jobs = match queue
-            .claim(
-                &queue_name,
-                &opts.worker_id,
-                free.min(opts.batch),
-                opts.lease,
-            )
+            .claim(&queue_name, &opts.worker_id, wanted, opts.lease)
             .await
         {
             Ok(j) => j,
@@ -166,6 +162,9 @@ async fn claim_loop(
             }
             continue;
         }
+        // Fewer than asked: no other job was due, so wait for work instead of asking again
+        // at once (the wait returns at once when a job is due by then).
+        let drained = jobs.len() < wanted;
         for job in jobs {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
@@ -180,6 +179,12 @@ async fn claim_loop(
                 process(queue, handler, &opts, job, &done).await;
                 drop(permit);
             });
+        }
+        if drained {
+            tokio::select! {
+                _ = queue.wait_for_work(&queue_name, opts.poll) => {}
+                _ = shutdown.cancelled() => break,
+            }
         }
     }
     while running.join_next().await.is_some() {}

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::gate::toolkit_key;
 use super::index::{ScoredTool, ToolIndex};
 use super::rerank::{EmbeddingReranker, Fusion};
+use super::vector_store::{text_digest, StoredVector, VectorStore};
 use super::vectors::{normalized, VectorIndex, NO_GROUP};
 use crate::error::{Error, Result};
 use crate::llm::Embedder;
@@ -67,6 +68,9 @@ type QueryCache = Option<lru::LruCache<String, Arc<Vec<f32>>>>;
 pub struct DenseRetriever {
     queries: Arc<dyn Embedder>,
     documents: Option<Arc<dyn Embedder>>,
+    store: Option<Arc<dyn VectorStore>>,
+    /// Tools forgotten since the last sync, still to delete from the store.
+    forgotten: Mutex<Vec<String>>,
     config: DenseConfig,
     index: RwLock<VectorIndex>,
     kits: RwLock<Toolkits>,
@@ -116,6 +120,18 @@ fn text_fingerprint(text: &str) -> u64 {
     h.finish()
 }
 
+/// Store space kinds ([`DenseRetriever::with_store`]).
+const TOOLS: &str = "tools";
+const KITS: &str = "toolkits";
+
+/// A tool or toolkit whose vector is missing or stale.
+struct Pending {
+    id: String,
+    fingerprint: u64,
+    text: String,
+    toolkit: Option<String>,
+}
+
 impl std::fmt::Debug for DenseRetriever {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DenseRetriever")
@@ -133,6 +149,8 @@ impl DenseRetriever {
         DenseRetriever {
             queries: embedder,
             documents: None,
+            store: None,
+            forgotten: Mutex::new(Vec::new()),
             config,
             index: RwLock::new(VectorIndex::default()),
             kits: RwLock::new(Toolkits::default()),
@@ -143,6 +161,13 @@ impl DenseRetriever {
     /// Embeds tools with `documents` (asymmetric models served as two model names).
     pub fn with_document_embedder(mut self, documents: Arc<dyn Embedder>) -> Self {
         self.documents = Some(documents);
+        self
+    }
+
+    /// Keeps the vectors in `store` as well: a sync loads the vectors stored for the same
+    /// text and embeds only the rest, so a restart does not embed the catalog again.
+    pub fn with_store(mut self, store: Arc<dyn VectorStore>) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -172,6 +197,12 @@ impl DenseRetriever {
 
     /// Drops the vector of a tool that left the catalog.
     pub fn forget(&self, tool_id: &str) -> bool {
+        if self.store.is_some() {
+            self.forgotten
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(tool_id.to_string());
+        }
         self.write().remove(tool_id)
     }
 
@@ -183,17 +214,51 @@ impl DenseRetriever {
         let embedded = self.sync_tools(tools).await?;
         let kits = toolkit_texts(tools);
         self.sync_toolkits(&kits).await?;
-        let mut state = self.write_kits();
-        let gone: Vec<String> = state
-            .vectors
+        let gone_kits: Vec<String> = {
+            let mut state = self.write_kits();
+            let gone: Vec<String> = state
+                .vectors
+                .ids()
+                .filter(|k| !kits.contains_key(*k))
+                .map(str::to_string)
+                .collect();
+            for k in &gone {
+                state.vectors.remove(k);
+            }
+            gone
+        };
+        let present: HashSet<&str> = tools.iter().map(|t| t.id.as_str()).collect();
+        let gone: Vec<String> = self
+            .read()
             .ids()
-            .filter(|k| !kits.contains_key(*k))
+            .filter(|id| !present.contains(*id))
             .map(str::to_string)
             .collect();
-        for k in gone {
-            state.vectors.remove(&k);
+        for id in &gone {
+            self.forget(id);
+        }
+        self.flush_forgotten().await?;
+        if let Some(store) = &self.store {
+            store.delete_vectors(&self.space(KITS), &gone_kits).await?;
         }
         Ok(embedded)
+    }
+
+    /// Deletes the vectors of forgotten tools from the store (kept for the next sync when
+    /// the store fails).
+    async fn flush_forgotten(&self) -> Result<()> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let ids = std::mem::take(&mut *self.forgotten.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Err(e) = store.delete_vectors(&self.space(TOOLS), &ids).await {
+            self.forgotten
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(ids);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// [`DenseRetriever::sync`] after a partial catalog change: `tools` are every tool of the
@@ -201,37 +266,39 @@ impl DenseRetriever {
     pub async fn sync_changed(&self, tools: &[Arc<ToolSpec>]) -> Result<usize> {
         let embedded = self.sync_tools(tools).await?;
         self.sync_toolkits(&toolkit_texts(tools)).await?;
+        self.flush_forgotten().await?;
         Ok(embedded)
     }
 
     async fn sync_tools(&self, tools: &[Arc<ToolSpec>]) -> Result<usize> {
-        let missing: Vec<(&Arc<ToolSpec>, u64)> = {
+        let missing: Vec<Pending> = {
             let index = self.read();
             tools
                 .iter()
                 .map(|t| (t, fingerprint(t)))
                 .filter(|(t, fp)| !index.is_current(&t.id, *fp))
+                .map(|(t, fp)| Pending {
+                    id: t.id.clone(),
+                    fingerprint: fp,
+                    text: EmbeddingReranker::document_text(t),
+                    toolkit: t.toolkit.clone(),
+                })
                 .collect()
         };
-        for chunk in missing.chunks(self.config.batch_size.max(1)) {
-            let texts: Vec<String> = chunk
-                .iter()
-                .map(|(t, _)| EmbeddingReranker::document_text(t))
-                .collect();
-            let vectors = self.embed_documents(&texts).await?;
+        let upsert = |rows: &[(&Pending, Vec<f32>)]| -> Result<()> {
             let groups: Vec<u32> = {
                 let mut kits = self.write_kits();
-                chunk
-                    .iter()
-                    .map(|(t, _)| t.toolkit.as_deref().map_or(NO_GROUP, |k| kits.slot(k)))
+                rows.iter()
+                    .map(|(p, _)| p.toolkit.as_deref().map_or(NO_GROUP, |k| kits.slot(k)))
                     .collect()
             };
             let mut index = self.write();
-            for (((tool, fp), v), group) in chunk.iter().zip(vectors).zip(groups) {
-                index.upsert_in(&tool.id, *fp, &v, group)?;
+            for ((p, v), group) in rows.iter().zip(groups) {
+                index.upsert_in(&p.id, p.fingerprint, v, group)?;
             }
-        }
-        Ok(missing.len())
+            Ok(())
+        };
+        self.restore_or_embed(TOOLS, &missing, upsert).await
     }
 
     /// Embeds the toolkits (key → text) whose text changed.
@@ -239,23 +306,93 @@ impl DenseRetriever {
         if self.config.toolkit_weight == 0.0 {
             return Ok(());
         }
-        let missing: Vec<(&String, &String, u64)> = {
+        let missing: Vec<Pending> = {
             let state = self.read_kits();
             kits.iter()
                 .map(|(k, text)| (k, text, text_fingerprint(text)))
                 .filter(|(k, _, fp)| !state.vectors.is_current(k, *fp))
+                .map(|(k, text, fp)| Pending {
+                    id: k.clone(),
+                    fingerprint: fp,
+                    text: text.clone(),
+                    toolkit: None,
+                })
                 .collect()
         };
-        for chunk in missing.chunks(self.config.batch_size.max(1)) {
-            let texts: Vec<String> = chunk.iter().map(|(_, t, _)| (*t).clone()).collect();
-            let vectors = self.embed_documents(&texts).await?;
+        let upsert = |rows: &[(&Pending, Vec<f32>)]| -> Result<()> {
             let mut state = self.write_kits();
-            for ((key, _, fp), v) in chunk.iter().zip(vectors) {
-                let slot = state.slot(key);
-                state.vectors.upsert_in(key, *fp, &v, slot)?;
+            for (p, v) in rows {
+                let slot = state.slot(&p.id);
+                state.vectors.upsert_in(&p.id, p.fingerprint, v, slot)?;
             }
-        }
+            Ok(())
+        };
+        self.restore_or_embed(KITS, &missing, upsert).await?;
         Ok(())
+    }
+
+    /// Gives `upsert` a vector for every row of `missing`: the stored one where the store
+    /// holds one for the same text, else a new embedding (saved to the store). Returns how
+    /// many were embedded.
+    async fn restore_or_embed(
+        &self,
+        kind: &str,
+        missing: &[Pending],
+        upsert: impl Fn(&[(&Pending, Vec<f32>)]) -> Result<()>,
+    ) -> Result<usize> {
+        let space = self.space(kind);
+        let prefix = &self.config.document_prefix;
+        let digests: Vec<[u8; 32]> = missing
+            .iter()
+            .map(|p| text_digest(&format!("{prefix}{}", p.text)))
+            .collect();
+        let mut to_embed: Vec<(&Pending, [u8; 32])> = Vec::new();
+        match &self.store {
+            Some(store) if !missing.is_empty() => {
+                let ids: Vec<String> = missing.iter().map(|p| p.id.clone()).collect();
+                let stored: HashMap<String, StoredVector> = store
+                    .load_vectors(&space, &ids)
+                    .await?
+                    .into_iter()
+                    .map(|v| (v.id.clone(), v))
+                    .collect();
+                let mut restored = Vec::new();
+                for (p, digest) in missing.iter().zip(digests) {
+                    match stored.get(&p.id) {
+                        Some(v) if v.digest == digest => restored.push((p, v.vector.clone())),
+                        _ => to_embed.push((p, digest)),
+                    }
+                }
+                upsert(&restored)?;
+            }
+            _ => to_embed.extend(missing.iter().zip(digests)),
+        }
+        for chunk in to_embed.chunks(self.config.batch_size.max(1)) {
+            let texts: Vec<String> = chunk.iter().map(|(p, _)| p.text.clone()).collect();
+            let vectors = self.embed_documents(&texts).await?;
+            if let Some(store) = &self.store {
+                let rows: Vec<StoredVector> = chunk
+                    .iter()
+                    .zip(&vectors)
+                    .map(|((p, digest), v)| StoredVector {
+                        id: p.id.clone(),
+                        digest: *digest,
+                        vector: v.clone(),
+                    })
+                    .collect();
+                store.save_vectors(&space, &rows).await?;
+            }
+            let rows: Vec<(&Pending, Vec<f32>)> =
+                chunk.iter().map(|(p, _)| *p).zip(vectors).collect();
+            upsert(&rows)?;
+        }
+        Ok(to_embed.len())
+    }
+
+    /// The store space of `kind` rows: the document model and its text prefix.
+    fn space(&self, kind: &str) -> String {
+        let model = self.documents.as_ref().unwrap_or(&self.queries).model();
+        format!("{model}|{}|{kind}", self.config.document_prefix)
     }
 
     /// Embeds tool or toolkit texts (document prefix added) with the document embedder.

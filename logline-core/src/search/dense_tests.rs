@@ -499,3 +499,56 @@ async fn the_query_cache_drops_the_least_recently_used() {
         ["a rain", "b yen", "c inbox", "b yen"]
     );
 }
+
+/// Vectors kept in a store: a second process (a new retriever on the same store) loads them
+/// and embeds nothing; a changed tool is embedded again; a tool that left the catalog
+/// leaves the store at the next full sync.
+#[tokio::test]
+async fn a_restart_loads_stored_vectors_instead_of_embedding() {
+    let store = Arc::new(crate::memory::MemoryStore::new());
+    let with_store = |emb: Arc<Concepts>| {
+        let dense = DenseRetriever::new(emb, DenseConfig::default()).with_store(store.clone());
+        ToolSearch::new(ToolIndex::from_tools(catalog())).with_dense(Arc::new(dense))
+    };
+    let first = Arc::new(Concepts::default());
+    assert_eq!(with_store(first.clone()).sync_vectors().await.unwrap(), 4);
+    assert_eq!(
+        first.texts.lock().unwrap().len(),
+        8,
+        "4 tools and 4 toolkits"
+    );
+
+    let second = Arc::new(Concepts::default());
+    let restarted = with_store(second.clone());
+    assert_eq!(restarted.sync_vectors().await.unwrap(), 0);
+    assert!(second.texts.lock().unwrap().is_empty(), "nothing embedded");
+    let res = restarted
+        .search(&request("will I need an umbrella on Saturday?"))
+        .await
+        .unwrap();
+    let hit = res.hits.iter().find(|h| h.tool.id == "wx.now");
+    assert!(
+        hit.is_some_and(|h| h.semantic.unwrap() > 0.9),
+        "loaded vectors serve searches: {:?}",
+        res.tool_ids()
+    );
+
+    let mut changed = catalog()[1].clone();
+    changed.description = "Convert money: yen, euros, any currency".into();
+    restarted.upsert(std::slice::from_ref(&changed));
+    restarted.remove(&["mail.verify".to_string()]);
+    assert_eq!(
+        restarted.sync_vectors().await.unwrap(),
+        1,
+        "the changed tool"
+    );
+    let space = "concepts||tools";
+    let ids: Vec<String> = ["fx.convert", "mail.verify"].map(String::from).to_vec();
+    let stored = store.load_vectors(space, &ids).await.unwrap();
+    assert_eq!(stored.len(), 1, "the removed tool left the store");
+    assert_eq!(
+        stored[0].digest,
+        text_digest(&EmbeddingReranker::document_text(&changed)),
+        "the new text's vector replaced the old"
+    );
+}

@@ -66,6 +66,7 @@ mod stem;
 // slugs the way the index does.
 #[doc(hidden)]
 pub mod tokenize;
+mod vector_store;
 mod vectors;
 
 #[cfg(test)]
@@ -86,4 +87,5 @@ pub use service::{
     SearchResult, ToolSearch, DEFAULT_TOP_N,
 };
 pub use source::SearchToolSource;
+pub use vector_store::{text_digest, StoredVector, VectorStore};
 pub use vectors::VectorIndex;

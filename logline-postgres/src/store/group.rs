@@ -3,26 +3,28 @@
 //!
 //! Writers ([`GroupCommit::writers`]) take turns gathering the writes that are queued (and,
 //! with a [`GroupCommit::window`], those that arrive shortly after) into a batch of at most
-//! [`GroupCommit::max_batch`], ordered by run id. A batch of one is executed on its own; a
-//! larger one inside `BEGIN … COMMIT`. Each write is conflict-tolerant (a stale version
-//! changes nothing and reports so), so one run's conflict never fails the others. A
-//! statement error (a missing run, a deadlock, a lost connection) rolls the batch back —
-//! nothing of it was committed — and each write is then executed on its own, so every run
-//! still gets its own answer. A caller is answered only after `COMMIT` returned, that is after
-//! the flush; when `COMMIT` itself fails the outcome is unknown and every caller of the batch
-//! gets the error (a later execution resumes from whatever was committed, as after any lost
-//! connection).
+//! [`GroupCommit::max_batch`], ordered by run id. A batch of one is executed on its own. In
+//! a larger one the checkpoints of distinct runs form one statement; a batch of nothing
+//! else is that statement alone (its own transaction), any other runs inside
+//! `BEGIN … COMMIT`. Each write is conflict-tolerant (a stale version changes nothing and
+//! reports so), so one run's conflict never fails the others. A statement error (a missing
+//! run, a deadlock, a lost connection before `COMMIT`) rolls the batch back — nothing of it
+//! was committed — and each write is then executed on its own, so every run still gets its
+//! own answer. A caller is answered only after the commit returned, that is after the flush;
+//! when the commit itself fails (`COMMIT`, or the lone statement without an answer from the
+//! server) the outcome is unknown and every caller of the batch gets the error (a later
+//! execution resumes from whatever was committed, as after any lost connection).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::time::{timeout_at, Instant};
 
-use super::writes::{Write, Written};
+use super::writes::{execute_checkpoints, CheckpointWrite, Write, Written};
 
 /// Settings of group commit ([`crate::PgConfig::group_commit`]).
 ///
@@ -109,7 +111,8 @@ pub struct GroupCommitStats {
     pub batched_writes: u64,
     /// Transactions rolled back by a failing statement (their writes then went alone).
     pub rolled_back: u64,
-    /// Transactions whose `COMMIT` failed (their callers got the error).
+    /// Transactions whose commit failed with the outcome unknown (their callers got the
+    /// error).
     pub commit_failures: u64,
 }
 
@@ -295,27 +298,90 @@ async fn execute_alone(pool: &PgPool, write: &Write) -> std::result::Result<Writ
     write.execute(&mut conn).await
 }
 
+/// A batch as statements: the checkpoints of distinct runs share one statement (a run with
+/// two checkpoints in the batch puts its second in the next such statement), every other
+/// write is a statement of its own.
+fn plan(batch: &[Request]) -> Vec<Vec<usize>> {
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    let mut others = Vec::new();
+    let mut previous_run = None;
+    let mut round = 0;
+    for (i, r) in batch.iter().enumerate() {
+        let Write::Checkpoint(c) = &r.write else {
+            others.push(vec![i]);
+            continue;
+        };
+        round = if previous_run == Some(c.run_id()) {
+            round + 1
+        } else {
+            0
+        };
+        previous_run = Some(c.run_id());
+        if rounds.len() == round {
+            rounds.push(Vec::new());
+        }
+        rounds[round].push(i);
+    }
+    rounds.extend(others);
+    rounds
+}
+
+/// Executes one statement of the plan, putting each answer at its write's position.
+async fn execute_statement(
+    conn: &mut PgConnection,
+    batch: &[Request],
+    statement: &[usize],
+    results: &mut [Option<Written>],
+) -> std::result::Result<(), sqlx::Error> {
+    if let [i] = statement {
+        results[*i] = Some(batch[*i].write.execute(conn).await?);
+        return Ok(());
+    }
+    let checkpoints: Vec<&CheckpointWrite> = statement
+        .iter()
+        .filter_map(|&i| match &batch[i].write {
+            Write::Checkpoint(c) => Some(&**c),
+            _ => None,
+        })
+        .collect();
+    let written = execute_checkpoints(conn, &checkpoints).await?;
+    for (&i, w) in statement.iter().zip(written) {
+        results[i] = Some(w);
+    }
+    Ok(())
+}
+
 async fn execute_together(pool: &PgPool, batch: &[Request]) -> Together {
+    let statements = plan(batch);
     let Ok(mut conn) = pool.acquire().await else {
         return Together::RolledBack;
     };
+    let mut results = vec![None; batch.len()];
+    if let [only] = statements.as_slice() {
+        // One statement is its own transaction: an error the server reports means nothing
+        // of it was committed; any other (a lost connection) leaves the outcome unknown.
+        return match execute_statement(&mut conn, batch, only, &mut results).await {
+            Ok(()) => Together::Committed(results.into_iter().flatten().collect()),
+            Err(e @ sqlx::Error::Database(_)) => {
+                tracing::debug!(error = %e, "group commit batch rolled back");
+                Together::RolledBack
+            }
+            Err(e) => Together::CommitFailed(e),
+        };
+    }
     let Ok(mut tx) = conn.begin().await else {
         return Together::RolledBack;
     };
-    let mut results = Vec::with_capacity(batch.len());
-    for r in batch {
-        match r.write.execute(&mut tx).await {
-            Ok(w) => results.push(w),
-            Err(e) => {
-                tracing::debug!(error = %e, "group commit batch rolled back");
-                // Dropping the transaction rolls it back (or the connection is gone).
-                drop(tx);
-                return Together::RolledBack;
-            }
+    for statement in &statements {
+        if let Err(e) = execute_statement(&mut tx, batch, statement, &mut results).await {
+            tracing::debug!(error = %e, "group commit batch rolled back");
+            // Dropping the transaction rolls it back (or the connection is gone).
+            drop(tx);
+            return Together::RolledBack;
         }
     }
     match tx.commit().await {
-        Ok(()) => Together::Committed(results),
+        Ok(()) => Together::Committed(results.into_iter().flatten().collect()),
         Err(e) => Together::CommitFailed(e),
     }
 }

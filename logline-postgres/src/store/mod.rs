@@ -7,6 +7,7 @@ mod cols;
 pub(crate) mod defs;
 pub(crate) mod group;
 pub(crate) mod runs;
+mod vectors;
 pub(crate) mod writes;
 
 use std::sync::Arc;
@@ -22,10 +23,11 @@ use crate::error::db;
 /// A [`logline_core::store::Store`] on PostgreSQL.
 ///
 /// Cheap to clone (shared pool). Every checkpoint is a single statement — run update with
-/// the version check, step upsert and event inserts. With group commit (the default,
+/// the version check, step upsert and event inserts. With group commit (off by default,
 /// [`crate::PgConfig::group_commit`]) the checkpoints and ledger writes of concurrent runs
-/// share one transaction and one flush; each run's write stays atomic. Event sequence numbers come from the run row (`last_seq`) inside that
-/// statement: unique, gap-free, in commit order.
+/// share one transaction and one flush (the checkpoints of distinct runs one statement);
+/// each run's write stays atomic. Event sequence numbers come from the run row (`last_seq`)
+/// inside that statement: unique, gap-free, in commit order.
 ///
 /// A store and a queue on the same database are best made from one
 /// [`PgBackend`](crate::PgBackend), which shares the pool and the notification listener.

@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use logline_core::event::{Event, NewEvent, EVENT_SCHEMA_VERSION};
+use logline_core::queue::NewJob;
 use logline_core::run::{Run, RunId, Step};
 use logline_core::store::{Checkpoint, Committed, EffectRecord, RunFilter, RunStore};
 use logline_core::{Error, Result};
@@ -12,6 +13,7 @@ use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{Row, ValueRef};
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use super::cols::{EventCols, RunCols};
 use super::writes::{CheckpointWrite, EffectWrite, Write, Written};
@@ -22,8 +24,11 @@ use crate::error::{db, is_foreign_key_violation};
 /// Statuses that end a run (kept in sync with `RunStatus::is_terminal`).
 const TERMINAL: &str = "('completed', 'failed', 'cancelled')";
 
-/// Insert a run at version 1 with its first events (seq 1..n); returns nothing on conflict.
-const INSERT_RUN: &str = "
+/// The CTEs that insert a run at version 1 with its first events (seq 1..n); `ins` is empty
+/// when the id is taken.
+macro_rules! insert_run_ctes {
+    () => {
+        "
 WITH ins AS (
     INSERT INTO runs (id, workflow_id, workflow_version, status, mode, tenant_id, user_id,
                       app_id, app_action_id, input, result, error, state, created_at,
@@ -37,23 +42,69 @@ WITH ins AS (
     SELECT ins.id, e.ord, e.step_id, e.kind, e.payload, e.ts, e.ts_ns, $23
     FROM ins, unnest($18::uuid[], $19::text[], $20::jsonb[], $21::timestamptz[], $22::int2[])
               WITH ORDINALITY AS e(step_id, kind, payload, ts, ts_ns, ord)
-)
-SELECT count(*) FROM ins";
+)"
+    };
+}
 
-/// Creates a run on `conn` (a pooled connection or an open transaction).
-async fn create_run(conn: &mut PgConnection, run: &Run, events: &[NewEvent]) -> Result<Committed> {
-    let cols = RunCols::new(run)?;
+/// Insert a run with its first events; returns nothing on conflict.
+const INSERT_RUN: &str = concat!(insert_run_ctes!(), "\nSELECT count(*) FROM ins");
+
+/// A run, its first events and its first job in one statement (one round trip, one
+/// transaction). The job is inserted only with the run; it is missing from the answer when a
+/// live job holds its idempotency key. The `NOTIFY` for the job's queue is part of the
+/// statement, delivered at its commit.
+const INSERT_RUN_WITH_JOB: &str = concat!(
+    insert_run_ctes!(),
+    ", job AS (
+    INSERT INTO jobs (id, queue, payload, priority, run_at, max_attempts, idempotency_key,
+                      tenant_id)
+    SELECT $24::uuid, $25::text, $26::jsonb, $27::int4, COALESCE($28::timestamptz, now()),
+           $29::int4, $30::text, $31::text
+    FROM ins
+    ON CONFLICT (queue, idempotency_key)
+        WHERE idempotency_key IS NOT NULL AND state IN ('queued', 'running')
+        DO NOTHING
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM ins) AS created, (SELECT id FROM job) AS job_id,
+       (SELECT pg_notify($32, $25)::text FROM job) AS notified"
+);
+
+/// Binds a run and its events as `$1..$23` of the statements above.
+fn bind_run<'q>(
+    sql: &'q str,
+    run: &Run,
+    events: &[NewEvent],
+) -> Result<(
+    sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    i64,
+)> {
     let ev = EventCols::new(events);
     let n = ev.len();
-    let created: i64 = cols
-        .bind(sqlx::query(INSERT_RUN))
+    let q = RunCols::new(run)?
+        .bind(sqlx::query(sql))
         .bind(n)
         .bind(ev.step_ids)
         .bind(ev.kinds)
         .bind(ev.payloads)
         .bind(ev.ts)
         .bind(ev.ts_ns)
-        .bind(EVENT_SCHEMA_VERSION as i16)
+        .bind(EVENT_SCHEMA_VERSION as i16);
+    Ok((q, n))
+}
+
+/// The first commit of a run with `n` events.
+fn first_commit(n: i64) -> Result<Committed> {
+    Ok(Committed {
+        version: 1,
+        last_seq: unsigned("last_seq", n)?,
+    })
+}
+
+/// Creates a run on `conn` (a pooled connection or an open transaction).
+async fn create_run(conn: &mut PgConnection, run: &Run, events: &[NewEvent]) -> Result<Committed> {
+    let (q, n) = bind_run(INSERT_RUN, run, events)?;
+    let created: i64 = q
         .fetch_one(&mut *conn)
         .await
         .map_err(db)?
@@ -62,10 +113,41 @@ async fn create_run(conn: &mut PgConnection, run: &Run, events: &[NewEvent]) -> 
     if created == 0 {
         return Err(Error::Conflict(format!("run {} already exists", run.id)));
     }
-    Ok(Committed {
-        version: 1,
-        last_seq: unsigned("last_seq", n)?,
-    })
+    first_commit(n)
+}
+
+/// Creates a run and inserts its job (`job_id`, payload already storable) in one statement
+/// on `conn`, notifying `job_channel`. Returns the first commit and whether the job was
+/// inserted (false: a live job holds its idempotency key; the run exists regardless).
+pub(crate) async fn create_run_with_job(
+    conn: &mut PgConnection,
+    run: &Run,
+    events: &[NewEvent],
+    job: &NewJob,
+    job_id: Uuid,
+    max_attempts: i32,
+    job_channel: &str,
+) -> Result<(Committed, bool)> {
+    let (q, n) = bind_run(INSERT_RUN_WITH_JOB, run, events)?;
+    let row = q
+        .bind(job_id)
+        .bind(&job.queue)
+        .bind(&job.payload)
+        .bind(job.priority)
+        .bind(job.run_at)
+        .bind(max_attempts)
+        .bind(&job.idempotency_key)
+        .bind(&job.tenant_id)
+        .bind(job_channel)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    let created: i64 = row.try_get("created").map_err(db)?;
+    if created == 0 {
+        return Err(Error::Conflict(format!("run {} already exists", run.id)));
+    }
+    let inserted: Option<Uuid> = row.try_get("job_id").map_err(db)?;
+    Ok((first_commit(n)?, inserted.is_some()))
 }
 
 fn decode_run(row: &PgRow) -> Result<Run> {

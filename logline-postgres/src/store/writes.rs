@@ -46,6 +46,50 @@ WITH upd AS (
 )
 SELECT version, last_seq FROM upd";
 
+/// The checkpoints of several runs (each run at most once) in one statement: one
+/// transaction, one flush. Each run's part is the single-run statement above, applied to the
+/// rows of `unnest`: the run updates only at its expected version, and its step and events
+/// are written only when it did.
+const COMMIT_MANY: &str = "
+WITH t AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[],
+                         $6::jsonb[], $7::timestamptz[], $8::timestamptz[], $9::int8[],
+                         $10::int8[])
+        AS t(id, status, mode, result, error, state, updated_at, started_at, expected, n_events)
+), upd AS (
+    UPDATE runs r SET status = t.status, mode = t.mode, result = t.result, error = t.error,
+        state = t.state, updated_at = t.updated_at, started_at = t.started_at,
+        version = r.version + 1, last_seq = r.last_seq + t.n_events,
+        finished_at = CASE WHEN t.status IN ('completed', 'failed', 'cancelled')
+                           THEN t.updated_at END
+    FROM t WHERE r.id = t.id AND r.version = t.expected
+    RETURNING r.id, r.version, r.last_seq, t.n_events
+), st AS (
+    INSERT INTO steps (run_id, idx, id, node_id, node_type, status, input, output, error,
+                       extra, started_at, finished_at)
+    SELECT s.run_id, s.idx, s.id, s.node_id, s.node_type, s.status, s.input, s.output,
+           s.error, s.extra, s.started_at, s.finished_at
+    FROM unnest($11::uuid[], $12::int4[], $13::uuid[], $14::text[], $15::text[], $16::text[],
+                $17::jsonb[], $18::jsonb[], $19::jsonb[], $20::jsonb[], $21::timestamptz[],
+                $22::timestamptz[])
+        AS s(run_id, idx, id, node_id, node_type, status, input, output, error, extra,
+             started_at, finished_at)
+    JOIN upd ON upd.id = s.run_id
+    ON CONFLICT (run_id, idx) DO UPDATE SET id = EXCLUDED.id, node_id = EXCLUDED.node_id,
+        node_type = EXCLUDED.node_type, status = EXCLUDED.status, input = EXCLUDED.input,
+        output = EXCLUDED.output, error = EXCLUDED.error, extra = EXCLUDED.extra,
+        started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at
+), ev AS (
+    INSERT INTO events (run_id, seq, step_id, kind, payload, ts, ts_ns, schema_version)
+    SELECT upd.id, upd.last_seq - upd.n_events + e.ord, e.step_id, e.kind, e.payload, e.ts,
+           e.ts_ns, $30
+    FROM unnest($23::uuid[], $24::int8[], $25::uuid[], $26::text[], $27::jsonb[],
+                $28::timestamptz[], $29::int2[])
+        AS e(run_id, ord, step_id, kind, payload, ts, ts_ns)
+    JOIN upd ON upd.id = e.run_id
+)
+SELECT id, version, last_seq FROM upd";
+
 /// Insert an effect, or replace an unresolved intent; a completed record stays as it is.
 const RECORD_EFFECT: &str = "
 INSERT INTO effects (run_id, step_index, seq, kind, key, output, error, extra, recorded_at)
@@ -159,6 +203,133 @@ impl CheckpointWrite {
     pub(crate) fn expected(&self) -> i64 {
         self.expected
     }
+}
+
+/// [`CheckpointWrite`]s of distinct runs as the parallel arrays of `COMMIT_MANY`.
+#[derive(Default)]
+struct CheckpointArrays<'a> {
+    ids: Vec<Uuid>,
+    statuses: Vec<&'a str>,
+    modes: Vec<&'a str>,
+    results: Vec<Option<&'a Value>>,
+    errors: Vec<Option<&'a Value>>,
+    states: Vec<&'a Value>,
+    updated: Vec<DateTime<Utc>>,
+    started: Vec<Option<DateTime<Utc>>>,
+    expected: Vec<i64>,
+    n_events: Vec<i64>,
+    step_runs: Vec<Uuid>,
+    step_idx: Vec<i32>,
+    step_ids: Vec<Option<Uuid>>,
+    step_nodes: Vec<Option<&'a str>>,
+    step_types: Vec<Option<&'a str>>,
+    step_statuses: Vec<Option<&'a str>>,
+    step_inputs: Vec<Option<&'a Value>>,
+    step_outputs: Vec<Option<&'a Value>>,
+    step_errors: Vec<Option<&'a Value>>,
+    step_extras: Vec<Option<&'a Value>>,
+    step_started: Vec<Option<DateTime<Utc>>>,
+    step_finished: Vec<Option<DateTime<Utc>>>,
+    event_runs: Vec<Uuid>,
+    event_ords: Vec<i64>,
+    event_steps: Vec<Option<Uuid>>,
+    event_kinds: Vec<&'a str>,
+    event_payloads: Vec<&'a Value>,
+    event_ts: Vec<DateTime<Utc>>,
+    event_ns: Vec<i16>,
+}
+
+impl<'a> CheckpointArrays<'a> {
+    fn push(&mut self, c: &'a CheckpointWrite) {
+        let (r, st, ev) = (&c.run, &c.step, &c.events);
+        self.ids.push(c.run_id);
+        self.statuses.push(&r.status);
+        self.modes.push(&r.mode);
+        self.results.push(r.result.as_ref());
+        self.errors.push(r.error.as_ref());
+        self.states.push(&r.state);
+        self.updated.push(r.updated_at);
+        self.started.push(r.started_at);
+        self.expected.push(c.expected);
+        self.n_events.push(ev.len());
+        if let Some(idx) = st.idx {
+            self.step_runs.push(c.run_id);
+            self.step_idx.push(idx);
+            self.step_ids.push(st.id);
+            self.step_nodes.push(st.node_id.as_deref());
+            self.step_types.push(st.node_type.as_deref());
+            self.step_statuses.push(st.status.as_deref());
+            self.step_inputs.push(st.input.as_ref());
+            self.step_outputs.push(st.output.as_ref());
+            self.step_errors.push(st.error.as_ref());
+            self.step_extras.push(st.extra.as_ref());
+            self.step_started.push(st.started_at);
+            self.step_finished.push(st.finished_at);
+        }
+        for (i, kind) in ev.kinds.iter().enumerate() {
+            self.event_runs.push(c.run_id);
+            self.event_ords.push(i as i64 + 1);
+            self.event_steps.push(ev.step_ids[i]);
+            self.event_kinds.push(kind);
+            self.event_payloads.push(&ev.payloads[i]);
+            self.event_ts.push(ev.ts[i]);
+            self.event_ns.push(ev.ts_ns[i]);
+        }
+    }
+}
+
+/// Executes checkpoints of distinct runs in one statement (atomic on its own, or part of
+/// the caller's transaction) and answers each in the order given.
+pub(crate) async fn execute_checkpoints(
+    conn: &mut PgConnection,
+    checkpoints: &[&CheckpointWrite],
+) -> std::result::Result<Vec<Written>, sqlx::Error> {
+    let mut a = CheckpointArrays::default();
+    for c in checkpoints {
+        a.push(c);
+    }
+    let rows = sqlx::query(COMMIT_MANY)
+        .bind(&a.ids)
+        .bind(&a.statuses)
+        .bind(&a.modes)
+        .bind(&a.results)
+        .bind(&a.errors)
+        .bind(&a.states)
+        .bind(&a.updated)
+        .bind(&a.started)
+        .bind(&a.expected)
+        .bind(&a.n_events)
+        .bind(&a.step_runs)
+        .bind(&a.step_idx)
+        .bind(&a.step_ids)
+        .bind(&a.step_nodes)
+        .bind(&a.step_types)
+        .bind(&a.step_statuses)
+        .bind(&a.step_inputs)
+        .bind(&a.step_outputs)
+        .bind(&a.step_errors)
+        .bind(&a.step_extras)
+        .bind(&a.step_started)
+        .bind(&a.step_finished)
+        .bind(&a.event_runs)
+        .bind(&a.event_ords)
+        .bind(&a.event_steps)
+        .bind(&a.event_kinds)
+        .bind(&a.event_payloads)
+        .bind(&a.event_ts)
+        .bind(&a.event_ns)
+        .bind(EVENT_SCHEMA_VERSION as i16)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut committed = std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: Uuid = row.try_get(0)?;
+        committed.insert(id, (row.try_get(1)?, row.try_get(2)?));
+    }
+    Ok(checkpoints
+        .iter()
+        .map(|c| Written::Checkpoint(committed.get(&c.run_id).copied()))
+        .collect())
 }
 
 impl EffectWrite {

@@ -20,11 +20,14 @@ impl Engine {
         loop {
             // Read the event cursor before the status: a run that settles after this read
             // appends events after `seq`, which wakes the wait below.
+            const PAGE: usize = 1000;
             loop {
-                let page = self.inner.exec.store.events(run_id, seq, 1000).await?;
-                match page.last() {
-                    Some(e) => seq = e.seq,
-                    None => break,
+                let page = self.inner.exec.store.events(run_id, seq, PAGE).await?;
+                if let Some(e) = page.last() {
+                    seq = e.seq;
+                }
+                if page.len() < PAGE {
+                    break;
                 }
             }
             let run = self.inner.exec.store.get_run(run_id).await?;
@@ -34,7 +37,7 @@ impl Engine {
             self.inner
                 .exec
                 .store
-                .wait_for_events(run_id, seq, Duration::from_secs(5))
+                .wait_for_settled(run_id, seq, Duration::from_secs(5))
                 .await?;
         }
     }
@@ -73,13 +76,18 @@ impl Engine {
             /// The run was seen not terminal: its terminal event, committed with the status,
             /// is still ahead of the cursor, so empty reads need not look at the run again.
             live: bool,
+            /// A live run's last read ended short of its page: every event committed then
+            /// was read, so the next read waits for a new one first.
+            caught_up: bool,
         }
+        const PAGE: usize = 256;
         let state = State {
             store: self.inner.exec.store.clone(),
             seq: after_seq,
             buf: VecDeque::new(),
             done: false,
             live: false,
+            caught_up: false,
         };
         Box::pin(futures::stream::unfold(state, move |mut s| async move {
             loop {
@@ -93,8 +101,19 @@ impl Engine {
                 if s.done {
                     return None;
                 }
-                match s.store.events(run_id, s.seq, 256).await {
+                if std::mem::take(&mut s.caught_up) {
+                    if let Err(e) = s
+                        .store
+                        .wait_for_events(run_id, s.seq, Duration::from_secs(5))
+                        .await
+                    {
+                        s.done = true;
+                        return Some((Err(e), s));
+                    }
+                }
+                match s.store.events(run_id, s.seq, PAGE).await {
                     Ok(page) if !page.is_empty() => {
+                        s.caught_up = s.live && page.len() < PAGE;
                         s.buf.extend(page);
                         continue;
                     }
@@ -119,14 +138,7 @@ impl Engine {
                         return Some((Err(e), s));
                     }
                 }
-                if let Err(e) = s
-                    .store
-                    .wait_for_events(run_id, s.seq, Duration::from_secs(5))
-                    .await
-                {
-                    s.done = true;
-                    return Some((Err(e), s));
-                }
+                s.caught_up = true;
             }
         }))
     }
