@@ -64,6 +64,7 @@ use logline_core::search::{
     LlmRerankConfig, LlmReranker, PartFusion, RankHints, RerankConfig, SearchRequest, ToolGate,
     ToolIndex, ToolSearch,
 };
+use logline_core::store::DefinitionStore;
 use logline_core::tool::ToolSpec;
 use serde_json::{json, Map, Value};
 
@@ -472,6 +473,37 @@ fn index_memory(tools: &[ToolSpec]) {
         mib(with_index.saturating_sub(with_specs)),
         with_index.saturating_sub(with_specs) as f64 / n,
     );
+}
+
+/// Memory of a `MemoryStore` holding `tools` and of a `ToolSearch` filled from it: the index
+/// shares the store's specs, so it adds only its own structures. Returns both (the caller
+/// keeps them until its other measurements are done).
+fn store_and_index_memory(
+    tools: &[ToolSpec],
+) -> Option<(logline_core::memory::MemoryStore, ToolSearch)> {
+    let start = resident_bytes()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let store = logline_core::memory::MemoryStore::new();
+    for chunk in tools.chunks(1000) {
+        rt.block_on(store.put_tools(chunk)).expect("put tools");
+    }
+    let with_store = resident_bytes().unwrap_or(start);
+    let search = ToolSearch::new(ToolIndex::new());
+    rt.block_on(search.refresh_from_store(&store))
+        .expect("refresh");
+    let with_index = resident_bytes().unwrap_or(with_store);
+    let n = tools.len().max(1) as f64;
+    println!(
+        "memory: a MemoryStore of {} tools +{:.1} MiB; a ToolSearch filled from it (sharing \
+         its specs) +{:.1} MiB ({:.0} B per tool)",
+        tools.len(),
+        with_store.saturating_sub(start) as f64 / (1024.0 * 1024.0),
+        with_index.saturating_sub(with_store) as f64 / (1024.0 * 1024.0),
+        with_index.saturating_sub(with_store) as f64 / n,
+    );
+    Some((store, search))
 }
 
 /// The process's resident set size (Linux `/proc/self/statm`, 4 KiB pages).
@@ -1026,7 +1058,10 @@ fn main() {
 fn latency(catalog: &[ToolSpec], queries: &[Query], size: usize) {
     println!("\n== {size}-tool catalog (real + generated distractors) ==");
     let big = synthetic(catalog, size);
+    // Kept alive until both are measured: freed memory would be reused and not show.
+    let shared = store_and_index_memory(&big);
     index_memory(&big);
+    drop(shared);
     let t = Instant::now();
     let big_index = build_index(&big);
     println!(

@@ -100,6 +100,7 @@ forward! {
         async fn put_tools(&self, tools: &[ToolSpec]) -> Result<()>;
         async fn get_tool(&self, id: &str) -> Result<ToolSpec>;
         async fn list_tools(&self, query: &ToolQuery) -> Result<Vec<ToolSpec>>;
+        async fn list_tool_specs(&self, query: &ToolQuery) -> Result<Vec<Arc<ToolSpec>>>;
         async fn delete_tool(&self, id: &str) -> Result<()>;
         async fn put_agent(&self, agent: &Agent) -> Result<()>;
         async fn get_agent(&self, id: &str) -> Result<Agent>;

@@ -1,6 +1,7 @@
 //! The storage contract: definitions (workflows, tools, agents, policies) and execution
 //! (runs, steps, events, effect ledger), with one atomic checkpoint per step.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -89,6 +90,17 @@ pub trait DefinitionStore: Send + Sync {
     async fn get_tool(&self, id: &str) -> Result<ToolSpec>;
     /// Tools, ordered by id.
     async fn list_tools(&self, query: &ToolQuery) -> Result<Vec<ToolSpec>>;
+    /// [`DefinitionStore::list_tools`] as shared specs. A store that keeps its specs behind
+    /// `Arc` hands out the same allocations, so a search index filled from it holds no
+    /// second copy; the default wraps fresh copies.
+    async fn list_tool_specs(&self, query: &ToolQuery) -> Result<Vec<Arc<ToolSpec>>> {
+        Ok(self
+            .list_tools(query)
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect())
+    }
     /// Removes a tool.
     async fn delete_tool(&self, id: &str) -> Result<()>;
 

@@ -79,7 +79,8 @@ impl Runs {
 #[derive(Default)]
 struct Definitions {
     workflows: BTreeMap<String, Vec<Workflow>>,
-    tools: BTreeMap<String, ToolSpec>,
+    /// Shared: a [`crate::search::ToolSearch`] filled from this store holds the same specs.
+    tools: BTreeMap<String, Arc<ToolSpec>>,
     agents: BTreeMap<String, Agent>,
     policies: BTreeMap<String, Policy>,
     policy_snapshot: Option<Arc<Vec<Policy>>>,
@@ -154,6 +155,17 @@ fn paginate<'a, T: Clone + 'a>(items: impl Iterator<Item = &'a T>, page: Page) -
         .collect()
 }
 
+/// The tools `query` selects (its toolkit and hub), ordered by id.
+fn tools_matching<'a>(
+    d: &'a Definitions,
+    query: &'a ToolQuery,
+) -> impl Iterator<Item = &'a Arc<ToolSpec>> + 'a {
+    d.tools
+        .values()
+        .filter(|t| query.toolkit.is_none() || t.toolkit == query.toolkit)
+        .filter(|t| query.hub.as_ref().is_none_or(|h| &t.hub == h))
+}
+
 #[async_trait]
 impl DefinitionStore for MemoryStore {
     async fn put_workflow(&self, workflow: &Workflow) -> Result<()> {
@@ -215,7 +227,7 @@ impl DefinitionStore for MemoryStore {
     async fn put_tools(&self, tools: &[ToolSpec]) -> Result<()> {
         let mut d = self.defs_write()?;
         for t in tools {
-            d.tools.insert(t.id.clone(), t.clone());
+            d.tools.insert(t.id.clone(), Arc::new(t.clone()));
         }
         Ok(())
     }
@@ -224,19 +236,21 @@ impl DefinitionStore for MemoryStore {
         self.defs_read()?
             .tools
             .get(id)
-            .cloned()
+            .map(|t| ToolSpec::clone(t))
             .ok_or_else(|| Error::not_found("tool", id))
     }
 
     async fn list_tools(&self, query: &ToolQuery) -> Result<Vec<ToolSpec>> {
         let d = self.defs_read()?;
         Ok(paginate(
-            d.tools
-                .values()
-                .filter(|t| query.toolkit.is_none() || t.toolkit == query.toolkit)
-                .filter(|t| query.hub.as_ref().is_none_or(|h| &t.hub == h)),
+            tools_matching(&d, query).map(|t| &**t),
             query.page,
         ))
+    }
+
+    async fn list_tool_specs(&self, query: &ToolQuery) -> Result<Vec<Arc<ToolSpec>>> {
+        let d = self.defs_read()?;
+        Ok(paginate(tools_matching(&d, query), query.page))
     }
 
     async fn delete_tool(&self, id: &str) -> Result<()> {

@@ -377,6 +377,16 @@ impl ToolSearch {
         tools.iter().filter(|t| idx.upsert((*t).clone())).count()
     }
 
+    /// [`ToolSearch::upsert`] of shared specs (kept as they are, not copied).
+    pub fn upsert_shared(&self, tools: Vec<Arc<ToolSpec>>) -> usize {
+        let mut idx = self.write();
+        tools
+            .into_iter()
+            .map(|t| idx.upsert_arc(t))
+            .filter(|&changed| changed)
+            .count()
+    }
+
     /// Removes tools; returns how many were indexed.
     pub fn remove(&self, ids: &[String]) -> usize {
         let mut idx = self.write();
@@ -408,11 +418,11 @@ impl ToolSearch {
                 },
                 ..Default::default()
             };
-            let tools = store.list_tools(&query).await?;
+            let tools = store.list_tool_specs(&query).await?;
             let n = tools.len() as u64;
             report.total += tools.len();
             seen.extend(tools.iter().map(|t| t.id.clone()));
-            report.upserted += self.upsert(&tools);
+            report.upserted += self.upsert_shared(tools);
             if n < PAGE {
                 break;
             }

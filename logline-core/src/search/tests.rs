@@ -571,6 +571,25 @@ async fn refresh_from_store_is_incremental() {
     assert!(!search.read().contains(&many[9].id));
 }
 
+/// Filled from a memory store, the index holds the store's specs, not copies of them.
+#[tokio::test]
+async fn an_index_filled_from_the_memory_store_shares_its_specs() {
+    let store = crate::memory::MemoryStore::new();
+    let tools: Vec<ToolSpec> = (0..20)
+        .map(|i| tool(&format!("K_T{i}"), "k", "thing"))
+        .collect();
+    store.put_tools(&tools).await.unwrap();
+    let search = ToolSearch::new(ToolIndex::new());
+    search.refresh_from_store(&store).await.unwrap();
+    let stored = store.list_tool_specs(&ToolQuery::default()).await.unwrap();
+    assert_eq!(stored.len(), 20);
+    let index = search.read();
+    for spec in &stored {
+        let indexed = index.tools().find(|t| t.id == spec.id).unwrap();
+        assert!(Arc::ptr_eq(spec, indexed), "{} is a second copy", spec.id);
+    }
+}
+
 #[tokio::test]
 async fn default_top_n_and_zero() {
     let many: Vec<ToolSpec> = (0..40)
