@@ -251,6 +251,23 @@ impl PgConfig {
     }
 }
 
+impl PgConfig {
+    /// A pool for group commit's writers, one connection per writer (and one for writes
+    /// executed alone). Their statements keep one generic plan: a batch statement's `unnest`
+    /// arrays would otherwise be planned again at every execution.
+    pub(crate) async fn connect_writer_pool(&self, writers: usize) -> Result<PgPool, PgError> {
+        let opts = self
+            .connect_options()?
+            .options([("plan_cache_mode", "force_generic_plan")]);
+        Ok(PgPoolOptions::new()
+            .max_connections(u32::try_from(writers + 1).unwrap_or(u32::MAX))
+            .min_connections(0)
+            .acquire_timeout(self.acquire_timeout)
+            .test_before_acquire(false)
+            .connect_lazy_with(opts))
+    }
+}
+
 /// `LOGLINE_PG_GROUP_COMMIT` as a switch, if set.
 pub fn group_commit_from_env() -> logline_core::Result<Option<bool>> {
     let Ok(v) = std::env::var(ENV_GROUP_COMMIT) else {

@@ -33,9 +33,13 @@ pub(crate) struct Db {
 impl Db {
     pub(crate) async fn connect(config: &PgConfig) -> Result<Arc<Db>> {
         let pool = config.connect_pool().await?;
-        let group = config
-            .group_commit
-            .map(|settings| GroupWriter::spawn(pool.clone(), settings));
+        let group = match config.group_commit {
+            Some(settings) => {
+                let writers = config.connect_writer_pool(settings.writers_of()).await?;
+                Some(GroupWriter::spawn(writers, settings))
+            }
+            None => None,
+        };
         Ok(Arc::new(Db {
             group,
             hub: Hub::new(config.clone()),

@@ -49,7 +49,8 @@ SELECT version, last_seq FROM upd";
 /// The checkpoints of several runs (each run at most once) in one statement: one
 /// transaction, one flush. Each run's part is the single-run statement above, applied to the
 /// rows of `unnest`: the run updates only at its expected version, and its step and events
-/// are written only when it did.
+/// are written only when it did. A lone checkpoint keeps the statement above: through this
+/// one it took 0.9 ms instead of 0.55 ms on the same server (its cost is paid once per batch).
 const COMMIT_MANY: &str = "
 WITH t AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[],
