@@ -19,7 +19,7 @@ use crate::codec::storable;
 use crate::config::PgConfig;
 use crate::db::Db;
 use crate::error::db;
-use crate::queue::{max_attempts, PgQueue};
+use crate::queue::PgQueue;
 use crate::recall::PgRecallStore;
 use crate::store::runs::create_run_with_job;
 use crate::store::PgStore;
@@ -112,26 +112,19 @@ impl PgBackend {
         mut job: NewJob,
     ) -> Result<(Committed, JobId)> {
         let queue = self.queue();
+        let queue_name = job.queue.clone();
         job.payload = storable(std::mem::take(&mut job.payload));
         let id = Uuid::now_v7();
         let mut conn = self.db.pool.acquire().await.map_err(db)?;
-        let (committed, inserted) = create_run_with_job(
-            &mut conn,
-            run,
-            events,
-            &job,
-            id,
-            max_attempts(&job),
-            self.db.hub.job_channel(),
-        )
-        .await?;
-        if inserted {
-            queue.wake(&job.queue);
-            return Ok((committed, id));
-        }
-        // A live job holds the key: its id (or a new job when it finished meanwhile).
-        let queue_name = job.queue.clone();
-        let (id, inserted) = queue.enqueue_in_tx(&mut conn, job).await?;
+        let channel = self.db.hub.job_channel();
+        let (committed, inserted) =
+            create_run_with_job(&mut conn, run, events, &job, id, channel).await?;
+        let (id, inserted) = if inserted {
+            (id, true)
+        } else {
+            // A live job holds the key: its id (or a new job when it finished meanwhile).
+            queue.enqueue_in_tx(&mut conn, job).await?
+        };
         if inserted {
             queue.wake(&queue_name);
         }

@@ -255,7 +255,7 @@ impl PgConfig {
     /// A pool for group commit's writers, one connection per writer (and one for writes
     /// executed alone). Their statements keep one generic plan: a batch statement's `unnest`
     /// arrays would otherwise be planned again at every execution.
-    pub(crate) async fn connect_writer_pool(&self, writers: usize) -> Result<PgPool, PgError> {
+    pub(crate) fn connect_writer_pool(&self, writers: usize) -> Result<PgPool, PgError> {
         let opts = self
             .connect_options()?
             .options([("plan_cache_mode", "force_generic_plan")]);

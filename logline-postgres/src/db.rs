@@ -35,7 +35,7 @@ impl Db {
         let pool = config.connect_pool().await?;
         let group = match config.group_commit {
             Some(settings) => {
-                let writers = config.connect_writer_pool(settings.writers_of()).await?;
+                let writers = config.connect_writer_pool(settings.writers_of())?;
                 Some(GroupWriter::spawn(writers, settings))
             }
             None => None,

@@ -138,8 +138,27 @@ struct JobCols {
     tenants: Vec<Option<String>>,
 }
 
-pub(crate) fn max_attempts(job: &NewJob) -> i32 {
+fn max_attempts(job: &NewJob) -> i32 {
     i32::try_from(job.max_attempts.max(1)).unwrap_or(i32::MAX)
+}
+
+/// Binds a job as id, queue, payload, priority, run_at, max_attempts, idempotency key,
+/// tenant and the channel to notify (the job columns of the insert statements).
+pub(crate) fn bind_job<'q>(
+    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    id: Uuid,
+    job: &'q NewJob,
+    channel: Option<&'q str>,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    q.bind(id)
+        .bind(&job.queue)
+        .bind(&job.payload)
+        .bind(job.priority)
+        .bind(job.run_at)
+        .bind(max_attempts(job))
+        .bind(&job.idempotency_key)
+        .bind(&job.tenant_id)
+        .bind(channel)
 }
 
 /// Inserts one job on `conn`; with `notify_in_tx` the `NOTIFY` is part of the statement (so
@@ -155,16 +174,7 @@ async fn enqueue_on(
     job.payload = storable(std::mem::take(&mut job.payload));
     for _ in 0..ENQUEUE_TRIES {
         let id = Uuid::now_v7();
-        let row = sqlx::query(INSERT_ONE)
-            .bind(id)
-            .bind(&job.queue)
-            .bind(&job.payload)
-            .bind(job.priority)
-            .bind(job.run_at)
-            .bind(max_attempts(&job))
-            .bind(&job.idempotency_key)
-            .bind(&job.tenant_id)
-            .bind(channel)
+        let row = bind_job(sqlx::query(INSERT_ONE), id, &job, channel)
             .fetch_optional(&mut *conn)
             .await
             .map_err(db)?;

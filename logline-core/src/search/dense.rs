@@ -207,8 +207,8 @@ impl DenseRetriever {
     }
 
     /// Embeds every tool of the catalog whose vector is missing or stale (content changed)
-    /// and every toolkit whose list of tools changed; drops the vectors of toolkits no longer
-    /// in `tools`. Returns how many tools were embedded. Vectors embedded before a failing
+    /// and every toolkit whose list of tools changed; drops the vectors of tools and toolkits
+    /// no longer in `tools`. Returns how many tools were embedded. Vectors embedded before a failing
     /// batch are kept.
     pub async fn sync(&self, tools: &[Arc<ToolSpec>]) -> Result<usize> {
         let embedded = self.sync_tools(tools).await?;
@@ -341,12 +341,8 @@ impl DenseRetriever {
         upsert: impl Fn(&[(&Pending, Vec<f32>)]) -> Result<()>,
     ) -> Result<usize> {
         let space = self.space(kind);
-        let prefix = &self.config.document_prefix;
-        let digests: Vec<[u8; 32]> = missing
-            .iter()
-            .map(|p| text_digest(&format!("{prefix}{}", p.text)))
-            .collect();
-        let mut to_embed: Vec<(&Pending, [u8; 32])> = Vec::new();
+        // With a store, each row carries the digest of its text (what a stored vector is for).
+        let mut to_embed: Vec<(&Pending, Option<[u8; 32]>)> = Vec::new();
         match &self.store {
             Some(store) if !missing.is_empty() => {
                 let ids: Vec<String> = missing.iter().map(|p| p.id.clone()).collect();
@@ -357,15 +353,16 @@ impl DenseRetriever {
                     .map(|v| (v.id.clone(), v))
                     .collect();
                 let mut restored = Vec::new();
-                for (p, digest) in missing.iter().zip(digests) {
+                for p in missing {
+                    let digest = text_digest(&self.document_input(&p.text));
                     match stored.get(&p.id) {
                         Some(v) if v.digest == digest => restored.push((p, v.vector.clone())),
-                        _ => to_embed.push((p, digest)),
+                        _ => to_embed.push((p, Some(digest))),
                     }
                 }
                 upsert(&restored)?;
             }
-            _ => to_embed.extend(missing.iter().zip(digests)),
+            _ => to_embed.extend(missing.iter().map(|p| (p, None))),
         }
         for chunk in to_embed.chunks(self.config.batch_size.max(1)) {
             let texts: Vec<String> = chunk.iter().map(|(p, _)| p.text.clone()).collect();
@@ -374,10 +371,12 @@ impl DenseRetriever {
                 let rows: Vec<StoredVector> = chunk
                     .iter()
                     .zip(&vectors)
-                    .map(|((p, digest), v)| StoredVector {
-                        id: p.id.clone(),
-                        digest: *digest,
-                        vector: v.clone(),
+                    .filter_map(|((p, digest), v)| {
+                        Some(StoredVector {
+                            id: p.id.clone(),
+                            digest: (*digest)?,
+                            vector: v.clone(),
+                        })
                     })
                     .collect();
                 store.save_vectors(&space, &rows).await?;
@@ -395,13 +394,16 @@ impl DenseRetriever {
         format!("{model}|{}|{kind}", self.config.document_prefix)
     }
 
+    /// What the document embedder is given for a tool or toolkit text: the text after the
+    /// document prefix.
+    fn document_input(&self, text: &str) -> String {
+        format!("{}{text}", self.config.document_prefix)
+    }
+
     /// Embeds tool or toolkit texts (document prefix added) with the document embedder.
     async fn embed_documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         let embedder = self.documents.as_ref().unwrap_or(&self.queries);
-        let prefixed: Vec<String> = texts
-            .iter()
-            .map(|t| format!("{}{t}", self.config.document_prefix))
-            .collect();
+        let prefixed: Vec<String> = texts.iter().map(|t| self.document_input(t)).collect();
         let vectors = embedder.embed(&prefixed).await?;
         if vectors.len() != texts.len() {
             return Err(Error::Internal(format!(

@@ -20,6 +20,7 @@ use super::writes::{CheckpointWrite, EffectWrite, Write, Written};
 use super::PgStore;
 use crate::codec::{bigint, int, join, join_object, join_ts, page_args, parse_enum, unsigned};
 use crate::error::{db, is_foreign_key_violation};
+use crate::queue::bind_job;
 
 /// Statuses that end a run (kept in sync with `RunStatus::is_terminal`).
 const TERMINAL: &str = "('completed', 'failed', 'cancelled')";
@@ -125,20 +126,10 @@ pub(crate) async fn create_run_with_job(
     events: &[NewEvent],
     job: &NewJob,
     job_id: Uuid,
-    max_attempts: i32,
     job_channel: &str,
 ) -> Result<(Committed, bool)> {
     let (q, n) = bind_run(INSERT_RUN_WITH_JOB, run, events)?;
-    let row = q
-        .bind(job_id)
-        .bind(&job.queue)
-        .bind(&job.payload)
-        .bind(job.priority)
-        .bind(job.run_at)
-        .bind(max_attempts)
-        .bind(&job.idempotency_key)
-        .bind(&job.tenant_id)
-        .bind(job_channel)
+    let row = bind_job(q, job_id, job, Some(job_channel))
         .fetch_one(&mut *conn)
         .await
         .map_err(db)?;
