@@ -60,7 +60,7 @@ fn config() -> PgConfig {
         .max_connections(40)
         .notify(notify);
     match logline_postgres::group_commit_from_env().unwrap() {
-        Some(true) => config.group_commit(Some(logline_postgres::GroupCommit::default())),
+        Some(false) => config.group_commit(None),
         _ => config,
     }
 }

@@ -15,7 +15,7 @@ pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 pub const ENV_SCHEMA: &str = "LOGLINE_PG_SCHEMA";
 /// Environment variable with the pool size (default 16).
 pub const ENV_MAX_CONNECTIONS: &str = "LOGLINE_PG_MAX_CONNECTIONS";
-/// Environment variable switching group commit: `on` or `off` (default).
+/// Environment variable switching group commit: `on` (default) or `off`.
 pub const ENV_GROUP_COMMIT: &str = "LOGLINE_PG_GROUP_COMMIT";
 
 /// Longest accepted schema name: notification channels embed it and PostgreSQL caps
@@ -97,8 +97,9 @@ fn redact_query_password(tail: &str) -> String {
 
 impl PgConfig {
     /// Settings for `url` (`postgres://user:pass@host:port/db`) with defaults: schema
-    /// `public`, 16 connections, 1 s polling fallback, notifications on, group commit off
-    /// (turn it on with [`PgConfig::group_commit`]`(Some(GroupCommit::default()))`).
+    /// `public`, 16 connections, 1 s polling fallback, notifications on, group commit on
+    /// with [`GroupCommit::default`] (a lone write still goes at once; turn it off with
+    /// [`PgConfig::group_commit`]`(None)`).
     pub fn new(url: impl Into<String>) -> Self {
         PgConfig {
             url: url.into(),
@@ -111,7 +112,7 @@ impl PgConfig {
             poll_interval: Duration::from_secs(1),
             notify: true,
             policy_cache_ttl: Duration::from_secs(1),
-            group_commit: None,
+            group_commit: Some(GroupCommit::default()),
         }
     }
 
@@ -252,15 +253,15 @@ impl PgConfig {
 }
 
 impl PgConfig {
-    /// A pool for group commit's writers, one connection per writer (and one for writes
-    /// executed alone). Their statements keep one generic plan: a batch statement's `unnest`
-    /// arrays would otherwise be planned again at every execution.
+    /// A pool for group commit's batches, one connection per writer slot. Their statements
+    /// keep one generic plan: a batch statement's `unnest` arrays would otherwise be planned
+    /// again at every execution.
     pub(crate) fn connect_writer_pool(&self, writers: usize) -> Result<PgPool, PgError> {
         let opts = self
             .connect_options()?
             .options([("plan_cache_mode", "force_generic_plan")]);
         Ok(PgPoolOptions::new()
-            .max_connections(u32::try_from(writers + 1).unwrap_or(u32::MAX))
+            .max_connections(u32::try_from(writers).unwrap_or(u32::MAX))
             .min_connections(0)
             .acquire_timeout(self.acquire_timeout)
             .test_before_acquire(false)

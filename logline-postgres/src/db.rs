@@ -36,7 +36,7 @@ impl Db {
         let group = match config.group_commit {
             Some(settings) => {
                 let writers = config.connect_writer_pool(settings.writers_of())?;
-                Some(GroupWriter::spawn(writers, settings))
+                Some(GroupWriter::new(pool.clone(), writers, settings))
             }
             None => None,
         };

@@ -7,6 +7,7 @@
 //! polling interval because every wait is bounded by it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ pub(crate) struct Hub {
     ready: watch::Sender<bool>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
     publisher: Mutex<Option<mpsc::UnboundedSender<Signal>>>,
+    /// Backend pid of the publisher's connection (0 until known): its notifications come
+    /// back to our own listener, but their waiters were already woken locally.
+    publisher_pid: Arc<AtomicU32>,
 }
 
 impl Drop for Hub {
@@ -79,6 +83,7 @@ impl Hub {
             ready,
             listener: Mutex::new(None),
             publisher: Mutex::new(None),
+            publisher_pid: Arc::new(AtomicU32::new(0)),
         })
     }
 
@@ -126,6 +131,7 @@ impl Hub {
             self.config.clone(),
             self.run_channel.clone(),
             self.job_channel.clone(),
+            self.publisher_pid.clone(),
             rx,
         ));
         *slot = Some(tx);
@@ -212,7 +218,11 @@ impl Hub {
         let _ = tokio::time::timeout(max_wait, rx.wait_for(|r| *r)).await;
     }
 
-    fn dispatch(&self, channel: &str, payload: &str) {
+    fn dispatch(&self, from_pid: u32, channel: &str, payload: &str) {
+        if from_pid == self.publisher_pid.load(Ordering::Relaxed) {
+            // Our own signal: run_changed / queue_changed woke the local waiters already.
+            return;
+        }
         if channel == self.run_channel {
             for id in payload.split(',') {
                 if let Ok(id) = Uuid::parse_str(id) {
@@ -266,6 +276,7 @@ async fn publisher(
     config: PgConfig,
     run_channel: String,
     job_channel: String,
+    own_pid: Arc<AtomicU32>,
     mut rx: mpsc::UnboundedReceiver<Signal>,
 ) {
     let pool = match config.connect_options() {
@@ -291,15 +302,18 @@ async fn publisher(
             }
         }
         let (channels, payloads) = build_payloads(&run_channel, &job_channel, batch);
-        let res =
-            sqlx::query("SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)")
-                .bind(&channels)
-                .bind(&payloads)
-                .execute(&pool)
-                .await;
-        if let Err(e) = res {
+        let res: Result<(i32, i64), _> = sqlx::query_as(
+            "SELECT pg_backend_pid(), count(pg_notify(c, p))
+             FROM unnest($1::text[], $2::text[]) AS t(c, p)",
+        )
+        .bind(&channels)
+        .bind(&payloads)
+        .fetch_one(&pool)
+        .await;
+        match res {
+            Ok((pid, _)) => own_pid.store(u32::try_from(pid).unwrap_or(0), Ordering::Relaxed),
             // Waiters fall back to polling; nothing else to do.
-            tracing::debug!(error = %e, "logline-postgres: NOTIFY failed");
+            Err(e) => tracing::debug!(error = %e, "logline-postgres: NOTIFY failed"),
         }
     }
 }
@@ -359,9 +373,9 @@ async fn listen(hub: Weak<Hub>, config: PgConfig) {
                     match listener.try_recv().await {
                         Ok(Some(n)) => {
                             let Some(h) = hub.upgrade() else { return };
-                            h.dispatch(n.channel(), n.payload());
+                            h.dispatch(n.process_id(), n.channel(), n.payload());
                             while let Some(n) = listener.next_buffered() {
-                                h.dispatch(n.channel(), n.payload());
+                                h.dispatch(n.process_id(), n.channel(), n.payload());
                             }
                         }
                         Ok(None) => {

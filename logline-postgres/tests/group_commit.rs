@@ -157,6 +157,54 @@ async fn two_checkpoints_of_one_run_in_a_batch_commit_once() {
     assert_eq!(store.steps(runs[0].id).await.unwrap().len(), 1);
 }
 
+/// A lone write whose caller gives up while it is in flight (here: blocked by a row lock)
+/// hands its slot over: the writes queued behind it are committed as a batch all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_writer_that_gives_up_hands_its_slot_to_the_queued_writes() {
+    let (store, guard) = store_with(GroupCommit::default().writers(1), "logline_gc_handover").await;
+    let runs = running_runs(&store, 4).await;
+    let mut blocker = PgConnection::connect(&support::database_url())
+        .await
+        .unwrap();
+    let lock = format!(
+        "BEGIN; SELECT 1 FROM \"{}\".runs WHERE id = '{}' FOR UPDATE",
+        guard.0, runs[0].id
+    );
+    sqlx::raw_sql(&lock).execute(&mut blocker).await.unwrap();
+
+    let lone = {
+        let (store, run) = (store.clone(), runs[0].clone());
+        tokio::spawn(async move { store.commit(checkpoint(&run, 0)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let queued: Vec<_> = runs[1..]
+        .iter()
+        .map(|r| {
+            let (store, run) = (store.clone(), r.clone());
+            tokio::spawn(async move { store.commit(checkpoint(&run, 0)).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        queued.iter().all(|t| !t.is_finished()),
+        "queued behind the lone write"
+    );
+    lone.abort();
+    for t in queued {
+        let written = tokio::time::timeout(Duration::from_secs(10), t)
+            .await
+            .expect("the queued writes are executed after the hand-over")
+            .unwrap();
+        assert_eq!(written.expect("commit").version, 2);
+    }
+    let stats = store.group_commit_stats().unwrap();
+    assert_eq!((stats.batches, stats.batched_writes), (1, 3), "{stats:?}");
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+}
+
 /// Retries a store read until it answers (connections are being terminated).
 async fn reread<T, F, Fut>(mut f: F) -> T
 where
@@ -271,10 +319,20 @@ async fn terminate_in_transaction(app: &str, store: &PgStore, enough: u64) -> i6
 /// and no tool call ran twice (an intent whose outcome was lost is not sent again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_inside_a_batch_loses_no_acknowledged_step_and_repeats_no_effect() {
-    let app = "logline_gc_crash";
     let settings = GroupCommit::default()
         .window(Duration::from_millis(2))
         .max_latency(Duration::from_millis(10));
+    crash_inside_batches(settings, "logline_gc_crash").await;
+}
+
+/// The same with the defaults: lone writes executed by their callers, batches by the tasks
+/// that take over their slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_lone_writes_and_batches_loses_nothing_and_repeats_no_effect() {
+    crash_inside_batches(GroupCommit::default(), "logline_gc_crash_lone").await;
+}
+
+async fn crash_inside_batches(settings: GroupCommit, app: &str) {
     let (store, _guard) = store_with(settings, app).await;
     let runs = running_runs(&store, 12).await;
     let ledger = Arc::new(Mutex::new(Ledger::default()));

@@ -1,34 +1,41 @@
 //! Group commit: the checkpoints and ledger writes of many runs in one transaction and one
 //! WAL flush.
 //!
-//! Writers ([`GroupCommit::writers`]) take turns gathering the writes that are queued (and,
-//! with a [`GroupCommit::window`], those that arrive shortly after) into a batch of at most
-//! [`GroupCommit::max_batch`], ordered by run id. A batch of one is executed on its own. In
-//! a larger one the checkpoints of distinct runs form one statement; a batch of nothing
-//! else is that statement alone (its own transaction), any other runs inside
-//! `BEGIN … COMMIT`. Each write is conflict-tolerant (a stale version changes nothing and
-//! reports so), so one run's conflict never fails the others. A statement error (a missing
-//! run, a deadlock, a lost connection before `COMMIT`) rolls the batch back — nothing of it
-//! was committed — and each write is then executed on its own, so every run still gets its
-//! own answer. A caller is answered only after the commit returned, that is after the flush;
-//! when the commit itself fails (`COMMIT`, or the lone statement without an answer from the
-//! server) the outcome is unknown and every caller of the batch gets the error (a later
-//! execution resumes from whatever was committed, as after any lost connection).
+//! Leaders and followers: at most [`GroupCommit::writers`] writes or batches are in flight.
+//! A write that finds a free slot (and no window set) leads itself: it executes on its own
+//! connection at once, in the caller's task, as without group commit. A write that finds
+//! every slot taken queues; when a leader finishes, a task takes over its slot and executes
+//! what queued meanwhile (and, with a [`GroupCommit::window`], what arrives shortly after) as
+//! batches of at most [`GroupCommit::max_batch`], ordered by run id, until the queue is
+//! empty. So a lone write pays nothing for group commit and the writes that wait behind a
+//! flush share the next one.
+//!
+//! In a batch the checkpoints of distinct runs form one statement; a batch of nothing else
+//! is that statement alone (its own transaction), any other runs inside `BEGIN … COMMIT`.
+//! Each write is conflict-tolerant (a stale version changes nothing and reports so), so one
+//! run's conflict never fails the others. A statement error (a missing run, a deadlock, a
+//! lost connection before `COMMIT`) rolls the batch back — nothing of it was committed — and
+//! each write is then executed on its own, so every run still gets its own answer. A caller
+//! is answered only after the commit returned, that is after the flush; when the commit
+//! itself fails (`COMMIT`, or the lone statement without an answer from the server) the
+//! outcome is unknown and every caller of the batch gets the error (a later execution
+//! resumes from whatever was committed, as after any lost connection).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::Connection;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{oneshot, Notify};
 use tokio::time::{timeout_at, Instant};
 
 use super::writes::{execute_checkpoints, CheckpointWrite, Write, Written};
 
 /// Settings of group commit ([`crate::PgConfig::group_commit`]).
 ///
-/// Defaults: no window (a batch holds what queued up while the previous one was being
+/// Defaults: no window (a batch holds what queued up while the previous writes were being
 /// flushed, so a lone write goes at once), batches of at most 64 writes, 2 ms latency cap, 2
 /// writers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +58,9 @@ impl Default for GroupCommit {
 }
 
 impl GroupCommit {
-    /// How long a writer waits for a further write after the last one arrived, while the
-    /// batch is not full and the latency cap allows (default zero: no waiting).
+    /// How long a batch waits for a further write after the last one arrived, while it is
+    /// not full and the latency cap allows (default zero: no waiting). With a window every
+    /// write goes through a batch; none is executed alone at once.
     pub fn window(mut self, d: Duration) -> Self {
         self.window = d;
         self
@@ -71,8 +79,8 @@ impl GroupCommit {
         self
     }
 
-    /// Batches in flight at once, each on its own pooled connection (default 2; at least
-    /// 1): while one is flushed the next gathers.
+    /// Lone writes or batches in flight at once, each on its own connection (default 2; at
+    /// least 1): the writes that arrive while they are flushed form the next batch.
     pub fn writers(mut self, n: usize) -> Self {
         self.writers = n.max(1);
         self
@@ -148,76 +156,91 @@ struct Request {
     reply: oneshot::Sender<std::result::Result<Written, sqlx::Error>>,
 }
 
-/// The queue in front of the writers; dropping it (with the store) stops them.
+/// Group commit of one store; cheap to share.
 pub(crate) struct GroupWriter {
-    queue: mpsc::Sender<Request>,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
 }
 
-impl GroupWriter {
-    /// Starts the writers on the current tokio runtime.
-    pub(crate) fn spawn(pool: PgPool, settings: GroupCommit) -> Self {
-        let (queue, rx) = mpsc::channel(settings.max_batch * settings.writers * 4);
-        let rx = Arc::new(Mutex::new(rx));
-        let counters = Arc::new(Counters::default());
-        for _ in 0..settings.writers {
-            let writer = Writer {
-                pool: pool.clone(),
-                counters: counters.clone(),
-            };
-            tokio::spawn(writer.run(rx.clone(), settings));
-        }
-        GroupWriter { queue, counters }
-    }
-
-    /// The counters so far.
-    pub(crate) fn stats(&self) -> GroupCommitStats {
-        self.counters.snapshot()
-    }
-
-    /// Queues `write` and waits until its batch is committed. `Ok(Err(write))` hands the
-    /// write back when the writers are gone (the runtime that ran them ended), so the caller
-    /// executes it itself.
-    pub(crate) async fn submit(
-        &self,
-        write: Write,
-    ) -> std::result::Result<std::result::Result<Written, sqlx::Error>, Write> {
-        let (reply, answer) = oneshot::channel();
-        let request = Request {
-            write,
-            arrived: Instant::now(),
-            reply,
-        };
-        if let Err(refused) = self.queue.send(request).await {
-            return Err(refused.0.write);
-        }
-        Ok(match answer.await {
-            Ok(result) => result,
-            // The writer was dropped with the write in hand: it may or may not be committed.
-            Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "group commit stopped before answering; the write may or may not be committed",
-            ))),
-        })
-    }
-}
-
-/// One writer: gathers a batch, executes it, answers, repeats until the queue closes.
-struct Writer {
+struct Shared {
+    settings: GroupCommit,
+    /// Connections for lone writes (the store's pool).
     pool: PgPool,
-    counters: Arc<Counters>,
+    /// Connections for batches (generic plans, so a batch statement is not planned anew).
+    batch_pool: PgPool,
+    state: Mutex<State>,
+    /// Wakes a leader that waits out the window.
+    arrived: Notify,
+    counters: Counters,
 }
 
-impl Writer {
-    async fn run(self, queue: Arc<Mutex<mpsc::Receiver<Request>>>, settings: GroupCommit) {
-        loop {
-            let batch = {
-                let mut rx = queue.lock().await;
-                match gather(&mut rx, &settings).await {
-                    Some(batch) => batch,
-                    None => return,
-                }
-            };
+#[derive(Default)]
+struct State {
+    /// Slots taken: lone writes and batch tasks in flight.
+    leading: usize,
+    queue: VecDeque<Request>,
+}
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state stays consistent at every unlock, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Gives up a slot, or hands it to a batch task when writes queued meanwhile.
+    fn release(self: &Arc<Self>) {
+        let mut state = self.state();
+        if state.queue.is_empty() {
+            state.leading -= 1;
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                drop(state);
+                rt.spawn(self.clone().lead_batches());
+            }
+            Err(_) => {
+                // No runtime to execute them on: their callers get an error and retry.
+                state.leading -= 1;
+                state.queue.clear();
+            }
+        }
+    }
+
+    /// Takes the next batch off the queue, or gives up the slot when it is empty.
+    fn take(&self) -> Option<Vec<Request>> {
+        let mut state = self.state();
+        if state.queue.is_empty() {
+            state.leading -= 1;
+            return None;
+        }
+        let n = state.queue.len().min(self.settings.max_batch);
+        Some(state.queue.drain(..n).collect())
+    }
+
+    /// Tops `batch` up with writes arriving within the window (each arrival opens a new
+    /// window) until it is full or its first write reaches the latency cap.
+    async fn wait_out_window(&self, batch: &mut Vec<Request>) {
+        let s = &self.settings;
+        if s.window.is_zero() {
+            return;
+        }
+        let cap = batch[0].arrived + s.max_latency;
+        while batch.len() < s.max_batch {
+            let until = (Instant::now() + s.window).min(cap);
+            let arrived = timeout_at(until, self.arrived.notified()).await.is_ok();
+            let mut state = self.state();
+            let n = state.queue.len().min(s.max_batch - batch.len());
+            batch.extend(state.queue.drain(..n));
+            if !arrived || Instant::now() >= cap {
+                return;
+            }
+        }
+    }
+
+    /// Holds a slot: executes batches off the queue until it is empty.
+    async fn lead_batches(self: Arc<Self>) {
+        while let Some(mut batch) = self.take() {
+            self.wait_out_window(&mut batch).await;
             self.execute(batch).await;
         }
     }
@@ -232,7 +255,7 @@ impl Writer {
             return;
         }
         batch.sort_by_key(|r| r.write.run_id());
-        match execute_together(&self.pool, &batch).await {
+        match execute_together(&self.batch_pool, &batch).await {
             Together::Committed(results) => {
                 Counters::add(&c.batches, 1);
                 Counters::add(&c.batched_writes, batch.len());
@@ -258,30 +281,76 @@ impl Writer {
     }
 }
 
-/// The next batch: the first write, what is already queued, then what arrives within the
-/// window (each arrival opens a new window), until the batch is full or the first write
-/// reaches the latency cap. `None` when the queue is closed and empty.
-async fn gather(rx: &mut mpsc::Receiver<Request>, s: &GroupCommit) -> Option<Vec<Request>> {
-    let first = rx.recv().await?;
-    let cap = first.arrived + s.max_latency;
-    let mut batch = vec![first];
-    loop {
-        while batch.len() < s.max_batch {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
-        if batch.len() >= s.max_batch || s.window.is_zero() {
-            break;
-        }
-        let until = (Instant::now() + s.window).min(cap);
-        match timeout_at(until, rx.recv()).await {
-            Ok(Some(r)) => batch.push(r),
-            Ok(None) | Err(_) => break,
+/// A lone write's slot; released when the write is answered or its caller gives up.
+struct Slot(Arc<Shared>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+impl GroupWriter {
+    /// Group commit over `pool` (lone writes) and `batch_pool` (batches).
+    pub(crate) fn new(pool: PgPool, batch_pool: PgPool, settings: GroupCommit) -> Self {
+        GroupWriter {
+            shared: Arc::new(Shared {
+                settings,
+                pool,
+                batch_pool,
+                state: Mutex::new(State::default()),
+                arrived: Notify::new(),
+                counters: Counters::default(),
+            }),
         }
     }
-    Some(batch)
+
+    /// The counters so far.
+    pub(crate) fn stats(&self) -> GroupCommitStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Executes `write`, alone when a slot is free, else in the next batch; returns once it
+    /// is committed (or failed).
+    pub(crate) async fn submit(&self, write: Write) -> std::result::Result<Written, sqlx::Error> {
+        let shared = &self.shared;
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            write,
+            arrived: Instant::now(),
+            reply,
+        };
+        let lone = {
+            let mut state = shared.state();
+            let free = state.leading < shared.settings.writers;
+            if free && state.queue.is_empty() && shared.settings.window.is_zero() {
+                state.leading += 1;
+                Some(request)
+            } else {
+                state.queue.push_back(request);
+                if free {
+                    state.leading += 1;
+                    tokio::spawn(shared.clone().lead_batches());
+                }
+                None
+            }
+        };
+        if let Some(request) = lone {
+            let _slot = Slot(shared.clone());
+            Counters::add(&shared.counters.alone, 1);
+            return execute_alone(&shared.pool, &request.write).await;
+        }
+        shared.arrived.notify_one();
+        match answer.await {
+            Ok(result) => result,
+            // Dropped with the write in hand (the runtime ended): it may or may not be
+            // committed.
+            Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "group commit stopped before answering; the write may or may not be committed",
+            ))),
+        }
+    }
 }
 
 enum Together {

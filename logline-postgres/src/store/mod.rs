@@ -23,7 +23,7 @@ use crate::error::db;
 /// A [`logline_core::store::Store`] on PostgreSQL.
 ///
 /// Cheap to clone (shared pool). Every checkpoint is a single statement — run update with
-/// the version check, step upsert and event inserts. With group commit (off by default,
+/// the version check, step upsert and event inserts. With group commit (on by default,
 /// [`crate::PgConfig::group_commit`]) the checkpoints and ledger writes of concurrent runs
 /// share one transaction and one flush (the checkpoints of distinct runs one statement);
 /// each run's write stays atomic. Event sequence numbers come from the run row (`last_seq`)
@@ -82,13 +82,9 @@ impl PgStore {
         &self,
         write: writes::Write,
     ) -> std::result::Result<writes::Written, sqlx::Error> {
-        let write = match &self.db.group {
-            Some(group) => match group.submit(write).await {
-                Ok(answer) => return answer,
-                Err(write) => write,
-            },
-            None => write,
-        };
+        if let Some(group) = &self.db.group {
+            return group.submit(write).await;
+        }
         let mut conn = self.db.pool.acquire().await?;
         write.execute(&mut conn).await
     }

@@ -47,7 +47,7 @@ pub fn config(schema: &str) -> PgConfig {
         .max_connections(8)
         .poll_interval(Duration::from_millis(500));
     match logline_postgres::group_commit_from_env().expect("LOGLINE_PG_GROUP_COMMIT") {
-        Some(true) => config.group_commit(Some(logline_postgres::GroupCommit::default())),
+        Some(false) => config.group_commit(None),
         _ => config,
     }
 }
