@@ -73,8 +73,9 @@ impl Engine {
             seq: u64,
             buf: VecDeque<Event>,
             done: bool,
-            /// The run was seen not terminal: its terminal event, committed with the status,
-            /// is still ahead of the cursor, so empty reads need not look at the run again.
+            /// The run was seen not terminal, or a read found events but not the terminal one:
+            /// its terminal event, committed with the status, is still ahead of the cursor,
+            /// so empty reads need not look at the run.
             live: bool,
             /// A live run's last read ended short of its page: every event committed then
             /// was read, so the next read waits for a new one first.
@@ -113,6 +114,11 @@ impl Engine {
                 }
                 match s.store.events(run_id, s.seq, PAGE).await {
                     Ok(page) if !page.is_empty() => {
+                        // No terminal event among what was committed up to this read: the run
+                        // is live, no need to look at it.
+                        if !page.iter().any(|e| e.kind.is_terminal()) {
+                            s.live = true;
+                        }
                         s.caught_up = s.live && page.len() < PAGE;
                         s.buf.extend(page);
                         continue;
