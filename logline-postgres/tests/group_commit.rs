@@ -205,6 +205,65 @@ async fn a_lone_writer_that_gives_up_hands_its_slot_to_the_queued_writes() {
         .unwrap();
 }
 
+/// A runtime that shuts down while one of its tasks holds a slot (here a lone write blocked
+/// by a row lock) passes the slot on: a write queued behind it from another runtime is
+/// executed, and the store goes on working (a slot kept forever would stall every write).
+#[test]
+fn a_runtime_shut_down_mid_write_passes_its_slot_on() {
+    let main = tokio::runtime::Runtime::new().unwrap();
+    let settings = GroupCommit::default().writers(1);
+    let (store, guard, runs, mut blocker) = main.block_on(async {
+        let (store, guard) = store_with(settings, "logline_gc_runtime").await;
+        let runs = running_runs(&store, 3).await;
+        let mut blocker = PgConnection::connect(&support::database_url())
+            .await
+            .unwrap();
+        let lock = format!(
+            "BEGIN; SELECT 1 FROM \"{}\".runs WHERE id = '{}' FOR UPDATE",
+            guard.0, runs[0].id
+        );
+        sqlx::raw_sql(&lock).execute(&mut blocker).await.unwrap();
+        (store, guard, runs, blocker)
+    });
+    // A write from another runtime takes the only slot and blocks ...
+    let doomed = tokio::runtime::Runtime::new().unwrap();
+    {
+        let (store, run) = (store.clone(), runs[0].clone());
+        doomed.spawn(async move { store.commit(checkpoint(&run, 0)).await });
+    }
+    doomed.block_on(async { tokio::time::sleep(Duration::from_millis(100)).await });
+    // ... a second queues behind it, then that runtime goes.
+    let queued = {
+        let (store, run) = (store.clone(), runs[1].clone());
+        main.spawn(async move { store.commit(checkpoint(&run, 0)).await })
+    };
+    main.block_on(async { tokio::time::sleep(Duration::from_millis(100)).await });
+    assert!(!queued.is_finished(), "queued behind the blocked write");
+    doomed.shutdown_background();
+
+    main.block_on(async {
+        let written = tokio::time::timeout(Duration::from_secs(10), queued)
+            .await
+            .expect("the queued write is executed after the shutdown")
+            .unwrap()
+            .expect("commit");
+        assert_eq!(written.version, 2);
+        let later = tokio::time::timeout(
+            Duration::from_secs(10),
+            store.commit(checkpoint(&runs[2], 0)),
+        )
+        .await
+        .expect("a later write is executed")
+        .expect("commit");
+        assert_eq!(later.version, 2);
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+    });
+    drop(guard);
+}
+
 /// Retries a store read until it answers (connections are being terminated).
 async fn reread<T, F, Fut>(mut f: F) -> T
 where

@@ -8,7 +8,8 @@
 //! what queued meanwhile (and, with a [`GroupCommit::window`], what arrives shortly after) as
 //! batches of at most [`GroupCommit::max_batch`], ordered by run id, until the queue is
 //! empty. So a lone write pays nothing for group commit and the writes that wait behind a
-//! flush share the next one.
+//! flush share the next one. A slot is never lost: a caller that gives up mid-write hands it
+//! to a batch task, and a batch task dropped with its runtime hands it to a queued caller.
 //!
 //! In a batch the checkpoints of distinct runs form one statement; a batch of nothing else
 //! is that statement alone (its own transaction), any other runs inside `BEGIN … COMMIT`.
@@ -153,7 +154,16 @@ impl Counters {
 struct Request {
     write: Write,
     arrived: Instant,
-    reply: oneshot::Sender<std::result::Result<Written, sqlx::Error>>,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// What a queued write's caller is told.
+enum Reply {
+    /// The outcome of its write.
+    Done(std::result::Result<Written, sqlx::Error>),
+    /// The task that held a slot is gone (its runtime shut down) with writes still queued:
+    /// start a batch task with this slot on your own runtime, then wait for the answer here.
+    Lead(BatchSlot, oneshot::Receiver<Reply>),
 }
 
 /// Group commit of one store; cheap to share.
@@ -193,16 +203,12 @@ impl Shared {
             state.leading -= 1;
             return;
         }
+        drop(state);
+        let slot = BatchSlot(Some(self.clone()));
         match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                drop(state);
-                rt.spawn(self.clone().lead_batches());
-            }
-            Err(_) => {
-                // No runtime to execute them on: their callers get an error and retry.
-                state.leading -= 1;
-                state.queue.clear();
-            }
+            // A runtime that is shutting down drops the task, and with it the slot.
+            Ok(rt) => drop(rt.spawn(lead_batches(slot))),
+            Err(_) => drop(slot),
         }
     }
 
@@ -237,21 +243,15 @@ impl Shared {
         }
     }
 
-    /// Holds a slot: executes batches off the queue until it is empty.
-    async fn lead_batches(self: Arc<Self>) {
-        while let Some(mut batch) = self.take() {
-            self.wait_out_window(&mut batch).await;
-            self.execute(batch).await;
-        }
-    }
-
     /// Executes a batch and answers every request in it.
     async fn execute(&self, mut batch: Vec<Request>) {
         let c = &self.counters;
         if batch.len() == 1 {
             let r = batch.remove(0);
             Counters::add(&c.alone, 1);
-            let _ = r.reply.send(execute_alone(&self.pool, &r.write).await);
+            let _ = r
+                .reply
+                .send(Reply::Done(execute_alone(&self.pool, &r.write).await));
             return;
         }
         batch.sort_by_key(|r| r.write.run_id());
@@ -260,24 +260,66 @@ impl Shared {
                 Counters::add(&c.batches, 1);
                 Counters::add(&c.batched_writes, batch.len());
                 for (r, w) in batch.into_iter().zip(results) {
-                    let _ = r.reply.send(Ok(w));
+                    let _ = r.reply.send(Reply::Done(Ok(w)));
                 }
             }
             Together::CommitFailed(e) => {
                 Counters::add(&c.commit_failures, 1);
                 let e = Arc::new(e);
                 for r in batch {
-                    let _ = r.reply.send(Err(shared_error(&e)));
+                    let _ = r.reply.send(Reply::Done(Err(shared_error(&e))));
                 }
             }
             Together::RolledBack => {
                 Counters::add(&c.rolled_back, 1);
                 Counters::add(&c.alone, batch.len());
                 for r in batch {
-                    let _ = r.reply.send(execute_alone(&self.pool, &r.write).await);
+                    let _ = r
+                        .reply
+                        .send(Reply::Done(execute_alone(&self.pool, &r.write).await));
                 }
             }
         }
+    }
+}
+
+/// Holds a slot: executes batches off the queue until it is empty.
+async fn lead_batches(mut slot: BatchSlot) {
+    let Some(shared) = slot.0.clone() else { return };
+    while let Some(mut batch) = shared.take() {
+        shared.wait_out_window(&mut batch).await;
+        shared.execute(batch).await;
+    }
+    // `take` gave the slot up.
+    slot.0 = None;
+}
+
+/// The slot of a batch task. Dropped before the queue is empty (its task's runtime shut
+/// down), it passes to the first queued write whose caller still waits, which starts a batch
+/// task on its own runtime; with no such caller the slot is given back.
+struct BatchSlot(Option<Arc<Shared>>);
+
+impl Drop for BatchSlot {
+    fn drop(&mut self) {
+        let Some(shared) = self.0.take() else { return };
+        let mut state = shared.state();
+        while let Some(mut r) = state.queue.pop_front() {
+            let (reply, answer) = oneshot::channel();
+            let waiting = std::mem::replace(&mut r.reply, reply);
+            match waiting.send(Reply::Lead(BatchSlot(Some(shared.clone())), answer)) {
+                Ok(()) => {
+                    state.queue.push_front(r);
+                    return;
+                }
+                // Its caller is gone, so is the slot offered to it (disarmed: still ours).
+                Err(undelivered) => {
+                    if let Reply::Lead(mut slot, _) = undelivered {
+                        slot.0 = None;
+                    }
+                }
+            }
+        }
+        state.leading -= 1;
     }
 }
 
@@ -320,19 +362,17 @@ impl GroupWriter {
             arrived: Instant::now(),
             reply,
         };
-        let lone = {
+        let (lone, lead) = {
             let mut state = shared.state();
             let free = state.leading < shared.settings.writers;
-            if free && state.queue.is_empty() && shared.settings.window.is_zero() {
+            if free {
                 state.leading += 1;
-                Some(request)
+            }
+            if free && state.queue.is_empty() && shared.settings.window.is_zero() {
+                (Some(request), false)
             } else {
                 state.queue.push_back(request);
-                if free {
-                    state.leading += 1;
-                    tokio::spawn(shared.clone().lead_batches());
-                }
-                None
+                (None, free)
             }
         };
         if let Some(request) = lone {
@@ -340,15 +380,28 @@ impl GroupWriter {
             Counters::add(&shared.counters.alone, 1);
             return execute_alone(&shared.pool, &request.write).await;
         }
+        if lead {
+            tokio::spawn(lead_batches(BatchSlot(Some(shared.clone()))));
+        }
         shared.arrived.notify_one();
-        match answer.await {
-            Ok(result) => result,
-            // Dropped with the write in hand (the runtime ended): it may or may not be
-            // committed.
-            Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "group commit stopped before answering; the write may or may not be committed",
-            ))),
+        let mut answer = answer;
+        loop {
+            match answer.await {
+                Ok(Reply::Done(result)) => return result,
+                Ok(Reply::Lead(slot, next)) => {
+                    tokio::spawn(lead_batches(slot));
+                    answer = next;
+                }
+                // Dropped with the write in hand (the runtime ended): it may or may not be
+                // committed.
+                Err(_) => {
+                    return Err(sqlx::Error::Io(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "group commit stopped before answering; the write may or may not be \
+                         committed",
+                    )))
+                }
+            }
         }
     }
 }
