@@ -103,6 +103,11 @@ fn field<'a>(span: &'a Captured, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("span `{}` has no `{name}`: {:?}", span.name, span.fields))
 }
 
+/// The tests of this file run one at a time: a span callsite first hit on one thread while
+/// another thread sets or drops its subscriber can keep a stale "never" interest (tracing
+/// caches interest per callsite, process-wide), and the span test would see no step spans.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const SECRET_INPUT: &str = "s3cr3t-run-input";
 const SECRET_ARGUMENT: &str = "s3cr3t-tool-argument";
 
@@ -110,9 +115,11 @@ const SECRET_ARGUMENT: &str = "s3cr3t-tool-argument";
 // the recorder set for it.
 #[tokio::test]
 async fn spans_nest_run_step_and_calls_with_genai_attributes_and_no_values() {
+    let _serial = SERIAL.lock().await;
     let capture = Capture::default();
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    tracing::callsite::rebuild_interest_cache();
 
     let llm = Arc::new(
         ScriptedLlm::new()
@@ -292,6 +299,7 @@ async fn golden_engine() -> Engine {
 
 #[tokio::test]
 async fn a_golden_run_counts_runs_steps_tokens_and_tool_calls() {
+    let _serial = SERIAL.lock().await;
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
@@ -354,6 +362,7 @@ async fn a_golden_run_counts_runs_steps_tokens_and_tool_calls() {
 
 #[tokio::test]
 async fn a_spent_budget_counts_a_failed_run_and_its_kind() {
+    let _serial = SERIAL.lock().await;
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
