@@ -157,20 +157,27 @@ async fn two_checkpoints_of_one_run_in_a_batch_commit_once() {
     assert_eq!(store.steps(runs[0].id).await.unwrap().len(), 1);
 }
 
+/// A connection whose open transaction holds the row lock of `run` (in `schema`): writes of
+/// the run block until it rolls back.
+async fn lock_run_row(schema: &str, run: &Run) -> PgConnection {
+    let mut conn = PgConnection::connect(&support::database_url())
+        .await
+        .unwrap();
+    let lock = format!(
+        "BEGIN; SELECT 1 FROM \"{schema}\".runs WHERE id = '{}' FOR UPDATE",
+        run.id
+    );
+    sqlx::raw_sql(&lock).execute(&mut conn).await.unwrap();
+    conn
+}
+
 /// A lone write whose caller gives up while it is in flight (here: blocked by a row lock)
 /// hands its slot over: the writes queued behind it are committed as a batch all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_writer_that_gives_up_hands_its_slot_to_the_queued_writes() {
     let (store, guard) = store_with(GroupCommit::default().writers(1), "logline_gc_handover").await;
     let runs = running_runs(&store, 4).await;
-    let mut blocker = PgConnection::connect(&support::database_url())
-        .await
-        .unwrap();
-    let lock = format!(
-        "BEGIN; SELECT 1 FROM \"{}\".runs WHERE id = '{}' FOR UPDATE",
-        guard.0, runs[0].id
-    );
-    sqlx::raw_sql(&lock).execute(&mut blocker).await.unwrap();
+    let mut blocker = lock_run_row(&guard.0, &runs[0]).await;
 
     let lone = {
         let (store, run) = (store.clone(), runs[0].clone());
@@ -215,14 +222,7 @@ fn a_runtime_shut_down_mid_write_passes_its_slot_on() {
     let (store, guard, runs, mut blocker) = main.block_on(async {
         let (store, guard) = store_with(settings, "logline_gc_runtime").await;
         let runs = running_runs(&store, 3).await;
-        let mut blocker = PgConnection::connect(&support::database_url())
-            .await
-            .unwrap();
-        let lock = format!(
-            "BEGIN; SELECT 1 FROM \"{}\".runs WHERE id = '{}' FOR UPDATE",
-            guard.0, runs[0].id
-        );
-        sqlx::raw_sql(&lock).execute(&mut blocker).await.unwrap();
+        let blocker = lock_run_row(&guard.0, &runs[0]).await;
         (store, guard, runs, blocker)
     });
     // A write from another runtime takes the only slot and blocks ...
