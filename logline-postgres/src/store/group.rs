@@ -196,22 +196,6 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Gives up a slot, or hands it to a batch task when writes queued meanwhile.
-    fn release(self: &Arc<Self>) {
-        let mut state = self.state();
-        if state.queue.is_empty() {
-            state.leading -= 1;
-            return;
-        }
-        drop(state);
-        let slot = BatchSlot(Some(self.clone()));
-        match tokio::runtime::Handle::try_current() {
-            // A runtime that is shutting down drops the task, and with it the slot.
-            Ok(rt) => drop(rt.spawn(lead_batches(slot))),
-            Err(_) => drop(slot),
-        }
-    }
-
     /// Takes the next batch off the queue, or gives up the slot when it is empty.
     fn take(&self) -> Option<Vec<Request>> {
         let mut state = self.state();
@@ -323,12 +307,20 @@ impl Drop for BatchSlot {
     }
 }
 
-/// A lone write's slot; released when the write is answered or its caller gives up.
+/// A lone write's slot; when the write is answered or its caller gives up, it goes to a
+/// batch task if writes queued meanwhile, else back.
 struct Slot(Arc<Shared>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.release();
+        let slot = BatchSlot(Some(self.0.clone()));
+        if self.0.state().queue.is_empty() {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            // A runtime that is shutting down drops the task, and with it the slot.
+            drop(rt.spawn(lead_batches(slot)));
+        }
     }
 }
 
@@ -356,7 +348,7 @@ impl GroupWriter {
     /// is committed (or failed).
     pub(crate) async fn submit(&self, write: Write) -> std::result::Result<Written, sqlx::Error> {
         let shared = &self.shared;
-        let (reply, answer) = oneshot::channel();
+        let (reply, mut answer) = oneshot::channel();
         let request = Request {
             write,
             arrived: Instant::now(),
@@ -384,7 +376,6 @@ impl GroupWriter {
             tokio::spawn(lead_batches(BatchSlot(Some(shared.clone()))));
         }
         shared.arrived.notify_one();
-        let mut answer = answer;
         loop {
             match answer.await {
                 Ok(Reply::Done(result)) => return result,
