@@ -159,6 +159,15 @@ impl NewEvent {
     /// An event with a typed payload: run-level when `step_id` is `None`. The payload is
     /// serialized here, once.
     pub fn new(step_id: Option<Uuid>, payload: impl Into<EventPayload>) -> Self {
+        Self::new_at(step_id, payload, Utc::now())
+    }
+
+    /// [`NewEvent::new`] at a time the caller already read (a step's start or end).
+    pub fn new_at(
+        step_id: Option<Uuid>,
+        payload: impl Into<EventPayload>,
+        ts: DateTime<Utc>,
+    ) -> Self {
         let payload = payload.into();
         let kind = payload.kind();
         let payload = payload.to_json().unwrap_or_else(|e| {
@@ -171,7 +180,7 @@ impl NewEvent {
             step_id,
             kind,
             payload,
-            ts: Utc::now(),
+            ts,
         }
     }
 

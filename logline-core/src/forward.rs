@@ -118,6 +118,7 @@ forward! {
         async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>>;
         async fn commit(&self, checkpoint: Checkpoint<'_>) -> Result<Committed>;
         async fn events(&self, run_id: RunId, after_seq: u64, limit: usize) -> Result<Vec<Event>>;
+        async fn last_seq(&self, run_id: RunId) -> Result<u64>;
         async fn steps(&self, run_id: RunId) -> Result<Vec<Step>>;
         async fn record_effect(&self, effect: &EffectRecord) -> Result<EffectRecord>;
         async fn record_intent(&self, intent: &EffectRecord, fence: i64)

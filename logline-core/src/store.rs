@@ -229,6 +229,22 @@ pub trait RunStore: Send + Sync {
     async fn commit(&self, checkpoint: Checkpoint<'_>) -> Result<Committed>;
     /// Events with `seq > after_seq`, ascending, at most `limit`.
     async fn events(&self, run_id: RunId, after_seq: u64, limit: usize) -> Result<Vec<Event>>;
+    /// The seq of the run's last event (0 before the first): where a reader that wants only
+    /// what comes next starts. The default pages through the events; backends read it
+    /// directly.
+    async fn last_seq(&self, run_id: RunId) -> Result<u64> {
+        const PAGE: usize = 1000;
+        let mut seq = 0;
+        loop {
+            let page = self.events(run_id, seq, PAGE).await?;
+            if let Some(e) = page.last() {
+                seq = e.seq;
+            }
+            if page.len() < PAGE {
+                return Ok(seq);
+            }
+        }
+    }
     /// Steps of a run by index.
     async fn steps(&self, run_id: RunId) -> Result<Vec<Step>>;
     /// Records a completed effect at (run, step, seq) unless a completed one exists there (it

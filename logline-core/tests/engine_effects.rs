@@ -261,6 +261,25 @@ async fn a_result_that_fails_to_record_is_recorded_again_not_sent_again() {
     assert_eq!(hub.requests.load(Ordering::SeqCst), 1);
 }
 
+/// A store that keeps the trait's default `last_seq` (paging through the events) gives the
+/// cursor its backend gives; waiting for a run reads it.
+#[tokio::test]
+async fn the_default_last_seq_pages_through_the_events() {
+    let hub = MailHub::new(false, Duration::ZERO);
+    let inner = MemoryStore::new();
+    let store = Arc::new(FlakyLedger {
+        inner: inner.clone(),
+        failures: AtomicU32::new(0),
+    });
+    let engine = engine_on(store.clone(), hub).await;
+    let run = run_with_workers(&engine, send_workflow(5_000)).await;
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    let events = engine.events(run.id).await.unwrap().len() as u64;
+    assert!(events > 3, "{events}");
+    assert_eq!(store.last_seq(run.id).await.unwrap(), events);
+    assert_eq!(inner.last_seq(run.id).await.unwrap(), events);
+}
+
 #[tokio::test]
 async fn a_timed_out_call_to_a_hub_without_keys_is_reported_not_repeated() {
     let hub = MailHub::new(false, Duration::from_millis(400));

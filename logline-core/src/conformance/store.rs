@@ -308,6 +308,7 @@ pub async fn events_page_by_sequence(store: Arc<dyn Store>) {
         .create_run(&run, &[ev(EventKind::RunStarted, 0)])
         .await
         .expect("create");
+    assert_eq!(store.last_seq(run.id).await.expect("last seq"), 1);
     run.version = 1;
     for batch in 0..5u64 {
         let events: Vec<_> = (0..4)
@@ -325,6 +326,12 @@ pub async fn events_page_by_sequence(store: Arc<dyn Store>) {
     }
     let all = store.events(run.id, 0, 1000).await.expect("all");
     assert_eq!(all.len(), 21);
+    assert_eq!(store.last_seq(run.id).await.expect("last seq"), 21);
+    let unknown = store.last_seq(Uuid::now_v7()).await;
+    assert_eq!(
+        unknown.expect_err("unknown run").kind(),
+        ErrorKind::NotFound
+    );
     assert!(all
         .iter()
         .enumerate()

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
@@ -240,21 +240,24 @@ impl Executor {
         let clock = Instant::now();
         let span = step_span(run, node, attempt);
         let mut sc = StepCtx::new(self, run, recorded, cancel);
-        sc.emit(StepStartedPayload {
+        let started = StepStartedPayload {
             node_id: node.id.clone(),
             node_type: node.node_type(),
             index: sc.index,
-        });
+        };
+        sc.emit_at(started, started_at);
         let result = nodes::execute(&mut sc, &plan.workflow, node, &input, visits)
             .instrument(span.clone())
             .await;
+        let finished_at = Utc::now();
         telemetry::step_finished(node.node_type(), clock.elapsed().as_secs_f64());
         record_step(&span, &result);
         if let Ok(out) = &result {
-            sc.emit(StepCompletedPayload {
+            let completed = StepCompletedPayload {
                 node_id: node.id.clone(),
                 next: out.next.clone(),
-            });
+            };
+            sc.emit_at(completed, finished_at);
         }
         let done = sc.finish();
         let mut events = done.events;
@@ -274,7 +277,7 @@ impl Executor {
         match result {
             Ok(out) => {
                 step.status = StepStatus::Completed;
-                step.finished_at = Some(Utc::now());
+                step.finished_at = Some(finished_at);
                 run.usage = done.usage;
                 (run.budget, run.mode) = (done.budget, done.mode);
                 run.cursor.step_index += 1;
@@ -315,7 +318,7 @@ impl Executor {
                 step.status = StepStatus::Failed;
                 step.error =
                     Some(limits::recorded(&e, self.config.max_error_message_bytes).to_json());
-                step.finished_at = Some(Utc::now());
+                step.finished_at = Some(finished_at);
                 let failed = StepFailedPayload {
                     node_id: step.node_id.clone(),
                     error: e.to_recorded(),
@@ -409,7 +412,17 @@ impl Executor {
     /// A redacted event (run-level when `step_id` is `None`); the message of an error it
     /// carries is cut to [`EngineConfig::max_error_message_bytes`].
     pub fn event(&self, step_id: Option<Uuid>, payload: impl Into<EventPayload>) -> NewEvent {
-        let mut event = NewEvent::new(step_id, payload);
+        self.event_at(step_id, payload, Utc::now())
+    }
+
+    /// [`Executor::event`] at a time already read.
+    pub fn event_at(
+        &self,
+        step_id: Option<Uuid>,
+        payload: impl Into<EventPayload>,
+        ts: DateTime<Utc>,
+    ) -> NewEvent {
+        let mut event = NewEvent::new_at(step_id, payload, ts);
         limits::cap_payload_error(&mut event.payload, self.config.max_error_message_bytes);
         self.redactor.redact(&mut event.payload);
         event

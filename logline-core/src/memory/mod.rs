@@ -1,6 +1,7 @@
 //! In-memory backends with the same semantics as the durable ones: embedded use, tests, benches.
 
 mod apps;
+mod compact;
 mod queue;
 mod recall;
 mod store;

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use super::compact::{KeptEvent, KeptStep};
 use crate::agent::Agent;
 use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent};
@@ -88,8 +89,8 @@ struct Definitions {
 
 struct RunEntry {
     run: Run,
-    steps: BTreeMap<u32, Step>,
-    events: Vec<Event>,
+    steps: BTreeMap<u32, KeptStep>,
+    events: Vec<KeptEvent>,
     effects: BTreeMap<(u32, u32), EffectRecord>,
     /// Created by the first waiter; commits only notify when someone waits.
     watch: Option<watch::Sender<u64>>,
@@ -316,11 +317,10 @@ impl PolicySource for MemoryStore {
 
 fn append_events(entry: &mut RunEntry, events: impl IntoIterator<Item = NewEvent>) -> u64 {
     let mut seq = entry.last_seq();
-    let run_id = entry.run.id;
     for mut e in events {
         seq += 1;
         replace_nul(&mut e.payload);
-        entry.events.push(Event::from_new(run_id, seq, e));
+        entry.events.push(KeptEvent::new(seq, e));
     }
     seq
 }
@@ -456,7 +456,7 @@ impl RunStore for MemoryStore {
         update_mutable(&mut entry.run, run, version)?;
         if let Some(mut step) = step {
             replace_nul_in_step(&mut step);
-            entry.steps.insert(step.index, step);
+            entry.steps.insert(step.index, KeptStep::new(step));
         }
         let last_seq = append_events(entry, events);
         entry.notify();
@@ -477,13 +477,21 @@ impl RunStore for MemoryStore {
         let entry = runs.get(&run_id)?;
         // seq n lives at index n - 1.
         let start = (after_seq as usize).min(entry.events.len());
-        Ok(entry.events[start..].iter().take(limit).cloned().collect())
+        Ok(entry.events[start..]
+            .iter()
+            .take(limit)
+            .map(|e| e.event(run_id))
+            .collect())
+    }
+
+    async fn last_seq(&self, run_id: RunId) -> Result<u64> {
+        Ok(self.runs()?.get(&run_id)?.last_seq())
     }
 
     async fn steps(&self, run_id: RunId) -> Result<Vec<Step>> {
         let runs = self.runs()?;
         let entry = runs.get(&run_id)?;
-        Ok(entry.steps.values().cloned().collect())
+        Ok(entry.steps.values().map(KeptStep::step).collect())
     }
 
     async fn record_effect(&self, effect: &EffectRecord) -> Result<EffectRecord> {

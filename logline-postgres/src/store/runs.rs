@@ -249,18 +249,6 @@ impl PgStore {
         create_run(conn, run, events).await
     }
 
-    async fn last_seq(&self, id: RunId) -> Result<u64> {
-        let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM runs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await
-            .map_err(db)?;
-        match seq {
-            Some(s) => unsigned("last_seq", s),
-            None => Err(Error::not_found("run", id)),
-        }
-    }
-
     /// Removes up to `limit` terminal runs finished before `cutoff` with their events and
     /// steps, in one statement; `extra` is a further CTE over `victims` run before the runs
     /// go (the archive copy), or empty. Returns the runs removed.
@@ -410,6 +398,18 @@ impl RunStore for PgStore {
             .iter()
             .map(decode_event)
             .collect()
+    }
+
+    async fn last_seq(&self, id: RunId) -> Result<u64> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await
+            .map_err(db)?;
+        match seq {
+            Some(s) => unsigned("last_seq", s),
+            None => Err(Error::not_found("run", id)),
+        }
     }
 
     async fn steps(&self, run_id: RunId) -> Result<Vec<Step>> {

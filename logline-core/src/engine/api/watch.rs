@@ -16,20 +16,10 @@ use crate::store::{RunFilter, Store};
 impl Engine {
     /// Waits until the run is terminal or paused, and returns it.
     pub async fn wait(&self, run_id: RunId) -> Result<Run> {
-        let mut seq = 0;
         loop {
             // Read the event cursor before the status: a run that settles after this read
             // appends events after `seq`, which wakes the wait below.
-            const PAGE: usize = 1000;
-            loop {
-                let page = self.inner.exec.store.events(run_id, seq, PAGE).await?;
-                if let Some(e) = page.last() {
-                    seq = e.seq;
-                }
-                if page.len() < PAGE {
-                    break;
-                }
-            }
+            let seq = self.inner.exec.store.last_seq(run_id).await?;
             let run = self.inner.exec.store.get_run(run_id).await?;
             if run.status.is_terminal() || run.status == RunStatus::Paused {
                 return Ok(run);
