@@ -16,6 +16,7 @@ use crate::run::{RunId, Step};
 /// An event as kept (its run is the entry that holds it).
 #[derive(Debug)]
 pub(super) struct KeptEvent {
+    /// Set when it is appended.
     pub seq: u64,
     step_id: Option<Uuid>,
     kind: EventKind,
@@ -24,10 +25,10 @@ pub(super) struct KeptEvent {
 }
 
 impl KeptEvent {
-    /// Keeps `event` at `seq`.
-    pub fn new(seq: u64, event: NewEvent) -> Self {
+    /// Keeps `event` (its seq is set when it is appended).
+    pub fn new(event: NewEvent) -> Self {
         KeptEvent {
-            seq,
+            seq: 0,
             step_id: event.step_id,
             kind: event.kind,
             payload: CompactJson::new(event.payload),
@@ -71,6 +72,11 @@ impl KeptStep {
             output,
             error,
         }
+    }
+
+    /// Its index in the run.
+    pub fn index(&self) -> u32 {
+        self.bare.index
     }
 
     /// The step.
@@ -164,6 +170,33 @@ mod tests {
             let kept = CompactJson::new(v.clone());
             assert!(matches!(kept, CompactJson::Text(_)), "{v}");
             assert_eq!(kept.value(), v);
+        }
+    }
+
+    fn json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(6, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                proptest::collection::btree_map(any::<String>(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever is kept reads back equal, as text or as it is.
+        #[test]
+        fn any_value_reads_back_equal(v in json()) {
+            proptest::prop_assert_eq!(CompactJson::new(v.clone()).value(), v);
         }
     }
 

@@ -315,12 +315,24 @@ impl PolicySource for MemoryStore {
     }
 }
 
-fn append_events(entry: &mut RunEntry, events: impl IntoIterator<Item = NewEvent>) -> u64 {
+/// Events as kept, NULs replaced: prepared before the store's lock is taken.
+fn kept_events(events: impl IntoIterator<Item = NewEvent>) -> Vec<KeptEvent> {
+    events
+        .into_iter()
+        .map(|mut e| {
+            replace_nul(&mut e.payload);
+            KeptEvent::new(e)
+        })
+        .collect()
+}
+
+/// Appends `events` after the run's last; returns the new last seq.
+fn append_events(entry: &mut RunEntry, events: Vec<KeptEvent>) -> u64 {
     let mut seq = entry.last_seq();
     for mut e in events {
         seq += 1;
-        replace_nul(&mut e.payload);
-        entry.events.push(KeptEvent::new(seq, e));
+        e.seq = seq;
+        entry.events.push(e);
     }
     seq
 }
@@ -383,10 +395,6 @@ fn replace_nul_in_step(step: &mut Step) {
 #[async_trait]
 impl RunStore for MemoryStore {
     async fn create_run(&self, run: &Run, events: &[NewEvent]) -> Result<Committed> {
-        let mut runs = self.runs()?;
-        if runs.by_id.contains_key(&run.id) {
-            return Err(Error::Conflict(format!("run {} already exists", run.id)));
-        }
         let mut stored = run.clone();
         stored.version = 1;
         replace_nul(&mut stored.input);
@@ -400,7 +408,11 @@ impl RunStore for MemoryStore {
             watch: None,
             settled: None,
         };
-        let last_seq = append_events(&mut entry, events.iter().cloned());
+        let last_seq = append_events(&mut entry, kept_events(events.iter().cloned()));
+        let mut runs = self.runs()?;
+        if runs.by_id.contains_key(&run.id) {
+            return Err(Error::Conflict(format!("run {} already exists", run.id)));
+        }
         runs.insert(entry);
         Ok(Committed {
             version: 1,
@@ -442,6 +454,11 @@ impl RunStore for MemoryStore {
 
     async fn commit(&self, checkpoint: Checkpoint<'_>) -> Result<Committed> {
         let Checkpoint { run, step, events } = checkpoint;
+        let step = step.map(|mut step| {
+            replace_nul_in_step(&mut step);
+            KeptStep::new(step)
+        });
+        let events = kept_events(events);
         let mut runs = self.runs()?;
         let entry = runs.get_mut(&run.id)?;
         if entry.run.version != run.version {
@@ -454,9 +471,8 @@ impl RunStore for MemoryStore {
         let was_active = !entry.run.status.is_terminal();
         let version = run.version + 1;
         update_mutable(&mut entry.run, run, version)?;
-        if let Some(mut step) = step {
-            replace_nul_in_step(&mut step);
-            entry.steps.insert(step.index, KeptStep::new(step));
+        if let Some(step) = step {
+            entry.steps.insert(step.index(), step);
         }
         let last_seq = append_events(entry, events);
         entry.notify();
