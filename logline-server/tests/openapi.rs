@@ -114,6 +114,31 @@ async fn the_document_lists_every_route_and_each_is_served() {
     }
 }
 
+/// Each event of a stream is documented as what a client parses it into (its `data`, `event`
+/// and `id` fields), so per-event validators check the events against it.
+#[tokio::test]
+async fn stream_events_are_documented_one_by_one() {
+    let app = TestApp::with_chat(support::config()).await;
+    let doc = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    let schemas = &doc.body["components"]["schemas"];
+    for path in ["/api/v1/runs/{id}/stream", "/api/v1/chat/stream"] {
+        let media = &doc.body["paths"][path]["get"]["responses"]["200"]["content"]
+            ["text/event-stream"]["schema"];
+        let name = media["$ref"]
+            .as_str()
+            .expect(path)
+            .rsplit('/')
+            .next()
+            .unwrap();
+        let event = &schemas[name];
+        assert_eq!(event["type"], "object", "{path}");
+        assert_eq!(event["properties"]["data"]["type"], "string", "{path}");
+        assert_eq!(event["required"], serde_json::json!(["data"]), "{path}");
+    }
+}
+
 /// A route a host adds: authenticated, limited and documented like the built-in ones.
 #[utoipa::path(get, path = "/api/v1/hello", responses((status = 200, body = String)), security(("bearer" = [])))]
 async fn hello(caller: logline_server::auth::Caller) -> String {

@@ -261,7 +261,7 @@ pub struct StreamQuery {
 /// confirmation; ends after `final` or `error`.
 #[utoipa::path(get, path = "/api/v1/chat/stream", tag = "chat",
     params(StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
-    responses((status = 200, content_type = "text/event-stream", body = String), (status = 404, body = Problem)),
+    responses((status = 200, content_type = "text/event-stream", body = crate::routes::ServerSentEvent), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn stream(
     State(state): State<AppState>,

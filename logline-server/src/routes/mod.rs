@@ -30,6 +30,18 @@ use crate::state::AppState;
 /// Largest page.
 pub const MAX_LIMIT: u64 = 100;
 
+/// One event of a `text/event-stream` response, as the OpenAPI document describes each
+/// event of the API's streams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ServerSentEvent {
+    /// The event's JSON document.
+    pub data: String,
+    /// Its kind.
+    pub event: Option<String>,
+    /// Where a reconnecting client resumes (`Last-Event-ID`).
+    pub id: Option<String>,
+}
+
 /// A JSON request body; a malformed one is a 400 (415 without a JSON content type) problem.
 #[derive(Debug, Clone)]
 pub struct Body<T>(pub T);

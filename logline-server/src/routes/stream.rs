@@ -20,7 +20,7 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/api/v1/runs/{id}/stream", tag = "runs",
     params(("id" = String, Path, description = "Run id"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event"), EventQuery),
-    responses((status = 200, content_type = "text/event-stream", body = String), (status = 404, body = Problem)),
+    responses((status = 200, content_type = "text/event-stream", body = crate::routes::ServerSentEvent), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn stream(
     State(state): State<AppState>,
