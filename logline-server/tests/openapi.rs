@@ -69,18 +69,24 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/apps/{id}/actions/{action}/run"),
 ];
 
-#[tokio::test]
-async fn the_document_lists_every_route_and_each_is_served() {
+/// The OpenAPI document an app with chat serves, and the app.
+async fn served_document() -> (TestApp, serde_json::Value) {
     let app = TestApp::with_chat(support::config()).await;
     let doc = app
         .call(Method::GET, "/api/v1/openapi.json", None, None)
         .await;
     assert_eq!(doc.status, StatusCode::OK);
-    assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
-    assert!(doc.body["components"]["securitySchemes"]["bearer"].is_object());
+    (app, doc.body)
+}
+
+#[tokio::test]
+async fn the_document_lists_every_route_and_each_is_served() {
+    let (app, body) = served_document().await;
+    assert!(body["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert!(body["components"]["securitySchemes"]["bearer"].is_object());
 
     let mut documented = BTreeSet::new();
-    for (path, item) in doc.body["paths"].as_object().unwrap() {
+    for (path, item) in body["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
             if ["get", "post", "patch", "delete", "put"].contains(&method.as_str()) {
                 documented.insert((method.clone(), path.clone()));
@@ -118,14 +124,11 @@ async fn the_document_lists_every_route_and_each_is_served() {
 /// and `id` fields), so per-event validators check the events against it.
 #[tokio::test]
 async fn stream_events_are_documented_one_by_one() {
-    let app = TestApp::with_chat(support::config()).await;
-    let doc = app
-        .call(Method::GET, "/api/v1/openapi.json", None, None)
-        .await;
-    let schemas = &doc.body["components"]["schemas"];
+    let (_app, body) = served_document().await;
+    let schemas = &body["components"]["schemas"];
     for path in ["/api/v1/runs/{id}/stream", "/api/v1/chat/stream"] {
-        let media = &doc.body["paths"][path]["get"]["responses"]["200"]["content"]
-            ["text/event-stream"]["schema"];
+        let media = &body["paths"][path]["get"]["responses"]["200"]["content"]["text/event-stream"]
+            ["schema"];
         let name = media["$ref"]
             .as_str()
             .expect(path)
