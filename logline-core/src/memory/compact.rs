@@ -36,6 +36,17 @@ impl KeptEvent {
         }
     }
 
+    /// Keeps a copy of `event`.
+    pub fn copied(event: &NewEvent) -> Self {
+        KeptEvent {
+            seq: 0,
+            step_id: event.step_id,
+            kind: event.kind,
+            payload: CompactJson::of(&event.payload),
+            ts: event.ts,
+        }
+    }
+
     /// The event of run `run_id`.
     pub fn event(&self, run_id: RunId) -> Event {
         Event {
@@ -106,14 +117,17 @@ pub(super) enum CompactJson {
 impl CompactJson {
     /// Keeps `value` as text when that is smaller and reads back the same.
     pub fn new(value: Value) -> Self {
-        let mut budget = MAX_TEXT;
-        if !matches!(value, Value::Object(_) | Value::Array(_)) || !fits(&value, &mut budget) {
-            return CompactJson::Value(value);
+        match text_of(&value) {
+            Some(text) => CompactJson::Text(text),
+            None => CompactJson::Value(value),
         }
-        let mut text = Vec::with_capacity(MAX_TEXT - budget);
-        match serde_json::to_writer(&mut text, &value).map(|()| String::from_utf8(text)) {
-            Ok(Ok(text)) => CompactJson::Text(text.into_boxed_str()),
-            _ => CompactJson::Value(value),
+    }
+
+    /// [`CompactJson::new`] of a copy of `value` (cloned only when not kept as text).
+    pub fn of(value: &Value) -> Self {
+        match text_of(value) {
+            Some(text) => CompactJson::Text(text),
+            None => CompactJson::Value(value.clone()),
         }
     }
 
@@ -128,6 +142,17 @@ impl CompactJson {
             CompactJson::Value(v) => v.clone(),
         }
     }
+}
+
+/// The text `value` is kept as: `None` for a scalar, a long value or one with a float.
+fn text_of(value: &Value) -> Option<Box<str>> {
+    let mut budget = MAX_TEXT;
+    if !matches!(value, Value::Object(_) | Value::Array(_)) || !fits(value, &mut budget) {
+        return None;
+    }
+    let mut text = Vec::with_capacity(MAX_TEXT - budget);
+    serde_json::to_writer(&mut text, value).ok()?;
+    String::from_utf8(text).ok().map(String::into_boxed_str)
 }
 
 /// Whether `v` holds no float and its unescaped text is at most `budget` bytes, taking its

@@ -10,7 +10,7 @@ use super::compact::{KeptEvent, KeptStep};
 use crate::agent::Agent;
 use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent};
-use crate::nul::{replace_nul, replace_nul_in};
+use crate::nul::{has_nul, replace_nul, replace_nul_in};
 use crate::policy::{Policy, PolicySource};
 use crate::run::{Run, RunId, RunStatus, Step};
 use crate::search::{StoredVector, VectorStore};
@@ -39,7 +39,8 @@ struct Inner {
 /// store's size.
 #[derive(Default)]
 struct Runs {
-    by_id: HashMap<RunId, RunEntry>,
+    /// Boxed: a resize of the table moves pointers, not whole entries.
+    by_id: HashMap<RunId, Box<RunEntry>>,
     /// Every run by `(created_at, id)`: newest last.
     order: BTreeSet<(DateTime<Utc>, RunId)>,
     /// The runs not yet in a terminal status, in the same order.
@@ -50,16 +51,18 @@ impl Runs {
     fn get(&self, id: &RunId) -> Result<&RunEntry> {
         self.by_id
             .get(id)
+            .map(Box::as_ref)
             .ok_or_else(|| Error::not_found("run", id))
     }
 
     fn get_mut(&mut self, id: &RunId) -> Result<&mut RunEntry> {
         self.by_id
             .get_mut(id)
+            .map(Box::as_mut)
             .ok_or_else(|| Error::not_found("run", id))
     }
 
-    fn insert(&mut self, entry: RunEntry) {
+    fn insert(&mut self, entry: Box<RunEntry>) {
         let key = (entry.run.created_at, entry.run.id);
         self.order.insert(key);
         if !entry.run.status.is_terminal() {
@@ -315,6 +318,22 @@ impl PolicySource for MemoryStore {
     }
 }
 
+/// Copies of events as kept, NULs replaced (an event is cloned whole only when it has one).
+fn copied_events(events: &[NewEvent]) -> Vec<KeptEvent> {
+    events
+        .iter()
+        .map(|e| {
+            if has_nul(&e.payload) {
+                let mut e = e.clone();
+                replace_nul(&mut e.payload);
+                KeptEvent::new(e)
+            } else {
+                KeptEvent::copied(e)
+            }
+        })
+        .collect()
+}
+
 /// Events as kept, NULs replaced: prepared before the store's lock is taken.
 fn kept_events(events: impl IntoIterator<Item = NewEvent>) -> Vec<KeptEvent> {
     events
@@ -400,15 +419,15 @@ impl RunStore for MemoryStore {
         replace_nul(&mut stored.input);
         replace_nul_in_run(&mut stored)?;
         replace_nul_in(&mut stored.approvals)?;
-        let mut entry = RunEntry {
+        let mut entry = Box::new(RunEntry {
             run: stored,
             steps: BTreeMap::new(),
             events: Vec::with_capacity(events.len() + 8),
             effects: BTreeMap::new(),
             watch: None,
             settled: None,
-        };
-        let last_seq = append_events(&mut entry, kept_events(events.iter().cloned()));
+        });
+        let last_seq = append_events(&mut entry, copied_events(events));
         let mut runs = self.runs()?;
         if runs.by_id.contains_key(&run.id) {
             return Err(Error::Conflict(format!("run {} already exists", run.id)));
