@@ -257,6 +257,9 @@ impl Engine {
     /// Executes a run in the calling task, without a worker, until it completes, fails,
     /// pauses or is cancelled; returns it. Safe next to workers: optimistic concurrency lets
     /// only one executor advance the run, and a queued job for a finished run is a no-op.
+    /// The job `start_run` enqueued stays queued until a worker claims and completes it (it
+    /// is what resumes the run should this process stop mid-run), so a host that never runs
+    /// workers keeps one queued job per run.
     pub async fn execute(&self, run_id: RunId) -> Result<Run> {
         self.inner
             .exec
