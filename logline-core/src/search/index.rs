@@ -2,9 +2,11 @@
 //!
 //! Documents live in slots; an update or removal tombstones the old slot and the postings
 //! that point at it are dropped by a compaction once they make up a quarter of all postings,
-//! so an upsert costs the size of the tool, not the size of the catalog. What ranking and the
-//! gate read per tool (lengths, risk, toolkit, tag bits) sits in dense arrays, so a search
-//! touches little memory besides the posting lists.
+//! so an upsert costs the size of the tool, not the size of the catalog. A search reads each
+//! query term's scoring list: per tool its saturated BM25F weight, toolkit and gate class
+//! side by side, built from the postings on first use and dropped by the next change. A warm
+//! search reads memory in order, and decides what the gate rules of a tool's own metadata
+//! (risk, tags, connection) say once per gate class instead of once per tool.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
@@ -14,6 +16,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::Value;
 
 use super::gate::{toolkit_key, Connected, ToolGate};
+use super::impacts::{ImpactCache, KitGroups, KitImpact, TermImpacts, ToolImpact};
 use super::rank::{Bm25Params, BoostParams, Field, FIELD_COUNT};
 use super::tokenize::Analyzer;
 use crate::tool::catalog::fingerprint;
@@ -89,14 +92,24 @@ struct Doc {
 #[derive(Debug, Clone, Copy, Default)]
 struct Meta {
     alive: bool,
+    toolkit: u32,
+    /// Index into `ToolIndex::classes`.
+    class: u32,
+    /// The tag bits of the class (ranking reads them for intent boosts).
+    tag_bits: u64,
+    /// Hash of the tool id: breaks score ties independently of insertion order.
+    id_hash: u64,
+}
+
+/// What the gate reads of a tool itself, apart from its toolkit and id. Tools sharing it
+/// share a class, and a search decides each class once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+struct GateClass {
     risk: u8,
     needs_connection: bool,
     /// Some tag has an id ≥ 64: the tag check falls back to `Doc::tags`.
     tag_overflow: bool,
-    toolkit: u32,
     tag_bits: u64,
-    /// Hash of the tool id: breaks score ties independently of insertion order.
-    id_hash: u64,
 }
 
 /// The index. Not synchronised: share it behind a lock (as [`super::ToolSearch`] does).
@@ -122,9 +135,12 @@ pub struct ToolIndex {
     kit_len_sum: f64,
     live_kits: usize,
     tags: HashMap<String, u32>,
+    classes: Vec<GateClass>,
+    class_ids: HashMap<GateClass, u32>,
     /// Bumped by every change; the cached length norms are valid for one generation.
     generation: u64,
     norm_cache: RwLock<NormCache>,
+    impacts: ImpactCache,
 }
 
 /// Per tool and field, `weight / ((1 − b) + b · len / avglen)` for one index generation.
@@ -233,6 +249,7 @@ impl ToolIndex {
             return false;
         };
         self.generation += 1;
+        self.impacts.clear();
         let s = slot as usize;
         for &t in &doc.terms {
             self.df[t as usize] = self.df[t as usize].saturating_sub(1);
@@ -278,6 +295,7 @@ impl ToolIndex {
 
     fn insert(&mut self, tool: Arc<ToolSpec>, fingerprint: u64) {
         self.generation += 1;
+        self.impacts.clear();
         let fields = field_texts(&tool);
         let mut counts: HashMap<u32, [u16; F]> = HashMap::new();
         let mut lens = [0f32; F];
@@ -333,23 +351,26 @@ impl ToolIndex {
         let tags: Vec<u32> = tool.tags.iter().map(|t| self.tag_id(t)).collect();
         let mut h = DefaultHasher::new();
         tool.id.hash(&mut h);
-        let mut meta = Meta {
-            id_hash: h.finish(),
-            alive: true,
+        let mut class = GateClass {
             risk: risk_rank(tool.risk_level),
             needs_connection: tool.requires_connection,
             tag_overflow: false,
-            toolkit: kit,
             tag_bits: 0,
         };
         for &t in &tags {
             if t < 64 {
-                meta.tag_bits |= 1 << t;
+                class.tag_bits |= 1 << t;
             } else {
-                meta.tag_overflow = true;
+                class.tag_overflow = true;
             }
         }
-        self.meta[s] = meta;
+        self.meta[s] = Meta {
+            id_hash: h.finish(),
+            alive: true,
+            toolkit: kit,
+            class: self.class_id(class),
+            tag_bits: class.tag_bits,
+        };
         self.lens[s] = lens;
         self.by_id.insert(tool.id.clone(), slot);
         self.docs[s] = Some(Doc {
@@ -388,6 +409,14 @@ impl ToolIndex {
         self.kit_docs.push(Vec::new());
         self.kit_len.push(0.0);
         id
+    }
+
+    fn class_id(&mut self, class: GateClass) -> u32 {
+        let next = self.classes.len() as u32;
+        *self.class_ids.entry(class).or_insert_with(|| {
+            self.classes.push(class);
+            next
+        })
     }
 
     fn tag_id(&mut self, tag: &str) -> u32 {
@@ -458,20 +487,20 @@ impl ToolIndex {
         zeroed(kit_wtf, nk);
         touched.clear();
         kit_touched.clear();
+        touched_kits.clear();
         seen.clear();
-        seen.resize(self.docs.len(), false);
+        seen.resize(self.docs.len(), UNSEEN);
         self.accumulate(
             queries,
             &gate_ids,
             acc,
             seen,
             touched,
+            touched_kits,
             kit_acc,
             kit_wtf,
             kit_touched,
         );
-        // The gate does not depend on the query: once per touched tool.
-        touched.retain(|&slot| gate_ids.allows(self, slot));
 
         let apps: HashSet<u32> = hints
             .candidate_apps
@@ -497,10 +526,6 @@ impl ToolIndex {
         });
         let boosts = self.config.boosts;
         let hinted = app_mask.is_some() || intent != 0 || !intent_high.is_empty();
-        // Each touched tool's toolkit, next to it: the per-query passes below read these two
-        // arrays in order instead of the tools' metadata.
-        touched_kits.clear();
-        touched_kits.extend(touched.iter().map(|&s| self.meta[s as usize].toolkit));
         let kit_score = |kit: u32, q: usize| {
             if use_kits && kit != NO_KIT {
                 kit_acc[kit as usize * nq + q]
@@ -574,8 +599,8 @@ impl ToolIndex {
                     self.doc(slot)
                         .is_some_and(|d| d.tags.iter().any(|t| intent_high.contains(t)))
                 };
-                if m.tag_bits & intent != 0 || (m.tag_overflow && !intent_high.is_empty() && high())
-                {
+                let overflow = || self.classes[m.class as usize].tag_overflow;
+                if m.tag_bits & intent != 0 || (!intent_high.is_empty() && overflow() && high()) {
                     score *= 1.0 + boosts.intent_tag;
                 }
             }
@@ -622,18 +647,19 @@ impl ToolIndex {
         self.doc(slot).map(|d| d.tool.id.as_str()).unwrap_or("")
     }
 
-    /// Adds, for every query `i`, the BM25F score of every tool matching `queries[i]` into
-    /// `acc[slot * nq + i]` and, when `kit_acc` is not empty, the toolkit-level BM25F score
-    /// into `kit_acc[kit * nq + i]` from the members `gate` may show. `touched` gets every
-    /// tool some query matched.
+    /// Adds, for every query `i`, the BM25F score of every tool `gate` shows matching
+    /// `queries[i]` into `acc[slot * nq + i]` and, when `kit_acc` is not empty, the
+    /// toolkit-level BM25F score into `kit_acc[kit * nq + i]` from the members `gate` may
+    /// show. `touched` gets every shown tool some query matched, `touched_kits` its toolkit.
     #[allow(clippy::too_many_arguments)]
     fn accumulate(
         &self,
         queries: &[&str],
         gate: &CompiledGate<'_>,
         acc: &mut [f32],
-        seen: &mut [bool],
+        seen: &mut [u8],
         touched: &mut Vec<u32>,
+        touched_kits: &mut Vec<u32>,
         kit_acc: &mut [f32],
         kit_wtf: &mut [f32],
         kit_touched: &mut Vec<u32>,
@@ -652,8 +678,6 @@ impl ToolIndex {
         qterms.sort_unstable();
         let p = &self.config.bm25;
         let n = self.len() as f32;
-        let inv = self.inverse_norms();
-        let w = p.field_weight;
         let kits = !kit_acc.is_empty();
         let nk = self.live_kits as f32;
         let kb = p.field_b[Field::Description as usize];
@@ -681,34 +705,34 @@ impl ToolIndex {
                     active.push((i, qw[i] * idf));
                 }
             }
-            for post in &self.postings[t as usize] {
-                let slot = post.doc as usize;
-                let m = &self.meta[slot];
-                if !m.alive {
-                    continue;
-                }
-                let inv = &inv[slot];
-                let mut tfw = 0f32;
-                let mut wtf = 0f32;
-                for f in 0..F {
-                    let tf = f32::from(post.tf[f]);
-                    wtf += w[f] * tf;
-                    tfw += inv[f] * tf;
-                }
-                if !seen[slot] {
-                    seen[slot] = true;
-                    touched.push(post.doc);
-                }
-                let row = slot * nq;
-                for &(i, weight) in &active {
-                    acc[row + i] += weight * tfw / (p.k1 + tfw);
-                }
-                if kits && m.toolkit != NO_KIT && gate.may_show(m) {
-                    let k = m.toolkit as usize;
-                    if kit_wtf[k] == 0.0 {
-                        kit_touched.push(m.toolkit);
+            let list = self.term_impacts(t);
+            for tool in list.tools.iter() {
+                let s = tool.slot as usize;
+                if seen[s] == UNSEEN {
+                    // The gate, once per tool, from what the list holds.
+                    let shown = gate.allows_tool(self, tool.slot, tool.class, tool.kit);
+                    seen[s] = if shown { SHOWN } else { HIDDEN };
+                    if shown {
+                        touched.push(tool.slot);
+                        touched_kits.push(tool.kit);
                     }
-                    kit_wtf[k] += wtf;
+                }
+                if seen[s] == SHOWN {
+                    let row = s * nq;
+                    for &(i, weight) in &active {
+                        acc[row + i] += weight * tool.impact;
+                    }
+                }
+            }
+            if kits {
+                for m in list.kits.iter() {
+                    if gate.may_show(m.risk, m.tag_bits) {
+                        let k = m.kit as usize;
+                        if kit_wtf[k] == 0.0 {
+                            kit_touched.push(m.kit);
+                        }
+                        kit_wtf[k] += m.wtf;
+                    }
                 }
             }
             if kits && !kit_touched.is_empty() {
@@ -728,6 +752,51 @@ impl ToolIndex {
                 kit_touched.clear();
             }
         }
+    }
+
+    /// The scoring list of term `t` for the current index state.
+    fn term_impacts(&self, t: u32) -> Arc<TermImpacts> {
+        self.impacts.get_or_build(t, || {
+            let inv = self.inverse_norms();
+            let p = &self.config.bm25;
+            let postings = &self.postings[t as usize];
+            let mut tools = Vec::with_capacity(postings.len());
+            let mut kits = KitGroups::new(self.kit_docs.len());
+            for post in postings {
+                let m = &self.meta[post.doc as usize];
+                if !m.alive {
+                    continue;
+                }
+                let norm = &inv[post.doc as usize];
+                let tf = post.tf.map(f32::from);
+                let tfw: f32 = (0..F).map(|f| norm[f] * tf[f]).sum();
+                tools.push(ToolImpact {
+                    slot: post.doc,
+                    impact: tfw / (p.k1 + tfw),
+                    kit: m.toolkit,
+                    class: m.class,
+                });
+                if m.toolkit != NO_KIT {
+                    let class = &self.classes[m.class as usize];
+                    kits.add(KitImpact {
+                        kit: m.toolkit,
+                        risk: class.risk,
+                        tag_bits: class.tag_bits,
+                        wtf: (0..F).map(|f| p.field_weight[f] * tf[f]).sum(),
+                    });
+                }
+            }
+            TermImpacts {
+                tools: tools.into_boxed_slice(),
+                kits: kits.finish(),
+            }
+        })
+    }
+
+    /// Heap bytes of the scoring lists built since the last change (at most one per
+    /// indexed term; built as queries use the terms).
+    pub fn scoring_list_bytes(&self) -> usize {
+        self.impacts.bytes()
     }
 
     /// How many postings a search for `query` scans (its cost driver), and the number of
@@ -799,7 +868,7 @@ impl ToolIndex {
             Connected::Toolkits(keys) => Some(kit_mask(keys)),
         };
         let rules = gate.rules();
-        CompiledGate {
+        let mut compiled = CompiledGate {
             gate,
             max_risk: risk_rank(rules.max_risk),
             blocked_bits,
@@ -811,7 +880,14 @@ impl ToolIndex {
             slow: !rules.denied_tools.is_empty()
                 || rules.allowed_tools.is_some()
                 || rules.hubs.is_some(),
-        }
+            classes: Vec::new(),
+        };
+        compiled.classes = self
+            .classes
+            .iter()
+            .map(|c| ClassRule::of(c, &compiled))
+            .collect();
+        compiled
     }
 }
 
@@ -823,9 +899,16 @@ struct Scratch {
     kit_wtf: Vec<f32>,
     touched: Vec<u32>,
     kit_touched: Vec<u32>,
+    /// Each touched tool's toolkit, next to it: the passes after accumulation read these
+    /// two arrays in order instead of the tools' metadata.
     touched_kits: Vec<u32>,
-    seen: Vec<bool>,
+    /// Per slot: [`UNSEEN`], [`SHOWN`] or [`HIDDEN`] by the gate.
+    seen: Vec<u8>,
 }
+
+const UNSEEN: u8 = 0;
+const SHOWN: u8 = 1;
+const HIDDEN: u8 = 2;
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
@@ -940,34 +1023,40 @@ struct CompiledGate<'g> {
     scoped: bool,
     scope_kits: Option<Vec<bool>>,
     slow: bool,
+    /// Per [`GateClass`] of the index, what the gate decides for it.
+    classes: Vec<ClassRule>,
 }
 
 impl CompiledGate<'_> {
     /// What a tool's own metadata decides (risk, blocked tags of the first 64 tag ids): a
     /// tool that fails it adds nothing to its toolkit's evidence, so no toolkit is found
     /// through tools the user will never see.
-    fn may_show(&self, m: &Meta) -> bool {
-        m.risk <= self.max_risk && m.tag_bits & self.blocked_bits == 0
+    fn may_show(&self, risk: u8, tag_bits: u64) -> bool {
+        risk <= self.max_risk && tag_bits & self.blocked_bits == 0
     }
 
+    /// Whether the gate shows the tool in `slot`.
     fn allows(&self, idx: &ToolIndex, slot: u32) -> bool {
         let m = &idx.meta[slot as usize];
-        if !m.alive || m.risk > self.max_risk || m.tag_bits & self.blocked_bits != 0 {
+        m.alive && self.allows_tool(idx, slot, m.class, m.toolkit)
+    }
+
+    /// [`Self::allows`] for a live tool whose class and toolkit the caller holds.
+    fn allows_tool(&self, idx: &ToolIndex, slot: u32, class: u32, kit: u32) -> bool {
+        let rule = self.classes[class as usize];
+        if rule.deny {
             return false;
         }
-        if m.tag_overflow && !self.blocked_high.is_empty() {
+        if rule.check_tags {
             let doc_tags = idx.doc(slot).map(|d| d.tags.as_slice()).unwrap_or(&[]);
             if doc_tags.iter().any(|t| self.blocked_high.contains(t)) {
                 return false;
             }
         }
-        let in_kit = |mask: &Vec<bool>| m.toolkit != NO_KIT && mask[m.toolkit as usize];
-        let connected = if m.needs_connection {
-            m.toolkit != NO_KIT && self.connected.as_ref().is_none_or(in_kit)
-        } else {
-            self.allow_no_auth
-        };
-        if !connected {
+        let in_kit = |mask: &Vec<bool>| kit != NO_KIT && mask[kit as usize];
+        if rule.needs_connected_kit
+            && (kit == NO_KIT || !self.connected.as_ref().is_none_or(in_kit))
+        {
             return false;
         }
         if self.slow {
@@ -977,6 +1066,28 @@ impl CompiledGate<'_> {
                 .is_some_and(|d| self.gate.check(&d.tool).is_ok());
         }
         !self.scoped || self.scope_kits.as_ref().is_some_and(in_kit)
+    }
+}
+
+/// What a gate decides for one [`GateClass`].
+#[derive(Debug, Clone, Copy)]
+struct ClassRule {
+    /// Hidden whatever its toolkit (risk, a blocked tag, a tool without a connection).
+    deny: bool,
+    /// Tags beyond the first 64 must be checked against the blocked ones.
+    check_tags: bool,
+    /// Shown only if its toolkit is connected.
+    needs_connected_kit: bool,
+}
+
+impl ClassRule {
+    fn of(class: &GateClass, gate: &CompiledGate<'_>) -> Self {
+        ClassRule {
+            deny: !gate.may_show(class.risk, class.tag_bits)
+                || (!class.needs_connection && !gate.allow_no_auth),
+            check_tags: class.tag_overflow && !gate.blocked_high.is_empty(),
+            needs_connected_kit: class.needs_connection,
+        }
     }
 }
 

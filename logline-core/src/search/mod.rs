@@ -52,6 +52,7 @@
 mod decompose;
 mod dense;
 mod gate;
+mod impacts;
 // Public only for `index::fingerprint`, which logline-composio's catalog sync still imports;
 // everything else the index offers is re-exported below.
 #[doc(hidden)]

@@ -155,6 +155,62 @@ fn upserts_and_removals_are_incremental() {
 }
 
 #[test]
+fn a_change_reaches_searches_that_ran_before_it() {
+    let mut idx = ToolIndex::from_tools(catalog());
+    let low = ToolGate::new(
+        GateRules::permissive().max_risk(RiskLevel::Low),
+        Connected::Unrestricted,
+    );
+    let open = ToolGate::new(GateRules::permissive(), Connected::Unrestricted);
+    let ids = |hits: Vec<ScoredTool>| -> Vec<String> {
+        hits.into_iter().map(|h| h.tool.id.clone()).collect()
+    };
+    // The first searches build the scoring lists of "refund" and "charge".
+    assert!(idx
+        .search("refund a charge", &low, &RankHints::default(), 5)
+        .is_empty());
+    assert_eq!(
+        ids(idx.search("refund a charge", &open, &RankHints::default(), 5))[0],
+        "STRIPE_CREATE_REFUND"
+    );
+    // Same words, lower risk: the gate sees the change.
+    let mut refund = catalog()[5].clone();
+    refund.risk_level = RiskLevel::Low;
+    refund.tags.clear();
+    assert!(idx.upsert(refund.clone()));
+    assert_eq!(
+        ids(idx.search("refund a charge", &low, &RankHints::default(), 5)),
+        ["STRIPE_CREATE_REFUND"]
+    );
+    // After changes, every score equals that of an index built from the final catalog.
+    let mut email = catalog()[1].clone();
+    email.description = "List emails and refund drafts in the inbox".into();
+    idx.upsert(email.clone());
+    idx.remove("SLACK_POST_MESSAGE");
+    let mut final_catalog: Vec<ToolSpec> = catalog()
+        .into_iter()
+        .filter(|t| t.id != "SLACK_POST_MESSAGE")
+        .collect();
+    final_catalog[1] = email;
+    final_catalog[4] = refund;
+    let fresh = ToolIndex::from_tools(final_catalog);
+    for query in [
+        "refund a charge",
+        "emails inbox",
+        "post a message",
+        "create",
+    ] {
+        let scores = |idx: &ToolIndex| -> Vec<(String, f32)> {
+            idx.search(query, &open, &RankHints::default(), 10)
+                .into_iter()
+                .map(|h| (h.tool.id.clone(), h.lexical))
+                .collect()
+        };
+        assert_eq!(scores(&idx), scores(&fresh), "{query}");
+    }
+}
+
+#[test]
 fn compaction_keeps_results_exact() {
     let mut idx = ToolIndex::new();
     for i in 0..3000 {
