@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 /// One term's scoring list.
 #[derive(Debug, Default)]
 pub(super) struct TermImpacts {
-    /// Live tools holding the term, in slot order.
+    /// Live tools holding the term, in posting order.
     pub(super) tools: Box<[ToolImpact]>,
     /// Toolkit evidence of the term's live tools that belong to a toolkit.
     pub(super) kits: Box<[KitImpact]>,
