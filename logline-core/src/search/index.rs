@@ -95,8 +95,6 @@ struct Meta {
     toolkit: u32,
     /// Index into `ToolIndex::classes`.
     class: u32,
-    /// The tag bits of the class (ranking reads them for intent boosts).
-    tag_bits: u64,
     /// Hash of the tool id: breaks score ties independently of insertion order.
     id_hash: u64,
 }
@@ -369,7 +367,6 @@ impl ToolIndex {
             alive: true,
             toolkit: kit,
             class: self.class_id(class),
-            tag_bits: class.tag_bits,
         };
         self.lens[s] = lens;
         self.by_id.insert(tool.id.clone(), slot);
@@ -599,8 +596,10 @@ impl ToolIndex {
                     self.doc(slot)
                         .is_some_and(|d| d.tags.iter().any(|t| intent_high.contains(t)))
                 };
-                let overflow = || self.classes[m.class as usize].tag_overflow;
-                if m.tag_bits & intent != 0 || (!intent_high.is_empty() && overflow() && high()) {
+                let class = &self.classes[m.class as usize];
+                if class.tag_bits & intent != 0
+                    || (!intent_high.is_empty() && class.tag_overflow && high())
+                {
                     score *= 1.0 + boosts.intent_tag;
                 }
             }
