@@ -13,8 +13,10 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::run::RunId;
 
+mod json;
 mod payload;
 
+pub use json::PayloadJson;
 pub use payload::{
     ApprovalDenied, BudgetDenied, ChatStepPayload, ErrorPayload, EventPayload, GateDecision,
     LlmCallPayload, LlmPurpose, PolicyDecided, PolicyEvalPayload, RouteSelectedPayload,
@@ -150,7 +152,7 @@ pub struct NewEvent {
     /// Kind.
     pub kind: EventKind,
     /// JSON payload (already redacted).
-    pub payload: Value,
+    pub payload: PayloadJson,
     /// When it happened.
     pub ts: DateTime<Utc>,
 }
@@ -168,13 +170,25 @@ impl NewEvent {
         payload: impl Into<EventPayload>,
         ts: DateTime<Utc>,
     ) -> Self {
-        let payload = payload.into();
+        Self::typed_at(step_id, payload.into(), ts, |_| true, |_| {})
+    }
+
+    /// [`NewEvent::new_at`] with the payload's JSON text let through as it is when
+    /// `keep(text)` holds, else built as a value and given to `fix` first (see
+    /// [`PayloadJson::build`]).
+    pub(crate) fn typed_at(
+        step_id: Option<Uuid>,
+        payload: EventPayload,
+        ts: DateTime<Utc>,
+        keep: impl FnOnce(&str) -> bool,
+        fix: impl FnOnce(&mut Value),
+    ) -> Self {
         let kind = payload.kind();
-        let payload = payload.to_json().unwrap_or_else(|e| {
+        let payload = payload.to_payload_json(keep, fix).unwrap_or_else(|e| {
             // Unreachable for the payload types (string-keyed maps only); the trace keeps
             // the failure instead of dropping the event.
             tracing::error!(error = %e, "event payload not serializable");
-            serde_json::json!({ "error": e.to_json() })
+            PayloadJson::new(serde_json::json!({ "error": e.to_json() }))
         });
         NewEvent {
             step_id,
@@ -189,7 +203,7 @@ impl NewEvent {
         NewEvent {
             step_id: None,
             kind,
-            payload,
+            payload: PayloadJson::new(payload),
             ts: Utc::now(),
         }
     }
@@ -199,7 +213,7 @@ impl NewEvent {
         NewEvent {
             step_id: Some(step_id),
             kind,
-            payload,
+            payload: PayloadJson::new(payload),
             ts: Utc::now(),
         }
     }
@@ -232,7 +246,7 @@ impl Event {
             seq,
             step_id: e.step_id,
             kind: e.kind,
-            payload: e.payload,
+            payload: e.payload.into_value(),
             ts: e.ts,
             schema_version: EVENT_SCHEMA_VERSION,
         }

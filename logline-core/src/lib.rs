@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod event;
 mod forward;
+mod json;
 pub mod layer;
 pub mod llm;
 pub mod mapping;

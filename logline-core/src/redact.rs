@@ -1,5 +1,6 @@
 //! Redaction of secrets from event payloads and logs.
 
+use aho_corasick::AhoCorasick;
 use regex::{Regex, RegexSet};
 use serde_json::Value;
 
@@ -17,6 +18,11 @@ pub struct Redactor {
     literals: Vec<String>,
     min_literal: usize,
     min_pattern: usize,
+    /// Words one of which every redactable text holds (see [`Redactor::leaves_json_text`]).
+    text_words: Option<AhoCorasick>,
+    /// Whether [`Redactor::leaves_json_text`] can judge a text (no custom pattern, every key
+    /// has a word).
+    text_check: bool,
 }
 
 const DEFAULT_KEYS: &[&str] = &[
@@ -46,6 +52,9 @@ const DEFAULT_PATTERNS: &[&str] = &[
     r"xox[abprs]-[A-Za-z0-9\-]{10,}",
 ];
 
+/// What every match of a default pattern holds (ignoring ASCII case).
+const DEFAULT_PATTERN_WORDS: &[&str] = &["sk-", "bearer", "akia", "gh", "xox"];
+
 impl Default for Redactor {
     fn default() -> Self {
         let mut r = Redactor {
@@ -56,6 +65,8 @@ impl Default for Redactor {
             literals: Vec::new(),
             min_literal: usize::MAX,
             min_pattern: MIN_PATTERN_LEN,
+            text_words: None,
+            text_check: true,
         };
         for p in DEFAULT_PATTERNS {
             if let Ok(re) = Regex::new(p) {
@@ -114,17 +125,48 @@ impl Redactor {
             literals: Vec::new(),
             min_literal: usize::MAX,
             min_pattern: usize::MAX,
+            text_words: None,
+            text_check: true,
         }
     }
 
     fn rebuild(&mut self) {
         self.set = RegexSet::new(self.patterns.iter().map(|r| r.as_str()))
             .unwrap_or_else(|_| RegexSet::empty());
+        self.rebuild_key_words();
+    }
+
+    /// The words of [`Redactor::leaves_json_text`]: the longest `_`-separated part of every
+    /// sensitive key, and what every match of a default pattern holds. With a custom pattern
+    /// or a key without such a part, texts are not judged.
+    fn rebuild_key_words(&mut self) {
+        let key_words: Option<Vec<&str>> = self
+            .keys
+            .iter()
+            .chain(&self.key_suffixes)
+            .map(|k| {
+                k.split('_')
+                    .max_by_key(|w| w.len())
+                    .filter(|w| !w.is_empty())
+            })
+            .collect();
+        let Some(mut words) = key_words else {
+            self.text_check = false;
+            return;
+        };
+        if !self.patterns.is_empty() {
+            words.extend_from_slice(DEFAULT_PATTERN_WORDS);
+        }
+        let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+        let built = AhoCorasick::new(&lower);
+        self.text_check = built.is_ok() && self.min_pattern != 0;
+        self.text_words = built.ok().filter(|_| !words.is_empty());
     }
 
     /// Also redacts values under `key` (case-insensitive, `-` = `_`).
     pub fn key(mut self, key: &str) -> Self {
         self.keys.push(normalize_key(key));
+        self.rebuild_key_words();
         self
     }
 
@@ -177,6 +219,32 @@ impl Redactor {
             }
         }
         Some(out)
+    }
+
+    /// Whether [`Redactor::redact`] leaves the JSON value serialized as `text` unchanged,
+    /// judged on the text alone: `false` may be a false alarm, never a miss. A text with
+    /// escapes and a redactor with a custom pattern (which may be anchored to a string's
+    /// ends) are never judged this way.
+    pub fn leaves_json_text(&self, text: &str) -> bool {
+        if !self.text_check || text.contains('\\') {
+            return false;
+        }
+        let word = self.text_words.as_ref().is_some_and(|w| {
+            // Words are matched in lowercase: a case-sensitive search is several times
+            // faster, and a short text is lowered on the stack.
+            let mut short = [0u8; 256];
+            match short.get_mut(..text.len()) {
+                Some(lower) => {
+                    lower.copy_from_slice(text.as_bytes());
+                    lower.make_ascii_lowercase();
+                    w.is_match(&*lower)
+                }
+                None => w.is_match(&text.to_ascii_lowercase()),
+            }
+        });
+        let literal = text.len() >= self.min_literal
+            && self.literals.iter().any(|l| text.contains(l.as_str()));
+        !word && !literal
     }
 
     /// Redacts a JSON value in place.
@@ -232,5 +300,101 @@ impl Redactor {
         let mut c = v.clone();
         self.redact(&mut c);
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn redactors() -> [Redactor; 3] {
+        [
+            Redactor::default(),
+            Redactor::default().secret("hunter22").key("Session-Id"),
+            Redactor::none().secret("hunter22"),
+        ]
+    }
+
+    #[test]
+    fn plain_text_is_left_and_anything_redactable_is_not() {
+        let r = Redactor::default().secret("hunter22");
+        assert!(r.leaves_json_text(r#"{"node_id":"n1","index":3}"#));
+        for text in [
+            r#"{"Access-Token":"x"}"#,
+            r#"{"note":"sk-abcdefghijklmnopqrstu"}"#,
+            r#"{"note":"my hunter22"}"#,
+            r#"{"note":"Bearer abcdefghijk"}"#,
+            r#"{"note":"a\"b"}"#,
+        ] {
+            assert!(!r.leaves_json_text(text), "{text}");
+        }
+        let custom = Redactor::default().pattern("^n1$").unwrap();
+        assert!(!custom.leaves_json_text(r#"{"node_id":"n1"}"#));
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            prop::sample::select(vec![
+                "token",
+                "API-Key",
+                "x_api_key",
+                "node_id",
+                "my_secret"
+            ])
+            .prop_map(String::from),
+            prop::sample::select(vec!["AUTHORIZATION", "session_id", "Set-Cookie", "index"])
+                .prop_map(String::from),
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[a-z]{0,12}",
+            "sk-[A-Za-z0-9]{16,20}",
+            "(Bearer|bearer)[ \t\n]{1,2}[A-Za-z0-9]{8,10}",
+            "[a-z ]{0,4}hunter22[a-z ]{0,4}",
+            "AKIA[0-9A-Z]{16}",
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(Value::from),
+            text().prop_map(Value::String)
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec((key(), inner), 0..5)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// A text the redactor leaves belongs to a value that redacting would not change.
+        #[test]
+        fn a_text_left_as_is_never_hides_a_secret(v in value()) {
+            let text = v.to_string();
+            for r in redactors() {
+                if r.leaves_json_text(&text) {
+                    prop_assert_eq!(r.redacted(&v), v.clone(), "{}", text);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_value_without_secrets_is_judged_by_text() {
+        let v = json!({"node_id": "n1", "next": "n2", "index": 1});
+        assert!(redactors()
+            .iter()
+            .all(|r| r.leaves_json_text(&v.to_string())));
     }
 }

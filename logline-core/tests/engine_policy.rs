@@ -546,6 +546,44 @@ async fn secrets_never_reach_events() {
     );
 }
 
+/// Short payloads are serialized straight to text and kept as they are only when the
+/// redactor finds nothing in the text: secrets in a short error still never reach events.
+#[tokio::test]
+async fn secrets_in_short_event_payloads_are_redacted() {
+    let hub = Arc::new(FakeToolHub::new("fake").tool(
+        ToolSpec::new("crm.ping", "Ping.", json!({"type": "object"})),
+        |_| {
+            Err(logline_core::Error::Internal(
+                "no hunter2-very-secret".into(),
+            ))
+        },
+    ));
+    let b = logline_core::engine::Engine::builder()
+        .redactor(logline_core::redact::Redactor::default().secret("hunter2-very-secret"));
+    let h = harness_with(b, None, Some(hub)).await;
+    h.engine
+        .register_workflow(&workflow(
+            "ping",
+            json!({"entry": "p", "nodes": [
+        {"id": "p", "type": "tool_node", "config": {"tool_id": "crm.ping"}}]}),
+        ))
+        .await
+        .unwrap();
+    let run = h.run("ping", json!({})).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let events = h.events(&run).await;
+    let short_failures: Vec<String> = events
+        .iter()
+        .map(|e| e.payload.to_string())
+        .filter(|p| p.len() <= 192 && p.contains("error"))
+        .collect();
+    assert!(!short_failures.is_empty(), "a short error event is written");
+    for p in &short_failures {
+        assert!(!p.contains("hunter2-very-secret"), "leaked: {p}");
+    }
+    assert!(short_failures.iter().any(|p| p.contains("[REDACTED]")));
+}
+
 #[tokio::test]
 async fn modify_at_tool_and_agent_calls_changes_control_fields_of_the_run() {
     // Agent call: `modify` switches the run to auto mode; the run goes on.

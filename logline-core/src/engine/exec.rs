@@ -422,10 +422,14 @@ impl Executor {
         payload: impl Into<EventPayload>,
         ts: DateTime<Utc>,
     ) -> NewEvent {
-        let mut event = NewEvent::new_at(step_id, payload, ts);
-        limits::cap_payload_error(&mut event.payload, self.config.max_error_message_bytes);
-        self.redactor.redact(&mut event.payload);
-        event
+        let max_error = self.config.max_error_message_bytes;
+        // A short text with nothing to redact or cut is kept as it was serialized.
+        let keep = |text: &str| text.len() <= max_error && self.redactor.leaves_json_text(text);
+        let fix = |payload: &mut serde_json::Value| {
+            limits::cap_payload_error(payload, max_error);
+            self.redactor.redact(payload);
+        };
+        NewEvent::typed_at(step_id, payload.into(), ts, keep, fix)
     }
 
     /// A step row as stored: secret values redacted when [`EngineConfig::redact_steps`].

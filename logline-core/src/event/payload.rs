@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::EventKind;
+use super::{EventKind, PayloadJson};
 use crate::error::{Error, RecordedError, Result};
 use crate::llm::{FinishReason, TokenUsage};
 use crate::run::{Budget, GateSubject, NodeType, PendingGate, Run, RunMode, RunUsage, Subject};
@@ -56,6 +56,24 @@ macro_rules! event_payloads {
             pub fn to_json(&self) -> Result<Value> {
                 let json = match self {
                     $(EventPayload::$kind(p) => serde_json::to_value(p),)+
+                };
+                json.map_err(|e| {
+                    Error::Internal(format!(
+                        "`{}` event payload is not serializable: {e}",
+                        self.kind()
+                    ))
+                })
+            }
+
+            /// The stored JSON payload as a store takes it: see [`PayloadJson::build`] for
+            /// `keep` and `fix`.
+            pub(crate) fn to_payload_json(
+                &self,
+                keep: impl FnOnce(&str) -> bool,
+                fix: impl FnOnce(&mut Value),
+            ) -> Result<PayloadJson> {
+                let json = match self {
+                    $(EventPayload::$kind(p) => PayloadJson::build(p, keep, fix),)+
                 };
                 json.map_err(|e| {
                     Error::Internal(format!(

@@ -10,7 +10,7 @@ use super::compact::{KeptEvent, KeptStep};
 use crate::agent::Agent;
 use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent};
-use crate::nul::{has_nul, replace_nul, replace_nul_in};
+use crate::nul::{replace_nul, replace_nul_in};
 use crate::policy::{Policy, PolicySource};
 use crate::run::{Run, RunId, RunStatus, Step};
 use crate::search::{StoredVector, VectorStore};
@@ -318,31 +318,9 @@ impl PolicySource for MemoryStore {
     }
 }
 
-/// Copies of events as kept, NULs replaced (an event is cloned whole only when it has one).
-fn copied_events(events: &[NewEvent]) -> Vec<KeptEvent> {
-    events
-        .iter()
-        .map(|e| {
-            if has_nul(&e.payload) {
-                let mut e = e.clone();
-                replace_nul(&mut e.payload);
-                KeptEvent::new(e)
-            } else {
-                KeptEvent::copied(e)
-            }
-        })
-        .collect()
-}
-
 /// Events as kept, NULs replaced: prepared before the store's lock is taken.
 fn kept_events(events: impl IntoIterator<Item = NewEvent>) -> Vec<KeptEvent> {
-    events
-        .into_iter()
-        .map(|mut e| {
-            replace_nul(&mut e.payload);
-            KeptEvent::new(e)
-        })
-        .collect()
+    events.into_iter().map(KeptEvent::new).collect()
 }
 
 /// Appends `events` after the run's last; returns the new last seq.
@@ -427,7 +405,7 @@ impl RunStore for MemoryStore {
             watch: None,
             settled: None,
         });
-        let last_seq = append_events(&mut entry, copied_events(events));
+        let last_seq = append_events(&mut entry, kept_events(events.iter().cloned()));
         let mut runs = self.runs()?;
         if runs.by_id.contains_key(&run.id) {
             return Err(Error::Conflict(format!("run {} already exists", run.id)));

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::Postgres;
 use uuid::Uuid;
 
-use crate::codec::{int, non_null, split, split_object, split_ts, storable};
+use crate::codec::{int, non_null, split, split_object, split_ts};
 
 /// The run's columns, in the order of `$1..$16` in the run insert.
 pub(super) struct RunCols {
@@ -85,7 +85,8 @@ impl RunCols {
 pub(super) struct EventCols {
     pub(super) step_ids: Vec<Option<Uuid>>,
     pub(super) kinds: Vec<String>,
-    pub(super) payloads: Vec<Value>,
+    /// JSON texts, bound as `text[]` and cast to `jsonb[]` by the statement.
+    pub(super) payloads: Vec<String>,
     pub(super) ts: Vec<DateTime<Utc>>,
     pub(super) ts_ns: Vec<i16>,
 }
@@ -103,7 +104,7 @@ impl EventCols {
             let (ts, ns) = split_ts(e.ts);
             c.step_ids.push(e.step_id);
             c.kinds.push(e.kind.as_str().to_string());
-            c.payloads.push(storable(e.payload.clone()));
+            c.payloads.push(e.payload.text_without_nul().into_owned());
             c.ts.push(ts);
             c.ts_ns.push(ns);
         }

@@ -41,7 +41,7 @@ WITH ins AS (
 ), ev AS (
     INSERT INTO events (run_id, seq, step_id, kind, payload, ts, ts_ns, schema_version)
     SELECT ins.id, e.ord, e.step_id, e.kind, e.payload, e.ts, e.ts_ns, $23
-    FROM ins, unnest($18::uuid[], $19::text[], $20::jsonb[], $21::timestamptz[], $22::int2[])
+    FROM ins, unnest($18::uuid[], $19::text[], $20::text[]::jsonb[], $21::timestamptz[], $22::int2[])
               WITH ORDINALITY AS e(step_id, kind, payload, ts, ts_ns, ord)
 )"
     };

@@ -41,7 +41,7 @@ WITH upd AS (
 ), ev AS (
     INSERT INTO events (run_id, seq, step_id, kind, payload, ts, ts_ns, schema_version)
     SELECT upd.id, upd.last_seq - $10 + e.ord, e.step_id, e.kind, e.payload, e.ts, e.ts_ns, $27
-    FROM upd, unnest($22::uuid[], $23::text[], $24::jsonb[], $25::timestamptz[], $26::int2[])
+    FROM upd, unnest($22::uuid[], $23::text[], $24::text[]::jsonb[], $25::timestamptz[], $26::int2[])
               WITH ORDINALITY AS e(step_id, kind, payload, ts, ts_ns, ord)
 )
 SELECT version, last_seq FROM upd";
@@ -84,7 +84,7 @@ WITH t AS (
     INSERT INTO events (run_id, seq, step_id, kind, payload, ts, ts_ns, schema_version)
     SELECT upd.id, upd.last_seq - upd.n_events + e.ord, e.step_id, e.kind, e.payload, e.ts,
            e.ts_ns, $30
-    FROM unnest($23::uuid[], $24::int8[], $25::uuid[], $26::text[], $27::jsonb[],
+    FROM unnest($23::uuid[], $24::int8[], $25::uuid[], $26::text[], $27::text[]::jsonb[],
                 $28::timestamptz[], $29::int2[])
         AS e(run_id, ord, step_id, kind, payload, ts, ts_ns)
     JOIN upd ON upd.id = e.run_id
@@ -235,7 +235,7 @@ struct CheckpointArrays<'a> {
     event_ords: Vec<i64>,
     event_steps: Vec<Option<Uuid>>,
     event_kinds: Vec<&'a str>,
-    event_payloads: Vec<&'a Value>,
+    event_payloads: Vec<&'a str>,
     event_ts: Vec<DateTime<Utc>>,
     event_ns: Vec<i16>,
 }

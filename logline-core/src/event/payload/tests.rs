@@ -328,7 +328,7 @@ fn new_events_carry_kind_and_serialized_payload() {
     );
     assert_eq!(e.kind, EventKind::StepCompleted);
     assert_eq!(e.step_id, Some(sid));
-    assert_eq!(e.payload, json!({"node_id": "a", "next": null}));
+    assert_eq!(e.payload.to_value(), json!({"node_id": "a", "next": null}));
     let run_level = NewEvent::new(
         None,
         RunCancelledPayload {

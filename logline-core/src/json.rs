@@ -1,0 +1,193 @@
+//! JSON kept compact: small objects and arrays as their text.
+//!
+//! A JSON object held as a [`Value`] costs a B-tree node of about 600 bytes however few its
+//! keys; the same object as compact text costs its length. What is written often and read
+//! back rarely (event payloads, step inputs and outputs) is kept this way when the text is
+//! short. Longer values, scalars and values holding floats (which the parser reads back to
+//! the nearest value, not always the same bits) stay as they are.
+
+use std::io;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// Longest text kept as text: short enough that its nesting stays far below the parser's
+/// depth limit (128), so it always reads back.
+const MAX_TEXT: usize = 192;
+
+/// A JSON value as the memory store keeps it.
+#[derive(Debug, Clone)]
+pub(crate) enum CompactJson {
+    /// A short object or array, serialized.
+    Text(Box<str>),
+    /// Anything else, as it is.
+    Value(Value),
+}
+
+impl CompactJson {
+    /// Keeps `value` as text when that is smaller and reads back the same.
+    pub fn new(value: Value) -> Self {
+        match text_of(&value) {
+            Some(text) => CompactJson::Text(text),
+            None => CompactJson::Value(value),
+        }
+    }
+
+    /// The value.
+    pub fn value(&self) -> Value {
+        match self {
+            CompactJson::Text(text) => serde_json::from_str(text).unwrap_or_else(|e| {
+                // Unreachable: the text was written by the serializer and is shallow.
+                tracing::error!(error = %e, "kept JSON text does not parse");
+                Value::Null
+            }),
+            CompactJson::Value(v) => v.clone(),
+        }
+    }
+}
+
+/// The text `value` is kept as: `None` for a scalar, a long value or one with a float.
+fn text_of(value: &Value) -> Option<Box<str>> {
+    let mut budget = MAX_TEXT;
+    if !matches!(value, Value::Object(_) | Value::Array(_)) || !fits(value, &mut budget) {
+        return None;
+    }
+    let mut text = Vec::with_capacity(MAX_TEXT - budget);
+    serde_json::to_writer(&mut text, value).ok()?;
+    String::from_utf8(text).ok().map(String::into_boxed_str)
+}
+
+/// Whether `v` holds no float and its unescaped text is at most `budget` bytes, taking its
+/// size from `budget`. Stops as soon as the budget is spent, so a large value costs little;
+/// every level of nesting takes at least two bytes, so what fits is shallow.
+fn fits(v: &Value, budget: &mut usize) -> bool {
+    let mut take = |n: usize| match budget.checked_sub(n) {
+        Some(left) => {
+            *budget = left;
+            true
+        }
+        None => false,
+    };
+    match v {
+        Value::Null | Value::Bool(_) => take(5),
+        Value::Number(n) => !n.is_f64() && take(20),
+        Value::String(s) => take(2 + s.len()),
+        Value::Array(a) => take(2 + a.len()) && a.iter().all(|x| fits(x, budget)),
+        Value::Object(m) => {
+            take(2 + 4 * m.len() + m.keys().map(String::len).sum::<usize>())
+                && m.values().all(|x| fits(x, budget))
+        }
+    }
+}
+
+/// The text of `value` when it is an object or array of at most [`MAX_TEXT`] bytes that
+/// holds no float (`None` otherwise: serializing stops as soon as the text is too long).
+/// Text only: characters that may start a float's fraction or exponent anywhere in the
+/// text send it the long way, as does a failed serialization.
+pub(crate) fn short_text_of<T: Serialize + ?Sized>(value: &T) -> Option<Box<str>> {
+    let mut out = Capped {
+        buf: [0; MAX_TEXT],
+        len: 0,
+    };
+    serde_json::to_writer(&mut out, value).ok()?;
+    let text = std::str::from_utf8(&out.buf[..out.len]).ok()?;
+    let container = matches!(text.as_bytes().first(), Some(b'{' | b'['));
+    (container && !may_hold_float(text)).then(|| Box::from(text))
+}
+
+/// Whether `text` may hold a float: a digit followed by `.`, `e` or `E` (anywhere, strings
+/// included, so a `true` may be a false alarm, never a `false`).
+fn may_hold_float(text: &str) -> bool {
+    text.as_bytes()
+        .windows(2)
+        .any(|w| w[0].is_ascii_digit() && matches!(w[1], b'.' | b'e' | b'E'))
+}
+
+/// A writer into a buffer on the stack that fails once more than [`MAX_TEXT`] bytes are
+/// written.
+struct Capped {
+    buf: [u8; MAX_TEXT],
+    len: usize,
+}
+
+impl io::Write for Capped {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let end = self.len + buf.len();
+        let Some(slot) = self.buf.get_mut(self.len..end) else {
+            return Err(io::Error::other("longer than the compact limit"));
+        };
+        slot.copy_from_slice(buf);
+        self.len = end;
+        Ok(buf.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.write(buf).map(|_| ())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn small_objects_are_kept_as_text_and_read_back_equal() {
+        for v in [
+            json!({"node_id": "n3", "node_type": "static", "index": 3}),
+            json!([1, "two", {"three": [null, true]}]),
+            json!({}),
+            json!({"emoji": "\u{1F600}", "quote": "a\"b\\c\n", "big": u64::MAX, "neg": -7}),
+        ] {
+            let kept = CompactJson::new(v.clone());
+            assert!(matches!(kept, CompactJson::Text(_)), "{v}");
+            assert_eq!(kept.value(), v);
+        }
+    }
+
+    fn json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(6, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                proptest::collection::btree_map(any::<String>(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever is kept reads back equal, as text or as it is.
+        #[test]
+        fn any_value_reads_back_equal(v in json()) {
+            proptest::prop_assert_eq!(CompactJson::new(v.clone()).value(), v);
+        }
+    }
+
+    #[test]
+    fn large_values_floats_and_scalars_stay_values() {
+        let long = json!({"text": "x".repeat(MAX_TEXT)});
+        let float = json!({"cost": 0.1 + 0.2});
+        let deep = (0..200).fold(json!(1), |v, _| json!([v]));
+        for v in [long, float, deep, json!("a string"), json!(12), Value::Null] {
+            let kept = CompactJson::new(v.clone());
+            assert!(matches!(kept, CompactJson::Value(_)), "{v}");
+            assert_eq!(kept.value(), v);
+        }
+    }
+}
