@@ -506,31 +506,42 @@ async fn budget_latency_is_enforced() {
     assert!(hub.executions() < 5, "the run stopped early");
 }
 
-#[tokio::test]
-async fn secrets_never_reach_events() {
-    let hub = Arc::new(FakeToolHub::new("fake").tool(
-        ToolSpec::new("crm.login", "Log in.", json!({"type": "object"})),
-        |_| Ok(json!({"session": "ok", "access_token": "tok_123456789", "note": "key sk-abcdefghijklmnopqrstuv"})),
-    ));
+/// The events of a run of a one-node workflow calling `tool` (answered by `answer`) with
+/// `input`, on an engine whose redactor also knows the literal secret `hunter2-very-secret`.
+async fn one_tool_run_events<F>(
+    tool: &str,
+    answer: F,
+    input: Value,
+    status: RunStatus,
+) -> Vec<logline_core::event::Event>
+where
+    F: Fn(&Value) -> logline_core::Result<Value> + Send + Sync + 'static,
+{
+    let spec = ToolSpec::new(tool, "A tool.", json!({"type": "object"}));
+    let hub = Arc::new(FakeToolHub::new("fake").tool(spec, answer));
     let b = logline_core::engine::Engine::builder()
         .redactor(logline_core::redact::Redactor::default().secret("hunter2-very-secret"));
     let h = harness_with(b, None, Some(hub)).await;
+    let nodes = json!([{"id": "t", "type": "tool_node", "config": {"tool_id": tool}}]);
     h.engine
-        .register_workflow(&workflow(
-            "login",
-            json!({"entry": "l", "nodes": [
-        {"id": "l", "type": "tool_node", "config": {"tool_id": "crm.login"}}]}),
-        ))
+        .register_workflow(&workflow("one", json!({"entry": "t", "nodes": nodes})))
         .await
         .unwrap();
-    let run = h
-        .run(
-            "login",
-            json!({"user": "dan", "password": "pw", "api_key": "k", "memo": "hunter2-very-secret"}),
-        )
-        .await;
-    assert_eq!(run.status, RunStatus::Completed);
-    let all = serde_json::to_string(&h.events(&run).await).unwrap();
+    let run = h.run("one", input).await;
+    assert_eq!(run.status, status);
+    h.events(&run).await
+}
+
+#[tokio::test]
+async fn secrets_never_reach_events() {
+    let events = one_tool_run_events(
+        "crm.login",
+        |_| Ok(json!({"session": "ok", "access_token": "tok_123456789", "note": "key sk-abcdefghijklmnopqrstuv"})),
+        json!({"user": "dan", "password": "pw", "api_key": "k", "memo": "hunter2-very-secret"}),
+        RunStatus::Completed,
+    )
+    .await;
+    let all = serde_json::to_string(&events).unwrap();
     for secret in [
         "tok_123456789",
         "sk-abcdefghijklmnopqrstuv",
@@ -550,28 +561,17 @@ async fn secrets_never_reach_events() {
 /// redactor finds nothing in the text: secrets in a short error still never reach events.
 #[tokio::test]
 async fn secrets_in_short_event_payloads_are_redacted() {
-    let hub = Arc::new(FakeToolHub::new("fake").tool(
-        ToolSpec::new("crm.ping", "Ping.", json!({"type": "object"})),
+    let events = one_tool_run_events(
+        "crm.ping",
         |_| {
             Err(logline_core::Error::Internal(
                 "no hunter2-very-secret".into(),
             ))
         },
-    ));
-    let b = logline_core::engine::Engine::builder()
-        .redactor(logline_core::redact::Redactor::default().secret("hunter2-very-secret"));
-    let h = harness_with(b, None, Some(hub)).await;
-    h.engine
-        .register_workflow(&workflow(
-            "ping",
-            json!({"entry": "p", "nodes": [
-        {"id": "p", "type": "tool_node", "config": {"tool_id": "crm.ping"}}]}),
-        ))
-        .await
-        .unwrap();
-    let run = h.run("ping", json!({})).await;
-    assert_eq!(run.status, RunStatus::Failed);
-    let events = h.events(&run).await;
+        json!({}),
+        RunStatus::Failed,
+    )
+    .await;
     let short_failures: Vec<String> = events
         .iter()
         .map(|e| e.payload.to_string())
