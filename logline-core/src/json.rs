@@ -3,8 +3,8 @@
 //! A JSON object held as a [`Value`] costs a B-tree node of about 600 bytes however few its
 //! keys; the same object as compact text costs its length. What is written often and read
 //! back rarely (event payloads, step inputs and outputs) is kept this way when the text is
-//! short. Longer values, scalars and values holding floats (which the parser reads back to
-//! the nearest value, not always the same bits) stay as they are.
+//! short. Longer values, scalars and floats stay as they are (a serialized payload keeps the
+//! floats that the parser reads back to the same bits).
 
 use std::io;
 
@@ -80,10 +80,9 @@ fn fits(v: &Value, budget: &mut usize) -> bool {
     }
 }
 
-/// The text of `value` when it is an object or array of at most [`MAX_TEXT`] bytes that
-/// holds no float (`None` otherwise: serializing stops as soon as the text is too long).
-/// Text only: characters that may start a float's fraction or exponent anywhere in the
-/// text send it the long way, as does a failed serialization.
+/// The text of `value` when it is an object or array of at most [`MAX_TEXT`] bytes whose
+/// numbers all read back as the same value (`None` otherwise: serializing stops as soon as
+/// the text is too long, and a failed serialization is a `None` too).
 pub(crate) fn short_text_of<T: Serialize + ?Sized>(value: &T) -> Option<Box<str>> {
     let mut out = Capped {
         buf: [0; MAX_TEXT],
@@ -92,15 +91,68 @@ pub(crate) fn short_text_of<T: Serialize + ?Sized>(value: &T) -> Option<Box<str>
     serde_json::to_writer(&mut out, value).ok()?;
     let text = std::str::from_utf8(&out.buf[..out.len]).ok()?;
     let container = matches!(text.as_bytes().first(), Some(b'{' | b'['));
-    (container && !may_hold_float(text)).then(|| Box::from(text))
+    (container && numbers_read_back(text)).then(|| Box::from(text))
 }
 
-/// Whether `text` may hold a float: a digit followed by `.`, `e` or `E` (anywhere, strings
-/// included, so a `true` may be a false alarm, never a `false`).
-fn may_hold_float(text: &str) -> bool {
-    text.as_bytes()
-        .windows(2)
-        .any(|w| w[0].is_ascii_digit() && matches!(w[1], b'.' | b'e' | b'E'))
+/// Whether every number of the JSON `text` (outside its strings) reads back as the same
+/// value: an integer, or a float written with at most 15 significant digits and a power of
+/// ten of at most 22, which the parser turns into a float with one exact operation on exact
+/// operands (so it is the nearest float, the one that was written). Other floats may read
+/// back one unit in the last place away.
+fn numbers_read_back(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => i = string_end(b, i + 1),
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while b
+                    .get(i)
+                    .is_some_and(|c| matches!(c, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+                {
+                    i += 1;
+                }
+                if !number_reads_back(&text[start..i]) {
+                    return false;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    true
+}
+
+/// The index after the string whose contents start at `i`.
+fn string_end(b: &[u8], mut i: usize) -> usize {
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    i
+}
+
+/// Whether the number `n` reads back as written (see [`numbers_read_back`]).
+fn number_reads_back(n: &str) -> bool {
+    let (mantissa, exponent) = match n.split_once(['e', 'E']) {
+        Some((m, e)) => match e.parse::<i32>() {
+            Ok(e) => (m, e),
+            Err(_) => return false,
+        },
+        None => (n, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if frac.is_empty() && !mantissa.contains('.') && n.len() == mantissa.len() {
+        return true; // an integer: read back exactly
+    }
+    let digits = int.trim_start_matches('-').bytes().chain(frac.bytes());
+    let significant = digits.skip_while(|&d| d == b'0').count();
+    let frac_len = i32::try_from(frac.len()).unwrap_or(i32::MAX);
+    let scale = exponent.saturating_sub(frac_len);
+    significant <= 15 && scale.unsigned_abs() <= 22
 }
 
 /// A writer into a buffer on the stack that fails once more than [`MAX_TEXT`] bytes are
@@ -176,6 +228,42 @@ mod tests {
         #[test]
         fn any_value_reads_back_equal(v in json()) {
             proptest::prop_assert_eq!(CompactJson::new(v.clone()).value(), v);
+        }
+    }
+
+    #[test]
+    fn short_floats_and_dotted_strings_are_text() {
+        for v in [
+            json!({"cost_cents": 0.0, "version": "1.0.0"}),
+            json!({"x": 0.25, "y": -12.5, "z": 1e-7, "w": 123456789.125}),
+            json!({"quoted": "say \"1.5e300\"", "n": 3}),
+        ] {
+            let text = short_text_of(&v);
+            assert!(text.is_some(), "{v}");
+            assert_eq!(serde_json::from_str::<Value>(&text.unwrap()).unwrap(), v);
+        }
+        for v in [
+            json!({"x": 0.1 + 0.2}),
+            json!({"x": 1.5e300}),
+            json!({"x": 5e-324}),
+        ] {
+            assert!(short_text_of(&v).is_none(), "{v}");
+        }
+    }
+
+    proptest::proptest! {
+        /// A float kept as text reads back with the same bits.
+        #[test]
+        fn a_float_kept_as_text_reads_back_exactly(
+            x in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO,
+            cents in -1_000_000i64..1_000_000,
+        ) {
+            for x in [x, cents as f64 / 100.0] {
+                if let Some(text) = short_text_of(&json!({"x": x})) {
+                    let back: Value = serde_json::from_str(&text).unwrap();
+                    proptest::prop_assert_eq!(back["x"].as_f64().map(f64::to_bits), Some(x.to_bits()), "{}", text);
+                }
+            }
         }
     }
 

@@ -21,8 +21,8 @@ impl PayloadJson {
         PayloadJson(CompactJson::new(value))
     }
 
-    /// `payload` serialized straight to text when that text is short, holds no float and
-    /// `keep(text)` allows it as it is; otherwise `payload` as a [`Value`] that `fix`
+    /// `payload` serialized straight to text when that text is short, its numbers read back
+    /// as written and `keep(text)` allows it as it is; otherwise `payload` as a [`Value`] that `fix`
     /// changed first (the slow path: a long payload, or one that needs redacting).
     pub(crate) fn build<T: Serialize + ?Sized>(
         payload: &T,
