@@ -133,13 +133,13 @@ impl Redactor {
     fn rebuild(&mut self) {
         self.set = RegexSet::new(self.patterns.iter().map(|r| r.as_str()))
             .unwrap_or_else(|_| RegexSet::empty());
-        self.rebuild_key_words();
+        self.rebuild_text_check();
     }
 
     /// The words of [`Redactor::leaves_json_text`]: the longest `_`-separated part of every
     /// sensitive key, and what every match of a default pattern holds. With a custom pattern
     /// or a key without such a part, texts are not judged.
-    fn rebuild_key_words(&mut self) {
+    fn rebuild_text_check(&mut self) {
         let key_words: Option<Vec<&str>> = self
             .keys
             .iter()
@@ -166,7 +166,7 @@ impl Redactor {
     /// Also redacts values under `key` (case-insensitive, `-` = `_`).
     pub fn key(mut self, key: &str) -> Self {
         self.keys.push(normalize_key(key));
-        self.rebuild_key_words();
+        self.rebuild_text_check();
         self
     }
 

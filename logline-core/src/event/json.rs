@@ -60,25 +60,29 @@ impl PayloadJson {
 
     /// [`PayloadJson::text`] of [`PayloadJson::without_nul`], without a copy of the payload.
     pub fn text_without_nul(&self) -> Cow<'_, str> {
-        match &self.0 {
-            CompactJson::Text(t) if !t.contains("\\u0000") => Cow::Borrowed(t),
-            CompactJson::Value(v) if !has_nul(v) => Cow::Owned(v.to_string()),
-            _ => Cow::Owned(self.clone().without_nul().text().into_owned()),
+        if self.has_nul() {
+            Cow::Owned(self.clone().without_nul().text().into_owned())
+        } else {
+            self.text()
         }
     }
 
     /// The payload with every NUL in its strings and keys replaced
     /// ([`crate::nul::NUL_REPLACEMENT`]); unchanged (no copy) when it has none.
     pub fn without_nul(self) -> Self {
-        match self.0 {
-            // A NUL in JSON text is always the escape `\u0000`.
-            CompactJson::Text(ref t) if !t.contains("\\u0000") => self,
-            CompactJson::Value(ref v) if !has_nul(v) => self,
-            other => {
-                let mut v = other.value();
-                replace_nul(&mut v);
-                PayloadJson::new(v)
-            }
+        if !self.has_nul() {
+            return self;
+        }
+        let mut v = self.into_value();
+        replace_nul(&mut v);
+        PayloadJson::new(v)
+    }
+
+    /// Whether a string or key holds a NUL (in JSON text always the escape `\u0000`).
+    fn has_nul(&self) -> bool {
+        match &self.0 {
+            CompactJson::Text(t) => t.contains("\\u0000"),
+            CompactJson::Value(v) => has_nul(v),
         }
     }
 
@@ -96,12 +100,9 @@ impl From<Value> for PayloadJson {
 
 impl PartialEq for PayloadJson {
     fn eq(&self, other: &Self) -> bool {
-        match (&self.0, &other.0) {
-            (CompactJson::Text(a), CompactJson::Text(b)) => {
-                a == b || self.to_value() == other.to_value()
-            }
-            _ => self.to_value() == other.to_value(),
-        }
+        let same_text = matches!((&self.0, &other.0),
+            (CompactJson::Text(a), CompactJson::Text(b)) if a == b);
+        same_text || self.to_value() == other.to_value()
     }
 }
 
