@@ -15,10 +15,19 @@ use std::sync::{Arc, RwLock};
 /// One term's scoring list.
 #[derive(Debug, Default)]
 pub(super) struct TermImpacts {
-    /// Live tools holding the term, in posting order.
+    /// Live tools holding the term, by slot.
     pub(super) tools: Box<[ToolImpact]>,
+    /// The largest `impact` in `tools`.
+    pub(super) max_impact: f32,
     /// Toolkit evidence of the term's live tools that belong to a toolkit.
     pub(super) kits: Box<[KitImpact]>,
+    /// Per toolkit in `kits`, its saturated toolkit-level weight `tfn / (k1 + tfn)` from all
+    /// its groups: what a search whose gate may show every group adds, read in order.
+    pub(super) kit_weights: Box<[(u32, f32)]>,
+    /// The highest risk and every tag bit of `kits`: a gate that may show a tool with these
+    /// may show every group.
+    pub(super) kits_risk: u8,
+    pub(super) kits_tag_bits: u64,
 }
 
 /// A live tool holding the term: what scoring and the gate read of it, side by side.
@@ -45,7 +54,9 @@ pub(super) struct KitImpact {
 impl TermImpacts {
     /// The approximate heap size.
     fn bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.tools) + std::mem::size_of_val(&*self.kits)
+        std::mem::size_of_val(&*self.tools)
+            + std::mem::size_of_val(&*self.kits)
+            + std::mem::size_of_val(&*self.kit_weights)
     }
 }
 
@@ -184,7 +195,8 @@ mod tests {
                 builds += 1;
                 TermImpacts {
                     tools: vec![tool(3, 0.5)].into_boxed_slice(),
-                    kits: Box::new([]),
+                    max_impact: 0.5,
+                    ..Default::default()
                 }
             });
             assert_eq!(&*list.tools, &[tool(3, 0.5)]);

@@ -6,7 +6,9 @@
 //! query term's scoring list: per tool its saturated BM25F weight, toolkit and gate class
 //! side by side, built from the postings on first use and dropped by the next change. A warm
 //! search reads memory in order, and decides what the gate rules of a tool's own metadata
-//! (risk, tags, connection) say once per gate class instead of once per tool.
+//! (risk, tags, connection) say once per gate class instead of once per tool. One query is
+//! ranked with MaxScore pruning (see `maxscore`): the lists of common terms are only probed
+//! for the tools that can still rank; several queries at once share one full scan.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
@@ -21,6 +23,8 @@ use super::rank::{Bm25Params, BoostParams, Field, FIELD_COUNT};
 use super::tokenize::Analyzer;
 use crate::tool::catalog::fingerprint;
 use crate::tool::{RiskLevel, ToolSpec};
+
+mod maxscore;
 
 const F: usize = FIELD_COUNT;
 const NO_KIT: u32 = u32::MAX;
@@ -456,8 +460,9 @@ impl ToolIndex {
         })
     }
 
-    /// Accumulators are query-interleaved: tool `s`, query `i` at `acc[s * nq + i]` (and the
-    /// same for toolkits), so the queries sharing a posting update adjacent memory.
+    /// One query is ranked by [`Self::top_pruned`] (MaxScore: most postings are never read)
+    /// where that is cheaper; several share one scan of each posting list
+    /// ([`Self::top_exhaustive`]).
     fn search_in(
         &self,
         queries: &[&str],
@@ -468,63 +473,113 @@ impl ToolIndex {
     ) -> Vec<Vec<ScoredTool>> {
         let nq = queries.len();
         let gate_ids = self.compile_gate(gate);
+        let boosts = Boosts::compile(self, hints);
+        let terms = self.query_terms(queries);
         let use_kits = self.config.toolkit_evidence && self.live_kits > 0;
+        let nk = if use_kits { self.kit_docs.len() } else { 0 };
+        zeroed(&mut scratch.kit_acc, nk * nq);
+        if use_kits {
+            self.accumulate_kits(&terms, &gate_ids, scratch);
+        }
+        let pruned = if nq == 1 {
+            self.top_pruned(
+                &terms,
+                &gate_ids,
+                &boosts,
+                &scratch.kit_acc,
+                k,
+                &mut scratch.pruned,
+            )
+        } else {
+            None
+        };
+        let tops = match pruned {
+            Some(top) => vec![top],
+            None => self.top_exhaustive(&terms, &gate_ids, &boosts, scratch, k),
+        };
+        tops.into_iter()
+            .map(|top| {
+                top.into_sorted(self)
+                    .into_iter()
+                    .filter_map(|(score, lexical, slot)| {
+                        let doc = self.doc(slot)?;
+                        // Defence in depth: the full rule check on what leaves the index.
+                        gate.check(&doc.tool).ok()?;
+                        Some(ScoredTool {
+                            tool: doc.tool.clone(),
+                            score,
+                            lexical,
+                        })
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The indexed terms of `queries`, by term id, with their weights in each query.
+    fn query_terms(&self, queries: &[&str]) -> Vec<QueryTerm> {
+        let nq = queries.len();
+        let mut qtf: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (i, query) in queries.iter().enumerate() {
+            for term in self.config.analyzer.terms(query) {
+                if let Some(&t) = self.terms.get(&term) {
+                    qtf.entry(t).or_insert_with(|| vec![0; nq])[i] += 1;
+                }
+            }
+        }
+        let mut counts: Vec<(u32, Vec<u32>)> = qtf.into_iter().collect();
+        counts.sort_unstable();
+        let p = &self.config.bm25;
+        let n = self.len() as f32;
+        counts
+            .into_iter()
+            .filter(|(t, _)| self.df[*t as usize] > 0)
+            .map(|(term, qf)| {
+                let df = self.df[term as usize] as f32;
+                let qw = qf
+                    .iter()
+                    .map(|&f| {
+                        let f = f as f32;
+                        f * (p.k3 + 1.0) / (p.k3 + f) * (p.k1 + 1.0)
+                    })
+                    .collect();
+                QueryTerm {
+                    term,
+                    idf: (1.0 + (n - df + 0.5) / (df + 0.5)).ln(),
+                    qw,
+                    list: self.term_impacts(term),
+                }
+            })
+            .collect()
+    }
+
+    /// Every query's `k` best tools, each posting list scanned once for all the queries.
+    fn top_exhaustive(
+        &self,
+        terms: &[QueryTerm],
+        gate: &CompiledGate<'_>,
+        boosts: &Boosts,
+        scratch: &mut Scratch,
+        k: usize,
+    ) -> Vec<TopK> {
+        let nq = terms.first().map_or(1, |t| t.qw.len());
         let Scratch {
             acc,
             kit_acc,
-            kit_wtf,
             touched,
-            kit_touched,
             touched_kits,
             seen,
+            ..
         } = scratch;
-        let nk = if use_kits { self.kit_docs.len() } else { 0 };
         zeroed(acc, self.docs.len() * nq);
-        zeroed(kit_acc, nk * nq);
-        zeroed(kit_wtf, nk);
         touched.clear();
-        kit_touched.clear();
         touched_kits.clear();
         seen.clear();
         seen.resize(self.docs.len(), UNSEEN);
-        self.accumulate(
-            queries,
-            &gate_ids,
-            acc,
-            seen,
-            touched,
-            touched_kits,
-            kit_acc,
-            kit_wtf,
-            kit_touched,
-        );
-
-        let apps: HashSet<u32> = hints
-            .candidate_apps
-            .iter()
-            .filter_map(|a| self.toolkits.get(&toolkit_key(a)).copied())
-            .collect();
-        let intent_ids: Vec<u32> = hints
-            .intent_tags
-            .iter()
-            .filter_map(|t| self.tags.get(&t.to_lowercase()).copied())
-            .collect();
-        let intent: u64 = intent_ids
-            .iter()
-            .filter(|&&id| id < 64)
-            .fold(0, |bits, &id| bits | 1 << id);
-        let intent_high: Vec<u32> = intent_ids.into_iter().filter(|&id| id >= 64).collect();
-        let app_mask: Option<Vec<bool>> = (!apps.is_empty()).then(|| {
-            let mut m = vec![false; self.kit_docs.len()];
-            for &a in &apps {
-                m[a as usize] = true;
-            }
-            m
-        });
-        let boosts = self.config.boosts;
-        let hinted = app_mask.is_some() || intent != 0 || !intent_high.is_empty();
+        self.accumulate_tools(terms, gate, acc, seen, touched, touched_kits);
+        let nk = kit_acc.len() / nq;
         let kit_score = |kit: u32, q: usize| {
-            if use_kits && kit != NO_KIT {
+            if nk > 0 && kit != NO_KIT {
                 kit_acc[kit as usize * nq + q]
             } else {
                 0.0
@@ -548,8 +603,8 @@ impl ToolIndex {
         let mut kits: Vec<(f32, u32)> = Vec::new();
         let mut extras: Vec<Vec<(u32, u32)>> = vec![Vec::new(); nq];
         for (q, list) in extras.iter_mut().enumerate() {
-            let mut extra: Vec<u32> = apps.iter().copied().collect();
-            if use_kits {
+            let mut extra: Vec<u32> = boosts.apps.clone();
+            if nk > 0 {
                 kits.clear();
                 kits.extend(
                     (0..nk)
@@ -569,7 +624,7 @@ impl ToolIndex {
                     let a = &mut acc[slot as usize * nq + q];
                     if *a == 0.0 {
                         *a = f32::MIN_POSITIVE;
-                        if gate_ids.allows(self, slot) {
+                        if gate.allows(self, slot) {
                             list.push((slot, kit));
                             kit_max[q] = kit_max[q].max(kit_score(kit, q));
                         }
@@ -577,69 +632,28 @@ impl ToolIndex {
                 }
             }
         }
-
-        // Fuse: tool / max(tool) + toolkit / max(toolkit) over the allowed tools.
-        let inverse = |m: f32| if m > f32::MIN_POSITIVE { 1.0 / m } else { 0.0 };
-        let tool_scale: Vec<f32> = tool_max.iter().map(|&m| inverse(m)).collect();
-        let kit_scale: Vec<f32> = kit_max.iter().map(|&m| inverse(m)).collect();
-        let score = |slot: u32, kit: u32, q: usize, own: f32| {
-            let lexical = own * tool_scale[q] + kit_score(kit, q) * kit_scale[q];
-            let mut score = lexical;
-            if hinted {
-                let m = &self.meta[slot as usize];
-                if let Some(mask) = &app_mask {
-                    if kit != NO_KIT && mask[kit as usize] {
-                        score = score * (1.0 + boosts.candidate_app) + boosts.candidate_app_floor;
-                    }
-                }
-                let high = || {
-                    self.doc(slot)
-                        .is_some_and(|d| d.tags.iter().any(|t| intent_high.contains(t)))
-                };
-                let class = &self.classes[m.class as usize];
-                if class.tag_bits & intent != 0
-                    || (!intent_high.is_empty() && class.tag_overflow && high())
-                {
-                    score *= 1.0 + boosts.intent_tag;
-                }
-            }
-            (score, lexical)
-        };
+        let fusions: Vec<Fusion> = (0..nq)
+            .map(|q| Fusion::new(tool_max[q], kit_max[q]))
+            .collect();
         let mut tops: Vec<TopK> = (0..nq).map(|_| TopK::new(k)).collect();
         for (&slot, &kit) in touched.iter().zip(touched_kits.iter()) {
             let row = &acc[slot as usize * nq..(slot as usize + 1) * nq];
             for (q, &a) in row.iter().enumerate() {
                 // MIN_POSITIVE: entered through its toolkit, offered below.
                 if a > f32::MIN_POSITIVE {
-                    let (s, lexical) = score(slot, kit, q, a);
-                    tops[q].offer(s, lexical, slot, self);
+                    let lexical = fusions[q].lexical(a, kit_score(kit, q));
+                    let score = boosts.apply(self, slot, kit, lexical);
+                    tops[q].offer(score, lexical, slot, self);
                 }
             }
         }
-        let mut out = Vec::with_capacity(nq);
-        for (q, top) in tops.into_iter().enumerate() {
-            let mut top = top;
+        for (q, top) in tops.iter_mut().enumerate() {
             for &(slot, kit) in &extras[q] {
-                let (s, lexical) = score(slot, kit, q, 0.0);
-                top.offer(s, lexical, slot, self);
+                let lexical = fusions[q].lexical(0.0, kit_score(kit, q));
+                top.offer(boosts.apply(self, slot, kit, lexical), lexical, slot, self);
             }
-            out.push(
-                top.into_sorted(self)
-                    .into_iter()
-                    .filter_map(|(score, lexical, slot)| {
-                        let doc = self.doc(slot)?;
-                        // Defence in depth: the full rule check on what leaves the index.
-                        gate.check(&doc.tool).ok()?;
-                        Some(ScoredTool {
-                            tool: doc.tool.clone(),
-                            score,
-                            lexical,
-                        })
-                    })
-                    .collect(),
-            );
         }
-        out
+        tops
     }
 
     fn id_of(&self, slot: u32) -> &str {
@@ -647,65 +661,30 @@ impl ToolIndex {
     }
 
     /// Adds, for every query `i`, the BM25F score of every tool `gate` shows matching
-    /// `queries[i]` into `acc[slot * nq + i]` and, when `kit_acc` is not empty, the
-    /// toolkit-level BM25F score into `kit_acc[kit * nq + i]` from the members `gate` may
-    /// show. `touched` gets every shown tool some query matched, `touched_kits` its toolkit.
-    #[allow(clippy::too_many_arguments)]
-    fn accumulate(
+    /// `queries[i]` into `acc[slot * nq + i]`. `touched` gets every shown tool some query
+    /// matched, `touched_kits` its toolkit.
+    fn accumulate_tools(
         &self,
-        queries: &[&str],
+        terms: &[QueryTerm],
         gate: &CompiledGate<'_>,
         acc: &mut [f32],
         seen: &mut [u8],
         touched: &mut Vec<u32>,
         touched_kits: &mut Vec<u32>,
-        kit_acc: &mut [f32],
-        kit_wtf: &mut [f32],
-        kit_touched: &mut Vec<u32>,
     ) {
-        let nq = queries.len();
-        // Term → its frequency in each query.
-        let mut qtf: HashMap<u32, Vec<u32>> = HashMap::new();
-        for (i, query) in queries.iter().enumerate() {
-            for term in self.config.analyzer.terms(query) {
-                if let Some(&t) = self.terms.get(&term) {
-                    qtf.entry(t).or_insert_with(|| vec![0; nq])[i] += 1;
-                }
-            }
-        }
-        let mut qterms: Vec<(u32, Vec<u32>)> = qtf.into_iter().collect();
-        qterms.sort_unstable();
-        let p = &self.config.bm25;
-        let n = self.len() as f32;
-        let kits = !kit_acc.is_empty();
-        let nk = self.live_kits as f32;
-        let kb = p.field_b[Field::Description as usize];
-        let kit_avg = if nk > 0.0 {
-            (self.kit_len_sum as f32 / nk).max(1.0)
-        } else {
-            1.0
-        };
-        let mut qw = vec![0f32; nq];
         // (query, weight) of the queries containing the current term.
-        let mut active: Vec<(usize, f32)> = Vec::with_capacity(nq);
-        // Per toolkit (`kit_wtf`), the field-weighted term frequency of all its members for
-        // the current term.
-        for (t, qf) in qterms {
-            let df = self.df[t as usize] as f32;
-            if df == 0.0 {
-                continue;
-            }
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+        let mut active: Vec<(usize, f32)> = Vec::new();
+        for term in terms {
+            let nq = term.qw.len();
             active.clear();
-            for i in 0..nq {
-                let f = qf[i] as f32;
-                qw[i] = f * (p.k3 + 1.0) / (p.k3 + f) * (p.k1 + 1.0);
-                if qf[i] > 0 {
-                    active.push((i, qw[i] * idf));
-                }
-            }
-            let list = self.term_impacts(t);
-            for tool in list.tools.iter() {
+            active.extend(
+                term.qw
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &q)| q > 0.0)
+                    .map(|(i, &q)| (i, q * term.idf)),
+            );
+            for tool in term.list.tools.iter() {
                 let s = tool.slot as usize;
                 if seen[s] == UNSEEN {
                     // The gate, once per tool, from what the list holds.
@@ -723,7 +702,30 @@ impl ToolIndex {
                     }
                 }
             }
-            if kits {
+        }
+    }
+
+    /// Adds, for every query `i`, the toolkit-level BM25F score of every toolkit into
+    /// `scratch.kit_acc[kit * nq + i]`, from the members `gate` may show.
+    fn accumulate_kits(&self, terms: &[QueryTerm], gate: &CompiledGate<'_>, scratch: &mut Scratch) {
+        let Scratch {
+            kit_acc,
+            kit_wtf,
+            kit_touched,
+            ..
+        } = scratch;
+        zeroed(kit_wtf, self.kit_docs.len());
+        let nk = self.live_kits as f32;
+        let kit_avg = self.kit_avg_len();
+        // Per shown toolkit, its saturated weight for the current term.
+        let mut weights: Vec<(u32, f32)> = Vec::new();
+        for term in terms {
+            let list = &term.list;
+            let shown: &[(u32, f32)] = if gate.may_show(list.kits_risk, list.kits_tag_bits) {
+                &list.kit_weights
+            } else {
+                // Some groups are hidden: sum the shown ones (`kit_wtf`) per toolkit.
+                kit_touched.clear();
                 for m in list.kits.iter() {
                     if gate.may_show(m.risk, m.tag_bits) {
                         let k = m.kit as usize;
@@ -733,24 +735,47 @@ impl ToolIndex {
                         kit_wtf[k] += m.wtf;
                     }
                 }
+                weights.clear();
+                weights.extend(kit_touched.iter().map(|&k| {
+                    let wtf = std::mem::take(&mut kit_wtf[k as usize]);
+                    (k, self.kit_saturation(k, wtf, kit_avg))
+                }));
+                &weights
+            };
+            if shown.is_empty() {
+                continue;
             }
-            if kits && !kit_touched.is_empty() {
-                let dfk = kit_touched.len() as f32;
-                let kidf = (1.0 + (nk - dfk + 0.5) / (dfk + 0.5)).ln();
-                for &k in kit_touched.iter() {
-                    let ku = k as usize;
-                    let wtf = std::mem::take(&mut kit_wtf[ku]);
-                    let tfn = wtf / ((1.0 - kb) + kb * self.kit_len[ku] / kit_avg);
-                    for (i, &q) in qw.iter().enumerate() {
-                        if q > 0.0 {
-                            let kweight = q * kidf;
-                            kit_acc[ku * nq + i] += kweight * tfn / (p.k1 + tfn);
-                        }
+            let dfk = shown.len() as f32;
+            let kidf = (1.0 + (nk - dfk + 0.5) / (dfk + 0.5)).ln();
+            let nq = term.qw.len();
+            for (i, &q) in term.qw.iter().enumerate() {
+                if q > 0.0 {
+                    let kweight = q * kidf;
+                    for &(k, weight) in shown {
+                        kit_acc[k as usize * nq + i] += kweight * weight;
                     }
                 }
-                kit_touched.clear();
             }
         }
+    }
+
+    /// The mean field-weighted length of a toolkit.
+    fn kit_avg_len(&self) -> f32 {
+        let nk = self.live_kits as f32;
+        if nk > 0.0 {
+            (self.kit_len_sum as f32 / nk).max(1.0)
+        } else {
+            1.0
+        }
+    }
+
+    /// A toolkit's saturated BM25 weight `tfn / (k1 + tfn)` for the summed field-weighted
+    /// term frequency `wtf` of its members.
+    fn kit_saturation(&self, kit: u32, wtf: f32, kit_avg: f32) -> f32 {
+        let p = &self.config.bm25;
+        let kb = p.field_b[Field::Description as usize];
+        let tfn = wtf / ((1.0 - kb) + kb * self.kit_len[kit as usize] / kit_avg);
+        tfn / (p.k1 + tfn)
     }
 
     /// The scoring list of term `t` for the current index state.
@@ -785,9 +810,30 @@ impl ToolIndex {
                     });
                 }
             }
+            tools.sort_unstable_by_key(|t| t.slot);
+            let kits = kits.finish();
+            // Each toolkit's groups summed in list order, as a search sums the shown ones.
+            let mut at = vec![u32::MAX; self.kit_docs.len()];
+            let mut sums: Vec<(u32, f32)> = Vec::new();
+            for m in kits.iter() {
+                let i = &mut at[m.kit as usize];
+                if *i == u32::MAX {
+                    *i = sums.len() as u32;
+                    sums.push((m.kit, 0.0));
+                }
+                sums[*i as usize].1 += m.wtf;
+            }
+            let kit_avg = self.kit_avg_len();
             TermImpacts {
+                max_impact: tools.iter().map(|t| t.impact).fold(0.0, f32::max),
                 tools: tools.into_boxed_slice(),
-                kits: kits.finish(),
+                kit_weights: sums
+                    .into_iter()
+                    .map(|(kit, wtf)| (kit, self.kit_saturation(kit, wtf, kit_avg)))
+                    .collect(),
+                kits_risk: kits.iter().map(|m| m.risk).max().unwrap_or(0),
+                kits_tag_bits: kits.iter().fold(0, |bits, m| bits | m.tag_bits),
+                kits,
             }
         })
     }
@@ -798,7 +844,8 @@ impl ToolIndex {
         self.impacts.bytes()
     }
 
-    /// How many postings a search for `query` scans (its cost driver), and the number of
+    /// How many postings the lists of `query`'s terms hold (what a full scan reads; a
+    /// single-query search skips most of the common terms' postings), and the number of
     /// distinct indexed query terms.
     pub fn query_cost(&self, query: &str) -> (usize, usize) {
         let terms: HashSet<u32> = self
@@ -890,6 +937,117 @@ impl ToolIndex {
     }
 }
 
+/// An indexed query term: its idf, its BM25 query-term weight in each query (0 where the
+/// query lacks it) and its scoring list.
+struct QueryTerm {
+    term: u32,
+    idf: f32,
+    qw: Vec<f32>,
+    list: Arc<TermImpacts>,
+}
+
+/// The router's hints resolved to index ids.
+struct Boosts {
+    params: BoostParams,
+    /// Candidate apps, each once.
+    apps: Vec<u32>,
+    app_mask: Option<Vec<bool>>,
+    /// Intent tags with ids below 64, as bits; the others listed.
+    intent: u64,
+    intent_high: Vec<u32>,
+}
+
+impl Boosts {
+    fn compile(idx: &ToolIndex, hints: &RankHints) -> Self {
+        let mut apps: Vec<u32> = hints
+            .candidate_apps
+            .iter()
+            .filter_map(|a| idx.toolkits.get(&toolkit_key(a)).copied())
+            .collect();
+        apps.sort_unstable();
+        apps.dedup();
+        let app_mask = (!apps.is_empty()).then(|| {
+            let mut m = vec![false; idx.kit_docs.len()];
+            for &a in &apps {
+                m[a as usize] = true;
+            }
+            m
+        });
+        let intent_ids: Vec<u32> = hints
+            .intent_tags
+            .iter()
+            .filter_map(|t| idx.tags.get(&t.to_lowercase()).copied())
+            .collect();
+        Boosts {
+            params: idx.config.boosts,
+            apps,
+            app_mask,
+            intent: intent_ids
+                .iter()
+                .filter(|&&id| id < 64)
+                .fold(0, |bits, &id| bits | 1 << id),
+            intent_high: intent_ids.into_iter().filter(|&id| id >= 64).collect(),
+        }
+    }
+
+    fn has_intent(&self) -> bool {
+        self.intent != 0 || !self.intent_high.is_empty()
+    }
+
+    /// The final score of the tool in `slot` (toolkit `kit`) from its lexical score.
+    fn apply(&self, idx: &ToolIndex, slot: u32, kit: u32, lexical: f32) -> f32 {
+        let mut score = lexical;
+        if let Some(mask) = &self.app_mask {
+            if kit != NO_KIT && mask[kit as usize] {
+                score = score * (1.0 + self.params.candidate_app) + self.params.candidate_app_floor;
+            }
+        }
+        if self.has_intent() {
+            let class = &idx.classes[idx.meta[slot as usize].class as usize];
+            let high = || {
+                idx.doc(slot)
+                    .is_some_and(|d| d.tags.iter().any(|t| self.intent_high.contains(t)))
+            };
+            if class.tag_bits & self.intent != 0
+                || (!self.intent_high.is_empty() && class.tag_overflow && high())
+            {
+                score *= 1.0 + self.params.intent_tag;
+            }
+        }
+        score
+    }
+
+    /// The largest factor [`Self::apply`] gives a tool outside the candidate apps.
+    fn outside_apps_factor(&self) -> f32 {
+        if self.has_intent() {
+            1.0 + self.params.intent_tag
+        } else {
+            1.0
+        }
+    }
+}
+
+/// CombSUM of max-normalised scores: `tool / max(tool) + toolkit / max(toolkit)`.
+#[derive(Debug, Clone, Copy)]
+struct Fusion {
+    tool_scale: f32,
+    kit_scale: f32,
+}
+
+impl Fusion {
+    fn new(tool_max: f32, kit_max: f32) -> Self {
+        let inverse = |m: f32| if m > f32::MIN_POSITIVE { 1.0 / m } else { 0.0 };
+        Fusion {
+            tool_scale: inverse(tool_max),
+            kit_scale: inverse(kit_max),
+        }
+    }
+
+    fn lexical(&self, own: f32, kit: f32) -> f32 {
+        own * self.tool_scale + kit * self.kit_scale
+    }
+}
+
 /// Reusable buffers of one search.
 #[derive(Default)]
 struct Scratch {
@@ -903,6 +1061,7 @@ struct Scratch {
     touched_kits: Vec<u32>,
     /// Per slot: [`UNSEEN`], [`SHOWN`] or [`HIDDEN`] by the gate.
     seen: Vec<u8>,
+    pruned: maxscore::PrunedScratch,
 }
 
 const UNSEEN: u8 = 0;
