@@ -169,14 +169,14 @@ impl ToolIndex {
             }
         } else {
             // The tools that could still hold max(own) get their lazy terms added, the
-            // largest first; after each, those that cannot reach the best sum so far drop
-            // out (their state `DROPPED`: partial sums holding some lazy terms).
-            let mut floor = (scratch.touched.iter())
+            // largest first; after each, those that cannot reach the best own score known
+            // to be reached drop out (their state says which lazy terms they lack).
+            let mut reached = (scratch.touched.iter())
                 .map(|&slot| scratch.partial[slot as usize] / SLACK)
                 .fold(members_max, f32::max);
             let rest = lazy_bound(&bounds, &by_bound[..lazy]);
             let mut close: Vec<u32> = (scratch.touched.iter().copied())
-                .filter(|&slot| scratch.partial[slot as usize] * SLACK + rest >= floor)
+                .filter(|&slot| scratch.partial[slot as usize] * SLACK + rest >= reached)
                 .collect();
             // `touched` is one ascending run per summed list: a merge sort is cheap.
             close.sort();
@@ -185,12 +185,12 @@ impl ToolIndex {
                 let rest = lazy_bound(&bounds, &by_bound[..i]);
                 for &slot in &close {
                     scratch.state[slot as usize] = MISSING + i as u8;
-                    floor = floor.max(scratch.partial[slot as usize] / SLACK);
+                    reached = reached.max(scratch.partial[slot as usize] / SLACK);
                 }
-                close.retain(|&slot| scratch.partial[slot as usize] * SLACK + rest >= floor);
+                close.retain(|&slot| scratch.partial[slot as usize] * SLACK + rest >= reached);
             }
             for &slot in &close {
-                if scratch.partial[slot as usize] * SLACK >= floor {
+                if scratch.partial[slot as usize] * SLACK >= reached {
                     tool_max = tool_max.max(self.own_score(slot, terms));
                 }
             }
