@@ -406,7 +406,7 @@ struct Floor {
     best: BinaryHeap<Reverse<Score>>,
 }
 
-/// A score ordered totally.
+/// A score ordered totally (`f32::total_cmp`).
 #[derive(PartialEq)]
 struct Score(f32);
 
@@ -463,22 +463,11 @@ struct KitRanking<'a> {
     complete: bool,
 }
 
-/// Orders by score, then lower id first.
-#[derive(PartialEq)]
-struct KitRank(f32, u32);
+/// A toolkit's rank: by score, then lower id first.
+type KitRank = (Score, Reverse<u32>);
 
-impl Eq for KitRank {}
-
-impl PartialOrd for KitRank {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for KitRank {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
-    }
+fn kit_rank(score: f32, kit: u32) -> KitRank {
+    (Score(score), Reverse(kit))
 }
 
 impl<'a> KitRanking<'a> {
@@ -488,7 +477,7 @@ impl<'a> KitRanking<'a> {
         for (kit, &s) in kit_acc.iter().enumerate() {
             if s > 0.0 {
                 scored += 1;
-                let rank = KitRank(s, kit as u32);
+                let rank = kit_rank(s, kit as u32);
                 if best.len() < keep {
                     best.push(Reverse(rank));
                 } else if best.peek().is_some_and(|Reverse(worst)| rank > *worst) {
@@ -503,7 +492,7 @@ impl<'a> KitRanking<'a> {
             ranked: best
                 .into_sorted_vec()
                 .into_iter()
-                .map(|Reverse(KitRank(s, kit))| (s, kit))
+                .map(|Reverse((Score(s), Reverse(kit)))| (s, kit))
                 .collect(),
         }
     }
@@ -513,10 +502,12 @@ impl<'a> KitRanking<'a> {
         if i >= self.ranked.len() && !self.complete {
             let mut all: Vec<KitRank> = (self.kit_acc.iter().enumerate())
                 .filter(|(_, &s)| s > 0.0)
-                .map(|(kit, &s)| KitRank(s, kit as u32))
+                .map(|(kit, &s)| kit_rank(s, kit as u32))
                 .collect();
             all.sort_unstable_by(|a, b| b.cmp(a));
-            self.ranked = all.into_iter().map(|KitRank(s, kit)| (s, kit)).collect();
+            self.ranked = (all.into_iter())
+                .map(|(Score(s), Reverse(kit))| (s, kit))
+                .collect();
             self.complete = true;
         }
         self.ranked.get(i).copied()
@@ -665,6 +656,25 @@ mod tests {
                 intent_tags: vec!["send".into(), "x80".into()],
             },
         ]
+    }
+
+    #[test]
+    fn toolkits_rank_by_score_then_id_past_the_kept_few() {
+        let scores = [0.5, 0.0, 2.0, 0.5, 1.0, 2.0];
+        let mut kits = KitRanking::new(&scores, 2);
+        let ranked: Vec<(f32, u32)> = (0..6).map_while(|i| kits.get(i)).collect();
+        assert_eq!(
+            ranked,
+            [(2.0, 2), (2.0, 5), (1.0, 4), (0.5, 0), (0.5, 3)],
+            "kits without a score are not ranked"
+        );
+        let mut floor = Floor::new(3);
+        for s in [1.0, 4.0, 2.0] {
+            floor.add(s);
+        }
+        floor.add(3.0);
+        assert_eq!(floor.get(), 2.0);
+        assert_eq!(Floor::new(2).get(), f32::NEG_INFINITY);
     }
 
     #[test]
