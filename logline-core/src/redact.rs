@@ -18,10 +18,10 @@ pub struct Redactor {
     literals: Vec<String>,
     min_literal: usize,
     min_pattern: usize,
-    /// Words one of which every redactable text holds (see [`Redactor::leaves_json_text`]).
+    /// Words one of which every string a default pattern matches holds (see
+    /// [`Redactor::leaves_json_text`]).
     text_words: Option<AhoCorasick>,
-    /// Whether [`Redactor::leaves_json_text`] can judge a text (no custom pattern, every key
-    /// has a word).
+    /// Whether [`Redactor::leaves_json_text`] can judge a text (no custom pattern).
     text_check: bool,
 }
 
@@ -53,7 +53,9 @@ const DEFAULT_PATTERNS: &[&str] = &[
 ];
 
 /// What every match of a default pattern holds (ignoring ASCII case).
-const DEFAULT_PATTERN_WORDS: &[&str] = &["sk-", "bearer", "akia", "gh", "xox"];
+const DEFAULT_PATTERN_WORDS: &[&str] = &[
+    "sk-", "bearer", "akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox",
+];
 
 impl Default for Redactor {
     fn default() -> Self {
@@ -136,31 +138,12 @@ impl Redactor {
         self.rebuild_text_check();
     }
 
-    /// The words of [`Redactor::leaves_json_text`]: the longest `_`-separated part of every
-    /// sensitive key, and what every match of a default pattern holds. With a custom pattern
-    /// or a key without such a part, texts are not judged.
+    /// The words of [`Redactor::leaves_json_text`]: what every match of a default pattern
+    /// holds. With a custom pattern, texts are not judged.
     fn rebuild_text_check(&mut self) {
-        let key_words: Option<Vec<&str>> = self
-            .keys
-            .iter()
-            .chain(&self.key_suffixes)
-            .map(|k| {
-                k.split('_')
-                    .max_by_key(|w| w.len())
-                    .filter(|w| !w.is_empty())
-            })
-            .collect();
-        let Some(mut words) = key_words else {
-            self.text_check = false;
-            return;
-        };
-        if !self.patterns.is_empty() {
-            words.extend_from_slice(DEFAULT_PATTERN_WORDS);
-        }
-        let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
-        let built = AhoCorasick::new(&lower);
+        let built = AhoCorasick::new(DEFAULT_PATTERN_WORDS);
         self.text_check = built.is_ok() && self.min_pattern != 0;
-        self.text_words = built.ok().filter(|_| !words.is_empty());
+        self.text_words = built.ok().filter(|_| !self.patterns.is_empty());
     }
 
     /// Also redacts values under `key` (case-insensitive, `-` = `_`).
@@ -225,26 +208,57 @@ impl Redactor {
     /// judged on the text alone: `false` may be a false alarm, never a miss. A text with
     /// escapes and a redactor with a custom pattern (which may be anchored to a string's
     /// ends) are never judged this way.
+    ///
+    /// Without escapes every quote of the text opens or closes a string, so each string is
+    /// judged as [`Redactor::redact`] would: a key by the sensitive-key rules, a value by the
+    /// words every secret pattern's match holds.
     pub fn leaves_json_text(&self, text: &str) -> bool {
         if !self.text_check || text.contains('\\') {
             return false;
         }
-        let word = self.text_words.as_ref().is_some_and(|w| {
-            // Words are matched in lowercase: a case-sensitive search is several times
-            // faster, and a short text is lowered on the stack.
-            let mut short = [0u8; 256];
-            match short.get_mut(..text.len()) {
-                Some(lower) => {
-                    lower.copy_from_slice(text.as_bytes());
-                    lower.make_ascii_lowercase();
-                    w.is_match(&*lower)
-                }
-                None => w.is_match(&text.to_ascii_lowercase()),
+        if text.len() >= self.min_literal && self.literals.iter().any(|l| text.contains(l.as_str()))
+        {
+            return false;
+        }
+        let mut rest = text;
+        while let Some(open) = rest.find('"') {
+            let after = &rest[open + 1..];
+            let Some(len) = after.find('"') else {
+                return false;
+            };
+            let string = &after[..len];
+            rest = &after[len + 1..];
+            let judged_safe = if rest.starts_with(':') {
+                !self.sensitive_key(string)
+            } else {
+                !self.may_match_pattern(string)
+            };
+            if !judged_safe {
+                return false;
             }
-        });
-        let literal = text.len() >= self.min_literal
-            && self.literals.iter().any(|l| text.contains(l.as_str()));
-        !word && !literal
+        }
+        true
+    }
+
+    /// Whether a secret pattern may match the string value `s` (a false alarm at worst).
+    fn may_match_pattern(&self, s: &str) -> bool {
+        if s.len() < self.min_pattern {
+            return false;
+        }
+        let Some(words) = &self.text_words else {
+            return !self.patterns.is_empty();
+        };
+        // Words are matched in lowercase: a case-sensitive search is several times faster,
+        // and a short string is lowered on the stack.
+        let mut short = [0u8; 256];
+        match short.get_mut(..s.len()) {
+            Some(lower) => {
+                lower.copy_from_slice(s.as_bytes());
+                lower.make_ascii_lowercase();
+                words.is_match(&*lower)
+            }
+            None => words.is_match(&s.to_ascii_lowercase()),
+        }
     }
 
     /// Redacts a JSON value in place.
@@ -331,6 +345,21 @@ mod tests {
         ] {
             assert!(!r.leaves_json_text(text), "{text}");
         }
+        // Words of sensitive keys in values, and keys that only hold such a word, are judged
+        // as `redact` judges them.
+        for text in [
+            r#"{"usage":{"input_tokens":12,"output_tokens":3},"note":"a secret token"}"#,
+            r#"{"note":"through the high ghost town","xox":"xo"}"#,
+        ] {
+            assert!(r.leaves_json_text(text), "{text}");
+        }
+        for text in [
+            r#"{"usage":{"refresh_token":null}}"#,
+            r#"[{"a":"ghp_abcdefghijklmnopqrstuvwxyz"}]"#,
+            r#"{"note":"xoxb-1234567890ab"}"#,
+        ] {
+            assert!(!r.leaves_json_text(text), "{text}");
+        }
         let custom = Redactor::default().pattern("^n1$").unwrap();
         assert!(!custom.leaves_json_text(r#"{"node_id":"n1"}"#));
     }
@@ -343,7 +372,10 @@ mod tests {
                 "API-Key",
                 "x_api_key",
                 "node_id",
-                "my_secret"
+                "my_secret",
+                "input_tokens",
+                "Refresh-Token",
+                "ghp_key"
             ])
             .prop_map(String::from),
             prop::sample::select(vec!["AUTHORIZATION", "session_id", "Set-Cookie", "index"])
@@ -359,6 +391,8 @@ mod tests {
             "(Bearer|bearer)[ \t\n]{1,2}[A-Za-z0-9]{8,10}",
             "[a-z ]{0,4}hunter22[a-z ]{0,4}",
             "AKIA[0-9A-Z]{16}",
+            "(gh|GH)[pousr]_[A-Za-z0-9]{18,22}",
+            "[a-z ]{0,6}(token|secret|gh|xox)[a-z_ ]{0,6}",
         ]
     }
 

@@ -103,13 +103,27 @@ pub(crate) fn run_started() {
 
 /// A run reached `status` (counted only for final statuses).
 pub(crate) fn run_finished(status: RunStatus) {
-    if status.is_terminal() {
-        counter!(RUNS, "status" => status.as_str()).increment(1);
-    }
+    // Literal labels make static keys: nothing is allocated per run.
+    let runs = match status {
+        RunStatus::Completed => counter!(RUNS, "status" => "completed"),
+        RunStatus::Failed => counter!(RUNS, "status" => "failed"),
+        RunStatus::Cancelled => counter!(RUNS, "status" => "cancelled"),
+        RunStatus::Pending | RunStatus::Running | RunStatus::Paused => return,
+    };
+    runs.increment(1);
 }
 
 pub(crate) fn step_finished(kind: NodeType, seconds: f64) {
-    histogram!(STEP_DURATION, "kind" => kind.as_str()).record(seconds);
+    // Literal labels make static keys: nothing is allocated per step.
+    let duration = match kind {
+        NodeType::Static => histogram!(STEP_DURATION, "kind" => "static"),
+        NodeType::ToolNode => histogram!(STEP_DURATION, "kind" => "tool_node"),
+        NodeType::AgentNode => histogram!(STEP_DURATION, "kind" => "agent_node"),
+        NodeType::Router => histogram!(STEP_DURATION, "kind" => "router"),
+        NodeType::HumanGate => histogram!(STEP_DURATION, "kind" => "human_gate"),
+        NodeType::Chat => histogram!(STEP_DURATION, "kind" => "chat"),
+    };
+    duration.record(seconds);
 }
 
 /// A model call sent to `provider` (not a replay): its outcome, and on success its tokens and
@@ -161,4 +175,64 @@ pub(crate) fn budget_exceeded(kind: BudgetKind) {
 pub(crate) fn queue_sampled(queue: &str, depth: u64, oldest_age_seconds: f64) {
     gauge!(QUEUE_DEPTH, "queue" => queue.to_string()).set(depth as f64);
     gauge!(QUEUE_OLDEST_AGE, "queue" => queue.to_string()).set(oldest_age_seconds);
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics_util::debugging::DebuggingRecorder;
+
+    use super::*;
+
+    /// The literal labels are the names the rest of the system uses for kinds and statuses.
+    #[test]
+    fn labels_are_the_kind_and_status_names() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let kinds = [
+            NodeType::Static,
+            NodeType::ToolNode,
+            NodeType::AgentNode,
+            NodeType::Router,
+            NodeType::HumanGate,
+            NodeType::Chat,
+        ];
+        let statuses = [
+            RunStatus::Pending,
+            RunStatus::Running,
+            RunStatus::Paused,
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+        ];
+        metrics::with_local_recorder(&recorder, || {
+            kinds.iter().for_each(|k| step_finished(*k, 0.5));
+            statuses.iter().for_each(|s| run_finished(*s));
+        });
+        let mut seen: Vec<(String, String)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, _)| {
+                let key = key.key();
+                let labels: Vec<String> = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                (key.name().to_string(), labels.join(","))
+            })
+            .collect();
+        seen.sort();
+        let mut expected: Vec<(String, String)> = kinds
+            .iter()
+            .map(|k| (STEP_DURATION.to_string(), format!("kind={}", k.as_str())))
+            .chain(
+                statuses
+                    .iter()
+                    .filter(|s| s.is_terminal())
+                    .map(|s| (RUNS.to_string(), format!("status={}", s.as_str()))),
+            )
+            .collect();
+        expected.sort();
+        assert_eq!(seen, expected);
+    }
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::edges;
 use super::step::{NodeResult, StepCtx};
+use crate::mapping::Scope;
 use crate::run::Run;
 use crate::workflow::{NodeKind, Workflow, WorkflowNode};
 
@@ -50,17 +51,12 @@ pub(crate) async fn execute(
 }
 
 /// Resolves a template against the run: `$input` (run input), `$prev` (`prev`, the previous
-/// node's output) and `$nodes.<id>` (latest outputs the cursor keeps).
+/// node's output) and `$nodes.<id>` (latest outputs the cursor keeps, read in place).
 pub(crate) fn resolve(template: &Value, run: &Run, prev: &Value) -> Value {
-    let nodes = Value::Object(
-        run.cursor
-            .outputs
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    );
-    crate::mapping::resolve(
-        template,
-        &[("input", &run.input), ("prev", prev), ("nodes", &nodes)],
-    )
+    crate::mapping::resolve_scoped(template, &|name| match name {
+        "input" => Some(Scope::Value(&run.input)),
+        "prev" => Some(Scope::Value(prev)),
+        "nodes" => Some(Scope::Map(&run.cursor.outputs)),
+        _ => None,
+    })
 }
