@@ -1,6 +1,8 @@
 //! Engine overhead on the in-memory backends: a 10-node linear static workflow and the
 //! golden run, inline and through the queue and a worker; then the memory a finished run
 //! keeps in the memory store. `cargo bench --bench engine`; per-node figures = time / 10.
+//! With `--features count-allocations` it also prints the allocations per run, a figure that
+//! does not move with the machine's load.
 
 #![allow(clippy::expect_used, missing_docs)]
 
@@ -177,5 +179,39 @@ fn resident_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-criterion_group!(benches, bench, memory);
+/// Allocations (count and bytes) per run of `workflow` started and executed inline, on one
+/// thread, after a first run has warmed the engine's caches; printed.
+#[cfg(feature = "count-allocations")]
+fn allocations(_: &mut Criterion) {
+    const RUNS: u64 = 1_000;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let engine = rt.block_on(engine());
+    let cases = [
+        ("linear1", json!({"x": 1})),
+        ("linear10", json!({"x": 1})),
+        (golden::WORKFLOW_ID, json!({"hotel_id": "VV-LISBON"})),
+    ];
+    for (workflow, input) in cases {
+        rt.block_on(execute_runs(&engine, workflow, &input, 1));
+        let info = allocation_counter::measure(|| {
+            rt.block_on(execute_runs(&engine, workflow, &input, RUNS));
+        });
+        println!(
+            "engine/allocations/{workflow}: {} allocations, {} bytes allocated per run \
+             ({RUNS} runs inline, one thread)",
+            info.count_total / RUNS,
+            info.bytes_total / RUNS
+        );
+    }
+}
+
+#[cfg(not(feature = "count-allocations"))]
+fn allocations(_: &mut Criterion) {
+    println!("engine/allocations: run with --features count-allocations to count them");
+}
+
+criterion_group!(benches, bench, memory, allocations);
 criterion_main!(benches);
