@@ -99,6 +99,7 @@ forward! {
         async fn delete_workflow(&self, id: &str) -> Result<()>;
         async fn put_tools(&self, tools: &[ToolSpec]) -> Result<()>;
         async fn get_tool(&self, id: &str) -> Result<ToolSpec>;
+        async fn get_tool_spec(&self, id: &str) -> Result<Arc<ToolSpec>>;
         async fn list_tools(&self, query: &ToolQuery) -> Result<Vec<ToolSpec>>;
         async fn list_tool_specs(&self, query: &ToolQuery) -> Result<Vec<Arc<ToolSpec>>>;
         async fn delete_tool(&self, id: &str) -> Result<()>;

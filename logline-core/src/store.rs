@@ -88,6 +88,12 @@ pub trait DefinitionStore: Send + Sync {
     async fn put_tools(&self, tools: &[ToolSpec]) -> Result<()>;
     /// A tool.
     async fn get_tool(&self, id: &str) -> Result<ToolSpec>;
+    /// [`DefinitionStore::get_tool`] as a shared spec: a store that keeps its specs behind
+    /// `Arc` hands out the same allocation (no copy of the schemas per call); the default
+    /// wraps a fresh copy.
+    async fn get_tool_spec(&self, id: &str) -> Result<Arc<ToolSpec>> {
+        Ok(Arc::new(self.get_tool(id).await?))
+    }
     /// Tools, ordered by id.
     async fn list_tools(&self, query: &ToolQuery) -> Result<Vec<ToolSpec>>;
     /// [`DefinitionStore::list_tools`] as shared specs. A store that keeps its specs behind

@@ -139,6 +139,10 @@ pub async fn tool_catalog_round_trips(store: Arc<dyn Store>) {
         store.get_tool(&tools[0].id).await.expect("get").description,
         "changed"
     );
+    assert_eq!(
+        *store.get_tool_spec(&tools[0].id).await.expect("get spec"),
+        store.get_tool(&tools[0].id).await.expect("get")
+    );
     let kit1 = store
         .list_tools(&ToolQuery {
             toolkit: Some("kit1".into()),
@@ -175,6 +179,14 @@ pub async fn tool_catalog_round_trips(store: Arc<dyn Store>) {
     store.delete_tool(&tools[1].id).await.expect("delete");
     assert_eq!(
         store.get_tool(&tools[1].id).await.expect_err("gone").kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        store
+            .get_tool_spec(&tools[1].id)
+            .await
+            .expect_err("gone")
+            .kind(),
         ErrorKind::NotFound
     );
 }

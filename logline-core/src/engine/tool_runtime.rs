@@ -399,8 +399,8 @@ pub(crate) async fn call_one(
     arguments: Value,
     timeout: Option<u64>,
 ) -> NodeResult<Value> {
-    let spec = match sc.exec.store.get_tool(tool_id).await {
-        Ok(s) => Arc::new(s),
+    let spec = match sc.exec.store.get_tool_spec(tool_id).await {
+        Ok(s) => s,
         Err(e) if e.kind() == crate::ErrorKind::NotFound => {
             return Err(Error::InvalidInput(format!("unknown tool `{tool_id}`")).into())
         }

@@ -244,6 +244,14 @@ impl DefinitionStore for MemoryStore {
             .ok_or_else(|| Error::not_found("tool", id))
     }
 
+    async fn get_tool_spec(&self, id: &str) -> Result<Arc<ToolSpec>> {
+        self.defs_read()?
+            .tools
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("tool", id))
+    }
+
     async fn list_tools(&self, query: &ToolQuery) -> Result<Vec<ToolSpec>> {
         let d = self.defs_read()?;
         Ok(paginate(

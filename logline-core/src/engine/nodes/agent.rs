@@ -34,7 +34,7 @@ async fn offered_tools(sc: &StepCtx<'_>, agent: &Agent, request: &str) -> Result
         None => {
             let mut specs = Vec::with_capacity(agent.allowed_tools.len());
             for tool_id in &agent.allowed_tools {
-                specs.push(Arc::new(sc.exec.store.get_tool(tool_id).await?));
+                specs.push(sc.exec.store.get_tool_spec(tool_id).await?);
             }
             specs
         }
