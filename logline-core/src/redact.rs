@@ -1,5 +1,7 @@
 //! Redaction of secrets from event payloads and logs.
 
+use std::sync::LazyLock;
+
 use aho_corasick::AhoCorasick;
 use regex::{Regex, RegexSet};
 use serde_json::Value;
@@ -18,11 +20,6 @@ pub struct Redactor {
     literals: Vec<String>,
     min_literal: usize,
     min_pattern: usize,
-    /// Words one of which every string a default pattern matches holds (see
-    /// [`Redactor::leaves_json_text`]).
-    text_words: Option<AhoCorasick>,
-    /// Whether [`Redactor::leaves_json_text`] can judge a text (no custom pattern).
-    text_check: bool,
 }
 
 const DEFAULT_KEYS: &[&str] = &[
@@ -57,6 +54,10 @@ const DEFAULT_PATTERN_WORDS: &[&str] = &[
     "sk-", "bearer", "akia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox",
 ];
 
+/// [`DEFAULT_PATTERN_WORDS`] as one automaton, built once for every redactor.
+static PATTERN_WORDS: LazyLock<Option<AhoCorasick>> =
+    LazyLock::new(|| AhoCorasick::new(DEFAULT_PATTERN_WORDS).ok());
+
 impl Default for Redactor {
     fn default() -> Self {
         let mut r = Redactor {
@@ -67,8 +68,6 @@ impl Default for Redactor {
             literals: Vec::new(),
             min_literal: usize::MAX,
             min_pattern: MIN_PATTERN_LEN,
-            text_words: None,
-            text_check: true,
         };
         for p in DEFAULT_PATTERNS {
             if let Ok(re) = Regex::new(p) {
@@ -127,29 +126,17 @@ impl Redactor {
             literals: Vec::new(),
             min_literal: usize::MAX,
             min_pattern: usize::MAX,
-            text_words: None,
-            text_check: true,
         }
     }
 
     fn rebuild(&mut self) {
         self.set = RegexSet::new(self.patterns.iter().map(|r| r.as_str()))
             .unwrap_or_else(|_| RegexSet::empty());
-        self.rebuild_text_check();
-    }
-
-    /// The words of [`Redactor::leaves_json_text`]: what every match of a default pattern
-    /// holds. With a custom pattern, texts are not judged.
-    fn rebuild_text_check(&mut self) {
-        let built = AhoCorasick::new(DEFAULT_PATTERN_WORDS);
-        self.text_check = built.is_ok() && self.min_pattern != 0;
-        self.text_words = built.ok().filter(|_| !self.patterns.is_empty());
     }
 
     /// Also redacts values under `key` (case-insensitive, `-` = `_`).
     pub fn key(mut self, key: &str) -> Self {
         self.keys.push(normalize_key(key));
-        self.rebuild_text_check();
         self
     }
 
@@ -213,7 +200,8 @@ impl Redactor {
     /// judged as [`Redactor::redact`] would: a key by the sensitive-key rules, a value by the
     /// words every secret pattern's match holds.
     pub fn leaves_json_text(&self, text: &str) -> bool {
-        if !self.text_check || text.contains('\\') {
+        // A custom pattern (it sets `min_pattern` to 0) may be anchored to a string's ends.
+        if self.min_pattern == 0 || text.contains('\\') {
             return false;
         }
         if text.len() >= self.min_literal && self.literals.iter().any(|l| text.contains(l.as_str()))
@@ -242,11 +230,11 @@ impl Redactor {
 
     /// Whether a secret pattern may match the string value `s` (a false alarm at worst).
     fn may_match_pattern(&self, s: &str) -> bool {
-        if s.len() < self.min_pattern {
+        if s.len() < self.min_pattern || self.patterns.is_empty() {
             return false;
         }
-        let Some(words) = &self.text_words else {
-            return !self.patterns.is_empty();
+        let Some(words) = PATTERN_WORDS.as_ref() else {
+            return true;
         };
         // Words are matched in lowercase: a case-sensitive search is several times faster,
         // and a short string is lowered on the stack.
