@@ -3,17 +3,21 @@
 //! A JSON object held as a [`Value`] costs a B-tree node of about 600 bytes however few its
 //! keys; the same object as compact text costs its length. What is written often and read
 //! back rarely (event payloads, step inputs and outputs) is kept this way when the text is
-//! short. Longer values, scalars and floats stay as they are (a serialized payload keeps the
-//! floats that the parser reads back to the same bits).
+//! short. Longer or deeper values, scalars and floats that would not read back to the same
+//! bits stay as they are.
 
 use std::io;
 
 use serde::Serialize;
+use serde_json::ser::{CompactFormatter, Formatter};
 use serde_json::Value;
 
-/// Longest text kept as text: short enough that its nesting stays far below the parser's
-/// depth limit (128), so it always reads back.
-const MAX_TEXT: usize = 192;
+/// Longest text kept as text.
+const MAX_TEXT: usize = 1024;
+
+/// Deepest nesting kept as text: far below the parser's depth limit (128), so it always
+/// reads back.
+const MAX_DEPTH: usize = 64;
 
 /// A JSON value as the memory store keeps it.
 #[derive(Debug, Clone)]
@@ -27,7 +31,7 @@ pub(crate) enum CompactJson {
 impl CompactJson {
     /// Keeps `value` as text when that is smaller and reads back the same.
     pub fn new(value: Value) -> Self {
-        match text_of(&value) {
+        match short_text_of(&value) {
             Some(text) => CompactJson::Text(text),
             None => CompactJson::Value(value),
         }
@@ -46,96 +50,95 @@ impl CompactJson {
     }
 }
 
-/// The text `value` is kept as: `None` for a scalar, a long value or one with a float.
-fn text_of(value: &Value) -> Option<Box<str>> {
-    let mut budget = MAX_TEXT;
-    if !matches!(value, Value::Object(_) | Value::Array(_)) || !fits(value, &mut budget) {
-        return None;
-    }
-    let mut text = Vec::with_capacity(MAX_TEXT - budget);
-    serde_json::to_writer(&mut text, value).ok()?;
-    String::from_utf8(text).ok().map(String::into_boxed_str)
-}
-
-/// Whether `v` holds no float and its unescaped text is at most `budget` bytes, taking its
-/// size from `budget`. Stops as soon as the budget is spent, so a large value costs little;
-/// every level of nesting takes at least two bytes, so what fits is shallow.
-fn fits(v: &Value, budget: &mut usize) -> bool {
-    let mut take = |n: usize| match budget.checked_sub(n) {
-        Some(left) => {
-            *budget = left;
-            true
-        }
-        None => false,
-    };
-    match v {
-        Value::Null | Value::Bool(_) => take(5),
-        Value::Number(n) => !n.is_f64() && take(20),
-        Value::String(s) => take(2 + s.len()),
-        Value::Array(a) => take(2 + a.len()) && a.iter().all(|x| fits(x, budget)),
-        Value::Object(m) => {
-            take(2 + 4 * m.len() + m.keys().map(String::len).sum::<usize>())
-                && m.values().all(|x| fits(x, budget))
-        }
-    }
-}
-
-/// The text of `value` when it is an object or array of at most [`MAX_TEXT`] bytes whose
-/// numbers all read back as the same value (`None` otherwise: serializing stops as soon as
-/// the text is too long, and a failed serialization is a `None` too).
+/// The text of `value` when it is an object or array of at most [`MAX_TEXT`] bytes, nested at
+/// most [`MAX_DEPTH`] deep, whose numbers all read back as the same value (`None` otherwise:
+/// serializing stops as soon as the text is too long, and a failed serialization is a `None`
+/// too).
 pub(crate) fn short_text_of<T: Serialize + ?Sized>(value: &T) -> Option<Box<str>> {
     let mut out = Capped {
         buf: [0; MAX_TEXT],
         len: 0,
     };
-    serde_json::to_writer(&mut out, value).ok()?;
+    let mut checked = Checked {
+        depth: 0,
+        reads_back: true,
+    };
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, &mut checked);
+    value.serialize(&mut ser).ok()?;
     let text = std::str::from_utf8(&out.buf[..out.len]).ok()?;
     let container = matches!(text.as_bytes().first(), Some(b'{' | b'['));
-    (container && numbers_read_back(text)).then(|| Box::from(text))
+    (container && checked.reads_back).then(|| Box::from(text))
 }
 
-/// Whether every number of the JSON `text` (outside its strings) reads back as the same
-/// value: an integer, or a float written with at most 15 significant digits and a power of
-/// ten of at most 22, which the parser turns into a float with one exact operation on exact
-/// operands (so it is the nearest float, the one that was written). Other floats may read
-/// back one unit in the last place away.
-fn numbers_read_back(text: &str) -> bool {
-    let b = text.as_bytes();
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'"' => i = string_end(b, i + 1),
-            b'-' | b'0'..=b'9' => {
-                let start = i;
-                while b
-                    .get(i)
-                    .is_some_and(|c| matches!(c, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
-                {
-                    i += 1;
-                }
-                if !number_reads_back(&text[start..i]) {
-                    return false;
-                }
-            }
-            _ => i += 1,
-        }
+/// serde_json's compact format, checking as it writes that the text reads back as the value
+/// it was written from: it nests at most [`MAX_DEPTH`] deep, and every float reads back with
+/// the same bits ([`number_reads_back`]).
+struct Checked {
+    depth: usize,
+    reads_back: bool,
+}
+
+impl Checked {
+    fn open(&mut self) {
+        self.depth += 1;
+        self.reads_back &= self.depth <= MAX_DEPTH;
     }
-    true
-}
 
-/// The index after the string whose contents start at `i`.
-fn string_end(b: &[u8], mut i: usize) -> usize {
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'\\' => i += 2,
-            b'"' => return i + 1,
-            _ => i += 1,
-        }
+    fn close(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
     }
-    i
+
+    /// Writes a float as the compact format does, noting whether it reads back.
+    fn float<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        write: impl FnOnce(&mut Capped<32>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut digits = Capped {
+            buf: [0; 32],
+            len: 0,
+        };
+        write(&mut digits)?;
+        let written = &digits.buf[..digits.len];
+        self.reads_back &= std::str::from_utf8(written).is_ok_and(number_reads_back);
+        writer.write_all(written)
+    }
 }
 
-/// Whether the number `n` reads back as written (see [`numbers_read_back`]).
+impl Formatter for &mut Checked {
+    fn write_f32<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f32) -> io::Result<()> {
+        self.float(writer, |d| CompactFormatter.write_f32(d, value))
+    }
+
+    fn write_f64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
+        self.float(writer, |d| CompactFormatter.write_f64(d, value))
+    }
+
+    fn begin_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.open();
+        CompactFormatter.begin_array(writer)
+    }
+
+    fn end_array<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.close();
+        CompactFormatter.end_array(writer)
+    }
+
+    fn begin_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.open();
+        CompactFormatter.begin_object(writer)
+    }
+
+    fn end_object<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.close();
+        CompactFormatter.end_object(writer)
+    }
+}
+
+/// Whether the number `n` reads back as written: an integer, or a float written with at most
+/// 15 significant digits and a power of ten of at most 22, which the parser turns into a
+/// float with one exact operation on exact operands (so it is the nearest float, the one that
+/// was written). Other floats may read back one unit in the last place away.
 fn number_reads_back(n: &str) -> bool {
     let (mantissa, exponent) = match n.split_once(['e', 'E']) {
         Some((m, e)) => match e.parse::<i32>() {
@@ -155,14 +158,13 @@ fn number_reads_back(n: &str) -> bool {
     significant <= 15 && scale.unsigned_abs() <= 22
 }
 
-/// A writer into a buffer on the stack that fails once more than [`MAX_TEXT`] bytes are
-/// written.
-struct Capped {
-    buf: [u8; MAX_TEXT],
+/// A writer into a buffer of `N` bytes on the stack that fails once more is written.
+struct Capped<const N: usize> {
+    buf: [u8; N],
     len: usize,
 }
 
-impl io::Write for Capped {
+impl<const N: usize> io::Write for Capped<N> {
     #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let end = self.len + buf.len();
@@ -272,10 +274,33 @@ mod tests {
         let long = json!({"text": "x".repeat(MAX_TEXT)});
         let float = json!({"cost": 0.1 + 0.2});
         let deep = (0..200).fold(json!(1), |v, _| json!([v]));
-        for v in [long, float, deep, json!("a string"), json!(12), Value::Null] {
+        let short_but_deep = (0..=MAX_DEPTH).fold(json!(1), |v, _| json!({ "a": v }));
+        for v in [
+            long,
+            float,
+            deep,
+            short_but_deep,
+            json!("a string"),
+            json!(12),
+            Value::Null,
+        ] {
             let kept = CompactJson::new(v.clone());
             assert!(matches!(kept, CompactJson::Value(_)), "{v}");
             assert_eq!(kept.value(), v);
         }
+    }
+
+    #[test]
+    fn nesting_up_to_the_depth_limit_is_text_and_deeper_is_not() {
+        let nest = |levels: usize| (1..levels).fold(json!([1]), |v, _| json!([v]));
+        let at_limit = nest(MAX_DEPTH);
+        assert_eq!(
+            serde_json::from_str::<Value>(&short_text_of(&at_limit).unwrap()).unwrap(),
+            at_limit
+        );
+        assert!(matches!(CompactJson::new(at_limit), CompactJson::Text(_)));
+        let deeper = nest(MAX_DEPTH + 1);
+        assert!(short_text_of(&deeper).is_none());
+        assert!(matches!(CompactJson::new(deeper), CompactJson::Value(_)));
     }
 }

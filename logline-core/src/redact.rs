@@ -13,7 +13,8 @@ pub const REDACTED: &str = "[REDACTED]";
 /// patterns, and configured literal secret values.
 #[derive(Debug, Clone)]
 pub struct Redactor {
-    keys: Vec<String>,
+    /// Sensitive keys, normalized ([`normalize_key`]), by length ([`key_bucket`]).
+    keys: Vec<Vec<String>>,
     key_suffixes: Vec<String>,
     patterns: Vec<Regex>,
     set: RegexSet,
@@ -61,7 +62,7 @@ static PATTERN_WORDS: LazyLock<Option<AhoCorasick>> =
 impl Default for Redactor {
     fn default() -> Self {
         let mut r = Redactor {
-            keys: DEFAULT_KEYS.iter().map(|s| s.to_string()).collect(),
+            keys: Vec::new(),
             key_suffixes: DEFAULT_SUFFIXES.iter().map(|s| s.to_string()).collect(),
             patterns: Vec::new(),
             set: RegexSet::empty(),
@@ -75,7 +76,7 @@ impl Default for Redactor {
             }
         }
         r.rebuild();
-        r
+        DEFAULT_KEYS.iter().fold(r, |r, k| r.key(k))
     }
 }
 
@@ -95,6 +96,14 @@ fn same_key_byte(a: u8, b: u8) -> bool {
         }
     };
     norm(a) == norm(b)
+}
+
+/// Keys at least this long share the last bucket of [`Redactor`]'s keys.
+const LONG_KEY: usize = 64;
+
+/// The bucket of [`Redactor`]'s keys that holds the keys as long as `key`.
+fn key_bucket(key: &str) -> usize {
+    key.len().min(LONG_KEY)
 }
 
 /// `key` equals `norm` (already normalized) ignoring ASCII case and `-`/`_`.
@@ -136,7 +145,12 @@ impl Redactor {
 
     /// Also redacts values under `key` (case-insensitive, `-` = `_`).
     pub fn key(mut self, key: &str) -> Self {
-        self.keys.push(normalize_key(key));
+        let key = normalize_key(key);
+        let bucket = key_bucket(&key);
+        if self.keys.len() <= bucket {
+            self.keys.resize_with(bucket + 1, Vec::new);
+        }
+        self.keys[bucket].push(key);
         self
     }
 
@@ -165,7 +179,11 @@ impl Redactor {
         if self.keys.is_empty() && self.key_suffixes.is_empty() {
             return false;
         }
-        self.keys.iter().any(|s| key_eq(key, s))
+        let bucket = self
+            .keys
+            .get(key_bucket(key))
+            .map_or(&[][..], Vec::as_slice);
+        bucket.iter().any(|s| key_eq(key, s))
             || self.key_suffixes.iter().any(|s| key_ends_with(key, s))
     }
 
@@ -201,22 +219,22 @@ impl Redactor {
     /// words every secret pattern's match holds.
     pub fn leaves_json_text(&self, text: &str) -> bool {
         // A custom pattern (it sets `min_pattern` to 0) may be anchored to a string's ends.
-        if self.min_pattern == 0 || text.contains('\\') {
+        if self.min_pattern == 0 || memchr::memchr(b'\\', text.as_bytes()).is_some() {
             return false;
         }
         if text.len() >= self.min_literal && self.literals.iter().any(|l| text.contains(l.as_str()))
         {
             return false;
         }
-        let mut rest = text;
-        while let Some(open) = rest.find('"') {
-            let after = &rest[open + 1..];
-            let Some(len) = after.find('"') else {
-                return false;
+        // Quotes pair up: each opens a string, the next closes it.
+        let mut open = None;
+        for at in memchr::memchr_iter(b'"', text.as_bytes()) {
+            let Some(start) = open.take() else {
+                open = Some(at + 1);
+                continue;
             };
-            let string = &after[..len];
-            rest = &after[len + 1..];
-            let judged_safe = if rest.starts_with(':') {
+            let string = &text[start..at];
+            let judged_safe = if text.as_bytes().get(at + 1) == Some(&b':') {
                 !self.sensitive_key(string)
             } else {
                 !self.may_match_pattern(string)
@@ -225,7 +243,7 @@ impl Redactor {
                 return false;
             }
         }
-        true
+        open.is_none()
     }
 
     /// Whether a secret pattern may match the string value `s` (a false alarm at worst).

@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn floats_and_long_payloads_take_the_value_path() {
         let float = json!({"cost": 0.1 + 0.2});
-        let long = json!({"text": "x".repeat(400)});
+        let long = json!({"text": "x".repeat(4096)});
         for p in [float, long] {
             let mut fixed = false;
             let built = PayloadJson::build(&p, |_| true, |_| fixed = true).unwrap();
@@ -169,7 +169,7 @@ mod tests {
         let as_text = PayloadJson::build(&dirty, |_| true, |_| {}).unwrap();
         assert!(matches!(as_text.0, CompactJson::Text(_)));
         assert_eq!(as_text.without_nul().to_value(), clean);
-        let long = json!({"k": "x".repeat(400), "n": "\u{0}"});
+        let long = json!({"k": "x".repeat(4096), "n": "\u{0}"});
         let fixed = PayloadJson::new(long).without_nul().into_value();
         assert_eq!(fixed["n"], json!("\u{FFFD}"));
     }

@@ -84,3 +84,28 @@ impl KeptStep {
         }
     }
 }
+
+/// A run's steps as kept, in index order. Steps are committed in index order (a step is
+/// committed again at the same index when it resumes), so a put is almost always a push.
+#[derive(Debug, Default)]
+pub(super) struct KeptSteps(Vec<KeptStep>);
+
+impl KeptSteps {
+    /// Keeps `step`, replacing the step kept at its index.
+    pub fn put(&mut self, step: KeptStep) {
+        let index = step.index();
+        if self.0.last().is_none_or(|last| last.index() < index) {
+            self.0.push(step);
+            return;
+        }
+        match self.0.binary_search_by_key(&index, KeptStep::index) {
+            Ok(at) => self.0[at] = step,
+            Err(at) => self.0.insert(at, step),
+        }
+    }
+
+    /// The steps in index order.
+    pub fn iter(&self) -> impl Iterator<Item = &KeptStep> {
+        self.0.iter()
+    }
+}

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use super::compact::{KeptEvent, KeptStep};
+use super::compact::{KeptEvent, KeptStep, KeptSteps};
 use crate::agent::Agent;
 use crate::error::{Error, Result};
 use crate::event::{Event, NewEvent};
@@ -92,7 +92,7 @@ struct Definitions {
 
 struct RunEntry {
     run: Run,
-    steps: BTreeMap<u32, KeptStep>,
+    steps: KeptSteps,
     events: Vec<KeptEvent>,
     effects: BTreeMap<(u32, u32), EffectRecord>,
     /// Created by the first waiter; commits only notify when someone waits.
@@ -407,7 +407,7 @@ impl RunStore for MemoryStore {
         replace_nul_in(&mut stored.approvals)?;
         let mut entry = Box::new(RunEntry {
             run: stored,
-            steps: BTreeMap::new(),
+            steps: KeptSteps::default(),
             events: Vec::with_capacity(events.len() + 8),
             effects: BTreeMap::new(),
             watch: None,
@@ -477,7 +477,7 @@ impl RunStore for MemoryStore {
         let version = run.version + 1;
         update_mutable(&mut entry.run, run, version)?;
         if let Some(step) = step {
-            entry.steps.insert(step.index(), step);
+            entry.steps.put(step);
         }
         let last_seq = append_events(entry, events);
         entry.notify();
@@ -512,7 +512,7 @@ impl RunStore for MemoryStore {
     async fn steps(&self, run_id: RunId) -> Result<Vec<Step>> {
         let runs = self.runs()?;
         let entry = runs.get(&run_id)?;
-        Ok(entry.steps.values().map(KeptStep::step).collect())
+        Ok(entry.steps.iter().map(KeptStep::step).collect())
     }
 
     async fn record_effect(&self, effect: &EffectRecord) -> Result<EffectRecord> {
