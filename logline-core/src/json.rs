@@ -171,7 +171,11 @@ impl<const N: usize> io::Write for Capped<N> {
         let Some(slot) = self.buf.get_mut(self.len..end) else {
             return Err(io::Error::other("longer than the compact limit"));
         };
-        slot.copy_from_slice(buf);
+        // The serializer writes most punctuation one byte at a time: no copy call for those.
+        match (slot, buf) {
+            ([to], [byte]) => *to = *byte,
+            (slot, buf) => slot.copy_from_slice(buf),
+        }
         self.len = end;
         Ok(buf.len())
     }

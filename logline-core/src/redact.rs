@@ -333,9 +333,40 @@ mod tests {
     fn redactors() -> [Redactor; 3] {
         [
             Redactor::default(),
-            Redactor::default().secret("hunter22").key("Session-Id"),
+            Redactor::default()
+                .secret("hunter22")
+                .key("Session-Id")
+                .key(&"Long-Key-".repeat(9)),
             Redactor::none().secret("hunter22"),
         ]
+    }
+
+    #[test]
+    fn keys_are_matched_exactly_at_any_length() {
+        let long = "Long-Key-".repeat(9);
+        let r = Redactor::default().key(&long).key(&long[..64]).key("ab");
+        for key in [
+            long.to_uppercase(),
+            long.replace('-', "_"),
+            long[..64].to_string(),
+            "AB".into(),
+            "x-api-key".into(),
+        ] {
+            assert!(r.sensitive_key(&key), "{key}");
+        }
+        for key in [
+            &long[..70],
+            &format!("{long}x"),
+            &long[..63],
+            "a",
+            "abc",
+            "api",
+        ] {
+            assert!(!r.sensitive_key(key), "{key}");
+        }
+        let text = format!(r#"{{"{long}":"v","n":1}}"#);
+        assert!(!r.leaves_json_text(&text));
+        assert!(r.leaves_json_text(&text.replace(&long, &long[..70])));
     }
 
     #[test]

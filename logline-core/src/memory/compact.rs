@@ -104,6 +104,11 @@ impl KeptSteps {
         }
     }
 
+    /// Frees the room kept for more steps.
+    pub fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+
     /// The steps in index order.
     pub fn iter(&self) -> impl Iterator<Item = &KeptStep> {
         self.0.iter()

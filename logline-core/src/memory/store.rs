@@ -483,6 +483,9 @@ impl RunStore for MemoryStore {
         entry.notify();
         match (was_active, !run.status.is_terminal()) {
             (true, false) => {
+                // A finished run rarely grows again: keep only what it holds.
+                entry.steps.shrink_to_fit();
+                entry.events.shrink_to_fit();
                 runs.active.remove(&key);
             }
             (false, true) => {
