@@ -114,3 +114,48 @@ impl KeptSteps {
         self.0.iter()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::run::StepStatus;
+    use crate::workflow::NodeType;
+
+    fn step(index: u32, node: &str) -> KeptStep {
+        KeptStep::new(Step {
+            id: Uuid::nil(),
+            run_id: Uuid::nil(),
+            index,
+            node_id: node.into(),
+            node_type: NodeType::Static,
+            status: StepStatus::Completed,
+            input: json!({ "at": index }),
+            output: None,
+            error: None,
+            started_at: Utc::now(),
+            finished_at: None,
+        })
+    }
+
+    #[test]
+    fn steps_stay_in_index_order_and_a_step_put_again_replaces_its_index() {
+        let mut steps = KeptSteps::default();
+        for (index, node) in [(0, "a"), (1, "b"), (3, "d"), (2, "c"), (1, "b2")] {
+            steps.put(step(index, node));
+        }
+        steps.shrink_to_fit();
+        let kept: Vec<(u32, String)> = steps
+            .iter()
+            .map(KeptStep::step)
+            .map(|s| (s.index, s.node_id))
+            .collect();
+        let expected = [(0, "a"), (1, "b2"), (2, "c"), (3, "d")].map(|(i, n)| (i, n.to_string()));
+        assert_eq!(kept, expected);
+        assert_eq!(
+            steps.iter().nth(2).map(|s| s.step().input),
+            Some(json!({ "at": 2 }))
+        );
+    }
+}
