@@ -211,6 +211,7 @@ forward! {
         async fn live_key_prefixes(&self, queue: &str, prefixes: &[String])
             -> Result<Vec<String>>;
         async fn stats(&self, queue: &str) -> Result<QueueStats>;
+        async fn withdraw(&self, queue: &str, key: &str) -> Result<bool>;
         async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64>;
     }
 }

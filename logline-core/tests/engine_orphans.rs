@@ -11,9 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use common::{subject, worker_options, workflow};
-use logline_core::engine::{Engine, StartRun};
+use logline_core::engine::{Engine, StartRun, RUN_QUEUE};
 use logline_core::memory::{MemoryQueue, MemoryStore};
-use logline_core::queue::{Backoff, FailOutcome, Job, JobId, JobRecord, NewJob, Queue};
+use logline_core::queue::{Backoff, FailOutcome, Job, JobId, JobRecord, JobState, NewJob, Queue};
 use logline_core::run::{RunStatus, Subject};
 use logline_core::store::Store;
 use logline_core::tool::{PageRequest, ToolContext, ToolHub, ToolPage, ToolSpec};
@@ -87,6 +87,64 @@ async fn settled(engine: &Engine, run_id: uuid::Uuid) -> logline_core::run::Run 
         .await
         .expect("run settles in time")
         .expect("wait")
+}
+
+/// Queued jobs of the run queue.
+async fn queued(queue: &MemoryQueue) -> u64 {
+    queue.stats(RUN_QUEUE).await.expect("stats").queued
+}
+
+#[tokio::test]
+async fn a_run_executed_in_place_leaves_no_queued_job() {
+    let queue = MemoryQueue::new();
+    let engine = Engine::builder()
+        .queue(Arc::new(queue.clone()))
+        .build()
+        .await
+        .unwrap();
+    engine.register_workflow(&gated()).await.unwrap();
+    let run = engine
+        .start_run(StartRun::new("gated", json!({}), subject()))
+        .await
+        .unwrap();
+    assert_eq!(queued(&queue).await, 1, "start_run enqueues the run's job");
+    let paused = engine.execute(run.id).await.unwrap();
+    assert_eq!(paused.status, RunStatus::Paused);
+    assert_eq!(
+        queued(&queue).await,
+        0,
+        "withdrawn once the run paused here"
+    );
+    assert_eq!(
+        engine.execute(run.id).await.unwrap().status,
+        RunStatus::Paused,
+        "a settled run is left as it is"
+    );
+
+    let gate = paused.pending_gate.expect("gate").gate_id;
+    engine.approve(run.id, &gate, "boss", None).await.unwrap();
+    assert_eq!(queued(&queue).await, 1, "the approval enqueues the resume");
+    let done = engine.execute(run.id).await.unwrap();
+    assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
+    assert_eq!(done.result, Some(json!({ "done": true })));
+    assert_eq!(queued(&queue).await, 0);
+
+    // A job a worker has claimed stays with the worker.
+    let run = engine
+        .start_run(StartRun::new("gated", json!({}), subject()))
+        .await
+        .unwrap();
+    let claimed = queue
+        .claim(RUN_QUEUE, "w", 1, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    engine.execute(run.id).await.unwrap();
+    assert_eq!(
+        queue.job(claimed[0].id).await.unwrap().state,
+        JobState::Running
+    );
+    queue.complete(&claimed[0]).await.unwrap();
 }
 
 #[tokio::test]

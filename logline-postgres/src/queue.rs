@@ -658,6 +658,20 @@ impl Queue for PgQueue {
         })
     }
 
+    async fn withdraw(&self, queue: &str, key: &str) -> Result<bool> {
+        // A claim that locked the row first wins: the delete then sees it running.
+        let n = sqlx::query(
+            "DELETE FROM jobs WHERE queue = $1 AND idempotency_key = $2 AND state = 'queued'",
+        )
+        .bind(queue)
+        .bind(key)
+        .execute(&self.db.pool)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
     async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
         let n = sqlx::query(
             "DELETE FROM jobs WHERE id IN (

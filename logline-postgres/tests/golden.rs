@@ -5,7 +5,8 @@ mod support;
 
 use std::sync::Arc;
 
-use logline_core::engine::{StartRun, WorkerOptions};
+use logline_core::engine::{StartRun, WorkerOptions, RUN_QUEUE};
+use logline_core::queue::Queue;
 use logline_core::run::{RunStatus, Subject};
 use logline_core::testing::golden;
 use serde_json::json;
@@ -57,4 +58,35 @@ async fn golden_run_on_postgres() {
     assert_eq!(stored.result, run.result);
     assert_eq!(engine.steps(run.id).await.unwrap().len(), 3);
     workers.shutdown().await;
+}
+
+/// Executed in place with no worker anywhere, the golden run leaves no job behind: the job
+/// `start_run` enqueued is withdrawn once the run completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_run_executed_in_place_leaves_no_job_on_postgres() {
+    let (pg, _g) = support::guarded_backend().await;
+    let llm = Arc::new(golden::scripted_llm());
+    let engine = golden::with_tool(pg.engine_builder().default_llm(llm))
+        .build()
+        .await
+        .unwrap();
+    golden::install(&engine, "gpt-4o-mini").await.unwrap();
+    let queue = pg.queue();
+    let run = engine
+        .start_run(StartRun::new(
+            golden::WORKFLOW_ID,
+            json!({ "hotel_id": "VV-LISBON" }),
+            Subject::tenant("hotel-group"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(queue.stats(RUN_QUEUE).await.unwrap().queued, 1);
+    let done = engine.execute(run.id).await.unwrap();
+    assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
+    assert_eq!(queue.stats(RUN_QUEUE).await.unwrap().queued, 0);
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(pg.pool())
+        .await
+        .unwrap();
+    assert_eq!(jobs, 0, "no job row of any state is left");
 }

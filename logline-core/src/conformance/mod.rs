@@ -226,7 +226,8 @@ macro_rules! queue_conformance_tests {
             batch_enqueue_and_claim, wait_for_work_wakes_on_enqueue, concurrent_claims_are_exclusive,
             purge_drops_only_old_completed_jobs [purge_completed],
             exhausted_leases_are_dead_lettered, panicking_handler_fails_the_job,
-            live_key_prefixes_find_live_jobs, stats_count_queued_jobs);
+            live_key_prefixes_find_live_jobs, stats_count_queued_jobs,
+            withdraw_removes_only_unclaimed_jobs [withdraw]);
     };
 }
 

@@ -24,6 +24,8 @@ const LONG: Duration = Duration::from_secs(60);
 pub struct QueueCapabilities {
     /// `purge_completed` deletes old completed jobs (retention).
     pub purge_completed: bool,
+    /// `withdraw` removes queued jobs (without it, it keeps every job).
+    pub withdraw: bool,
 }
 
 impl QueueCapabilities {
@@ -31,6 +33,7 @@ impl QueueCapabilities {
     pub fn all() -> Self {
         QueueCapabilities {
             purge_completed: true,
+            withdraw: true,
         }
     }
 }
@@ -139,6 +142,53 @@ pub async fn idempotency_key_dedupes_live_jobs(queue: Arc<dyn Queue>) {
         .await
         .expect("enqueue");
     assert_ne!(other, d);
+}
+
+/// `withdraw` removes a job no worker has claimed, by its key, and nothing else: not a
+/// claimed job, not another key's, not twice; the key is free again afterwards.
+pub async fn withdraw_removes_only_unclaimed_jobs(queue: Arc<dyn Queue>) {
+    let later = Utc::now() + chrono::Duration::hours(1);
+    let queued = queue
+        .enqueue(job(1).idempotency_key("a"))
+        .await
+        .expect("enqueue");
+    queue
+        .enqueue(job(2).idempotency_key("b").run_at(later))
+        .await
+        .expect("enqueue");
+    queue
+        .enqueue(job(3).idempotency_key("c"))
+        .await
+        .expect("enqueue");
+    assert!(
+        queue.withdraw(Q, "b").await.expect("withdraw"),
+        "a scheduled job"
+    );
+    assert!(queue.withdraw(Q, "a").await.expect("withdraw"));
+    assert!(!queue.withdraw(Q, "a").await.expect("withdraw again"));
+    assert!(!queue.withdraw(Q, "none").await.expect("withdraw unknown"));
+    assert!(!queue
+        .withdraw("other", "c")
+        .await
+        .expect("withdraw in another queue"));
+    assert_eq!(queue.stats(Q).await.expect("stats").queued, 1);
+    let claimed = queue.claim(Q, "w", 10, LONG).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].payload, json!({"n": 3}));
+    assert!(
+        !queue.withdraw(Q, "c").await.expect("withdraw claimed"),
+        "a claimed job stays with its worker"
+    );
+    queue.complete(&claimed[0]).await.expect("complete");
+    assert!(!queue.withdraw(Q, "c").await.expect("withdraw completed"));
+    let again = queue
+        .enqueue(job(4).idempotency_key("a"))
+        .await
+        .expect("enqueue");
+    assert_ne!(again, queued, "the key is free after a withdrawal");
+    let claimed = queue.claim(Q, "w", 10, LONG).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].payload, json!({"n": 4}));
 }
 
 /// Higher priority first, then the earlier `run_at`.

@@ -123,17 +123,20 @@ fn is_transient(e: &Error) -> bool {
 }
 
 impl Executor {
-    /// Executes `run_id` until it completes, fails, pauses, is cancelled or `cancel` fires.
+    /// Executes `run_id` until it completes, fails, pauses, is cancelled or `cancel` fires;
+    /// returns the version it found the run at, `None` when the run was already settled
+    /// (finished or paused) and nothing was executed.
     pub async fn execute_run(
         &self,
         run_id: RunId,
         cancel: CancellationToken,
         by: ExecutedBy,
-    ) -> Result<()> {
+    ) -> Result<Option<i64>> {
         let run = self.store.get_run(run_id).await?;
         if run.status.is_terminal() || run.status == RunStatus::Paused {
-            return Ok(());
+            return Ok(None);
         }
+        let found_at = run.version;
         let span = run_span(&run, by.attempt());
         let mut run = run;
         let result = self
@@ -146,7 +149,7 @@ impl Executor {
         } else if run.status == RunStatus::Failed {
             span.record("otel.status_code", "ERROR");
         }
-        result
+        result.map(|()| Some(found_at))
     }
 
     /// The step loop of [`Executor::execute_run`] over a run that is not finished.

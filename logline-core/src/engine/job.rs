@@ -19,10 +19,15 @@ use crate::run::{Run, RunId, RunStatus};
 /// the job that resumes a run after an approval is never swallowed by the one that paused it.
 pub(crate) fn run_job(run: &Run, version: i64, max_attempts: u32) -> NewJob {
     let mut job = NewJob::new(super::RUN_QUEUE, json!({ "run_id": run.id }))
-        .idempotency_key(format!("run:{}:{}", run.id, version))
+        .idempotency_key(run_job_key(run.id, version))
         .max_attempts(max_attempts);
     job.tenant_id = Some(run.subject.tenant_id.clone());
     job
+}
+
+/// The idempotency key of the job that executes `run_id` from `version` on.
+pub(crate) fn run_job_key(run_id: RunId, version: i64) -> String {
+    format!("run:{run_id}:{version}")
 }
 
 fn run_id_of(job: &Job) -> Result<RunId> {
@@ -115,7 +120,7 @@ impl JobHandler for RunJobs {
             }
         };
         self.running.end(run_id);
-        result
+        result.map(|_| ())
     }
 
     /// The error's message with secrets redacted, cut to the engine's

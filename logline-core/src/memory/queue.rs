@@ -342,6 +342,24 @@ impl Queue for MemoryQueue {
         })
     }
 
+    async fn withdraw(&self, queue: &str, key: &str) -> Result<bool> {
+        let mut st = self.state()?;
+        let live = (queue.to_string(), key.to_string());
+        let Some(&id) = st.live_keys.get(&live) else {
+            return Ok(false);
+        };
+        let ready = match st.jobs.get(&id) {
+            Some(e) if e.record.state == JobState::Queued => e.ready_key(),
+            _ => return Ok(false),
+        };
+        if let Some(r) = st.ready.get_mut(queue) {
+            r.remove(&ready);
+        }
+        st.jobs.remove(&id);
+        st.live_keys.remove(&live);
+        Ok(true)
+    }
+
     async fn purge_completed(&self, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
         let mut st = self.state()?;
         let mut done: Vec<(DateTime<Utc>, JobId)> = st

@@ -264,6 +264,15 @@ pub trait Queue: Send + Sync {
         ))
     }
 
+    /// Removes the job of `queue` with idempotency `key` if no worker has claimed it yet
+    /// (work done another way, e.g. a run executed in place); `false` when there is no such
+    /// queued job: claimed, finished, never enqueued, or a backend that keeps every job (the
+    /// default).
+    async fn withdraw(&self, queue: &str, key: &str) -> Result<bool> {
+        let _ = (queue, key);
+        Ok(false)
+    }
+
     /// Deletes up to `limit` completed jobs (of any queue) that finished before `cutoff`,
     /// oldest first; returns how many. Queued, running and dead-lettered jobs stay (see
     /// [`crate::retention`]).

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::exec::ExecutedBy;
-use crate::engine::job::{run_job, RunJobs};
+use crate::engine::job::{run_job, run_job_key, RunJobs};
 use crate::engine::{gate, lock, Engine, WorkerOptions, WorkerPool, RUN_QUEUE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{
@@ -257,15 +257,33 @@ impl Engine {
     /// Executes a run in the calling task, without a worker, until it completes, fails,
     /// pauses or is cancelled; returns it. Safe next to workers: optimistic concurrency lets
     /// only one executor advance the run, and a queued job for a finished run is a no-op.
-    /// The job `start_run` enqueued stays queued until a worker claims and completes it (it
-    /// is what resumes the run should this process stop mid-run), so a host that never runs
-    /// workers keeps one queued job per run.
+    /// The run's queued job (what resumes the run should this process stop mid-run) is
+    /// withdrawn once the run settles here, so a host that never runs workers keeps no jobs;
+    /// a job a worker has claimed already stays with it.
     pub async fn execute(&self, run_id: RunId) -> Result<Run> {
-        self.inner
-            .exec
+        let exec = &self.inner.exec;
+        let found_at = exec
             .execute_run(run_id, CancellationToken::new(), ExecutedBy::Inline)
             .await?;
-        self.inner.exec.store.get_run(run_id).await
+        let run = exec.store.get_run(run_id).await?;
+        let settled = run.status.is_terminal() || run.status == RunStatus::Paused;
+        if let (Some(version), true) = (found_at, settled) {
+            self.withdraw_run_job(run_id, version).await;
+        }
+        Ok(run)
+    }
+
+    /// Withdraws the queued job that would execute `run_id` from `version` on. A failure
+    /// only leaves the job to a worker, which finds the run settled.
+    async fn withdraw_run_job(&self, run_id: RunId, version: i64) {
+        let key = run_job_key(run_id, version);
+        if let Err(e) = self.inner.queue.withdraw(RUN_QUEUE, &key).await {
+            tracing::warn!(
+                run.id = %run_id,
+                error.kind = e.kind().as_str(),
+                "the run's queued job was not withdrawn; a worker will find the run settled"
+            );
+        }
     }
 
     /// Cancels a run that has not finished; in-flight calls in this process are interrupted,
