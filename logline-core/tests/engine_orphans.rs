@@ -82,6 +82,21 @@ fn gated() -> logline_core::workflow::Workflow {
     )
 }
 
+/// An engine on `queue` with the `gated` workflow.
+async fn gated_engine(queue: Arc<dyn Queue>) -> Engine {
+    let engine = Engine::builder().queue(queue).build().await.unwrap();
+    engine.register_workflow(&gated()).await.unwrap();
+    engine
+}
+
+/// Starts a run of the `gated` workflow.
+async fn start_gated(engine: &Engine) -> logline_core::run::Run {
+    engine
+        .start_run(StartRun::new("gated", json!({}), subject()))
+        .await
+        .unwrap()
+}
+
 async fn settled(engine: &Engine, run_id: uuid::Uuid) -> logline_core::run::Run {
     tokio::time::timeout(Duration::from_secs(30), engine.wait(run_id))
         .await
@@ -97,16 +112,8 @@ async fn queued(queue: &MemoryQueue) -> u64 {
 #[tokio::test]
 async fn a_run_executed_in_place_leaves_no_queued_job() {
     let queue = MemoryQueue::new();
-    let engine = Engine::builder()
-        .queue(Arc::new(queue.clone()))
-        .build()
-        .await
-        .unwrap();
-    engine.register_workflow(&gated()).await.unwrap();
-    let run = engine
-        .start_run(StartRun::new("gated", json!({}), subject()))
-        .await
-        .unwrap();
+    let engine = gated_engine(Arc::new(queue.clone())).await;
+    let run = start_gated(&engine).await;
     assert_eq!(queued(&queue).await, 1, "start_run enqueues the run's job");
     let paused = engine.execute(run.id).await.unwrap();
     assert_eq!(paused.status, RunStatus::Paused);
@@ -130,10 +137,7 @@ async fn a_run_executed_in_place_leaves_no_queued_job() {
     assert_eq!(queued(&queue).await, 0);
 
     // A job a worker has claimed stays with the worker.
-    let run = engine
-        .start_run(StartRun::new("gated", json!({}), subject()))
-        .await
-        .unwrap();
+    let run = start_gated(&engine).await;
     let claimed = queue
         .claim(RUN_QUEUE, "w", 1, Duration::from_secs(60))
         .await
@@ -150,17 +154,9 @@ async fn a_run_executed_in_place_leaves_no_queued_job() {
 #[tokio::test]
 async fn a_lost_enqueue_after_approve_is_recovered_by_the_sweeper() {
     let queue = Arc::new(FlakyQueue::default());
-    let engine = Engine::builder()
-        .queue(queue.clone())
-        .build()
-        .await
-        .unwrap();
-    engine.register_workflow(&gated()).await.unwrap();
+    let engine = gated_engine(queue.clone()).await;
     let _pool = engine.spawn_workers(worker_options());
-    let run = engine
-        .start_run(StartRun::new("gated", json!({}), subject()))
-        .await
-        .unwrap();
+    let run = start_gated(&engine).await;
     let paused = settled(&engine, run.id).await;
     assert_eq!(paused.status, RunStatus::Paused);
     let gate = paused.pending_gate.expect("gate").gate_id;
@@ -184,17 +180,9 @@ async fn a_lost_enqueue_after_approve_is_recovered_by_the_sweeper() {
 #[tokio::test]
 async fn sweeps_leave_runs_with_a_live_job_alone() {
     let queue = Arc::new(FlakyQueue::default());
-    let engine = Engine::builder()
-        .queue(queue.clone())
-        .build()
-        .await
-        .unwrap();
-    engine.register_workflow(&gated()).await.unwrap();
+    let engine = gated_engine(queue.clone()).await;
     // No workers: the run's first job stays queued.
-    let run = engine
-        .start_run(StartRun::new("gated", json!({}), subject()))
-        .await
-        .unwrap();
+    let run = start_gated(&engine).await;
     for _ in 0..2 {
         let report = engine.sweep_orphans(Duration::ZERO).await.unwrap();
         assert_eq!((report.stale, report.requeued), (1, 0));

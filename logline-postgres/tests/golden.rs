@@ -5,30 +5,39 @@ mod support;
 
 use std::sync::Arc;
 
-use logline_core::engine::{StartRun, WorkerOptions, RUN_QUEUE};
+use logline_core::engine::{Engine, StartRun, WorkerOptions, RUN_QUEUE};
 use logline_core::queue::Queue;
 use logline_core::run::{RunStatus, Subject};
 use logline_core::testing::golden;
+use logline_postgres::PgBackend;
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn golden_run_on_postgres() {
-    let (pg, _g) = support::guarded_backend().await;
+/// An engine on `pg` with the golden run's workflow, agents, tool and scripted model.
+async fn golden_engine(pg: &PgBackend) -> Engine {
     let llm = Arc::new(golden::scripted_llm());
     let engine = golden::with_tool(pg.engine_builder().default_llm(llm))
         .build()
         .await
         .unwrap();
     golden::install(&engine, "gpt-4o-mini").await.unwrap();
+    engine
+}
+
+/// The golden run's request.
+fn golden_start() -> StartRun {
+    StartRun::new(
+        golden::WORKFLOW_ID,
+        json!({ "hotel_id": "VV-LISBON" }),
+        Subject::tenant("hotel-group"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_run_on_postgres() {
+    let (pg, _g) = support::guarded_backend().await;
+    let engine = golden_engine(&pg).await;
     let workers = engine.spawn_workers(WorkerOptions::default());
-    let run = engine
-        .run_to_completion(StartRun::new(
-            golden::WORKFLOW_ID,
-            json!({ "hotel_id": "VV-LISBON" }),
-            Subject::tenant("hotel-group"),
-        ))
-        .await
-        .unwrap();
+    let run = engine.run_to_completion(golden_start()).await.unwrap();
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
     let result = run.result.clone().unwrap();
     assert_eq!(result["summary"], "4 tickets triaged");
@@ -65,21 +74,9 @@ async fn golden_run_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn golden_run_executed_in_place_leaves_no_job_on_postgres() {
     let (pg, _g) = support::guarded_backend().await;
-    let llm = Arc::new(golden::scripted_llm());
-    let engine = golden::with_tool(pg.engine_builder().default_llm(llm))
-        .build()
-        .await
-        .unwrap();
-    golden::install(&engine, "gpt-4o-mini").await.unwrap();
+    let engine = golden_engine(&pg).await;
     let queue = pg.queue();
-    let run = engine
-        .start_run(StartRun::new(
-            golden::WORKFLOW_ID,
-            json!({ "hotel_id": "VV-LISBON" }),
-            Subject::tenant("hotel-group"),
-        ))
-        .await
-        .unwrap();
+    let run = engine.start_run(golden_start()).await.unwrap();
     assert_eq!(queue.stats(RUN_QUEUE).await.unwrap().queued, 1);
     let done = engine.execute(run.id).await.unwrap();
     assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
